@@ -1,0 +1,36 @@
+"""Approvals: policy, votes, windows, separation of duties and drift. Pure decisions, no I/O."""
+
+from approvals.policy import (
+    READ_ONLY_VERBS,
+    SLACK_GROUP_ID,
+    SLACK_USER_ID,
+    Decision,
+    PolicyRule,
+    approvals_needed,
+    may_break_glass,
+    may_request,
+    may_vote,
+    roles_of,
+    rule_for,
+)
+from approvals.votes import Tally, Vote, Windows, drift, tally, within
+
+__all__ = [
+    "READ_ONLY_VERBS",
+    "SLACK_GROUP_ID",
+    "SLACK_USER_ID",
+    "Decision",
+    "PolicyRule",
+    "Tally",
+    "Vote",
+    "Windows",
+    "approvals_needed",
+    "drift",
+    "may_break_glass",
+    "may_request",
+    "may_vote",
+    "roles_of",
+    "rule_for",
+    "tally",
+    "within",
+]

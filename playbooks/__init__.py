@@ -1,0 +1,27 @@
+"""Playbooks: one module per operation; each plans from the live cluster and runs as steps."""
+
+from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
+from playbooks.cordon import CordonPlaybook, UncordonPlaybook
+from playbooks.kube import KubeApi, KubeError, NodeView
+from playbooks.plan import Plan, PlannedStep, canonical_json
+
+# The verbs kubegate can run today; adding one is a module and a line here.
+PLAYBOOKS: dict[str, Playbook] = {
+    playbook.verb: playbook for playbook in (CordonPlaybook(), UncordonPlaybook())
+}
+
+__all__ = [
+    "PLAYBOOKS",
+    "ClusterHandle",
+    "KubeApi",
+    "KubeError",
+    "NodeView",
+    "Plan",
+    "PlanError",
+    "PlannedStep",
+    "Playbook",
+    "Step",
+    "StepContext",
+    "StepResult",
+    "canonical_json",
+]

@@ -1,0 +1,121 @@
+"""Who may request a verb and who may approve it: policy rules and role membership.
+
+Pure decisions over plain data; the bot resolves Slack user groups and passes them in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Verbs that only read: no rule is needed for them and they never need approval.
+READ_ONLY_VERBS = frozenset({"help", "status", "nodes", "pods", "certs", "jobs", "job", "audit"})
+
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+
+
+class PolicyRule(BaseModel):
+    """One rule: for these verbs (and optionally clusters), who may ask and who must approve."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    verbs: list[str] = Field(min_length=1)
+    clusters: list[str] | None = None
+    requesters: list[str] = Field(min_length=1)
+    approvals: int = Field(default=1, ge=0, le=10)
+    approvers: list[str] = Field(default_factory=list)
+    break_glass: list[str] = Field(default_factory=list)
+
+    def applies_to(self, *, verb: str, cluster: str) -> bool:
+        return verb in self.verbs and (self.clusters is None or cluster in self.clusters)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+def roles_of(
+    user_id: str,
+    *,
+    roles: Mapping[str, Sequence[str]],
+    group_members: Mapping[str, Iterable[str]],
+) -> frozenset[str]:
+    """The roles a Slack user holds, directly or through a Slack user group (`S…`)."""
+    held = set()
+    for role, members in roles.items():
+        for member in members:
+            if member == user_id or (
+                SLACK_GROUP_ID.match(member) and user_id in set(group_members.get(member, ()))
+            ):
+                held.add(role)
+                break
+    return frozenset(held)
+
+
+def rule_for(rules: Sequence[PolicyRule], *, verb: str, cluster: str) -> PolicyRule | None:
+    """The first rule naming this verb for this cluster; rules are read top to bottom."""
+    return next((rule for rule in rules if rule.applies_to(verb=verb, cluster=cluster)), None)
+
+
+def may_request(
+    rule: PolicyRule | None, *, verb: str, cluster: str, requester_roles: frozenset[str]
+) -> Decision:
+    if rule is None:
+        if verb in READ_ONLY_VERBS:
+            return Decision(True)
+        # Safe default: a change nobody wrote a rule for is not allowed at all.
+        return Decision(
+            False,
+            f"No policy rule allows `{verb}` on cluster {cluster}. "
+            "Ask a kubegate admin to add one to the policy.",
+        )
+    if "*" in rule.requesters or requester_roles & set(rule.requesters):
+        return Decision(True)
+    return Decision(
+        False,
+        f"You may not request `{verb}` on {cluster}: it needs one of the roles "
+        f"{_role_list(rule.requesters)}.",
+    )
+
+
+def approvals_needed(rule: PolicyRule | None, *, verb: str) -> int:
+    if rule is None:
+        return 0 if verb in READ_ONLY_VERBS else 1
+    return rule.approvals
+
+
+def may_vote(
+    rule: PolicyRule | None,
+    *,
+    voter: str,
+    voter_roles: frozenset[str],
+    requester: str,
+) -> Decision:
+    """Separation of duties: the requester never approves their own change."""
+    if voter == requester:
+        return Decision(
+            False,
+            "You requested this change, so your vote does not count: someone else must approve it.",
+        )
+    if rule is None or not (voter_roles & set(rule.approvers)):
+        needed = _role_list(rule.approvers) if rule else "an approver role"
+        return Decision(False, f"Only {needed} may vote on this request.")
+    return Decision(True)
+
+
+def may_break_glass(rule: PolicyRule | None, *, requester_roles: frozenset[str]) -> Decision:
+    if rule is not None and requester_roles & set(rule.break_glass):
+        return Decision(True)
+    return Decision(
+        False, "You may not use --break-glass for this verb: no role of yours allows it."
+    )
+
+
+def _role_list(roles: Sequence[str]) -> str:
+    return " or ".join(f"`{role}`" for role in roles) or "(none)"

@@ -1,0 +1,146 @@
+"""Button clicks: votes on a pending job, and Resume / Retry / Abort on a halted one.
+
+Each click is checked against the job's current state; a second click, or Slack redelivering
+the same one, finds the job already moved on and changes nothing.
+"""
+
+from __future__ import annotations
+
+from approvals import Tally, Vote, may_vote, tally, within
+from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY
+from bot.render import interrupted_card
+from bot.service import Kubegate
+from bot.store import Job, JobState, utcnow
+
+
+async def handle_click(
+    kubegate: Kubegate, *, user: str, channel: str, action_id: str, value: str
+) -> None:
+    """Answer a click; refusals go privately to the clicker."""
+    job_id_text, _, digest = value.partition(":")
+    job = kubegate.store.find_job(int(job_id_text)) if job_id_text.isdigit() else None
+    if job is None:
+        await kubegate.chat.ephemeral(channel, user, "That job no longer exists.")
+        return
+    if action_id in (APPROVE, REJECT):
+        refusal = await vote(kubegate, job, user=user, approve=action_id == APPROVE, digest=digest)
+    elif action_id in (RESUME, RETRY, ABORT):
+        refusal = await control(kubegate, job, user=user, action_id=action_id)
+    else:
+        refusal = "kubegate does not know that button."
+    if refusal:
+        await kubegate.chat.ephemeral(channel, user, refusal)
+
+
+async def vote(
+    kubegate: Kubegate, job: Job, *, user: str, approve: bool, digest: str
+) -> str | None:
+    if job.state is not JobState.PENDING_APPROVAL:
+        return f"Job #{job.id} is already {job.state.value.lower().replace('_', ' ')}; your vote was not counted."
+    if digest != job.plan_digest:
+        return f"The plan of job #{job.id} changed since that message; vote on the updated message."
+    if not within(utcnow(), job.approval_deadline):
+        await expire(kubegate, job)
+        kubegate.audit.record_job("refusal", job, actor=user, reason="approval window closed")
+        return f"The approval window of job #{job.id} closed at {job.approval_deadline:%H:%M} UTC; request it again."
+    rule = kubegate.rule(job.verb, job.cluster)
+    decision = may_vote(
+        rule, voter=user, voter_roles=await kubegate.roles(user), requester=job.requester
+    )
+    if not decision.allowed:
+        kubegate.audit.record_job(
+            "refusal",
+            job,
+            actor=user,
+            reason=decision.reason,
+            vote="approve" if approve else "reject",
+        )
+        return decision.reason
+    if not kubegate.store.record_vote(job.id, voter=user, approve=approve, plan_digest=digest):
+        return "You already voted on this request."
+    kubegate.audit.record_job("vote", job, actor=user, approve=approve, plan_digest=digest)
+    votes = [Vote(v.voter, v.approve, v.plan_digest) for v in kubegate.store.votes(job.id)]
+    outcome = tally(votes, needed=job.approvals_needed, plan_digest=job.plan_digest)
+    if outcome is Tally.REJECTED:
+        if kubegate.store.transition(
+            job.id,
+            from_states=[JobState.PENDING_APPROVAL],
+            to=JobState.REJECTED,
+            finished_at=utcnow(),
+            outcome=f"Rejected by <@{user}>.",
+        ):
+            kubegate.audit.record_job(
+                "rejection",
+                job,
+                actor=user,
+            )
+    elif outcome is Tally.APPROVED:
+        await kubegate.approve_now(job.id, actor=user)
+        return None
+    await kubegate.refresh_root(job.id)
+    return None
+
+
+async def control(kubegate: Kubegate, job: Job, *, user: str, action_id: str) -> str | None:
+    rule = kubegate.rule(job.verb, job.cluster)
+    roles = await kubegate.roles(user)
+    if user != job.requester and not (rule and roles & set(rule.approvers)):
+        kubegate.audit.record_job(
+            "refusal",
+            job,
+            actor=user,
+            reason=f"not allowed to {action_id}",
+        )
+        return "Only the requester or an approver of this job may do that."
+    halted = [JobState.INTERRUPTED, JobState.FAILED]
+    if action_id == ABORT:
+        done = await kubegate.engine.abort(job.id, actor=user, from_states=halted)
+    else:
+        held = kubegate.store.acquire_locks(job.id, job.plan.get("locks", []))
+        if held is not None:
+            return f"Job #{held} now holds a lock this job needs; wait for it to end."
+        done = await kubegate.engine.resume(job.id, actor=user, from_states=halted)
+    if not done:
+        return f"Job #{job.id} is {job.state.value.lower()}; nothing to do."
+    return None
+
+
+async def expire(kubegate: Kubegate, job: Job) -> None:
+    if kubegate.store.transition(
+        job.id,
+        from_states=[JobState.PENDING_APPROVAL],
+        to=JobState.EXPIRED,
+        finished_at=utcnow(),
+        outcome="The approval window closed without enough approvals.",
+    ):
+        kubegate.audit.record_job(
+            "expiry",
+            job,
+            actor="system",
+        )
+        await kubegate.refresh_root(job.id)
+
+
+async def expire_overdue(kubegate: Kubegate) -> None:
+    for job in kubegate.store.jobs_in([JobState.PENDING_APPROVAL]):
+        if not within(utcnow(), job.approval_deadline):
+            await expire(kubegate, job)
+
+
+async def recover_interrupted(kubegate: Kubegate) -> None:
+    """After a restart: jobs that were running (or about to) are shown as INTERRUPTED."""
+    for job in kubegate.store.jobs_in([JobState.RUNNING, JobState.APPROVED]):
+        if not kubegate.store.transition(
+            job.id, from_states=[JobState.RUNNING, JobState.APPROVED], to=JobState.INTERRUPTED
+        ):
+            continue
+        kubegate.audit.record_job(
+            "job.interrupted",
+            job,
+            actor="system",
+            was=job.state.value,
+        )
+        await kubegate.refresh_root(job.id)
+        if job.root_ts:
+            card = interrupted_card(kubegate.store.job(job.id), kubegate.store.steps(job.id))
+            await kubegate.chat.post(job.channel, card, thread_ts=job.root_ts)

@@ -1,0 +1,166 @@
+"""Composition root: settings + config → store, audit, clusters, chat, service; and `serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.actions import expire_overdue, recover_interrupted
+from bot.audit import AuditLog
+from bot.chat import Chat
+from bot.clusters import Clusters
+from bot.config import ConfigError, KubegateConfig, Settings, config_digest, load_config
+from bot.redact import RedactingFilter, Redactor
+from bot.service import Kubegate
+from bot.slack_app import SlackChat, bolt_app, web_application, web_client
+from bot.store import Store
+
+log = logging.getLogger("kubegate")
+
+
+def config_path(settings: Settings) -> Path:
+    if settings.config_path is not None:
+        return settings.config_path
+    if Path("kubegate.yaml").exists():
+        return Path("kubegate.yaml")
+    raise ConfigError(["KUBEGATE_CONFIG is not set and there is no ./kubegate.yaml"])
+
+
+@dataclass
+class SlackCredentials:
+    bot_token: str
+    signing_secret: str
+    api_url: str | None
+
+
+def slack_credentials(settings: Settings, config: KubegateConfig) -> SlackCredentials:
+    token = settings.slack_bot_token or config.slack.bot_token
+    secret = settings.slack_signing_secret or config.slack.signing_secret
+    problems = []
+    if token is None:
+        problems.append("SLACK_BOT_TOKEN is not set (nor slack.bot_token in the config)")
+    if secret is None:
+        problems.append("SLACK_SIGNING_SECRET is not set (nor slack.signing_secret in the config)")
+    if problems or token is None or secret is None:
+        raise ConfigError(problems)
+    return SlackCredentials(
+        token.get_secret_value(),
+        secret.get_secret_value(),
+        settings.slack_api_url or config.slack.api_url,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: KubegateConfig
+    store: Store
+    audit: AuditLog
+    redactor: Redactor
+    kubegate: Kubegate
+
+    async def close(self) -> None:
+        await self.kubegate.idle()
+        await self.kubegate.clusters.close()
+        self.store.close()
+
+
+def setup_logging(redactor: Redactor, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(redactor))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def build(
+    settings: Settings, *, chat: Callable[[KubegateConfig], Chat], redactor: Redactor | None = None
+) -> Runtime:
+    path = config_path(settings)
+    config = load_config(path)
+    redactor = redactor or Redactor()
+    for secret in (
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        config.slack.bot_token,
+        config.slack.signing_secret,
+    ):
+        redactor.register(secret.get_secret_value() if secret else None)
+    store = Store(settings.db)
+    audit = AuditLog(store, redactor)
+    audit.record("config.loaded", actor="system", path=str(path), sha256=config_digest(path))
+    clusters = Clusters(config, default_kubeconfig=settings.kubeconfig)
+    kubegate = Kubegate(
+        config=config, store=store, audit=audit, chat=chat(config), clusters=clusters
+    )
+    return Runtime(settings, config, store, audit, redactor, kubegate)
+
+
+def start_housekeeping(kubegate: Kubegate) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(
+        expire_overdue,
+        "interval",
+        seconds=30,
+        args=[kubegate],
+        id="expire-approvals",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler
+
+
+async def serve(
+    settings: Settings,
+    *,
+    redactor: Redactor | None = None,
+    ready: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the Slack app until SIGTERM/SIGINT (or `stop` is set)."""
+    redactor = redactor or Redactor()
+    holder: dict[str, SlackChat] = {}
+
+    def slack_chat(config: KubegateConfig) -> Chat:
+        credentials = slack_credentials(settings, config)
+        holder["chat"] = SlackChat(
+            web_client(token=credentials.bot_token, api_url=credentials.api_url)
+        )
+        return holder["chat"]
+
+    runtime = build(settings, chat=slack_chat, redactor=redactor)
+    credentials = slack_credentials(settings, runtime.config)
+    app = bolt_app(
+        runtime.kubegate, client=holder["chat"].client, signing_secret=credentials.signing_secret
+    )
+    runner = web.AppRunner(web_application(app), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host="0.0.0.0", port=settings.port)  # noqa: S104 — a server
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.port
+    log.info("kubegate listening on port %s (/slack/events, /healthz)", port)
+    await recover_interrupted(runtime.kubegate)
+    scheduler = start_housekeeping(runtime.kubegate)
+    if ready:
+        ready(port)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    scheduler.shutdown(wait=False)
+    await runner.cleanup()
+    await runtime.close()

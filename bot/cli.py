@@ -1,0 +1,166 @@
+"""`kubegate` command line: serve, console, demo, config check, audit verify/export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bot.config import ConfigError, KubegateConfig, Settings, load_config
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="kubegate", description="Slack chat-ops for Kubernetes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the Slack app (HTTP mode: /slack/events, /healthz)")
+    console = sub.add_parser("console", help="the same flow in this terminal, without Slack")
+    console.add_argument("--as", dest="user", default=None, help="Slack user ID to start as")
+    console.add_argument(
+        "--channel", default=None, help="channel ID (default: the first cluster's)"
+    )
+    demo = sub.add_parser("demo", help="start the testbed and a console on it")
+    demo.add_argument(
+        "--dir", default=None, help="testbed directory (default: a new temporary one)"
+    )
+    config = sub.add_parser("config", help="configuration")
+    config.add_argument("action", choices=["check"])
+    audit = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    audit_sub.add_parser("verify", help="walk the hash chain; names the first broken link")
+    export = audit_sub.add_parser("export", help="every event, one JSON object per line")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    args = parser.parse_args(argv)
+    try:
+        sys.exit(_dispatch(args))
+    except ConfigError as error:
+        print("kubegate: the configuration has problems:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        from bot.app import serve, setup_logging
+        from bot.redact import Redactor
+
+        redactor = Redactor()
+        setup_logging(redactor)
+        asyncio.run(serve(Settings(), redactor=redactor))
+        return 0
+    if args.command == "console":
+        return asyncio.run(_console(Settings(), user=args.user, channel=args.channel))
+    if args.command == "demo":
+        return _demo(args.dir)
+    if args.command == "config":
+        return _config_check(Settings())
+    return _audit(Settings(), args.action)
+
+
+def _config_check(settings: Settings) -> int:
+    from bot.app import config_path
+
+    path = config_path(settings)
+    config = load_config(path)
+    print(
+        f"{path}: OK — {len(config.clusters)} cluster(s), {len(config.roles)} role(s), "
+        f"{len(config.policy)} policy rule(s)"
+    )
+    return 0
+
+
+def _audit(settings: Settings, action: str) -> int:
+    from bot.audit import AuditLog
+    from bot.redact import Redactor
+    from bot.store import Store
+
+    if not settings.db.exists():
+        print(f"kubegate: no database at {settings.db} (set KUBEGATE_DB)", file=sys.stderr)
+        return 2
+    audit = AuditLog(Store(settings.db), Redactor())
+    if action == "export":
+        for line in audit.export_jsonl():
+            print(line)
+        return 0
+    broken = audit.verify()
+    count = sum(1 for _ in audit.events())
+    if broken is None:
+        print(f"audit chain OK: {count} event(s) verified")
+        return 0
+    print(f"audit chain BROKEN at event {broken.event_id}: {broken.reason}")
+    return 1
+
+
+async def _console(settings: Settings, *, user: str | None, channel: str | None) -> int:
+    from bot.actions import recover_interrupted
+    from bot.app import build
+    from bot.console import ConsoleChat, run_console, stdin_reader
+
+    holder: dict[str, ConsoleChat] = {}
+
+    def console_chat(config: KubegateConfig) -> ConsoleChat:
+        holder["chat"] = ConsoleChat(out=sys.stdout, names=config.users)
+        return holder["chat"]
+
+    runtime = build(settings, chat=console_chat)
+    config = runtime.config
+    first_user = user or next(iter(config.users), None) or "U0CONSOLE"
+    first_channel = channel or next((c for cl in config.clusters for c in cl.channels), "C0CONSOLE")
+    await recover_interrupted(runtime.kubegate)
+    try:
+        await run_console(
+            runtime.kubegate,
+            holder["chat"],
+            user=first_user,
+            channel=first_channel,
+            read_line=stdin_reader(),
+            out=sys.stdout,
+            echo=not sys.stdin.isatty(),
+        )
+    finally:
+        await runtime.close()
+    return 0
+
+
+def _demo(directory: str | None) -> int:
+    """Start the testbed as its own process, then a console on it, as a newcomer would."""
+    where = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="kubegate-demo-"))
+    where.mkdir(parents=True, exist_ok=True)
+    description = where / "testbed.json"
+    description.unlink(missing_ok=True)
+    log = (where / "testbed.log").open("w")
+    testbed = subprocess.Popen(
+        [sys.executable, "-m", "testbed", "up", "--dir", str(where)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not description.exists():
+            if testbed.poll() is not None or time.monotonic() > deadline:
+                print(
+                    f"kubegate: the testbed did not start; see {where / 'testbed.log'}",
+                    file=sys.stderr,
+                )
+                return 1
+            time.sleep(0.05)
+        info = json.loads(description.read_text())
+        print(f"Testbed up in {where}: a fake cluster (cp-1, worker-1..3) and a Slack emulator.")
+        print(
+            f"  kubectl --kubeconfig {info['kubeconfig']} get nodes   # the real kubectl works on it"
+        )
+        print("You are alice (U0ALICE, role sre). Try:  /kube cordon worker-2")
+        print("then  :as U0BOB  and type the number shown next to [Approve].\n")
+        os.environ["KUBEGATE_CONFIG"] = info["kubegate_config"]
+        os.environ["KUBEGATE_DB"] = str(where / "kubegate.db")
+        return asyncio.run(_console(Settings(), user="U0ALICE", channel=info["channel"]))
+    finally:
+        testbed.terminate()
+        testbed.wait(timeout=10)
+        log.close()

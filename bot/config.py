@@ -1,0 +1,191 @@
+"""kubegate's configuration: environment (pydantic-settings) and the YAML file it names.
+
+A bad config is reported whole, every problem with its path, before anything starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from approvals import SLACK_GROUP_ID, SLACK_USER_ID, PolicyRule, Windows
+from commands import parse_duration
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def duration(value: object) -> timedelta:
+    """A duration from YAML: `30m`, `2h`, `1h30m`, `7d`, or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    return parse_duration(str(value))
+
+
+class ClusterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    context: str | None = None
+    kubeconfig: Path | None = None
+    channels: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_label(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError("must be lowercase letters, digits and '-' (a DNS-1123 label)")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_are_ids(cls, value: list[str]) -> list[str]:
+        for channel in value:
+            if not CHANNEL_ID.match(channel):
+                raise ValueError(f"'{channel}' is not a Slack channel ID (like C0123ABCD)")
+        return value
+
+
+class WindowsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approval: timedelta = timedelta(minutes=30)
+    execution: timedelta = timedelta(hours=2)
+
+    @field_validator("approval", "execution", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return duration(value)
+
+    def as_windows(self) -> Windows:
+        return Windows(approval=self.approval, execution=self.execution)
+
+
+class SlackConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    api_url: str | None = None
+
+
+class KubegateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    clusters: list[ClusterConfig] = Field(min_length=1)
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    policy: list[PolicyRule] = Field(default_factory=list)
+    windows: WindowsConfig = Field(default_factory=WindowsConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    # Display names for the console and messages; identity is always the ID.
+    users: dict[str, str] = Field(default_factory=dict)
+
+    def cluster_named(self, name: str) -> ClusterConfig | None:
+        return next((c for c in self.clusters if c.name == name), None)
+
+    def cluster_for_channel(self, channel: str) -> ClusterConfig | None:
+        return next((c for c in self.clusters if channel in c.channels), None)
+
+
+class Settings(BaseSettings):
+    """Environment variables; these win over the YAML's `slack:` block."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias="SLACK_SIGNING_SECRET"
+    )
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str | None = Field(default=None, validation_alias="KUBEGATE_SLACK_API_URL")
+    config_path: Path | None = Field(default=None, validation_alias="KUBEGATE_CONFIG")
+    kubeconfig: Path | None = Field(default=None, validation_alias=AliasChoices("KUBECONFIG"))
+    db: Path = Field(default=Path("kubegate.db"), validation_alias="KUBEGATE_DB")
+    port: int = Field(default=3000, validation_alias="KUBEGATE_PORT")
+
+
+def cross_check(config: KubegateConfig) -> list[str]:
+    """Problems pydantic cannot see alone: references between sections."""
+    problems = []
+    names = [cluster.name for cluster in config.clusters]
+    for name in {n for n in names if names.count(n) > 1}:
+        problems.append(f"clusters: cluster '{name}' is defined more than once")
+    for role, members in config.roles.items():
+        for index, member in enumerate(members):
+            if not (SLACK_USER_ID.match(member) or SLACK_GROUP_ID.match(member)):
+                problems.append(
+                    f"roles.{role}[{index}]: '{member}' is not a Slack user ID (U…/W…) "
+                    "or user-group ID (S…); display names are not accepted"
+                )
+    for index, rule in enumerate(config.policy):
+        for field in ("requesters", "approvers", "break_glass"):
+            for role in getattr(rule, field):
+                if role != "*" and role not in config.roles:
+                    problems.append(f"policy[{index}].{field}: unknown role '{role}'")
+        for cluster in rule.clusters or []:
+            if cluster not in names:
+                problems.append(f"policy[{index}].clusters: unknown cluster '{cluster}'")
+        if rule.approvals > 0 and not rule.approvers:
+            problems.append(
+                f"policy[{index}].approvers: {rule.approvals} approval(s) needed but no approver role"
+            )
+    return problems
+
+
+def load_config(path: Path) -> KubegateConfig:
+    try:
+        raw: Any = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from error
+    except yaml.YAMLError as error:
+        raise ConfigError([f"{path}: not valid YAML: {error}"]) from error
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: expected a mapping with clusters, roles and policy"])
+    try:
+        config = KubegateConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError([_problem(e) for e in error.errors()]) from error
+    problems = cross_check(config)
+    if problems:
+        raise ConfigError(problems)
+    for cluster in config.clusters:
+        if cluster.kubeconfig is not None and not cluster.kubeconfig.is_absolute():
+            cluster.kubeconfig = (path.parent / cluster.kubeconfig).resolve()
+    return config
+
+
+def config_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _problem(error: Any) -> str:
+    location = ""
+    for part in error["loc"]:
+        location += (
+            f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
+        )
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{location or '(top)'}: {message}"

@@ -1,0 +1,270 @@
+"""The engine: runs an approved job's steps in order, checkpointing each one.
+
+Every transition is written to the store (and the audit log) before anything is said in chat.
+The first failed step halts the job; abort runs the compensation of the steps that finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from approvals import Windows, drift, within
+from bot.audit import AuditLog
+from bot.chat import Card, Chat
+from bot.clusters import Clusters
+from bot.render import failure_card, step_card
+from bot.store import Job, JobState, Store, utcnow
+from commands import Command, parse_command
+from playbooks import PLAYBOOKS, KubeError, Plan, PlanError, Step, StepContext, StepResult
+
+log = logging.getLogger(__name__)
+
+RootRefresher = Callable[[int], Awaitable[None]]
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        audit: AuditLog,
+        chat: Chat,
+        clusters: Clusters,
+        windows: Windows,
+        refresh_root: RootRefresher,
+    ) -> None:
+        self._store = store
+        self._windows = windows
+        self._audit = audit
+        self._chat = chat
+        self._clusters = clusters
+        self._refresh_root = refresh_root
+
+    async def start(self, job_id: int) -> None:
+        """Run a freshly approved job: re-check the plan against the live cluster first."""
+        if not self._store.transition(job_id, from_states=[JobState.APPROVED], to=JobState.RUNNING):
+            return  # someone else started it (a double click, a retried delivery)
+        job = self._store.job(job_id)
+        self._audit.record_job(
+            "job.start",
+            job,
+            actor="system",
+        )
+        if job.execution_deadline and not within(utcnow(), job.execution_deadline):
+            await self._finish(
+                job, JobState.EXPIRED, "The execution window closed before the job could start."
+            )
+            return
+        try:
+            fresh = await self._replan(job)
+        except (PlanError, KubeError) as error:
+            await self._finish(
+                job, JobState.FAILED, f"kubegate failed re-checking the plan: {error}"
+            )
+            return
+        if fresh.nothing_to_do:
+            await self._finish(job, JobState.SUCCEEDED, f"Nothing done: {fresh.nothing_to_do}")
+            return
+        changes = drift(Plan.model_validate(job.plan).facts, fresh.facts)
+        if changes:
+            await self._ask_again(job, fresh, changes)
+            return
+        plan = Plan.model_validate(job.plan)
+        self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
+        await self._refresh_root(job.id)
+        await self._run_from(job.id, first=0)
+
+    async def resume(self, job_id: int, *, actor: str, from_states: list[JobState]) -> bool:
+        if not self._store.transition(job_id, from_states=from_states, to=JobState.RUNNING):
+            return False
+        job = self._store.job(job_id)
+        self._audit.record_job(
+            "job.resume",
+            job,
+            actor=actor,
+        )
+        steps = self._store.steps(job.id)
+        if not steps:  # stopped before its first step was recorded
+            plan = Plan.model_validate(job.plan)
+            self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
+            steps = self._store.steps(job.id)
+        first = next((s.index for s in steps if s.state != "succeeded"), len(steps))
+        await self._refresh_root(job.id)
+        await self._run_from(job.id, first=first, check_done=True)
+        return True
+
+    async def abort(self, job_id: int, *, actor: str, from_states: list[JobState]) -> bool:
+        """Undo what finished steps changed, newest first, then end the job as CANCELLED."""
+        if not self._store.transition(job_id, from_states=from_states, to=JobState.RUNNING):
+            return False
+        job = self._store.job(job_id)
+        self._audit.record_job(
+            "job.abort",
+            job,
+            actor=actor,
+        )
+        ctx = await self._context(job)
+        steps = self._playbook_steps(job)
+        undone: list[str] = []
+        for record in reversed(self._store.steps(job.id)):
+            if record.state != "succeeded":
+                continue
+            result = StepResult(ok=True, summary=record.summary or "", data=record.data)
+            try:
+                said = await steps[record.index].compensate(ctx, result)
+            except (KubeError, PlanError) as error:
+                undone.append(f"could not undo step {record.index + 1}: {error}")
+                continue
+            if said:
+                undone.append(said)
+        self._audit.record_job(
+            "job.compensated",
+            job,
+            actor="system",
+            undone=undone,
+        )
+        outcome = (
+            "Aborted by " + f"<@{actor}>. " + ("; ".join(undone) if undone else "Nothing to undo.")
+        )
+        await self._finish(job, JobState.CANCELLED, outcome)
+        return True
+
+    async def _run_from(self, job_id: int, *, first: int, check_done: bool = False) -> None:
+        job = self._store.job(job_id)
+        ctx = await self._context(job)
+        steps = self._playbook_steps(job)
+        records = self._store.steps(job.id)
+        for record in records:
+            if record.state == "succeeded":
+                ctx.results[record.name] = StepResult(
+                    ok=True, summary=record.summary or "", data=record.data
+                )
+        started = time.monotonic()
+        for index in range(first, len(steps)):
+            result = await self._run_step(job, ctx, index, check_done=check_done and index == first)
+            if not result.ok:
+                failed = self._store.steps(job.id)[index]
+                await self._finish(
+                    job, JobState.FAILED, f"Halted at step {index + 1}: {result.summary}"
+                )
+                await self._post(job, failure_card(self._store.job(job.id), failed))
+                return
+        took = time.monotonic() - started
+        await self._finish(
+            job, JobState.SUCCEEDED, f"All {len(steps)} step(s) done in {took:.1f} s."
+        )
+
+    async def _run_step(
+        self, job: Job, ctx: StepContext, index: int, *, check_done: bool
+    ) -> StepResult:
+        step = self._playbook_steps(job)[index]
+        total = len(ctx.plan.steps)
+        self._store.step_started(job.id, index)
+        self._audit.record_job(
+            "step.start",
+            job,
+            actor="system",
+            step=index + 1,
+            name=step.title,
+        )
+        reply_ts = await self._post(job, step_card(self._store.steps(job.id)[index], total=total))
+        try:
+            result = (await step.already_done(ctx) if check_done else None) or await step.run(ctx)
+        except (KubeError, PlanError) as error:
+            result = StepResult(ok=False, summary=str(error))
+        except Exception as error:  # ours: log with context, show a sentence, never a traceback
+            log.exception("job %s step %s (%s) crashed", job.id, index + 1, step.title)
+            result = StepResult(
+                ok=False, summary=f"internal error ({type(error).__name__}); see kubegate's log"
+            )
+        self._store.step_finished(
+            job.id,
+            index,
+            ok=result.ok,
+            summary=result.summary,
+            output=result.output,
+            data=result.data,
+        )
+        ctx.results[step.name] = result
+        self._audit.record_job(
+            "step.finish",
+            job,
+            actor="system",
+            step=index + 1,
+            name=step.title,
+            ok=result.ok,
+            summary=result.summary,
+            output_sha256=hashlib.sha256(result.output.encode()).hexdigest(),
+        )
+        record = self._store.steps(job.id)[index]
+        if reply_ts:
+            await self._chat.update(job.channel, reply_ts, step_card(record, total=total))
+        return result
+
+    async def _finish(self, job: Job, state: JobState, outcome: str) -> None:
+        self._store.transition(
+            job.id, from_states=[JobState.RUNNING], to=state, finished_at=utcnow(), outcome=outcome
+        )
+        self._audit.record_job(
+            "job.end",
+            job,
+            actor="system",
+            state=state.value,
+            outcome=outcome,
+        )
+        await self._refresh_root(job.id)
+
+    async def _ask_again(self, job: Job, fresh: Plan, changes: list[str]) -> None:
+        """The cluster moved since approval: the old votes no longer count."""
+        self._store.transition(
+            job.id,
+            from_states=[JobState.RUNNING],
+            to=JobState.PENDING_APPROVAL,
+            plan=fresh.model_dump(mode="json"),
+            plan_digest=fresh.digest,
+            approval_deadline=utcnow() + self._windows.approval,
+            approved_at=None,
+            execution_deadline=None,
+            outcome="The cluster changed since approval: "
+            + "; ".join(changes)
+            + ". Fresh approval needed.",
+        )
+        self._audit.record_job(
+            "plan.drift",
+            job,
+            actor="system",
+            changes=changes,
+            plan_digest=fresh.digest,
+        )
+        await self._refresh_root(job.id)
+
+    async def _replan(self, job: Job) -> Plan:
+        cluster = await self._clusters.handle(job.cluster)
+        return await PLAYBOOKS[job.verb].plan(self._command(job), cluster)
+
+    async def _context(self, job: Job) -> StepContext:
+        cluster = await self._clusters.handle(job.cluster)
+        plan = Plan.model_validate(job.plan)
+
+        async def say(text: str) -> None:
+            await self._post_text(job, text)
+
+        return StepContext(cluster=cluster, plan=plan, job_id=job.id, results={}, say=say)
+
+    def _playbook_steps(self, job: Job) -> list[Step]:
+        return PLAYBOOKS[job.verb].steps(Plan.model_validate(job.plan))
+
+    @staticmethod
+    def _command(job: Job) -> Command:
+        return parse_command(job.command_text)
+
+    async def _post(self, job: Job, card: Card) -> str | None:
+        if not job.root_ts:
+            return None
+        return await self._chat.post(job.channel, card, thread_ts=job.root_ts)
+
+    async def _post_text(self, job: Job, text: str) -> None:
+        await self._post(job, Card(headline=text))

@@ -1,0 +1,135 @@
+"""Answers to read-only verbs (nodes, status, jobs, job, audit): no approval, private replies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from bot.config import ClusterConfig
+from bot.store import JobState, utcnow
+from commands import AuditCommand, Command, JobCommand
+from playbooks import KubeError, NodeView
+
+if TYPE_CHECKING:
+    from bot.service import Kubegate
+
+Answer = Callable[["Kubegate", Command, ClusterConfig, str, str], Coroutine[Any, Any, None]]
+
+
+def node_line(node: NodeView) -> str:
+    state = "Ready" if node.ready else "NotReady"
+    if node.unschedulable:
+        state += ",SchedulingDisabled"
+    roles = ",".join(node.roles) or "worker"
+    return f"{node.name:<16} {state:<28} {roles:<14} {node.kubelet_version}"
+
+
+async def _with_nodes(
+    kubegate: Kubegate,
+    cluster: ClusterConfig,
+    user: str,
+    channel: str,
+    render: Callable[[list[NodeView]], str],
+) -> None:
+    try:
+        nodes = await (await kubegate.clusters.handle(cluster.name)).kube.list_nodes()
+    except KubeError as error:
+        await kubegate.chat.ephemeral(
+            channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
+        )
+        return
+    await kubegate.chat.ephemeral(channel, user, render(nodes))
+
+
+async def answer_nodes(
+    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
+) -> None:
+    def render(nodes: list[NodeView]) -> str:
+        header = f"{'NAME':<16} {'STATUS':<28} {'ROLES':<14} VERSION"
+        return (
+            f"*Nodes of {cluster.name}*\n```" + "\n".join([header, *map(node_line, nodes)]) + "```"
+        )
+
+    await _with_nodes(kubegate, cluster, user, channel, render)
+
+
+async def answer_status(
+    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
+) -> None:
+    running = kubegate.store.jobs_in(
+        [JobState.RUNNING, JobState.PENDING_APPROVAL, JobState.INTERRUPTED]
+    )
+
+    def render(nodes: list[NodeView]) -> str:
+        ready = sum(n.ready for n in nodes)
+        cordoned = [n.name for n in nodes if n.unschedulable]
+        versions = sorted({n.kubelet_version for n in nodes})
+        lines = [
+            f"*{cluster.name}*: {ready}/{len(nodes)} nodes Ready · kubelet {', '.join(versions)}",
+            f"Cordoned: {', '.join(cordoned) or 'none'}",
+            "Jobs: "
+            + (
+                ", ".join(f"#{j.id} {j.verb} {j.target} ({j.state.value})" for j in running)
+                or "none active"
+            ),
+        ]
+        return "\n".join(lines)
+
+    await _with_nodes(kubegate, cluster, user, channel, render)
+
+
+async def answer_jobs(
+    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
+) -> None:
+    jobs = kubegate.store.recent_jobs(15)
+    lines = [f"#{j.id} {j.state.value:<17} {j.verb} {j.target} · by <@{j.requester}>" for j in jobs]
+    await kubegate.chat.ephemeral(
+        channel, user, "*Recent jobs*\n" + ("\n".join(lines) or "none yet")
+    )
+
+
+async def answer_job(
+    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
+) -> None:
+    assert isinstance(command, JobCommand)
+    job = kubegate.store.find_job(command.job_id)
+    if job is None:
+        await kubegate.chat.ephemeral(
+            channel, user, f"There is no job #{command.job_id}. `/kube jobs` lists recent ones."
+        )
+        return
+    steps = kubegate.store.steps(job.id)
+    lines = [
+        f"*Job #{job.id}* {job.command_text} · {job.state.value} · requested by <@{job.requester}>"
+    ]
+    lines += [
+        f"{s.index + 1}. {s.title} — {s.state}{': ' + s.summary if s.summary else ''}"
+        for s in steps
+    ]
+    if job.outcome:
+        lines.append(job.outcome)
+    await kubegate.chat.ephemeral(channel, user, "\n".join(lines))
+
+
+async def answer_audit(
+    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
+) -> None:
+    assert isinstance(command, AuditCommand)
+    since = utcnow() - command.since if command.since else None
+    events = list(kubegate.audit.events(actor=command.user, target=command.node, since=since))[-30:]
+    lines = [
+        f"{e['time'][:19]} #{e['job_id'] or '-'} {e['action']} by {e['actor']} {e['target'] or ''}"
+        for e in events
+    ]
+    await kubegate.chat.ephemeral(
+        channel, user, "*Audit*\n```" + ("\n".join(lines) or "no events") + "```"
+    )
+
+
+READ_ONLY_ANSWERS: dict[str, Answer] = {
+    "nodes": answer_nodes,
+    "status": answer_status,
+    "jobs": answer_jobs,
+    "job": answer_job,
+    "audit": answer_audit,
+}

@@ -1,0 +1,143 @@
+"""How jobs read in the channel: the root message, step replies and failure notes. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, Button, Card
+from bot.store import Job, JobState, StepRecord, VoteRecord
+from playbooks.plan import Plan
+
+ICONS = {
+    JobState.PENDING_APPROVAL: "🟡",
+    JobState.APPROVED: "🔵",
+    JobState.SCHEDULED: "🕑",
+    JobState.RUNNING: "🔵",
+    JobState.SUCCEEDED: "✅",
+    JobState.FAILED: "❌",
+    JobState.CANCELLED: "⚪",
+    JobState.REJECTED: "⛔",
+    JobState.EXPIRED: "⌛",
+    JobState.INTERRUPTED: "⚠️",
+}
+
+
+def mention(user: str) -> str:
+    return "kubegate" if user == "system" else f"<@{user}>"
+
+
+def hhmm(moment: datetime) -> str:
+    return moment.strftime("%H:%M UTC")
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    lines = [f"*Plan* (digest `{plan.short_digest}`):"]
+    lines += [f"  {index}. {step.title}" for index, step in enumerate(plan.steps, 1)]
+    lines += [f"  • {line}" for line in plan.preview]
+    return lines
+
+
+def root_card(
+    job: Job, *, votes: list[VoteRecord], steps: list[StepRecord], approver_roles: list[str]
+) -> Card:
+    plan = Plan.model_validate(job.plan)
+    headline = (
+        f"{ICONS[job.state]} {plan.title} · cluster {job.cluster} · job #{job.id} · "
+        f"requested by {mention(job.requester)}"
+    )
+    if job.state is JobState.SUCCEEDED and job.approved_at and job.finished_at:
+        took = (job.finished_at - job.approved_at).total_seconds()
+        headline = f"{ICONS[job.state]} {plan.title} · SUCCEEDED in {took:.0f} s · job #{job.id}"
+    elif job.state is not JobState.PENDING_APPROVAL:
+        headline += f" · *{job.state.value}*"
+    sections = ["\n".join(plan_lines(plan)), _approval_line(job, votes, approver_roles)]
+    if steps and any(step.state != "pending" for step in steps):
+        sections.append("\n".join(_step_line(step) for step in steps))
+    if job.outcome:
+        sections.append(job.outcome)
+    buttons: list[Button] = []
+    if job.state is JobState.PENDING_APPROVAL:
+        value = f"{job.id}:{job.plan_digest}"
+        buttons = [
+            Button("Approve", APPROVE, value, "primary"),
+            Button("Reject", REJECT, value, "danger"),
+        ]
+    return Card(headline=headline, sections=sections, buttons=buttons)
+
+
+def _approval_line(job: Job, votes: list[VoteRecord], approver_roles: list[str]) -> str:
+    current = [vote for vote in votes if vote.plan_digest == job.plan_digest]
+    approved = [f"{mention(v.voter)} {hhmm(v.at)}" for v in current if v.approve]
+    rejected = [f"{mention(v.voter)} {hhmm(v.at)}" for v in current if not v.approve]
+    if rejected:
+        return "Rejected by " + ", ".join(rejected)
+    if job.approvals_needed == 0:
+        return "No approval needed by policy"
+    parts = []
+    if approved:
+        parts.append("Approved by " + ", ".join(approved))
+    if job.state is JobState.PENDING_APPROVAL:
+        missing = job.approvals_needed - len(approved)
+        roles = " or ".join(approver_roles) or "an approver"
+        parts.append(
+            f"Needs {missing} more approval{'s' if missing != 1 else ''} from {roles} · "
+            f"approval window ends {hhmm(job.approval_deadline)}"
+        )
+    return " · ".join(parts)
+
+
+def _step_line(step: StepRecord) -> str:
+    icon = {"pending": "▫️", "running": "⏳", "succeeded": "✅", "failed": "❌"}.get(step.state, "•")
+    text = f"{icon} {step.index + 1}. {step.title}"
+    return f"{text} — {step.summary}" if step.summary else text
+
+
+def step_card(step: StepRecord, *, total: int) -> Card:
+    icon = {"running": "⏳", "succeeded": "✅", "failed": "❌"}.get(step.state, "▫️")
+    headline = f"{icon} Step {step.index + 1}/{total}: {step.title}"
+    sections = []
+    if step.summary:
+        took = ""
+        if step.started_at and step.finished_at:
+            took = f" ({(step.finished_at - step.started_at).total_seconds():.1f} s)"
+        sections.append(step.summary + took)
+    if step.output:
+        sections.append(f"```{tail(step.output)}```")
+    return Card(headline=headline, sections=sections)
+
+
+def tail(output: str, lines: int = 15) -> str:
+    return "\n".join(output.rstrip().splitlines()[-lines:])
+
+
+def failure_card(job: Job, step: StepRecord) -> Card:
+    value = str(job.id)
+    return Card(
+        headline=f"❌ Job #{job.id} halted at step {step.index + 1}: {step.title}",
+        sections=[f"kubegate failed at step {step.index + 1}: {step.summary}"],
+        buttons=[
+            Button("Retry step", RETRY, value, "primary"),
+            Button("Abort", ABORT, value, "danger"),
+        ],
+    )
+
+
+def interrupted_card(job: Job, steps: list[StepRecord]) -> Card:
+    unfinished = next((s for s in steps if s.state != "succeeded"), None)
+    where = (
+        f"at step {unfinished.index + 1}: {unfinished.title}"
+        if unfinished
+        else "after its last step"
+    )
+    value = str(job.id)
+    return Card(
+        headline=f"⚠️ Job #{job.id} was interrupted {where}",
+        sections=[
+            "kubegate stopped while this job was running. Resume starts at the first unfinished "
+            "step after checking whether it already took effect; Abort undoes what this job changed."
+        ],
+        buttons=[
+            Button("Resume", RESUME, value, "primary"),
+            Button("Abort", ABORT, value, "danger"),
+        ],
+    )

@@ -1,0 +1,273 @@
+"""The request lifecycle behind any chat: a command becomes a plan, a stored job, a root message.
+
+`Kubegate` is what the Slack and console adapters call. Adapters answer the person at once
+with `Ack.text` and hand `Ack.work` (the slow part) to `spawn`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from approvals import (
+    Decision,
+    PolicyRule,
+    approvals_needed,
+    may_request,
+    roles_of,
+    rule_for,
+)
+from bot.audit import AuditLog
+from bot.chat import Card, Chat
+from bot.clusters import Clusters
+from bot.config import ClusterConfig, KubegateConfig
+from bot.engine import Engine
+from bot.readonly import READ_ONLY_ANSWERS
+from bot.render import plan_lines, root_card
+from bot.store import JobState, Store, utcnow
+from commands import Command, CommandError, HelpCommand, help_text, parse_command
+from playbooks import PLAYBOOKS, KubeError, Plan, PlanError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ack:
+    text: str
+    work: Coroutine[Any, Any, None] | None = None
+
+
+class Kubegate:
+    def __init__(
+        self,
+        *,
+        config: KubegateConfig,
+        store: Store,
+        audit: AuditLog,
+        chat: Chat,
+        clusters: Clusters,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.audit = audit
+        self.chat = chat
+        self.clusters = clusters
+        self.windows = config.windows.as_windows()
+        self.engine = Engine(
+            store=store,
+            audit=audit,
+            chat=chat,
+            clusters=clusters,
+            windows=self.windows,
+            refresh_root=self.refresh_root,
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # Background work ------------------------------------------------------------------------
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._guarded(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def idle(self) -> None:
+        """Wait until no background work is left (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @staticmethod
+    async def _guarded(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("background work failed")
+
+    # Roles ----------------------------------------------------------------------------------
+
+    async def roles(self, user: str) -> frozenset[str]:
+        groups = {m for members in self.config.roles.values() for m in members if m.startswith("S")}
+        group_members = {group: await self.chat.group_members(group) for group in groups}
+        return roles_of(user, roles=self.config.roles, group_members=group_members)
+
+    def rule(self, verb: str, cluster: str) -> PolicyRule | None:
+        return rule_for(self.config.policy, verb=verb, cluster=cluster)
+
+    # Commands -------------------------------------------------------------------------------
+
+    def receive_command(self, *, user: str, channel: str, text: str) -> Ack:
+        """Parse now (pure and fast); plan and store in the background."""
+        try:
+            command = parse_command(text)
+        except CommandError as error:
+            return Ack(_command_error_text(error))
+        if isinstance(command, HelpCommand):
+            return Ack(help_text(command.topic))
+        cluster = self.clusters.resolve(requested=command.cluster, channel=channel)
+        if isinstance(cluster, str):
+            return Ack(cluster)
+        if command.verb in READ_ONLY_ANSWERS:
+            answer = READ_ONLY_ANSWERS[command.verb]
+            return Ack("Looking…", answer(self, command, cluster, user, channel))
+        if command.verb not in PLAYBOOKS:
+            return Ack(
+                f"`{command.verb}` is not available yet in this version of kubegate. "
+                "`/kube help` lists what is."
+            )
+        return Ack(
+            f"Planning `{text.strip()}` on {cluster.name}…",
+            self._request(command, text=text, cluster=cluster, user=user, channel=channel),
+        )
+
+    async def _request(
+        self, command: Command, *, text: str, cluster: ClusterConfig, user: str, channel: str
+    ) -> None:
+        rule = self.rule(command.verb, cluster.name)
+        decision = may_request(
+            rule, verb=command.verb, cluster=cluster.name, requester_roles=await self.roles(user)
+        )
+        if not decision.allowed:
+            await self._refuse(
+                decision, user=user, channel=channel, cluster=cluster.name, text=text
+            )
+            return
+        try:
+            handle = await self.clusters.handle(cluster.name)
+            plan = await PLAYBOOKS[command.verb].plan(command, handle)
+        except PlanError as error:
+            await self.chat.ephemeral(channel, user, error.message)
+            return
+        except KubeError as error:
+            await self.chat.ephemeral(
+                channel, user, f"kubegate could not plan this: {error.message}"
+            )
+            return
+        if plan.nothing_to_do:
+            await self.chat.ephemeral(channel, user, plan.nothing_to_do)
+            return
+        if getattr(command, "dry_run", False):
+            lines = ["*Dry run* — nothing will change.", f"*{plan.title}*", *plan_lines(plan)]
+            await self.chat.ephemeral(channel, user, "\n".join(lines))
+            return
+        await self._open_job(command, plan, rule=rule, text=text, user=user, channel=channel)
+
+    async def _open_job(
+        self,
+        command: Command,
+        plan: Plan,
+        *,
+        rule: PolicyRule | None,
+        text: str,
+        user: str,
+        channel: str,
+    ) -> None:
+        holder = self.store.lock_holder(plan.locks)
+        if holder is not None:
+            await self.chat.ephemeral(
+                channel,
+                user,
+                f"{plan.target} is locked by job #{holder}: "
+                f"wait for it to end or `/kube cancel {holder}`.",
+            )
+            return
+        now = utcnow()
+        job = self.store.create_job(
+            cluster=plan.cluster,
+            verb=plan.verb,
+            target=plan.target,
+            requester=user,
+            channel=channel,
+            command_text=text.strip(),
+            state=JobState.PENDING_APPROVAL,
+            plan=plan.model_dump(mode="json"),
+            plan_digest=plan.digest,
+            approvals_needed=approvals_needed(rule, verb=command.verb),
+            created_at=now,
+            approval_deadline=now + self.windows.approval,
+        )
+        holder = self.store.acquire_locks(job.id, plan.locks)
+        if holder is not None:  # lost a race for the same node
+            self.store.transition(
+                job.id,
+                from_states=[JobState.PENDING_APPROVAL],
+                to=JobState.CANCELLED,
+                outcome=f"locked by job #{holder}",
+            )
+            await self.chat.ephemeral(channel, user, f"{plan.target} is locked by job #{holder}.")
+            return
+        self.audit.record_job("request", job, actor=user, command=job.command_text, channel=channel)
+        self.audit.record_job(
+            "plan",
+            job,
+            actor="system",
+            plan_digest=plan.digest,
+            steps=[s.title for s in plan.steps],
+            facts=plan.facts,
+        )
+        ts = await self.chat.post(channel, self._root_card(job.id))
+        self.store.set_root_ts(job.id, ts)
+        if job.approvals_needed == 0:
+            await self.approve_now(job.id, actor="system")
+
+    async def _refuse(
+        self, decision: Decision, *, user: str, channel: str, cluster: str, text: str
+    ) -> None:
+        self.audit.record(
+            "refusal", actor=user, cluster=cluster, command=text.strip(), reason=decision.reason
+        )
+        await self.chat.ephemeral(channel, user, decision.reason)
+
+    async def approve_now(self, job_id: int, *, actor: str) -> None:
+        """Quorum met: record the approval, start the execution clock, and run."""
+        now = utcnow()
+        if not self.store.transition(
+            job_id,
+            from_states=[JobState.PENDING_APPROVAL],
+            to=JobState.APPROVED,
+            approved_at=now,
+            execution_deadline=now + self.windows.execution,
+        ):
+            return
+        job = self.store.job(job_id)
+        approvers = sorted(
+            {
+                v.voter
+                for v in self.store.votes(job_id)
+                if v.approve and v.plan_digest == job.plan_digest
+            }
+        )
+        self.audit.record_job(
+            "approval",
+            job,
+            actor=actor,
+            approvers=approvers,
+            plan_digest=job.plan_digest,
+        )
+        await self.refresh_root(job_id)
+        await self.engine.start(job_id)
+
+    # Root message ---------------------------------------------------------------------------
+
+    def _root_card(self, job_id: int) -> Card:
+        job = self.store.job(job_id)
+        rule = self.rule(job.verb, job.cluster)
+        return root_card(
+            job,
+            votes=self.store.votes(job_id),
+            steps=self.store.steps(job_id),
+            approver_roles=list(rule.approvers) if rule else [],
+        )
+
+    async def refresh_root(self, job_id: int) -> None:
+        job = self.store.job(job_id)
+        if job.root_ts:
+            await self.chat.update(job.channel, job.root_ts, self._root_card(job_id))
+
+
+def _command_error_text(error: CommandError) -> str:
+    parts = [error.message]
+    if error.usage and error.usage not in error.message:
+        parts.append(f"Usage: `{error.usage}`")
+    return "\n".join(parts)

@@ -1,0 +1,343 @@
+"""The store: jobs, steps, votes and locks in SQLite (sqlite-utils).
+
+Every state change is a conditional UPDATE, so a double click or a redelivered request finds
+the job already moved on and does nothing. Local SQLite writes take microseconds; they run on
+the caller's thread under one lock rather than hopping threads for each.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+
+class JobState(StrEnum):
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+    APPROVED = "APPROVED"
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    INTERRUPTED = "INTERRUPTED"
+
+
+END_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.REJECTED, JobState.EXPIRED}
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds") if moment else None
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    cluster: str
+    verb: str
+    target: str
+    requester: str
+    channel: str
+    command_text: str
+    state: JobState
+    plan: dict[str, Any]
+    plan_digest: str
+    approvals_needed: int
+    created_at: datetime
+    approval_deadline: datetime
+    approved_at: datetime | None
+    execution_deadline: datetime | None
+    root_ts: str | None
+    finished_at: datetime | None
+    outcome: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        return cls(
+            id=row["id"],
+            cluster=row["cluster"],
+            verb=row["verb"],
+            target=row["target"],
+            requester=row["requester"],
+            channel=row["channel"],
+            command_text=row["command_text"],
+            state=JobState(row["state"]),
+            plan=json.loads(row["plan"]),
+            plan_digest=row["plan_digest"],
+            approvals_needed=row["approvals_needed"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            approval_deadline=datetime.fromisoformat(row["approval_deadline"]),
+            approved_at=parse_iso(row["approved_at"]),
+            execution_deadline=parse_iso(row["execution_deadline"]),
+            root_ts=row["root_ts"],
+            finished_at=parse_iso(row["finished_at"]),
+            outcome=row["outcome"],
+        )
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    job_id: int
+    index: int
+    name: str
+    title: str
+    state: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    summary: str | None
+    output: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VoteRecord:
+    job_id: int
+    voter: str
+    approve: bool
+    plan_digest: str
+    at: datetime
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, cluster TEXT NOT NULL, verb TEXT NOT NULL,
+  target TEXT NOT NULL, requester TEXT NOT NULL, channel TEXT NOT NULL, command_text TEXT NOT NULL,
+  state TEXT NOT NULL, plan TEXT NOT NULL, plan_digest TEXT NOT NULL,
+  approvals_needed INTEGER NOT NULL, created_at TEXT NOT NULL, approval_deadline TEXT NOT NULL,
+  approved_at TEXT, execution_deadline TEXT, root_ts TEXT, finished_at TEXT, outcome TEXT);
+CREATE TABLE IF NOT EXISTS steps (
+  job_id INTEGER NOT NULL REFERENCES jobs(id), idx INTEGER NOT NULL, name TEXT NOT NULL,
+  title TEXT NOT NULL, state TEXT NOT NULL, started_at TEXT, finished_at TEXT, summary TEXT,
+  output TEXT, data TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (job_id, idx));
+CREATE TABLE IF NOT EXISTS votes (
+  job_id INTEGER NOT NULL REFERENCES jobs(id), voter TEXT NOT NULL, approve INTEGER NOT NULL,
+  plan_digest TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (job_id, voter, plan_digest));
+CREATE TABLE IF NOT EXISTS locks (
+  resource TEXT PRIMARY KEY, job_id INTEGER NOT NULL REFERENCES jobs(id), at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, actor TEXT NOT NULL,
+  action TEXT NOT NULL, job_id INTEGER, cluster TEXT, target TEXT, details TEXT NOT NULL,
+  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+"""
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA busy_timeout=5000")
+        connection.executescript(SCHEMA)
+        self.db = sqlite_utils.Database(connection)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: writers (even another process) wait their turn."""
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # Jobs ------------------------------------------------------------------------------------
+
+    def create_job(self, **fields: Any) -> Job:
+        fields = {**fields, "plan": json.dumps(fields["plan"]), "state": str(fields["state"])}
+        for key in ("created_at", "approval_deadline"):
+            fields[key] = iso(fields[key])
+        with self.transaction() as conn:
+            columns = ", ".join(fields)
+            marks = ", ".join("?" for _ in fields)
+            cursor = conn.execute(
+                f"INSERT INTO jobs ({columns}) VALUES ({marks})",  # noqa: S608 — placeholders only
+                list(fields.values()),
+            )
+            job_id = cursor.lastrowid
+        assert job_id is not None
+        return self.job(job_id)
+
+    def job(self, job_id: int) -> Job:
+        with self._lock:
+            return Job.from_row(self.db.table("jobs").get(job_id))
+
+    def find_job(self, job_id: int) -> Job | None:
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
+        return Job.from_row(rows[0]) if rows else None
+
+    def jobs_in(self, states: Sequence[JobState]) -> list[Job]:
+        marks = ", ".join("?" for _ in states)
+        with self._lock:
+            rows = self.db.query(
+                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id",  # noqa: S608
+                [str(s) for s in states],
+            )
+            return [Job.from_row(row) for row in rows]
+
+    def recent_jobs(self, limit: int = 20) -> list[Job]:
+        with self._lock:
+            return [
+                Job.from_row(r)
+                for r in self.db.query("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", [limit])
+            ]
+
+    def transition(
+        self, job_id: int, *, from_states: Sequence[JobState], to: JobState, **fields: Any
+    ) -> bool:
+        """Move a job on only if it is still in one of `from_states`; False if someone was first."""
+        values = {key: iso(v) if isinstance(v, datetime) else v for key, v in fields.items()}
+        if "plan" in values:
+            values["plan"] = json.dumps(values["plan"])
+        assignments = ", ".join(["state = ?", *(f"{key} = ?" for key in values)])
+        marks = ", ".join("?" for _ in from_states)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ? AND state IN ({marks})",  # noqa: S608
+                [str(to), *values.values(), job_id, *(str(s) for s in from_states)],
+            )
+            if to in END_STATES and cursor.rowcount:
+                conn.execute("DELETE FROM locks WHERE job_id = ?", [job_id])
+            return cursor.rowcount == 1
+
+    def set_root_ts(self, job_id: int, ts: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE jobs SET root_ts = ? WHERE id = ?", [ts, job_id])
+
+    # Steps -----------------------------------------------------------------------------------
+
+    def add_steps(self, job_id: int, steps: Sequence[tuple[str, str]]) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM steps WHERE job_id = ?", [job_id])
+            for index, (name, title) in enumerate(steps):
+                conn.execute(
+                    "INSERT INTO steps (job_id, idx, name, title, state) VALUES (?, ?, ?, ?, 'pending')",
+                    [job_id, index, name, title],
+                )
+
+    def step_started(self, job_id: int, index: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE steps SET state = 'running', started_at = ? WHERE job_id = ? AND idx = ?",
+                [iso(utcnow()), job_id, index],
+            )
+
+    def step_finished(
+        self, job_id: int, index: int, *, ok: bool, summary: str, output: str, data: dict[str, Any]
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE steps SET state = ?, finished_at = ?, summary = ?, output = ?, data = ? "
+                "WHERE job_id = ? AND idx = ?",
+                [
+                    "succeeded" if ok else "failed",
+                    iso(utcnow()),
+                    summary,
+                    output,
+                    json.dumps(data),
+                    job_id,
+                    index,
+                ],
+            )
+
+    def steps(self, job_id: int) -> list[StepRecord]:
+        with self._lock:
+            rows = self.db.query("SELECT * FROM steps WHERE job_id = ? ORDER BY idx", [job_id])
+            return [
+                StepRecord(
+                    job_id=r["job_id"],
+                    index=r["idx"],
+                    name=r["name"],
+                    title=r["title"],
+                    state=r["state"],
+                    started_at=parse_iso(r["started_at"]),
+                    finished_at=parse_iso(r["finished_at"]),
+                    summary=r["summary"],
+                    output=r["output"],
+                    data=json.loads(r["data"]),
+                )
+                for r in rows
+            ]
+
+    # Votes -----------------------------------------------------------------------------------
+
+    def record_vote(self, job_id: int, *, voter: str, approve: bool, plan_digest: str) -> bool:
+        """False when this person already voted on this plan (a double click or a retry)."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO votes (job_id, voter, approve, plan_digest, at) VALUES (?, ?, ?, ?, ?)",
+                [job_id, voter, int(approve), plan_digest, iso(utcnow())],
+            )
+            return cursor.rowcount == 1
+
+    def votes(self, job_id: int) -> list[VoteRecord]:
+        with self._lock:
+            rows = self.db.query("SELECT * FROM votes WHERE job_id = ? ORDER BY at", [job_id])
+            return [
+                VoteRecord(
+                    job_id=r["job_id"],
+                    voter=r["voter"],
+                    approve=bool(r["approve"]),
+                    plan_digest=r["plan_digest"],
+                    at=datetime.fromisoformat(r["at"]),
+                )
+                for r in rows
+            ]
+
+    # Locks -----------------------------------------------------------------------------------
+
+    def acquire_locks(self, job_id: int, resources: Sequence[str]) -> int | None:
+        """Take every lock or none; returns the job holding a conflicting lock, if any."""
+        with self.transaction() as conn:
+            for resource in resources:
+                row = conn.execute(
+                    "SELECT job_id FROM locks WHERE resource = ?", [resource]
+                ).fetchone()
+                if row and row[0] != job_id:
+                    return int(row[0])
+            for resource in resources:
+                conn.execute(
+                    "INSERT OR REPLACE INTO locks (resource, job_id, at) VALUES (?, ?, ?)",
+                    [resource, job_id, iso(utcnow())],
+                )
+        return None
+
+    def lock_holder(self, resources: Sequence[str]) -> int | None:
+        marks = ", ".join("?" for _ in resources)
+        with self._lock:
+            row = self.db.conn.execute(
+                f"SELECT job_id FROM locks WHERE resource IN ({marks})",  # noqa: S608
+                list(resources),
+            ).fetchone()
+        return int(row[0]) if row else None
+
+    def release_locks(self, job_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM locks WHERE job_id = ?", [job_id])

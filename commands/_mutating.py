@@ -1,0 +1,180 @@
+"""The typed requests that change the cluster, one model per operation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import model_validator
+
+from commands._models import MutatingCommand
+from commands._validators import (
+    Duration,
+    Effect,
+    HostAddress,
+    KubernetesVersion,
+    MaxUnavailable,
+    Namespace,
+    NodeName,
+    ObjectName,
+    ReplicaCount,
+    Role,
+    TaintKey,
+    TaintValue,
+    format_duration,
+)
+
+DEFAULT_DRAIN_TIMEOUT = timedelta(minutes=10)
+
+
+class _NodeCommand(MutatingCommand):
+    node: NodeName
+
+    @property
+    def target(self) -> str:
+        return self.node
+
+
+class CordonCommand(_NodeCommand):
+    verb: Literal["cordon"] = "cordon"
+
+    def summary(self) -> str:
+        return f"Cordon {self.node}"
+
+
+class UncordonCommand(_NodeCommand):
+    verb: Literal["uncordon"] = "uncordon"
+
+    def summary(self) -> str:
+        return f"Uncordon {self.node}"
+
+
+class DrainCommand(_NodeCommand):
+    verb: Literal["drain"] = "drain"
+    timeout: Duration = DEFAULT_DRAIN_TIMEOUT
+    delete_emptydir_data: bool = False
+    force: bool = False
+
+    def summary(self) -> str:
+        details = [f"timeout {format_duration(self.timeout)}"]
+        if self.delete_emptydir_data:
+            details.append("delete emptyDir data")
+        if self.force:
+            details.append("force")
+        return f"Drain {self.node} ({', '.join(details)})"
+
+
+class TaintCommand(_NodeCommand):
+    verb: Literal["taint"] = "taint"
+    key: TaintKey
+    value: TaintValue = None
+    effect: Effect
+
+    @property
+    def taint(self) -> str:
+        """The taint as kubectl writes it: `key=value:Effect` or `key:Effect`."""
+        value = f"={self.value}" if self.value is not None else ""
+        return f"{self.key}{value}:{self.effect}"
+
+    def summary(self) -> str:
+        return f"Taint {self.node} {self.taint}"
+
+
+class UntaintCommand(_NodeCommand):
+    """Removes the taints with `key`, only those with `effect` when one is given."""
+
+    verb: Literal["untaint"] = "untaint"
+    key: TaintKey
+    effect: Effect | None = None
+
+    def summary(self) -> str:
+        if self.effect is None:
+            return f"Remove taint {self.key} (every effect) from {self.node}"
+        return f"Remove taint {self.key}:{self.effect} from {self.node}"
+
+
+class ScaleHpaCommand(MutatingCommand):
+    verb: Literal["scale"] = "scale"
+    namespace: Namespace
+    name: ObjectName
+    min_replicas: ReplicaCount
+    max_replicas: ReplicaCount
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> ScaleHpaCommand:
+        # Refused here, before any API call, rather than by the API server mid-plan.
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"--min {self.min_replicas} is more than --max {self.max_replicas}: "
+                "an HPA needs 1 ≤ min ≤ max. Swap them or pick other bounds."
+            )
+        return self
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def summary(self) -> str:
+        return f"Scale HPA {self.target} to min {self.min_replicas}, max {self.max_replicas}"
+
+
+class BackupEtcdCommand(MutatingCommand):
+    verb: Literal["backup"] = "backup"
+
+    @property
+    def target(self) -> str:
+        return "etcd"
+
+    def summary(self) -> str:
+        return "Back up etcd"
+
+
+class UpgradeNodeCommand(_NodeCommand):
+    verb: Literal["upgrade"] = "upgrade"
+    to_version: KubernetesVersion
+
+    def summary(self) -> str:
+        return f"Upgrade {self.node} to {self.to_version}"
+
+
+class UpgradeClusterCommand(MutatingCommand):
+    verb: Literal["upgrade"] = "upgrade"
+    to_version: KubernetesVersion
+    max_unavailable: MaxUnavailable = 1
+
+    @property
+    def target(self) -> str:
+        return "cluster"
+
+    def summary(self) -> str:
+        workers = "worker" if self.max_unavailable == 1 else "workers"
+        return (
+            f"Upgrade the cluster to {self.to_version} "
+            f"(at most {self.max_unavailable} {workers} down at a time)"
+        )
+
+
+class ProvisionNodeCommand(_NodeCommand):
+    verb: Literal["provision"] = "provision"
+    address: HostAddress
+    role: Role = "worker"
+
+    def summary(self) -> str:
+        role = "a worker" if self.role == "worker" else "a control-plane node"
+        return f"Provision {self.node} ({self.address}) as {role}"
+
+
+class RotateCertsCommand(MutatingCommand):
+    """Renews control-plane certificates, on one node or (node=None) on every control plane."""
+
+    verb: Literal["rotate"] = "rotate"
+    node: NodeName | None = None
+
+    @property
+    def target(self) -> str:
+        return self.node or "cluster"
+
+    def summary(self) -> str:
+        if self.node is None:
+            return "Rotate control-plane certificates"
+        return f"Rotate certificates on {self.node}"

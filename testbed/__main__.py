@@ -1,0 +1,5 @@
+"""Entry point of `python -m testbed`."""
+
+from testbed.up import main
+
+main()

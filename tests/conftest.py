@@ -1,0 +1,20 @@
+"""Shared fixtures: a running testbed (fake apiserver + Slack emulator) and kubegate on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from testbed.up import Testbed, start_testbed
+
+
+@pytest.fixture
+async def testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
+    # A short heartbeat proves kubegate never guards on a node's resourceVersion.
+    world = await start_testbed(tmp_path / "testbed", heartbeat_interval=0.5)
+    try:
+        yield world
+    finally:
+        await world.stop()

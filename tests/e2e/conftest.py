@@ -1,0 +1,44 @@
+"""kubegate served in-process on the testbed, reached only through signed Slack requests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.app import serve
+from bot.config import Settings
+from testbed.up import Testbed
+
+
+@dataclass
+class Served:
+    port: int
+    db: Path
+    settings: Settings
+
+
+def settings_for(testbed: Testbed, db: Path) -> Settings:
+    return Settings.model_validate(
+        {"KUBEGATE_CONFIG": str(testbed.config_path), "KUBEGATE_DB": str(db), "KUBEGATE_PORT": 0}
+    )
+
+
+@pytest.fixture
+async def kubegate(testbed: Testbed, tmp_path: Path) -> AsyncIterator[Served]:
+    settings = settings_for(testbed, tmp_path / "kubegate.db")
+    port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, ready=port.set_result, stop=stop))
+    done, _ = await asyncio.wait([port, task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises what went wrong at start-up
+    testbed.slack.app_url = f"http://127.0.0.1:{port.result()}/slack/events"
+    try:
+        yield Served(port=port.result(), db=settings.db, settings=settings)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
