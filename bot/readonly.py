@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import ClusterConfig
 from bot.store import JobState, utcnow
-from commands import AuditCommand, Command, JobCommand
+from commands import DEFAULT_AUDIT_LOOKBACK, AuditCommand, Command, JobCommand
 from playbooks import KubeError, NodeView
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ async def answer_audit(
     kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
 ) -> None:
     assert isinstance(command, AuditCommand)
-    since = utcnow() - command.since if command.since else None
+    since = utcnow() - (command.since or DEFAULT_AUDIT_LOOKBACK)
     events = list(kubegate.audit.events(actor=command.user, target=command.node, since=since))[-30:]
     lines = [
         f"{e['time'][:19]} #{e['job_id'] or '-'} {e['action']} by {e['actor']} {e['target'] or ''}"

@@ -102,7 +102,7 @@ class Kubegate:
         try:
             command = parse_command(text)
         except CommandError as error:
-            return Ack(_command_error_text(error))
+            return Ack(error.text)
         if isinstance(command, HelpCommand):
             return Ack(help_text(command.topic))
         cluster = self.clusters.resolve(requested=command.cluster, channel=channel)
@@ -264,10 +264,3 @@ class Kubegate:
         job = self.store.job(job_id)
         if job.root_ts:
             await self.chat.update(job.channel, job.root_ts, self._root_card(job_id))
-
-
-def _command_error_text(error: CommandError) -> str:
-    parts = [error.message]
-    if error.usage and error.usage not in error.message:
-        parts.append(f"Usage: `{error.usage}`")
-    return "\n".join(parts)

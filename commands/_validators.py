@@ -117,8 +117,19 @@ def parse_duration(text: str) -> timedelta:
         minutes=parts.get("m", 0),
         seconds=parts.get("s", 0),
     )
+    return _check_duration_bounds(duration, shown=text)
+
+
+# Ten years: anything longer is a typo, and `now - since` must stay a valid datetime.
+_LONGEST_DURATION = timedelta(days=3650)
+
+
+def _check_duration_bounds(duration: timedelta, *, shown: str | None = None) -> timedelta:
+    shown = format_duration(duration) if shown is None else shown
     if duration <= timedelta(0):
-        raise ValueError(f"'{text}' is not a usable duration: it must be longer than zero.")
+        raise ValueError(f"'{shown}' is not a usable duration: it must be longer than zero.")
+    if duration > _LONGEST_DURATION:
+        raise ValueError(f"'{shown}' is too long a duration: at most 3650d (ten years).")
     return duration
 
 
@@ -172,29 +183,30 @@ def parse_slack_user(value: str) -> str:
 
 def parse_schedule_time(value: object) -> object:
     """`2026-12-01 02:00` (taken as UTC) or ISO 8601 with a zone, as an aware UTC datetime."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value).strip().removesuffix("UTC").strip()
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise ValueError(
-                f"'{text}' needs a time of day too, in UTC: e.g. --at \"{text} 02:00\"."
-            )
-        match = _SCHEDULE_RE.fullmatch(text)
-        try:
-            if match is None:
-                raise ValueError(text)
-            date, hour, minute, seconds, zone = match.groups()
-            zone = "" if zone is None else zone
-            moment = datetime.fromisoformat(f"{date}T{int(hour):02}:{minute}{seconds or ''}{zone}")
-        except ValueError:
-            raise ValueError(
-                f"'{value}' is not a time kubegate understands: write the date and time in UTC, "
-                'e.g. --at "2026-12-01 02:00" or --at 2026-12-01T02:00Z.'
-            ) from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    moment = value if isinstance(value, datetime) else _read_schedule_text(str(value))
+    try:
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31 23:00-05:00 is past the last datetime
+        raise ValueError(f"'{value}' is out of range: pick a time in the coming years.") from None
+
+
+def _read_schedule_text(value: str) -> datetime:
+    text = value.strip().removesuffix("UTC").strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError(f"'{text}' needs a time of day too, in UTC: e.g. --at \"{text} 02:00\".")
+    match = _SCHEDULE_RE.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError(text)
+        date, hour, minute, seconds, zone = match.groups()
+        return datetime.fromisoformat(f"{date}T{int(hour):02}:{minute}{seconds or ''}{zone or ''}")
+    except ValueError:
+        raise ValueError(
+            f"'{value}' is not a time kubegate understands: write the date and time in UTC, "
+            'e.g. --at "2026-12-01 02:00" or --at 2026-12-01T02:00Z.'
+        ) from None
 
 
 def parse_address(value: object) -> object:
@@ -239,7 +251,11 @@ TaintKey = Annotated[str, AfterValidator(check_taint_key)]
 TaintValue = Annotated[str | None, AfterValidator(check_taint_value)]
 Effect = Annotated[TaintEffect, BeforeValidator(check_taint_effect)]
 Role = Annotated[NodeRole, BeforeValidator(check_node_role)]
-Duration = Annotated[timedelta, BeforeValidator(_accept_duration_text)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_accept_duration_text),
+    AfterValidator(lambda duration: _check_duration_bounds(duration)),
+]
 ReplicaCount = Annotated[int, _whole_number("replica count", minimum=1, maximum=100_000)]
 MaxUnavailable = Annotated[int, _whole_number("node count", minimum=1, maximum=1_000)]
 JobId = Annotated[int, BeforeValidator(parse_job_id)]

@@ -118,7 +118,8 @@ async def start_testbed(
     await apiserver.start()
     slack = SlackEmulator(users=USERS)
     await slack.start()
-    slack.app_url = app_url
+    if app_url is not None:
+        slack.app_url = app_url
     kubeconfig = apiserver.write_kubeconfig(directory / "kubeconfig", context="testbed")
     config_path = directory / "kubegate.yaml"
     config_path.write_text(

@@ -46,10 +46,44 @@ def _condition(kind: str, status: str, reason: str, message: str, now: str) -> O
     }
 
 
+def _node_status(spec: NodeSpec, address: str, now: str) -> Object:
+    resources = {
+        "cpu": "4",
+        "memory": "8148564Ki",
+        "pods": "110",
+        "ephemeral-storage": "50620216Ki",
+    }
+    conditions = [_condition(kind, "False", why, text, now) for kind, why, text in _PRESSURES]
+    conditions.append(
+        _condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", now)
+    )
+    return {
+        "capacity": dict(resources),
+        "allocatable": dict(resources),
+        "conditions": conditions,
+        "addresses": [
+            {"type": "InternalIP", "address": address},
+            {"type": "Hostname", "address": spec.name},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": {
+            "machineID": uuid.uuid4().hex,
+            "systemUUID": str(uuid.uuid4()),
+            "bootID": str(uuid.uuid4()),
+            "kernelVersion": "6.1.0-28-amd64",
+            "osImage": "Debian GNU/Linux 12 (bookworm)",
+            "containerRuntimeVersion": "containerd://1.7.22",
+            "kubeletVersion": spec.kubelet_version,
+            "kubeProxyVersion": spec.kubelet_version,
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        },
+    }
+
+
 def build_node(spec: NodeSpec, position: int) -> Object:
     """The Node object for `spec`; `position` (from 1) picks default address and pod CIDR."""
     now = rfc3339()
-    address = spec.address or f"127.0.10.{position}"
     labels = {
         "beta.kubernetes.io/arch": "amd64",
         "beta.kubernetes.io/os": "linux",
@@ -57,26 +91,13 @@ def build_node(spec: NodeSpec, position: int) -> Object:
         "kubernetes.io/hostname": spec.name,
         "kubernetes.io/os": "linux",
     }
-    node_spec: Object = {
-        "podCIDR": f"10.244.{position}.0/24",
-        "podCIDRs": [f"10.244.{position}.0/24"],
-    }
+    pod_cidr = f"10.244.{position}.0/24"
+    node_spec: Object = {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]}
+    # kubeadm labels and taints only the control plane; workers carry no role label.
     if spec.role == "control-plane":
         labels[CONTROL_PLANE_LABEL] = ""
         labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
         node_spec["taints"] = [{"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}]
-    resources = {
-        "cpu": "4",
-        "memory": "8148564Ki",
-        "pods": "110",
-        "ephemeral-storage": "50620216Ki",
-    }
-    conditions = [
-        _condition(kind, "False", reason, message, now) for kind, reason, message in _PRESSURES
-    ]
-    conditions.append(
-        _condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", now)
-    )
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -88,28 +109,7 @@ def build_node(spec: NodeSpec, position: int) -> Object:
             "annotations": {"volumes.kubernetes.io/controller-managed-attach-detach": "true"},
         },
         "spec": node_spec,
-        "status": {
-            "capacity": dict(resources),
-            "allocatable": dict(resources),
-            "conditions": conditions,
-            "addresses": [
-                {"type": "InternalIP", "address": address},
-                {"type": "Hostname", "address": spec.name},
-            ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {
-                "machineID": uuid.uuid4().hex,
-                "systemUUID": str(uuid.uuid4()),
-                "bootID": str(uuid.uuid4()),
-                "kernelVersion": "6.1.0-28-amd64",
-                "osImage": "Debian GNU/Linux 12 (bookworm)",
-                "containerRuntimeVersion": "containerd://1.7.22",
-                "kubeletVersion": spec.kubelet_version,
-                "kubeProxyVersion": spec.kubelet_version,
-                "operatingSystem": "linux",
-                "architecture": "amd64",
-            },
-        },
+        "status": _node_status(spec, spec.address or f"127.0.10.{position}", now),
     }
 
 

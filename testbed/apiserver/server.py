@@ -146,8 +146,8 @@ class FakeApiServer:
             self.objects.create("v1", "nodes", build_node(spec, position))
 
     def _count_unschedulable(self) -> int:
-        return sum(
-            1 for n in self.objects.list("v1", "nodes") if n.get("spec", {}).get("unschedulable")
+        return self.objects.count(
+            "v1", "nodes", lambda n: bool(n.get("spec", {}).get("unschedulable"))
         )
 
     def _track_unschedulable(self, event: WatchEvent) -> None:

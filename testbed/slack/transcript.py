@@ -27,7 +27,11 @@ def _block_text(block: JsonDict) -> str:
     for element in block.get("elements") or []:
         inner = element.get("text")
         if isinstance(inner, dict):
-            parts.append(f"[{inner.get('text', '')}]" if element.get("type") == "button" else str(inner.get("text", "")))
+            parts.append(
+                f"[{inner.get('text', '')}]"
+                if element.get("type") == "button"
+                else str(inner.get("text", ""))
+            )
         elif isinstance(inner, str):
             parts.append(inner)
     for item in block.get("fields") or []:

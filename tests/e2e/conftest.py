@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from bot.app import serve
 from bot.config import Settings
@@ -28,7 +30,18 @@ def settings_for(testbed: Testbed, db: Path) -> Settings:
 
 
 @pytest.fixture
-async def kubegate(testbed: Testbed, tmp_path: Path) -> AsyncIterator[Served]:
+def config_changes() -> dict[str, Any]:
+    """Override in a test module (or parametrize) to serve kubegate with a changed config."""
+    return {}
+
+
+@pytest.fixture
+async def kubegate(
+    testbed: Testbed, tmp_path: Path, config_changes: dict[str, Any]
+) -> AsyncIterator[Served]:
+    if config_changes:
+        config = yaml.safe_load(testbed.config_path.read_text())
+        testbed.config_path.write_text(yaml.safe_dump({**config, **config_changes}))
     settings = settings_for(testbed, tmp_path / "kubegate.db")
     port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()

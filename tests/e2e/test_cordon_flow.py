@@ -3,75 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-from pathlib import Path
+import json
+import time
 
-from bot.audit import AuditLog
-from bot.redact import Redactor
-from bot.store import Store
-from testbed.slack import Message
+import pytest
+
 from testbed.up import Testbed
 from tests.e2e.conftest import Served
-
-CHANNEL = "C0OPS"
-
-
-def kubectl(testbed: Testbed, *args: str) -> str:
-    result = subprocess.run(
-        ["kubectl", "--kubeconfig", str(testbed.kubeconfig), *args],
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return result.stdout
-
-
-async def kubectl_async(testbed: Testbed, *args: str) -> str:
-    return await asyncio.to_thread(kubectl, testbed, *args)
-
-
-async def unschedulable(testbed: Testbed, node: str) -> str:
-    return await kubectl_async(testbed, "get", "node", node, "-o", "jsonpath={.spec.unschedulable}")
-
-
-def root_messages(testbed: Testbed) -> list[Message]:
-    return [m for m in testbed.slack.messages(CHANNEL) if "job #" in m.shown]
-
-
-async def request(testbed: Testbed, user: str, text: str) -> Message:
-    """Type a slash command and wait for the job's root message."""
-    before = len(root_messages(testbed))
-    response = await testbed.slack.user(user).slash(f"/kube {text}", channel=CHANNEL)
-    assert response.status == 200
-    return await testbed.slack.wait_for(
-        lambda: root_messages(testbed)[before] if len(root_messages(testbed)) > before else None
-    )
-
-
-async def wait_text(testbed: Testbed, ts: str, needle: str) -> Message:
-    def current() -> Message | None:
-        message = testbed.slack.message(CHANNEL, ts)
-        return message if message and needle in message.shown else None
-
-    return await testbed.slack.wait_for(current, timeout=10)
-
-
-async def wait_ephemeral(testbed: Testbed, user: str, needle: str) -> Message:
-    def found() -> Message | None:
-        return next((m for m in testbed.slack.ephemerals(CHANNEL, user) if needle in m.shown), None)
-
-    return await testbed.slack.wait_for(found, timeout=10)
-
-
-def audit_of(served: Served) -> AuditLog:
-    return AuditLog(Store(served.db), Redactor())
-
-
-def kubegate_cli(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "kubegate"), *args],
-        env={"KUBEGATE_DB": str(served.db), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+from tests.e2e.slack_steps import (
+    CHANNEL,
+    audit_of,
+    click,
+    kubegate_cli,
+    request,
+    unschedulable,
+    wait_ephemeral,
+    wait_text,
+)
 
 
 async def test_cordon_is_planned_approved_by_another_person_run_and_audited(
@@ -79,21 +27,115 @@ async def test_cordon_is_planned_approved_by_another_person_run_and_audited(
 ) -> None:
     root = await request(testbed, "U0ALICE", "cordon worker-2")
     assert "Cordon worker-2" in root.shown and "<@U0ALICE>" in root.shown
-    assert "Needs 1 more approval" in root.shown
+    assert "Needs 1 more approval" in root.shown and "[Approve]" in root.shown
 
-    await testbed.slack.user("U0ALICE").click(channel=CHANNEL, message_ts=root.ts, label="Approve")
+    await click(testbed, "U0ALICE", root, "Approve")
     await wait_ephemeral(testbed, "U0ALICE", "your vote does not count")
     assert await unschedulable(testbed, "worker-2") != "true"
 
-    await testbed.slack.user("U0BOB").click(channel=CHANNEL, message_ts=root.ts, label="Approve")
+    await click(testbed, "U0BOB", root, "Approve")
     done = await wait_text(testbed, root.ts, "SUCCEEDED")
-    assert "Approved by <@U0BOB>" in done.shown
+    assert "Approved by <@U0BOB>" in done.shown and "[Approve]" not in done.shown
     assert await unschedulable(testbed, "worker-2") == "true"
     replies = testbed.slack.replies(CHANNEL, root.ts)
     assert len(replies) == 1 and "Step 1/1" in replies[0].shown and "✅" in replies[0].shown
 
-    actions = [event["action"] for event in audit_of(kubegate).events()]
+    actions = [event["action"] for event in audit_of(kubegate.db).events()]
     assert actions.count("refusal") == 1 and "vote" in actions and "step.finish" in actions
-    result = kubegate_cli(kubegate, "audit", "verify")
+    result = kubegate_cli(kubegate.db, "audit", "verify")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "audit chain OK" in result.stdout
+
+
+async def test_a_reject_ends_the_request_and_nothing_runs(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-1")
+    await click(testbed, "U0CAROL", root, "Reject")
+    ended = await wait_text(testbed, root.ts, "REJECTED")
+    assert "Rejected by <@U0CAROL>" in ended.shown and "[Approve]" not in ended.shown
+    first_version = root.versions[0].blocks  # a stale copy of the message, still showing buttons
+    approve = first_version[-1]["elements"][0]
+    await testbed.slack.user("U0BOB").click_action(
+        channel=CHANNEL, message_ts=root.ts, action_id=approve["action_id"], value=approve["value"]
+    )
+    await wait_ephemeral(testbed, "U0BOB", "already rejected")
+    assert await unschedulable(testbed, "worker-1") != "true"
+
+
+async def test_someone_without_an_approver_role_cannot_approve(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-1")
+    await click(testbed, "U0DAVE", root, "Approve")
+    await wait_ephemeral(testbed, "U0DAVE", "Only `sre` or `lead` may vote")
+    assert "Needs 1 more approval" in testbed.slack.message(CHANNEL, root.ts).shown  # type: ignore[union-attr]
+
+
+async def test_a_double_click_and_a_slack_retry_run_the_job_once(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-3")
+    await asyncio.gather(
+        click(testbed, "U0BOB", root, "Approve"), click(testbed, "U0BOB", root, "Approve")
+    )
+    retry = testbed.slack.last_request
+    assert retry is not None
+    await testbed.slack.replay(retry.as_retry(retry_num=1))
+    await wait_text(testbed, root.ts, "SUCCEEDED")
+    await testbed.slack.replay(retry.as_retry(retry_num=2))
+    await wait_ephemeral(testbed, "U0BOB", "already succeeded")
+    events = list(audit_of(kubegate.db).events(job_id=1))
+    assert [e["action"] for e in events].count("step.start") == 1
+    assert [e["action"] for e in events].count("vote") == 1
+
+
+@pytest.mark.parametrize("config_changes", [{"windows": {"approval": "1s", "execution": "2h"}}])
+async def test_a_vote_after_the_approval_window_is_refused(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-2")
+    await asyncio.sleep(1.2)  # the window itself is what is under test
+    await click(testbed, "U0BOB", root, "Approve")
+    await wait_ephemeral(testbed, "U0BOB", "approval window of job #1 closed")
+    await wait_text(testbed, root.ts, "EXPIRED")
+    assert await unschedulable(testbed, "worker-2") != "true"
+    assert "expiry" in [e["action"] for e in audit_of(kubegate.db).events()]
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("cordon no-such-node", "There is no node `no-such-node`"),
+        ("cordon 'a;rm -rf /'", "is not a valid node name"),
+        ("frobnicate", "/kube help"),
+    ],
+)
+async def test_bad_commands_get_a_private_answer_and_store_no_job(
+    testbed: Testbed, kubegate: Served, text: str, answer: str
+) -> None:
+    response = await testbed.slack.user("U0ALICE").slash(f"/kube {text}", channel=CHANNEL)
+    assert response.status == 200
+    await wait_ephemeral(testbed, "U0ALICE", answer)
+    assert testbed.slack.messages(CHANNEL) == []
+    assert kubegate_cli(kubegate.db, "audit", "export").stdout.count('"action": "request"') == 0
+
+
+async def test_forged_or_stale_requests_get_401_and_leave_no_trace(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    alice = testbed.slack.user("U0ALICE")
+    forged = await alice.slash(
+        "/kube cordon worker-2", channel=CHANNEL, signing_secret="not-the-secret"
+    )
+    stale = await alice.slash(
+        "/kube cordon worker-2", channel=CHANNEL, timestamp=int(time.time()) - 600
+    )
+    assert (forged.status, stale.status) == (401, 401)
+    await asyncio.sleep(0.3)  # nothing may appear; give it the chance to
+    assert testbed.slack.messages(CHANNEL) == [] and testbed.slack.ephemerals(CHANNEL) == []
+    exported = [
+        json.loads(line)
+        for line in kubegate_cli(kubegate.db, "audit", "export").stdout.splitlines()
+    ]
+    assert [e["action"] for e in exported] == ["config.loaded"]

@@ -206,7 +206,7 @@ async def test_replace_with_a_stale_resource_version_is_a_conflict(
         await core_api.replace_node("worker-1", node)
 
     assert refused.value.status == 409
-    assert json.loads(refused.value.body)["reason"] == "Conflict"
+    assert json.loads(str(refused.value.body))["reason"] == "Conflict"
 
 
 async def test_patch_carrying_a_stale_resource_version_is_a_conflict(cluster: Cluster) -> None:

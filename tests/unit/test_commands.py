@@ -527,3 +527,11 @@ def test_refusals_never_show_pydantic_internals(text: str) -> None:
     assert "validation error" not in message
     assert "Value error" not in message
     assert "pydantic" not in message and "Traceback" not in message
+
+
+def test_a_duration_longer_than_ten_years_is_refused() -> None:
+    assert "at most 3650d" in refusal("audit --since 99999d").message
+
+
+def test_a_time_past_the_calendar_is_refused_not_crashed() -> None:
+    assert "out of range" in refusal('drain worker-1 --at "9999-12-31 23:00-05:00"').message
