@@ -48,11 +48,26 @@ class Engine:
         if not self._store.transition(job_id, from_states=[JobState.APPROVED], to=JobState.RUNNING):
             return  # someone else started it (a double click, a retried delivery)
         job = self._store.job(job_id)
-        self._audit.record_job(
-            "job.start",
-            job,
-            actor="system",
-        )
+        self._audit.record_job("job.start", job, actor="system")
+        await self._begin(job)
+
+    async def resume(self, job_id: int, *, actor: str, from_states: list[JobState]) -> bool:
+        """Resume (after a restart) or retry (after a failure) at the first unfinished step."""
+        if not self._store.transition(job_id, from_states=from_states, to=JobState.RUNNING):
+            return False
+        job = self._store.job(job_id)
+        self._audit.record_job("job.resume", job, actor=actor)
+        steps = self._store.steps(job.id)
+        if all(step.state == "pending" for step in steps):
+            await self._begin(job)  # nothing ran yet: the pre-run checks still apply
+            return True
+        first = next((s.index for s in steps if s.state != "succeeded"), len(steps))
+        await self._refresh_root(job.id)
+        await self._run_from(job.id, first=first, check_done=True)
+        return True
+
+    async def _begin(self, job: Job) -> None:
+        """The checks before the first step: execution window, then drift against the live cluster."""
         if job.execution_deadline and not within(utcnow(), job.execution_deadline):
             await self._finish(
                 job, JobState.EXPIRED, "The execution window closed before the job could start."
@@ -61,9 +76,7 @@ class Engine:
         try:
             fresh = await self._replan(job)
         except (PlanError, KubeError) as error:
-            await self._finish(
-                job, JobState.FAILED, f"kubegate failed re-checking the plan: {error}"
-            )
+            await self._halt(job, f"kubegate failed re-checking the plan before step 1: {error}")
             return
         if fresh.nothing_to_do:
             await self._finish(job, JobState.SUCCEEDED, f"Nothing done: {fresh.nothing_to_do}")
@@ -76,25 +89,6 @@ class Engine:
         self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
         await self._refresh_root(job.id)
         await self._run_from(job.id, first=0)
-
-    async def resume(self, job_id: int, *, actor: str, from_states: list[JobState]) -> bool:
-        if not self._store.transition(job_id, from_states=from_states, to=JobState.RUNNING):
-            return False
-        job = self._store.job(job_id)
-        self._audit.record_job(
-            "job.resume",
-            job,
-            actor=actor,
-        )
-        steps = self._store.steps(job.id)
-        if not steps:  # stopped before its first step was recorded
-            plan = Plan.model_validate(job.plan)
-            self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
-            steps = self._store.steps(job.id)
-        first = next((s.index for s in steps if s.state != "succeeded"), len(steps))
-        await self._refresh_root(job.id)
-        await self._run_from(job.id, first=first, check_done=True)
-        return True
 
     async def abort(self, job_id: int, *, actor: str, from_states: list[JobState]) -> bool:
         """Undo what finished steps changed, newest first, then end the job as CANCELLED."""
@@ -146,11 +140,7 @@ class Engine:
         for index in range(first, len(steps)):
             result = await self._run_step(job, ctx, index, check_done=check_done and index == first)
             if not result.ok:
-                failed = self._store.steps(job.id)[index]
-                await self._finish(
-                    job, JobState.FAILED, f"Halted at step {index + 1}: {result.summary}"
-                )
-                await self._post(job, failure_card(self._store.job(job.id), failed))
+                await self._halt(job, f"kubegate failed at step {index + 1}: {result.summary}")
                 return
         took = time.monotonic() - started
         await self._finish(
@@ -203,6 +193,11 @@ class Engine:
         if reply_ts:
             await self._chat.update(job.channel, reply_ts, step_card(record, total=total))
         return result
+
+    async def _halt(self, job: Job, reason: str) -> None:
+        """The first failure stops the job; the thread offers Retry and Abort."""
+        await self._finish(job, JobState.FAILED, reason)
+        await self._post(job, failure_card(self._store.job(job.id), reason))
 
     async def _finish(self, job: Job, state: JobState, outcome: str) -> None:
         self._store.transition(

@@ -110,11 +110,11 @@ def tail(output: str, lines: int = 15) -> str:
     return "\n".join(output.rstrip().splitlines()[-lines:])
 
 
-def failure_card(job: Job, step: StepRecord) -> Card:
+def failure_card(job: Job, reason: str) -> Card:
     value = str(job.id)
     return Card(
-        headline=f"❌ Job #{job.id} halted at step {step.index + 1}: {step.title}",
-        sections=[f"kubegate failed at step {step.index + 1}: {step.summary}"],
+        headline=f"❌ Job #{job.id} halted",
+        sections=[reason],
         buttons=[
             Button("Retry step", RETRY, value, "primary"),
             Button("Abort", ABORT, value, "danger"),

@@ -14,10 +14,13 @@ from tests.e2e.slack_steps import (
     CHANNEL,
     audit_of,
     click,
+    kubectl,
     kubegate_cli,
     request,
+    root_messages,
     unschedulable,
     wait_ephemeral,
+    wait_reply,
     wait_text,
 )
 
@@ -139,3 +142,43 @@ async def test_forged_or_stale_requests_get_401_and_leave_no_trace(
         for line in kubegate_cli(kubegate.db, "audit", "export").stdout.splitlines()
     ]
     assert [e["action"] for e in exported] == ["config.loaded"]
+
+
+async def test_a_failure_halts_the_job_with_retry_and_abort_and_retry_finishes_it(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-1")
+    testbed.apiserver.fail_all_with_500 = True
+    await click(testbed, "U0BOB", root, "Approve")
+    halted = await wait_reply(testbed, root, "halted")
+    assert (
+        "answered 500" in halted.shown
+        and "[Retry step]" in halted.shown
+        and "[Abort]" in halted.shown
+    )
+    await wait_text(testbed, root.ts, "FAILED")
+    assert await asyncio.to_thread(lambda: testbed.apiserver.stats()["unschedulable_nodes"]) == 0
+
+    testbed.apiserver.fail_all_with_500 = False
+    await click(testbed, "U0ALICE", halted, "Retry step")
+    await wait_text(testbed, root.ts, "SUCCEEDED")
+    assert await unschedulable(testbed, "worker-1") == "true"
+
+
+async def test_cordoning_a_cordoned_node_is_reported_not_repeated(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await asyncio.to_thread(kubectl, testbed, "cordon", "worker-3")
+    await testbed.slack.user("U0ALICE").slash("/kube cordon worker-3", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "worker-3 is already cordoned; nothing to do")
+    assert root_messages(testbed) == []
+
+
+async def test_dry_run_shows_the_plan_and_changes_nothing(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await testbed.slack.user("U0ALICE").slash("/kube cordon worker-2 --dry-run", channel=CHANNEL)
+    answer = await wait_ephemeral(testbed, "U0ALICE", "Dry run")
+    assert "Cordon worker-2 (schedulable now)" in answer.shown
+    assert root_messages(testbed) == []
+    assert await unschedulable(testbed, "worker-2") != "true"

@@ -1,0 +1,115 @@
+"""A job running when kubegate is killed is never silently lost: INTERRUPTED, then Resume."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from testbed.up import Testbed
+from tests.e2e.slack_steps import (
+    click,
+    kubegate_cli,
+    request,
+    unschedulable,
+    wait_reply,
+    wait_text,
+)
+
+Launch = Callable[[], "asyncio.Future[subprocess.Popen[bytes]]"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def until(condition: Callable[[], bool], timeout: float = 15) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+def job_state(db: Path, job_id: int) -> str | None:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()
+    return row[0] if row else None
+
+
+class KubegateProcess:
+    """`kubegate serve` as its own process, as in production, so it can be killed."""
+
+    def __init__(self, testbed: Testbed, db: Path, log: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ, "KUBEGATE_CONFIG": str(testbed.config_path), "KUBEGATE_DB": str(db),
+            "KUBEGATE_PORT": str(self.port),
+        }  # fmt: skip
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        testbed.slack.app_url = f"http://127.0.0.1:{self.port}/slack/events"
+
+    async def start(self) -> None:
+        kubegate = str(Path(sys.executable).parent / "kubegate")
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [kubegate, "serve"], env=self.env, stdout=out, stderr=out
+            )
+        async with aiohttp.ClientSession() as session, asyncio.timeout(20):
+            while True:
+                assert self.process.poll() is None, self.log.read_text()
+                try:
+                    async with session.get(f"http://127.0.0.1:{self.port}/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+async def kubegate_process(testbed: Testbed, tmp_path: Path) -> AsyncIterator[KubegateProcess]:
+    served = KubegateProcess(testbed, tmp_path / "kubegate.db", tmp_path / "kubegate.log")
+    try:
+        yield served
+    finally:
+        if served.process and served.process.poll() is None:
+            served.kill(signal.SIGTERM)
+
+
+async def test_a_job_killed_mid_run_is_shown_interrupted_and_can_be_resumed(
+    testbed: Testbed, kubegate_process: KubegateProcess, tmp_path: Path
+) -> None:
+    db = tmp_path / "kubegate.db"
+    await kubegate_process.start()
+    root = await request(testbed, "U0ALICE", "cordon worker-2")
+    testbed.apiserver.hang = True  # the job will be stuck talking to the cluster
+    await click(testbed, "U0BOB", root, "Approve")
+    await until(lambda: job_state(db, 1) == "RUNNING")
+    kubegate_process.kill()
+    testbed.apiserver.hang = False
+
+    await kubegate_process.start()
+    note = await wait_reply(testbed, root, "was interrupted")
+    assert "[Resume]" in note.shown and "[Abort]" in note.shown
+    await wait_text(testbed, root.ts, "INTERRUPTED")
+
+    await click(testbed, "U0ALICE", note, "Resume")
+    await wait_text(testbed, root.ts, "SUCCEEDED")
+    assert await unschedulable(testbed, "worker-2") == "true"
+    assert kubegate_cli(db, "audit", "verify").returncode == 0
+    assert "job.interrupted" in kubegate_cli(db, "audit", "export").stdout
