@@ -74,7 +74,7 @@ class ConsoleChat:
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
         name = self._names.get(user, user)
         body = self._names_in(text).replace("```", "")
-        print(f"   (only @{name} sees this) {body}", file=self._out, flush=True)
+        print(f"   (only {name} sees this) {body}", file=self._out, flush=True)
 
     async def group_members(self, group_id: str) -> set[str]:
         return set()

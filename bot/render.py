@@ -47,7 +47,15 @@ def root_card(
     )
     if job.state is JobState.SUCCEEDED and job.approved_at and job.finished_at:
         took = (job.finished_at - job.approved_at).total_seconds()
-        headline = f"{ICONS[job.state]} {plan.title} · SUCCEEDED in {took:.0f} s · job #{job.id}"
+        approvers = [
+            f"{mention(v.voter)} {hhmm(v.at)}"
+            for v in votes
+            if v.approve and v.plan_digest == job.plan_digest
+        ]
+        by = f" · approved by {', '.join(approvers)}" if approvers else ""
+        headline = (
+            f"{ICONS[job.state]} {plan.title} · SUCCEEDED in {took:.0f} s{by} · job #{job.id}"
+        )
     elif job.state is not JobState.PENDING_APPROVAL:
         headline += f" · *{job.state.value}*"
     sections = ["\n".join(plan_lines(plan)), _approval_line(job, votes, approver_roles)]

@@ -245,8 +245,7 @@ class Kubegate:
             approvers=approvers,
             plan_digest=job.plan_digest,
         )
-        await self.refresh_root(job_id)
-        await self.engine.start(job_id)
+        await self.engine.start(job_id)  # it updates the root message as the job starts
 
     # Root message ---------------------------------------------------------------------------
 

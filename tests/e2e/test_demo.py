@@ -1,0 +1,28 @@
+"""The README's first command: `kubegate demo` takes a newcomer through a real cordon."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """/kube help
+/kube cordon worker-2
+:as U0BOB
+1
+/kube nodes
+"""
+
+
+def test_kubegate_demo_walks_a_cordon_from_request_to_success(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "kubegate"), "demo", "--dir", str(tmp_path / "demo")],
+        input=SCRIPT, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "requested by @alice" in out and "[1] Approve" in out
+    assert "bob clicked [Approve]" in out
+    assert "SUCCEEDED" in out and "Approved by @bob" in out
+    assert "worker-2" in out and "SchedulingDisabled" in out
+    assert not (tmp_path / "demo" / "testbed.json").read_text().count("Traceback")

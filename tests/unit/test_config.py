@@ -1,0 +1,79 @@
+"""A bad config is refused whole, each problem with its path; `kubegate config check` says so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_config
+
+GOOD = """
+clusters:
+  - name: testbed
+    context: testbed
+    channels: [C0OPS]
+roles:
+  sre: [U0ALICE, U0BOB]
+  lead: [U0CAROL]
+policy:
+  - verbs: [cordon, uncordon, drain, taint, untaint, scale]
+    requesters: [sre, lead]
+    approvals: 1
+    approvers: [sre, lead]
+"""
+
+
+def check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "kubegate"), "config", "check"],
+        env={"KUBEGATE_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_the_example_config_of_the_issue_loads(tmp_path: Path) -> None:
+    path = tmp_path / "kubegate.yaml"
+    path.write_text(GOOD)
+    config = load_config(path)
+    assert config.cluster_for_channel("C0OPS") is config.clusters[0]
+    assert config.windows.approval.total_seconds() == 1800
+    assert check(path).returncode == 0
+
+
+def test_every_problem_is_listed_with_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "kubegate.yaml"
+    path.write_text(
+        GOOD.replace("approvers: [sre, lead]", "approvers: [ops]")
+        .replace("U0BOB", "bob")
+        .replace("name: testbed", "name: Test_Bed")
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    problems = "\n".join(raised.value.problems)
+    assert "clusters[0].name: must be lowercase" in problems
+    result = check(path)
+    assert result.returncode == 2
+    path.write_text(
+        GOOD.replace("approvers: [sre, lead]", "approvers: [ops]").replace("U0BOB", "bob")
+    )
+    result = check(path)
+    assert "policy[0].approvers: unknown role 'ops'" in result.stderr
+    assert "roles.sre[1]: 'bob' is not a Slack user ID" in result.stderr
+
+
+def test_unknown_keys_and_bad_windows_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "kubegate.yaml"
+    path.write_text(GOOD + "windows:\n  approval: soon\nplicy: []\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    problems = "\n".join(raised.value.problems)
+    assert "windows.approval: 'soon' is not a duration" in problems
+    assert "plicy: Extra inputs are not permitted" in problems
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = check(tmp_path / "nope.yaml")
+    assert result.returncode == 2 and "cannot read" in result.stderr
