@@ -81,7 +81,10 @@ class Engine:
         if fresh.nothing_to_do:
             await self._finish(job, JobState.SUCCEEDED, f"Nothing done: {fresh.nothing_to_do}")
             return
-        changes = drift(Plan.model_validate(job.plan).facts, fresh.facts)
+        approved = Plan.model_validate(job.plan)
+        changes = PLAYBOOKS[job.verb].drift(approved, fresh)
+        if changes is None:
+            changes = drift(approved.facts, fresh.facts)
         if changes:
             await self._ask_again(job, fresh, changes)
             return
@@ -250,7 +253,7 @@ class Engine:
         return StepContext(cluster=cluster, plan=plan, job_id=job.id, results={}, say=say)
 
     def _playbook_steps(self, job: Job) -> list[Step]:
-        return PLAYBOOKS[job.verb].steps(Plan.model_validate(job.plan))
+        return PLAYBOOKS[job.verb].steps(Plan.model_validate(job.plan), self._command(job))
 
     @staticmethod
     def _command(job: Job) -> Command:

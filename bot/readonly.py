@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import ClusterConfig
 from bot.store import JobState, utcnow
-from commands import DEFAULT_AUDIT_LOOKBACK, AuditCommand, Command, JobCommand
+from commands import DEFAULT_AUDIT_LOOKBACK, AuditCommand, Command, JobCommand, PodsCommand
 from playbooks import KubeError, NodeView
+from playbooks.pods import pod_view
 
 if TYPE_CHECKING:
     from bot.service import Kubegate
@@ -126,7 +127,35 @@ async def answer_audit(
     )
 
 
+async def answer_pods(
+    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
+) -> None:
+    assert isinstance(command, PodsCommand)
+    try:
+        kube = (await kubegate.clusters.handle(cluster.name)).kube
+        if await kube.get_node(command.node) is None:
+            await kubegate.chat.ephemeral(
+                channel, user, f"There is no node `{command.node}` in cluster {cluster.name}."
+            )
+            return
+        pods = sorted((pod_view(p) for p in await kube.pods_on(command.node)), key=lambda p: p.key)
+    except KubeError as error:
+        await kubegate.chat.ephemeral(
+            channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
+        )
+        return
+    header = f"{'NAMESPACE/NAME':<48} {'READY':<6} {'STATUS':<12} OWNER"
+    lines = [
+        f"{p.key:<48} {'1/1' if p.ready else '0/1':<6} {('Terminating' if p.terminating else p.phase):<12} "
+        f"{'mirror' if p.mirror else (p.owner_kind or 'none')}"
+        for p in pods
+    ]
+    text = f"*Pods on {command.node}* ({len(pods)})\n```" + "\n".join([header, *lines]) + "```"
+    await kubegate.chat.ephemeral(channel, user, text)
+
+
 READ_ONLY_ANSWERS: dict[str, Answer] = {
+    "pods": answer_pods,
     "nodes": answer_nodes,
     "status": answer_status,
     "jobs": answer_jobs,

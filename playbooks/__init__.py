@@ -2,12 +2,23 @@
 
 from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
 from playbooks.cordon import CordonPlaybook, UncordonPlaybook
+from playbooks.drain import DrainPlaybook
+from playbooks.hpa import ScaleHpaPlaybook
 from playbooks.kube import KubeApi, KubeError, NodeView
 from playbooks.plan import Plan, PlannedStep, canonical_json
+from playbooks.taints import TaintPlaybook, UntaintPlaybook
 
 # The verbs kubegate can run today; adding one is a module and a line here.
 PLAYBOOKS: dict[str, Playbook] = {
-    playbook.verb: playbook for playbook in (CordonPlaybook(), UncordonPlaybook())
+    playbook.verb: playbook
+    for playbook in (
+        CordonPlaybook(),
+        UncordonPlaybook(),
+        DrainPlaybook(),
+        TaintPlaybook(),
+        UntaintPlaybook(),
+        ScaleHpaPlaybook(),
+    )
 }
 
 __all__ = [

@@ -76,4 +76,8 @@ class Playbook(ABC):
     async def plan(self, command: Command, cluster: ClusterHandle) -> Plan: ...
 
     @abstractmethod
-    def steps(self, plan: Plan) -> list[Step]: ...
+    def steps(self, plan: Plan, command: Command) -> list[Step]: ...
+
+    def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
+        """What changed that bears on risk; None: compare all the facts for equality."""
+        return None

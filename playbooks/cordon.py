@@ -107,7 +107,7 @@ class _SchedulingPlaybook(Playbook):
             locks=[f"node/{node.name}"],
         )
 
-    def steps(self, plan: Plan) -> list[Step]:
+    def steps(self, plan: Plan, command: Command) -> list[Step]:
         return [
             SetSchedulable(plan.steps[0].title, node=plan.target, unschedulable=self.unschedulable)
         ]

@@ -1,11 +1,12 @@
 """The Kubernetes API as the playbooks need it: a thin async wrapper over kubernetes.aio.
 
-Answers are turned into small typed views (NodeView) and API failures into KubeError with
-words an operator can act on.
+Objects come back as plain API-shaped dicts (camelCase, as kubectl shows them) and failures
+as KubeError with words an operator can act on.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,18 +14,22 @@ from typing import Any
 import aiohttp
 from kubernetes.aio import client as kube_client
 from kubernetes.aio import config as kube_config
+from kubernetes.aio import watch as kube_watch
 from kubernetes.aio.client.exceptions import ApiException
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+Obj = dict[str, Any]
 
 
 class KubeError(Exception):
     """The Kubernetes API refused or could not be reached; the message is for people."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.body = body
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,10 @@ class NodeView:
     ready: bool
     kubelet_version: str
     roles: tuple[str, ...]
-    taints: tuple[dict[str, Any], ...] = field(default=())
+    taints: tuple[Obj, ...] = field(default=())
     internal_ip: str | None = None
+    resource_version: str = ""
+    pressure: tuple[str, ...] = ()
 
 
 class KubeApi:
@@ -43,7 +50,9 @@ class KubeApi:
 
     def __init__(self, api_client: kube_client.ApiClient) -> None:
         self._api_client = api_client
-        self._core = kube_client.CoreV1Api(api_client)
+        self.core = kube_client.CoreV1Api(api_client)
+        self.policy = kube_client.PolicyV1Api(api_client)
+        self.autoscaling = kube_client.AutoscalingV2Api(api_client)
 
     @classmethod
     async def connect(cls, *, kubeconfig: Path | None, context: str | None) -> KubeApi:
@@ -56,78 +65,172 @@ class KubeApi:
                 persist_config=False,
             )
         except (kube_config.ConfigException, OSError) as error:
-            raise KubeError(
-                f"cannot load kubeconfig {kubeconfig or '~/.kube/config'}: {error}"
-            ) from error
+            where = kubeconfig or "~/.kube/config"
+            raise KubeError(f"cannot load kubeconfig {where}: {error}") from error
         return cls(kube_client.ApiClient(configuration=configuration))
 
     async def close(self) -> None:
         await self._api_client.close()
 
-    async def get_node(self, name: str) -> NodeView | None:
+    async def call(self, request: Awaitable[Any], doing: str) -> Obj:
+        """Await one API call; the answer as an API-shaped dict, failures as KubeError."""
         try:
-            node = await self._core.read_node(name)
+            answer = await request
         except ApiException as error:
+            reason = f"{error.status} {error.reason or ''}".strip()
+            raise KubeError(
+                f"the Kubernetes API answered {reason} while {doing}",
+                status=error.status,
+                body=str(error.body or ""),
+            ) from error
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise KubeError(f"cannot reach the Kubernetes API while {doing}: {error}") from error
+        result: Obj = self._api_client.sanitize_for_serialization(answer) or {}
+        return result
+
+    async def find(self, request: Awaitable[Any], doing: str) -> Obj | None:
+        """Like `call`, but a 404 is an answer (None), not an error."""
+        try:
+            return await self.call(request, doing)
+        except KubeError as error:
             if error.status == 404:
                 return None
-            raise _kube_error(error, f"reading node {name}") from error
-        except aiohttp.ClientError as error:
-            raise KubeError(
-                f"cannot reach the Kubernetes API reading node {name}: {error}"
-            ) from error
-        return node_view(node.to_dict())
+            raise
+
+    # Nodes ----------------------------------------------------------------------------------
+
+    async def get_node(self, name: str) -> NodeView | None:
+        node = await self.find(self.core.read_node(name), f"reading node {name}")
+        return node_view(node) if node else None
 
     async def list_nodes(self) -> list[NodeView]:
-        try:
-            nodes = await self._core.list_node()
-        except ApiException as error:
-            raise _kube_error(error, "listing nodes") from error
-        except aiohttp.ClientError as error:
-            raise KubeError(f"cannot reach the Kubernetes API listing nodes: {error}") from error
-        return [node_view(item.to_dict()) for item in nodes.items or []]
+        nodes = await self.call(self.core.list_node(), "listing nodes")
+        return [node_view(item) for item in nodes.get("items") or []]
 
     async def set_unschedulable(self, name: str, unschedulable: bool) -> NodeView:
-        try:
-            node = await self._core.patch_node(
+        patched = await self.call(
+            self.core.patch_node(
                 name, {"spec": {"unschedulable": unschedulable}}, _content_type=STRATEGIC_MERGE
-            )
+            ),
+            f"patching node {name}",
+        )
+        return node_view(patched)
+
+    async def set_taints(self, name: str, taints: list[Obj], *, resource_version: str) -> NodeView:
+        """Replace the node's taints whole; the resourceVersion makes a concurrent edit a 409."""
+        body = {"metadata": {"resourceVersion": resource_version}, "spec": {"taints": taints}}
+        patched = await self.call(
+            self.core.patch_node(name, body, _content_type=MERGE_PATCH),
+            f"patching taints of {name}",
+        )
+        return node_view(patched)
+
+    # Pods, PDBs, evictions -------------------------------------------------------------------
+
+    async def pods_on(self, node: str) -> list[Obj]:
+        pods = await self.call(
+            self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}"),
+            f"listing pods on {node}",
+        )
+        return list(pods.get("items") or [])
+
+    async def get_pod(self, namespace: str, name: str) -> Obj | None:
+        return await self.find(
+            self.core.read_namespaced_pod(name, namespace), f"reading pod {namespace}/{name}"
+        )
+
+    async def list_pdbs(self) -> list[Obj]:
+        pdbs = await self.call(
+            self.policy.list_pod_disruption_budget_for_all_namespaces(),
+            "listing PodDisruptionBudgets",
+        )
+        return list(pdbs.get("items") or [])
+
+    async def evict(self, namespace: str, name: str) -> None:
+        """POST the policy/v1 Eviction; 429 (a PDB says not now) and 500 surface as KubeError."""
+        body = kube_client.V1Eviction(
+            metadata=kube_client.V1ObjectMeta(name=name, namespace=namespace)
+        )
+        await self.call(
+            self.core.create_namespaced_pod_eviction(name, namespace, body),
+            f"evicting pod {namespace}/{name}",
+        )
+
+    async def watch_pdbs(self, *, timeout_seconds: int = 60) -> AsyncIterator[tuple[str, Obj]]:
+        async for kind, obj in self._watch(
+            self.policy.list_pod_disruption_budget_for_all_namespaces, timeout_seconds
+        ):
+            yield kind, obj
+
+    async def watch_pods_on(
+        self, node: str, *, timeout_seconds: int = 60
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        async for kind, obj in self._watch(
+            self.core.list_pod_for_all_namespaces,
+            timeout_seconds,
+            field_selector=f"spec.nodeName={node}",
+        ):
+            yield kind, obj
+
+    async def _watch(
+        self, list_call: Any, timeout_seconds: int, **kwargs: Any
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        stream = kube_watch.Watch()
+        try:
+            async for event in stream.stream(list_call, timeout_seconds=timeout_seconds, **kwargs):
+                yield str(event["type"]), dict(event["raw_object"])
         except ApiException as error:
-            raise _kube_error(error, f"patching node {name}") from error
-        except aiohttp.ClientError as error:
             raise KubeError(
-                f"cannot reach the Kubernetes API patching node {name}: {error}"
+                f"the Kubernetes API answered {error.status} to a watch", status=error.status
             ) from error
-        return node_view(node.to_dict())
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise KubeError(f"a watch on the Kubernetes API broke: {error}") from error
+        finally:
+            await stream.close()
+
+    # HPAs -----------------------------------------------------------------------------------
+
+    async def get_hpa(self, namespace: str, name: str) -> Obj | None:
+        return await self.find(
+            self.autoscaling.read_namespaced_horizontal_pod_autoscaler(name, namespace),
+            f"reading HPA {namespace}/{name}",
+        )
+
+    async def set_hpa_bounds(self, namespace: str, name: str, *, minimum: int, maximum: int) -> Obj:
+        """Both bounds in one patch, so the HPA is never seen with one bound changed."""
+        body = {"spec": {"minReplicas": minimum, "maxReplicas": maximum}}
+        return await self.call(
+            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                name, namespace, body, _content_type=MERGE_PATCH
+            ),
+            f"patching HPA {namespace}/{name}",
+        )
 
 
-def node_view(node: dict[str, Any]) -> NodeView:
-    """Read the fields kubegate cares about from a Node (as the client's to_dict gives it)."""
+def node_view(node: Obj) -> NodeView:
+    """Read the fields kubegate cares about from an API-shaped Node."""
     metadata = node.get("metadata") or {}
     spec = node.get("spec") or {}
     status = node.get("status") or {}
     labels = metadata.get("labels") or {}
     conditions = status.get("conditions") or []
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    pressure = tuple(
+        c["type"] for c in conditions if c.get("type") != "Ready" and c.get("status") == "True"
+    )
     roles = tuple(
         sorted(key.split("/", 1)[1] for key in labels if key.startswith("node-role.kubernetes.io/"))
     )
     addresses = status.get("addresses") or []
     internal_ip = next((a.get("address") for a in addresses if a.get("type") == "InternalIP"), None)
-    node_info = status.get("node_info") or status.get("nodeInfo") or {}
     return NodeView(
         name=metadata.get("name", ""),
         unschedulable=bool(spec.get("unschedulable")),
         ready=ready,
-        kubelet_version=node_info.get("kubelet_version") or node_info.get("kubeletVersion") or "",
+        kubelet_version=(status.get("nodeInfo") or {}).get("kubeletVersion", ""),
         roles=roles,
         taints=tuple(spec.get("taints") or ()),
         internal_ip=internal_ip,
-    )
-
-
-def _kube_error(error: ApiException, doing: str) -> KubeError:
-    reason = error.reason or ""
-    return KubeError(
-        f"the Kubernetes API answered {error.status} {reason} while {doing}".strip(),
-        status=error.status,
+        resource_version=str(metadata.get("resourceVersion", "")),
+        pressure=pressure,
     )

@@ -90,3 +90,34 @@ def field_selector(selector: str | None) -> Predicate:
         return True
 
     return matches
+
+
+def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str] | None) -> bool:
+    """A `metav1.LabelSelector` object (matchLabels, matchExpressions) against labels.
+
+    An empty or missing selector matches everything, as for ReplicaSets; callers for which it
+    must match nothing (PodDisruptionBudgets) check `selector_is_empty` first.
+    """
+    labels = labels or {}
+    selector = selector or {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator", "")
+        values = set(expression.get("values") or [])
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def selector_is_empty(selector: dict[str, Any] | None) -> bool:
+    selector = selector or {}
+    return not selector.get("matchLabels") and not selector.get("matchExpressions")

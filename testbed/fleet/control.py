@@ -1,0 +1,55 @@
+"""A small HTTP endpoint in the fleet's process for what shims cannot do through the Kubernetes
+API: `kubeadm upgrade apply` moving the fake apiserver's own version.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from testbed.apiserver import FakeApiServer
+
+VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
+
+
+class ControlEndpoint:
+    def __init__(self, apiserver: FakeApiServer | None) -> None:
+        self._apiserver = apiserver
+        self._token = secrets.token_urlsafe(24)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def settings(self) -> dict[str, Any] | None:
+        return {"url": self.url, "token": self._token} if self.url else None
+
+    async def start(self) -> None:
+        if self._apiserver is None:
+            return
+        app = web.Application()
+        app.router.add_post("/control-plane-version", self._set_version)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _set_version(self, request: web.Request) -> web.Response:
+        presented = request.headers.get("X-Testbed-Token", "")
+        if not hmac.compare_digest(presented.encode(), self._token.encode()):
+            return web.json_response({"error": "bad token"}, status=401)
+        body = await request.json()
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(version, str) or not VERSION.match(version):
+            return web.json_response({"error": "version must look like v1.31.3"}, status=400)
+        if self._apiserver is not None:
+            self._apiserver.version = version
+        return web.json_response({"version": version})

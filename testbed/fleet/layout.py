@@ -1,0 +1,213 @@
+"""Where a fleet keeps things on disk, and the first state of each node's directory: what the
+shims read (config.json), change (state.json), append to (calls.jsonl) and obey (faults.json).
+
+On a node, /etc/kubernetes, /var/lib/kubegate, /etc/fstab, /etc/containerd, /etc/sysctl.d and
+/etc/modules-load.d are the node's own `<state_dir>/root/...` (bind mounts in sshd's mount
+namespace, and the same mapping inside the shims when namespaces are unavailable).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from testbed.fleet.account import Account
+
+SHIM_COMMANDS = (
+    "kubeadm", "kubelet", "kubectl", "apt-get", "apt-mark", "dnf", "systemctl", "swapoff",
+    "modprobe", "sysctl", "etcdctl", "sudo", "containerd",
+)  # fmt: skip
+NODE_PATHS = (
+    "/etc/kubernetes", "/var/lib/kubegate", "/etc/containerd", "/etc/sysctl.d",
+    "/etc/modules-load.d", "/etc/fstab",
+)  # fmt: skip
+SHIM_SOURCES = Path(__file__).parent / "shims"
+DAY = 86400.0
+LEAF_CERTS = (
+    ("admin.conf", "ca"), ("apiserver", "ca"), ("apiserver-etcd-client", "etcd-ca"),
+    ("apiserver-kubelet-client", "ca"), ("controller-manager.conf", "ca"),
+    ("etcd-healthcheck-client", "etcd-ca"), ("etcd-peer", "etcd-ca"), ("etcd-server", "etcd-ca"),
+    ("front-proxy-client", "front-proxy-ca"), ("scheduler.conf", "ca"),
+    ("super-admin.conf", "ca"),
+)  # fmt: skip
+STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def reachable_by(path: Path, account: Account) -> bool:
+    """Whether `account` may traverse every directory from / down to `path`."""
+    for directory in [path, *path.parents]:
+        info = directory.stat()
+        if info.st_uid == account.uid:
+            allowed = bool(info.st_mode & stat.S_IXUSR)
+        elif info.st_gid == account.gid:
+            allowed = bool(info.st_mode & stat.S_IXGRP)
+        else:
+            allowed = bool(info.st_mode & stat.S_IXOTH)
+        if not allowed:
+            return False
+    return True
+
+
+def public_root(workdir: Path, account: Account) -> tuple[Path, bool]:
+    """The directory the fleet account can reach; (path, True) when it is a fresh temp dir that
+    the fleet must remove (pytest's tmp dirs are 0700 root, closed to the fleet account)."""
+    if reachable_by(workdir, account):
+        path = workdir / "public"
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o755)
+        return path, False
+    path = Path(tempfile.mkdtemp(prefix="kubegate-fleet-", dir="/tmp"))
+    path.chmod(0o755)
+    link = workdir / "public"
+    link.unlink(missing_ok=True)
+    link.symlink_to(path)
+    return path, True
+
+
+def install_shims(public: Path) -> Path:
+    """Copy the shim package where the fleet account can read it; returns the shim launcher."""
+    library = public / "lib" / "testbed" / "fleet" / "shims"
+    library.mkdir(parents=True, exist_ok=True)
+    for package in (public / "lib" / "testbed", public / "lib" / "testbed" / "fleet"):
+        (package / "__init__.py").write_text("")
+    for source in SHIM_SOURCES.glob("*.py"):
+        shutil.copyfile(source, library / source.name)
+    launcher = public / "bin" / "shim"
+    launcher.parent.mkdir(exist_ok=True)
+    # -S -I: no site, no user dirs, no env: a lean ~20 ms start on every shimmed command.
+    launcher.write_text(
+        "#!/usr/bin/python3 -SI\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(public / 'lib')!r})\n"
+        "from testbed.fleet.shims.main import main\n"
+        "sys.exit(main(sys.argv))\n"
+    )
+    launcher.chmod(0o755)
+    for path in [launcher, *library.parent.parent.parent.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() or path == launcher else 0o644)
+    return launcher
+
+
+def package_version(kubelet_version: str) -> str:
+    """`v1.31.2` -> `1.31.2-1.1`, the revision pkgs.k8s.io gives its debs and rpms."""
+    return kubelet_version.removeprefix("v") + "-1.1"
+
+
+def initial_state(*, role: str, kubelet_version: str | None) -> dict[str, Any]:
+    """A node already in the cluster is fully prepared; a new one is a bare host."""
+    now = time.time()
+    joined = kubelet_version is not None
+    version = package_version(kubelet_version) if kubelet_version else None
+    packages = dict.fromkeys(("kubeadm", "kubelet", "kubectl"), version) if version else {}
+    return {
+        "joined": joined,
+        "role": role,
+        "packages": packages,
+        "held": sorted(packages),
+        "unit_changed": False,
+        "kubelet": {"active": joined, "version": kubelet_version},
+        "swap": not joined,
+        "modules": ["br_netfilter", "overlay"] if joined else [],
+        "sysctl": {"net.bridge.bridge-nf-call-iptables": "1", "net.ipv4.ip_forward": "1"}
+        if joined
+        else {"net.ipv4.ip_forward": "0"},
+        "containerd": {"systemd_cgroup": joined},
+        "certs": {name: now + 300 * DAY for name, _ in LEAF_CERTS}
+        if joined and role == "control-plane"
+        else {},
+        "cas": dict.fromkeys(("ca", "etcd-ca", "front-proxy-ca"), now + 3600 * DAY),
+        "cluster_version": kubelet_version,
+    }
+
+
+def _admin_kubeconfig(url: str, token: str, ca_pem: bytes) -> str:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "kubernetes",
+                "cluster": {
+                    "server": url,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "kubernetes-admin", "user": {"token": token}}],
+        "contexts": [{"name": "admin", "context": {"cluster": "kubernetes", "user": "kubernetes-admin"}}],
+        "current-context": "admin",
+    }
+    return json.dumps(config, indent=2)  # JSON is YAML: kubectl reads it
+
+
+def write_node_root(root: Path, *, role: str, joined: bool, apiserver: dict[str, Any] | None) -> None:
+    """The node's own /etc and /var/lib pieces."""
+    for path in NODE_PATHS[:-1]:
+        (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    (root / "etc/kubernetes/pki/etcd").mkdir(parents=True, exist_ok=True)
+    (root / "etc/kubernetes/manifests").mkdir(exist_ok=True)
+    swap = "/swapfile none swap sw 0 0\n"
+    (root / "etc/fstab").write_text("# /etc/fstab\n" + (f"# {swap}" if joined else swap))
+    if apiserver is not None:
+        ca_pem = Path(apiserver["ca"]).read_bytes()
+        (root / "etc/kubernetes/pki/ca.crt").write_bytes(ca_pem)
+        if joined:
+            kubeconfig = _admin_kubeconfig(apiserver["url"], apiserver["token"], ca_pem)
+            names = ["kubelet.conf"] + (["admin.conf"] if role == "control-plane" else [])
+            for name in names:
+                (root / "etc/kubernetes" / name).write_text(kubeconfig)
+    if joined and role == "control-plane":
+        for pod in STATIC_PODS:
+            (root / f"etc/kubernetes/manifests/{pod}.yaml").write_text(
+                f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\n  namespace: kube-system\n"
+                f"spec:\n  containers:\n  - name: {pod}\n    image: registry.k8s.io/{pod}\n"
+            )
+
+
+def chown_tree(path: Path, account: Account) -> None:
+    if os.geteuid() != 0:
+        return
+    os.chown(path, account.uid, account.gid)
+    for directory, subdirs, files in os.walk(path):
+        for name in subdirs + files:
+            os.chown(os.path.join(directory, name), account.uid, account.gid, follow_symlinks=False)
+
+
+def prepare_node(
+    state_dir: Path,
+    *,
+    config: dict[str, Any],
+    kubelet_version: str | None,
+    launcher: Path,
+    account: Account,
+) -> None:
+    """A node's state directory, ready for its sshd and shims."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    role = str(config["role"])
+    (state_dir / "config.json").write_text(json.dumps(config, indent=2))
+    (state_dir / "state.json").write_text(
+        json.dumps(initial_state(role=role, kubelet_version=kubelet_version), indent=2)
+    )
+    (state_dir / "faults.json").write_text("{}")
+    (state_dir / "calls.jsonl").write_text("")
+    bin_dir = state_dir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for command in SHIM_COMMANDS:
+        link = bin_dir / command
+        link.unlink(missing_ok=True)
+        link.symlink_to(launcher)
+    write_node_root(
+        state_dir / "root", role=role, joined=kubelet_version is not None, apiserver=config["apiserver"]
+    )
+    if config["apiserver"] is not None:
+        config["apiserver"]["ca"] = str(state_dir / "root/etc/kubernetes/pki/ca.crt")
+        (state_dir / "config.json").write_text(json.dumps(config, indent=2))
+    chown_tree(state_dir, account)
+    (state_dir / "config.json").chmod(0o600)  # it holds the apiserver token

@@ -1,0 +1,157 @@
+"""What every shim shares: the node it runs on (from sshd's SetEnv), its locked state file, its
+call log, its fault switches, path mapping onto the node's own root, and the apiserver client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+# Paths that are the node's own: <state>/root/<path>. Same list as testbed.fleet.layout.
+NODE_PATHS = (
+    "/etc/kubernetes", "/var/lib/kubegate", "/etc/containerd", "/etc/sysctl.d",
+    "/etc/modules-load.d", "/etc/fstab",
+)  # fmt: skip
+
+
+class Node:
+    def __init__(self) -> None:
+        self.name = os.environ.get("TESTBED_NODE", "")
+        self.state_dir = os.environ.get("TESTBED_STATE", "")
+        if not self.name or not self.state_dir:
+            raise SystemExit("testbed shim: TESTBED_NODE/TESTBED_STATE not set (not on a node)")
+        self._config: dict[str, Any] | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            with open(os.path.join(self.state_dir, "config.json")) as file:
+                self._config = json.load(file)
+        return self._config
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.state_dir, name)
+
+    def host_path(self, path: str) -> str:
+        """Where the node's `path` really is (identical to `path` inside sshd's namespace)."""
+        for prefix in NODE_PATHS:
+            if path == prefix or path.startswith(prefix + "/"):
+                return os.path.join(self.state_dir, "root", path.lstrip("/"))
+        return path
+
+    def record(self, argv: list[str]) -> None:
+        line = json.dumps({"argv": argv, "time": time.time(), "node": self.name, "pid": os.getpid()})
+        # One O_APPEND write per call: concurrent shims never interleave within a line.
+        fd = os.open(self.path("calls.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        with open(self.path("state.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def read_state(self) -> dict[str, Any]:
+        with open(self.path("state.json")) as file:
+            state: dict[str, Any] = json.load(file)
+            return state
+
+    @contextlib.contextmanager
+    def state(self) -> Iterator[dict[str, Any]]:
+        """Read-modify-write of state.json under the node's lock."""
+        with self.locked():
+            state = self.read_state()
+            yield state
+            self._write_json("state.json", state)
+
+    def faults(self) -> dict[str, Any]:
+        try:
+            with open(self.path("faults.json")) as file:
+                faults: dict[str, Any] = json.load(file)
+                return faults
+        except (OSError, ValueError):
+            return {}
+
+    def take_fault(self, argv: list[str]) -> tuple[str, dict[str, Any]] | None:
+        """The fault matching argv's longest prefix, counting one use of it."""
+        with self.locked():
+            faults = self.faults()
+            keys = [
+                k
+                for k, f in faults.items()
+                if argv[: len(k.split())] == k.split() and not f.get("exhausted")
+            ]
+            if not keys:
+                return None
+            key = max(keys, key=lambda k: len(k.split()))
+            fault = faults[key]
+            if fault.get("remaining") is not None:
+                fault["remaining"] -= 1
+                if fault["remaining"] <= 0 and fault["action"] == "hang":
+                    faults[key] = {**fault, "exhausted": True}  # its callers hang until cleared
+                elif fault["remaining"] <= 0:
+                    del faults[key]
+                self._write_json("faults.json", faults)
+            return key, fault
+
+    def _write_json(self, name: str, value: Any) -> None:
+        partial = self.path(name + f".{os.getpid()}.tmp")
+        with open(partial, "w") as file:
+            json.dump(value, file, indent=1)
+        os.replace(partial, self.path(name))
+
+    def api(self, method: str, path: str, body: Any = None, patch: bool = False) -> Any:
+        """One request to the fake apiserver with the cluster token; None without an apiserver."""
+        settings = self.config.get("apiserver")
+        if not settings:
+            return None
+        import http.client
+        import ssl
+        import urllib.parse
+
+        url = urllib.parse.urlsplit(settings["url"])
+        context = ssl.create_default_context(cafile=settings["ca"])
+        connection = http.client.HTTPSConnection(url.hostname or "", url.port, context=context)
+        content_type = "application/merge-patch+json" if patch else "application/json"
+        headers = {"Authorization": f"Bearer {settings['token']}", "Content-Type": content_type}
+        data = None if body is None else json.dumps(body)
+        connection.request(method, path, body=data, headers=headers)
+        response = connection.getresponse()
+        payload = json.loads(response.read() or b"null")
+        connection.close()
+        if response.status >= 400:
+            raise RuntimeError(f"apiserver {method} {path}: {response.status} {payload}")
+        return payload
+
+    def control(self, path: str, body: Any) -> None:
+        """Tell the testbed what only it can change (the apiserver's own version)."""
+        settings = self.config.get("control")
+        if not settings:
+            return
+        import http.client
+        import urllib.parse
+
+        url = urllib.parse.urlsplit(settings["url"])
+        connection = http.client.HTTPConnection(url.hostname or "", url.port)
+        headers = {"X-Testbed-Token": settings["token"], "Content-Type": "application/json"}
+        connection.request("POST", path, body=json.dumps(body), headers=headers)
+        connection.getresponse().read()
+        connection.close()
+
+
+def version_of(package_version: str | None) -> str | None:
+    """`1.31.3-1.1` -> `v1.31.3`."""
+    return None if not package_version else "v" + package_version.split("-")[0]
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(message, file=__import__("sys").stderr)
+    return code

@@ -1,0 +1,168 @@
+"""One real OpenSSH sshd per node: its config, its start (in a private mount namespace when we
+can, so the node's /etc/kubernetes and /var/lib/kubegate are its own), readiness and killing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+PRIVSEP_DIR = Path("/run/sshd")
+READY_TIMEOUT_S = 15.0
+
+
+class SshdError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SshdConfig:
+    address: str
+    port: int
+    host_key: Path
+    authorized_keys: Path
+    user_ca_public_key: Path
+    user: str
+    environment: dict[str, str]
+    # (node's own directory, path it appears at on the node), bind-mounted when possible.
+    mounts: list[tuple[Path, str]] = field(default_factory=list)
+
+    def render(self) -> str:
+        env = " ".join(f"{key}={value}" for key, value in self.environment.items())
+        return f"""\
+ListenAddress {self.address}:{self.port}
+HostKey {self.host_key}
+PidFile none
+AllowUsers {self.user}
+AuthenticationMethods publickey
+PubkeyAuthentication yes
+AuthorizedKeysFile {self.authorized_keys}
+TrustedUserCAKeys {self.user_ca_public_key}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+UsePAM no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+StrictModes no
+PermitUserEnvironment no
+X11Forwarding no
+AllowTcpForwarding no
+AllowAgentForwarding no
+MaxStartups 200
+MaxSessions 100
+LoginGraceTime 30
+LogLevel INFO
+SetEnv {env}
+Subsystem sftp internal-sftp
+"""
+
+
+def free_port(address: str) -> int:
+    """A port nobody listens on at `address` right now (the caller retries if it loses a race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((address, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def can_use_mount_namespaces() -> bool:
+    return os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+def _command(config_path: Path, mounts: list[tuple[Path, str]]) -> list[str]:
+    sshd = [SSHD, "-D", "-e", "-f", str(config_path)]
+    if not mounts or not can_use_mount_namespaces():
+        return sshd
+    binds = [f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}" for src, dst in mounts]
+    script = " && ".join([*binds, "exec " + shlex.join(sshd)])
+    # unshare(1) execs in place, so the pid we hold is the listening sshd's.
+    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script]
+
+
+def prepare_mount_points(mounts: list[tuple[Path, str]]) -> None:
+    """Bind mounts need their targets on the host; we add empty ones where missing."""
+    if not can_use_mount_namespaces():
+        return
+    for source, target in mounts:
+        if source.is_dir():
+            Path(target).mkdir(parents=True, exist_ok=True)
+        elif not Path(target).exists():
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            Path(target).touch()
+
+
+async def spawn(config: SshdConfig, config_path: Path, log_path: Path) -> asyncio.subprocess.Process:
+    """Start sshd and return once it listens; raises SshdError if it could not bind or died."""
+    PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)  # sshd refuses to start without it
+    config_path.write_text(config.render())
+    with log_path.open("ab") as log:
+        start_offset = log.tell()
+        process = await asyncio.create_subprocess_exec(
+            *_command(config_path, config.mounts),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    await _wait_listening(process, config, log_path, start_offset)
+    return process
+
+
+async def _wait_listening(
+    process: asyncio.subprocess.Process, config: SshdConfig, log_path: Path, offset: int
+) -> None:
+    # sshd logs this line after listen(2) succeeded; a mere TCP connect could reach another
+    # testbed's sshd that holds the same address and port.
+    ready = f"Server listening on {config.address} port {config.port}".encode()
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        with log_path.open("rb") as log:
+            log.seek(offset)
+            text = log.read()
+        if ready in text:
+            return
+        if process.returncode is not None or b"Cannot bind any address" in text:
+            await terminate(process)
+            raise SshdError(f"sshd on {config.address}:{config.port} failed: {text.decode()}")
+        if time.monotonic() > deadline:
+            await terminate(process)
+            raise SshdError(f"sshd on {config.address}:{config.port} did not start in time")
+        await asyncio.sleep(0.005)
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry))
+    found: list[int] = []
+    pending = [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+async def terminate(process: asyncio.subprocess.Process) -> None:
+    """Kill sshd and every session it forked: they run setsid(), so a process group won't do."""
+    if process.returncode is None:
+        for pid in [process.pid, *_descendants(process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    await process.wait()
