@@ -51,9 +51,9 @@ def _effective_taints(node: Object) -> list[Object]:
     return taints
 
 
-def why_not(pod_spec: Object, node: Object) -> str | None:
+def why_not(pod_spec: Object, node: Object, *, require_ready: bool = True) -> str | None:
     """None when the pod fits the node, else the scheduler's reason in its words."""
-    if not node_is_ready(node):
+    if require_ready and not node_is_ready(node):
         return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
     tolerations = pod_spec.get("tolerations") or []
     for taint in _effective_taints(node):

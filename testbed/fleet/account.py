@@ -42,11 +42,10 @@ def _create(name: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _lookup(name) is not None:
             return
+        home = ["--create-home", "--home-dir", str(FLEET_HOME)]
+        shell = ["--shell", "/bin/sh", "--comment", "kubegate testbed fleet"]
         subprocess.run(
-            ["useradd", "--system", "--create-home", "--home-dir", str(FLEET_HOME)]
-            + ["--shell", "/bin/sh", "--comment", "kubegate testbed fleet", name],
-            check=True,
-            capture_output=True,
+            ["useradd", "--system", *home, *shell, name], check=True, capture_output=True
         )
         # useradd leaves the password field "!", which sshd (without PAM) reads as a locked
         # account and refuses even key logins; "*" means "no password" but not locked.

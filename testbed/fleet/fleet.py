@@ -73,7 +73,9 @@ class Fleet:
 
     @property
     def client_public_key(self) -> str:
-        return self.client_key_path.with_name(self.client_key_path.name + ".pub").read_text().strip()
+        return (
+            self.client_key_path.with_name(self.client_key_path.name + ".pub").read_text().strip()
+        )
 
     @property
     def user_ca_public_key_path(self) -> Path:
@@ -147,7 +149,12 @@ class Fleet:
         return state
 
     def fail(
-        self, node: str, command: str, exit_code: int = 1, stderr: str = "", times: int | None = None
+        self,
+        node: str,
+        command: str,
+        exit_code: int = 1,
+        stderr: str = "",
+        times: int | None = None,
     ) -> None:
         """Make `command` (e.g. "kubeadm", or "kubeadm upgrade node" to match the argv prefix)
         exit with `exit_code` and `stderr`; `times` None means every call until cleared."""
@@ -194,7 +201,9 @@ class Fleet:
             }
             ca_hash = discovery_hash(self.apiserver.ca_path)
             position = int(address.rsplit(".", 1)[1])
-            spec = NodeSpec(name=name, role="control-plane" if role == "control-plane" else "worker")
+            spec = NodeSpec(
+                name=name, role="control-plane" if role == "control-plane" else "worker"
+            )
             node_object = build_node(spec, position)
             node_object["status"]["addresses"][0]["address"] = address
         return {
@@ -262,7 +271,9 @@ class Fleet:
 
     def _read_faults(self, node: str) -> dict[str, Any]:
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-            faults: dict[str, Any] = json.loads((self.nodes[node].state_dir / "faults.json").read_text())
+            faults: dict[str, Any] = json.loads(
+                (self.nodes[node].state_dir / "faults.json").read_text()
+            )
             return faults
         return {}
 
@@ -288,4 +299,3 @@ def discovery_hash(ca_path: Path) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return "sha256:" + hashlib.sha256(spki).hexdigest()
-

@@ -141,13 +141,17 @@ def _admin_kubeconfig(url: str, token: str, ca_pem: bytes) -> str:
             }
         ],
         "users": [{"name": "kubernetes-admin", "user": {"token": token}}],
-        "contexts": [{"name": "admin", "context": {"cluster": "kubernetes", "user": "kubernetes-admin"}}],
+        "contexts": [
+            {"name": "admin", "context": {"cluster": "kubernetes", "user": "kubernetes-admin"}}
+        ],
         "current-context": "admin",
     }
     return json.dumps(config, indent=2)  # JSON is YAML: kubectl reads it
 
 
-def write_node_root(root: Path, *, role: str, joined: bool, apiserver: dict[str, Any] | None) -> None:
+def write_node_root(
+    root: Path, *, role: str, joined: bool, apiserver: dict[str, Any] | None
+) -> None:
     """The node's own /etc and /var/lib pieces."""
     for path in NODE_PATHS[:-1]:
         (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
@@ -204,7 +208,10 @@ def prepare_node(
         link.unlink(missing_ok=True)
         link.symlink_to(launcher)
     write_node_root(
-        state_dir / "root", role=role, joined=kubelet_version is not None, apiserver=config["apiserver"]
+        state_dir / "root",
+        role=role,
+        joined=kubelet_version is not None,
+        apiserver=config["apiserver"],
     )
     if config["apiserver"] is not None:
         config["apiserver"]["ca"] = str(state_dir / "root/etc/kubernetes/pki/ca.crt")

@@ -102,7 +102,9 @@ def prepare_mount_points(mounts: list[tuple[Path, str]]) -> None:
             Path(target).touch()
 
 
-async def spawn(config: SshdConfig, config_path: Path, log_path: Path) -> asyncio.subprocess.Process:
+async def spawn(
+    config: SshdConfig, config_path: Path, log_path: Path
+) -> asyncio.subprocess.Process:
     """Start sshd and return once it listens; raises SshdError if it could not bind or died."""
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)  # sshd refuses to start without it
     config_path.write_text(config.render())

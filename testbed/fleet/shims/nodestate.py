@@ -45,7 +45,9 @@ class Node:
         return path
 
     def record(self, argv: list[str]) -> None:
-        line = json.dumps({"argv": argv, "time": time.time(), "node": self.name, "pid": os.getpid()})
+        line = json.dumps(
+            {"argv": argv, "time": time.time(), "node": self.name, "pid": os.getpid()}
+        )
         # One O_APPEND write per call: concurrent shims never interleave within a line.
         fd = os.open(self.path("calls.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -1,0 +1,121 @@
+"""HorizontalPodAutoscalers (autoscaling/v2): the apiserver's validation of the replica bounds,
+and a controller that only keeps the target within them (there are no metrics here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from testbed.apiserver.errors import ApiError
+from testbed.apiserver.statuses import condition, set_replicas, set_status
+from testbed.apiserver.store import ObjectStore
+from testbed.apiserver.timestamps import rfc3339
+
+Object = dict[str, Any]
+SCALABLE = {"Deployment": ("apps/v1", "deployments"), "ReplicaSet": ("apps/v1", "replicasets")}
+NO_METRICS = (
+    "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to "
+    "get metrics for resource cpu: no metrics returned from resource metrics API"
+)
+
+
+def field_errors(hpa: Object) -> list[tuple[str, Any, str]]:
+    """(field, value, detail) for each rule of validateHorizontalPodAutoscalerSpec broken."""
+    spec = hpa.get("spec") or {}
+    errors: list[tuple[str, Any, str]] = []
+    minimum, maximum = spec.get("minReplicas"), spec.get("maxReplicas", 0)
+    if minimum is not None and minimum < 1:
+        errors.append(("spec.minReplicas", minimum, "must be greater than or equal to 1"))
+    if maximum < 1:
+        errors.append(("spec.maxReplicas", maximum, "must be greater than 0"))
+    if minimum is not None and maximum < minimum:
+        errors.append(
+            ("spec.maxReplicas", maximum, "must be greater than or equal to `minReplicas`")
+        )
+    target = spec.get("scaleTargetRef") or {}
+    for key in ("kind", "name"):
+        if not target.get(key):
+            errors.append((f"spec.scaleTargetRef.{key}", "", "Required value"))
+    return errors
+
+
+def invalid_object(kind: str, group: str, name: str, errors: list[tuple[str, Any, str]]) -> ApiError:
+    """A 422 shaped as apimachinery's NewInvalid: one message, one cause per field error."""
+    causes, texts = [], []
+    for path, value, detail in errors:
+        required = detail == "Required value"
+        text = detail if required else f"Invalid value: {value}: {detail}"
+        causes.append(
+            {
+                "reason": "FieldValueRequired" if required else "FieldValueInvalid",
+                "message": text,
+                "field": path,
+            }
+        )
+        texts.append(f"{path}: {text}")
+    joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    qualified = f"{kind}.{group}" if group else kind
+    return ApiError(
+        422,
+        "Invalid",
+        f'{qualified} "{name}" is invalid: {joined}',
+        details={"name": name, "group": group, "kind": kind, "causes": causes},
+    )
+
+
+def validate_autoscaler(hpa: Object) -> None:
+    errors = field_errors(hpa)
+    if errors:
+        name = hpa.get("metadata", {}).get("name", "")
+        raise invalid_object("HorizontalPodAutoscaler", "autoscaling", name, errors)
+
+
+def sync_autoscaler(store: ObjectStore, hpa: Object) -> None:
+    """Clamp the target's replicas into [minReplicas, maxReplicas], as the HPA does unmetered."""
+    spec, previous = hpa.get("spec") or {}, hpa.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    found = SCALABLE.get(ref.get("kind", ""))
+    target = None
+    if found is not None:
+        target = store.get(found[0], found[1], hpa["metadata"]["namespace"], ref.get("name", ""))
+    if found is None or target is None:
+        status: Object = {
+            "currentReplicas": 0,
+            "desiredReplicas": 0,
+            "conditions": [
+                condition(
+                    "AbleToScale",
+                    False,
+                    "FailedGetScale",
+                    f'the HPA controller was unable to get the target\'s current scale: '
+                    f'{ref.get("kind", "").lower()}s "{ref.get("name", "")}" not found',
+                    previous,
+                )
+            ],
+        }
+        set_status(store, "autoscaling/v2", "horizontalpodautoscalers", hpa, status)
+        return
+    current = int(target.get("spec", {}).get("replicas", 1))
+    low, high = int(spec.get("minReplicas", 1)), int(spec.get("maxReplicas", 1))
+    desired = min(max(current, low), high)
+    status = {
+        "currentReplicas": current,
+        "desiredReplicas": desired,
+        "conditions": [
+            condition("AbleToScale", True, "ReadyForNewScale", "recommended size matches current size", previous),
+            condition("ScalingActive", False, "FailedGetResourceMetric", NO_METRICS, previous),
+            condition(
+                "ScalingLimited",
+                desired != current,
+                "TooFewReplicas" if current < low else "TooManyReplicas" if current > high else "DesiredWithinRange",
+                "the desired replica count is out of range" if desired != current else "the desired count is within the acceptable range",
+                previous,
+            ),
+        ],
+    }
+    if desired != current:
+        set_replicas(store, found[0], found[1], target, desired)
+        status["lastScaleTime"] = rfc3339()
+    elif previous.get("lastScaleTime"):
+        status["lastScaleTime"] = previous["lastScaleTime"]
+    set_status(store, "autoscaling/v2", "horizontalpodautoscalers", hpa, status)

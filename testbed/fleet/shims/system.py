@@ -1,0 +1,180 @@
+"""systemctl, swapoff, modprobe, sysctl, kubelet, kubectl, containerd and sudo on a node: the
+kubelet restart is what moves the Node's kubeletVersion in the fake apiserver."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+
+from testbed.fleet.shims.nodestate import Node, fail, version_of
+
+KUBECTL = "/usr/bin/kubectl"
+CONTAINERD_DEFAULT = """version = 2
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+    SystemdCgroup = false
+"""
+
+
+def run(node: Node, command: str, args: list[str]) -> int:
+    handlers = {
+        "systemctl": systemctl,
+        "swapoff": swapoff,
+        "modprobe": modprobe,
+        "sysctl": sysctl,
+        "kubelet": kubelet,
+        "kubectl": kubectl,
+        "containerd": containerd,
+        "sudo": sudo,
+    }
+    return handlers[command](node, args)
+
+
+def systemctl(node: Node, args: list[str]) -> int:
+    words = [a for a in args if not a.startswith("-")]
+    if not words:
+        return fail("systemctl: no operation given")
+    verb, units = words[0], [u.removesuffix(".service") for u in words[1:]]
+    if verb == "daemon-reload":
+        with node.state() as state:
+            state["unit_changed"] = False
+        return 0
+    if verb in ("restart", "start", "try-restart", "reload-or-restart") and "kubelet" in units:
+        return _start_kubelet(node)
+    if verb == "stop" and "kubelet" in units:
+        with node.state() as state:
+            state["kubelet"]["active"] = False
+        return 0
+    if verb in ("restart", "start") and "containerd" in units:
+        config = node.host_path("/etc/containerd/config.toml")
+        text = _read(config) if os.path.exists(config) else ""
+        with node.state() as state:
+            state["containerd"] = {"systemd_cgroup": "SystemdCgroup = true" in text}
+        return 0
+    if verb == "enable" and "--now" in args and "kubelet" in units:
+        return _start_kubelet(node)
+    if verb == "is-active":
+        active = node.read_state()["kubelet"]["active"] if "kubelet" in units else True
+        print("active" if active else "inactive")
+        return 0 if active else 3
+    return 0
+
+
+def _start_kubelet(node: Node) -> int:
+    with node.state() as state:
+        installed = version_of(state["packages"].get("kubelet"))
+        if installed is None:
+            return fail("Failed to restart kubelet.service: Unit kubelet.service not found.", 5)
+        if state["unit_changed"]:
+            print(
+                "Warning: The unit file, source configuration file or drop-ins of kubelet.service "
+                "changed on disk. Run 'systemctl daemon-reload' to reload units.",
+                file=sys.stderr,
+            )
+        state["kubelet"] = {"active": True, "version": installed}
+        joined = state["joined"]
+    if joined:
+        info = {"kubeletVersion": installed, "kubeProxyVersion": installed}
+        node.api("PATCH", f"/api/v1/nodes/{node.name}/status", {"status": {"nodeInfo": info}}, True)
+    return 0
+
+
+def _read(path: str) -> str:
+    with open(path) as file:
+        return file.read()
+
+
+def swapoff(node: Node, args: list[str]) -> int:
+    if "-a" in args or "--all" in args:
+        with node.state() as state:
+            state["swap"] = False
+    return 0
+
+
+def modprobe(node: Node, args: list[str]) -> int:
+    names = [a for a in args if not a.startswith("-")]
+    with node.state() as state:
+        state["modules"] = sorted(set(state["modules"]) | set(names))
+    return 0
+
+
+def _apply(node: Node, settings: dict[str, str]) -> int:
+    with node.state() as state:
+        for key, value in settings.items():
+            if key.startswith("net.bridge.") and "br_netfilter" not in state["modules"]:
+                return fail(
+                    f"sysctl: cannot stat /proc/sys/{key.replace('.', '/')}: No such file or directory",
+                    255,
+                )
+            state["sysctl"][key] = value
+            print(f"{key} = {value}")
+    return 0
+
+
+def sysctl(node: Node, args: list[str]) -> int:
+    if "--system" in args or "-p" in args:
+        settings: dict[str, str] = {}
+        for path in sorted(glob.glob(node.host_path("/etc/sysctl.d") + "/*.conf")):
+            for line in _read(path).splitlines():
+                if "=" in line and not line.lstrip().startswith(("#", ";")):
+                    key, value = line.split("=", 1)
+                    settings[key.strip()] = value.strip()
+        return _apply(node, settings)
+    assignments = [a for a in args if "=" in a and not a.startswith("-")]
+    if assignments:
+        return _apply(node, dict(a.split("=", 1) for a in assignments))
+    current = node.read_state()["sysctl"]
+    for key in (a for a in args if not a.startswith("-")):
+        print(f"{key} = {current.get(key, '0')}")
+    return 0
+
+
+def kubelet(node: Node, args: list[str]) -> int:
+    installed = version_of(node.read_state()["packages"].get("kubelet"))
+    if installed is None:
+        return fail("sh: 1: kubelet: not found", 127)
+    if "--version" in args:
+        print(f"Kubernetes {installed}")
+    return 0
+
+
+def kubectl(node: Node, args: list[str]) -> int:
+    """The real kubectl, with the node's own kubeconfig files."""
+    mapped = [
+        "--kubeconfig=" + node.host_path(a.split("=", 1)[1]) if a.startswith("--kubeconfig=") else a
+        for a in args
+    ]
+    env = dict(os.environ)
+    if "KUBECONFIG" in env:
+        env["KUBECONFIG"] = node.host_path(env["KUBECONFIG"])
+    elif os.path.exists(node.host_path("/etc/kubernetes/admin.conf")):
+        env["KUBECONFIG"] = node.host_path("/etc/kubernetes/admin.conf")
+    os.execve(KUBECTL, [KUBECTL, *mapped], env)
+
+
+def containerd(node: Node, args: list[str]) -> int:
+    if args[:2] == ["config", "default"]:
+        sys.stdout.write(CONTAINERD_DEFAULT)
+    elif "--version" in args or args[:1] == ["version"]:
+        print("containerd containerd.io 1.7.22 7f7fdf5fed64eb6a7caf99b3e12efcf9d60e311c")
+    return 0
+
+
+def sudo(node: Node, args: list[str]) -> int:
+    """Run the command as the fleet account: the shims stand in for what needs root."""
+    del node
+    index = 0
+    while index < len(args) and args[index].startswith("-"):
+        index += 2 if args[index] in ("-u", "-g", "-C", "-D", "-h", "-p") else 1
+    command = args[index:]
+    while command and "=" in command[0] and not command[0].startswith("/"):
+        key, value = command.pop(0).split("=", 1)  # sudo VAR=value command
+        os.environ[key] = value
+    if not command:
+        return fail("usage: sudo [-n] command")
+    try:
+        os.execvp(command[0], command)
+    except FileNotFoundError:
+        return fail(f"sudo: {command[0]}: command not found")
