@@ -22,6 +22,7 @@ from bot.redact import RedactingFilter, Redactor
 from bot.service import Kubegate
 from bot.slack_app import SlackChat, bolt_app, web_application, web_client
 from bot.store import Store
+from playbooks.vault import VaultSettings
 
 log = logging.getLogger("kubegate")
 
@@ -56,6 +57,27 @@ def slack_credentials(settings: Settings, config: KubegateConfig) -> SlackCreden
         secret.get_secret_value(),
         settings.slack_api_url or config.slack.api_url,
     )
+
+
+def vault_settings(settings: Settings, config: KubegateConfig) -> VaultSettings | None:
+    """Vault from the config, with the usual VAULT_ADDR / VAULT_TOKEN variables winning."""
+    vault = config.vault
+    url = settings.vault_addr or (vault.url if vault else None)
+    if url is None:
+        return None
+    token = settings.vault_token or (vault.token if vault else None)
+    secret_id = vault.secret_id if vault else None
+    return VaultSettings(
+        url=url, auth=vault.auth if vault else "token",
+        token=token.get_secret_value() if token else None,
+        role_id=vault.role_id if vault else None,
+        secret_id=secret_id.get_secret_value() if secret_id else None,
+        kubernetes_role=vault.kubernetes_role if vault else None,
+        kv_mount=vault.kv_mount if vault else "secret",
+        ssh_mount=vault.ssh_mount if vault else "ssh-client-signer",
+        ssh_role=vault.ssh_role if vault else "kubegate",
+        ca_cert=vault.ca_cert if vault else None,
+    )  # fmt: skip
 
 
 @dataclass
@@ -99,7 +121,11 @@ def build(
     store = Store(settings.db)
     audit = AuditLog(store, redactor)
     audit.record("config.loaded", actor="system", path=str(path), sha256=config_digest(path))
-    clusters = Clusters(config, default_kubeconfig=settings.kubeconfig)
+    vault = vault_settings(settings, config)
+    redactor.register(vault.token if vault else None, vault.secret_id if vault else None)
+    backup_dir = settings.backup_dir or config.backups.dir or Path("backups")
+    clusters = Clusters(config, default_kubeconfig=settings.kubeconfig, vault=vault,
+                        backup_dir=backup_dir, redactor=redactor)  # fmt: skip
     kubegate = Kubegate(
         config=config, store=store, audit=audit, chat=chat(config), clusters=clusters
     )

@@ -1,20 +1,36 @@
-"""The clusters kubegate manages: connects to each one's API lazily, from its kubeconfig context."""
+"""The clusters kubegate manages: opens each one's API (kubeconfig context), SSH executor and
+Vault lazily, on first use.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+import asyncssh
+
 from bot.config import ClusterConfig, KubegateConfig
+from bot.redact import Redactor
 from playbooks import ClusterHandle, KubeApi
+from playbooks.ssh import Credentials, SshError, SshExecutor
+from playbooks.vault import Vault, VaultError, VaultSettings
 
 
 class Clusters:
-    def __init__(self, config: KubegateConfig, *, default_kubeconfig: Path | None) -> None:
+    def __init__(self, config: KubegateConfig, *, default_kubeconfig: Path | None,
+                 vault: VaultSettings | None = None, backup_dir: Path = Path("backups"),
+                 redactor: Redactor | None = None) -> None:  # fmt: skip
         self._config = config
         self._default_kubeconfig = default_kubeconfig
+        self._vault = Vault(vault) if vault else None
+        self._backup_dir = backup_dir
+        self._redactor = redactor or Redactor()
         self._handles: dict[str, ClusterHandle] = {}
         self._lock = asyncio.Lock()
+
+    @property
+    def config(self) -> KubegateConfig:
+        return self._config
 
     def resolve(self, *, requested: str | None, channel: str) -> ClusterConfig | str:
         """The cluster a command is for, or a sentence saying why there is none."""
@@ -40,10 +56,64 @@ class Clusters:
                     kubeconfig=cluster.kubeconfig or self._default_kubeconfig,
                     context=cluster.context,
                 )
-                self._handles[name] = ClusterHandle(name=name, kube=kube)
+                self._handles[name] = ClusterHandle(
+                    name=name, kube=kube, inventory=cluster.inventory, vault=self._vault,
+                    backup_dir=self._backup_dir / name,
+                    ssh_factory=lambda: self._open_ssh(cluster),
+                )  # fmt: skip
             return self._handles[name]
+
+    async def _open_ssh(self, cluster: ClusterConfig) -> SshExecutor:
+        ssh = cluster.inventory.ssh
+        known_hosts = await self._secret_text(
+            ssh.known_hosts, ssh.known_hosts_vault, "known_hosts", cluster
+        )
+        key_text = await self._secret_text(
+            ssh.private_key, ssh.private_key_vault, "private_key", cluster
+        )
+        self._redactor.register(key_text)
+        try:
+            key = asyncssh.import_private_key(key_text)
+        except (asyncssh.KeyImportError, ValueError) as error:
+            raise SshError(
+                f"kubegate's SSH private key for {cluster.name} cannot be read: {error}", node="-"
+            ) from error
+        certificate = None
+        if ssh.sign_with_vault:
+            if self._vault is None:
+                raise SshError("sign_with_vault is set but no Vault is configured", node="-")
+            public = key.export_public_key().decode()
+            try:
+                signed = await self._vault.sign_ssh_key(public, principals=ssh.user)
+            except VaultError as error:
+                raise SshError(error.message, node="-") from error
+            certificate = asyncssh.import_certificate(signed)
+        return SshExecutor(known_hosts=known_hosts, credentials=Credentials(key, certificate),
+                           connect_timeout=ssh.connect_timeout, max_parallel=ssh.max_parallel)  # fmt: skip
+
+    async def _secret_text(
+        self, path: Path | None, vault_path: str | None, field: str, cluster: ClusterConfig
+    ) -> str:
+        if path is not None:
+            try:
+                return path.read_text()
+            except OSError as error:
+                raise SshError(
+                    f"cannot read {field} file {path}: {error.strerror}", node="-"
+                ) from error
+        if vault_path is not None and self._vault is not None:
+            try:
+                data, _ = await self._vault.read(vault_path)
+            except VaultError as error:
+                raise SshError(error.message, node="-") from error
+            if field not in data:
+                raise SshError(f"Vault secret {vault_path} has no `{field}` field", node="-")
+            return str(data[field])
+        raise SshError(
+            f"cluster {cluster.name} has no SSH {field} configured (file or Vault path)", node="-"
+        )
 
     async def close(self) -> None:
         for handle in self._handles.values():
-            await handle.kube.close()
+            await handle.close()
         self._handles.clear()

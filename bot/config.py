@@ -9,7 +9,7 @@ import hashlib
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from approvals import SLACK_GROUP_ID, SLACK_USER_ID, PolicyRule, Windows
-from commands import parse_duration
+from playbooks.inventory import Inventory, YamlDuration
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -36,15 +36,6 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def duration(value: object) -> timedelta:
-    """A duration from YAML: `30m`, `2h`, `1h30m`, `7d`, or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    return parse_duration(str(value))
-
-
 class ClusterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -52,6 +43,7 @@ class ClusterConfig(BaseModel):
     context: str | None = None
     kubeconfig: Path | None = None
     channels: list[str] = Field(default_factory=list)
+    inventory: Inventory = Field(default_factory=Inventory)
 
     @field_validator("name")
     @classmethod
@@ -72,13 +64,8 @@ class ClusterConfig(BaseModel):
 class WindowsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    approval: timedelta = timedelta(minutes=30)
-    execution: timedelta = timedelta(hours=2)
-
-    @field_validator("approval", "execution", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> timedelta:
-        return duration(value)
+    approval: YamlDuration = timedelta(minutes=30)
+    execution: YamlDuration = timedelta(hours=2)
 
     def as_windows(self) -> Windows:
         return Windows(approval=self.approval, execution=self.execution)
@@ -92,6 +79,30 @@ class SlackConfig(BaseModel):
     api_url: str | None = None
 
 
+class VaultConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    auth: Literal["token", "approle", "kubernetes"] = "token"
+    token: SecretStr | None = None  # VAULT_TOKEN wins
+    role_id: str | None = None
+    secret_id: SecretStr | None = None
+    kubernetes_role: str | None = None
+    kv_mount: str = "secret"
+    ssh_mount: str = "ssh-client-signer"
+    ssh_role: str = "kubegate"
+    ca_cert: str | None = None
+
+
+class BackupsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path | None = None  # KUBEGATE_BACKUP_DIR wins; default ./backups
+    keep: int = Field(default=7, ge=1)
+    max_age: YamlDuration = timedelta(hours=24)
+    check_every: YamlDuration = timedelta(minutes=15)
+
+
 class KubegateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -100,6 +111,8 @@ class KubegateConfig(BaseModel):
     policy: list[PolicyRule] = Field(default_factory=list)
     windows: WindowsConfig = Field(default_factory=WindowsConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    vault: VaultConfig | None = None
+    backups: BackupsConfig = Field(default_factory=BackupsConfig)
     # Display names for the console and messages; identity is always the ID.
     users: dict[str, str] = Field(default_factory=dict)
 
@@ -125,6 +138,9 @@ class Settings(BaseSettings):
     kubeconfig: Path | None = Field(default=None, validation_alias=AliasChoices("KUBECONFIG"))
     db: Path = Field(default=Path("kubegate.db"), validation_alias="KUBEGATE_DB")
     port: int = Field(default=3000, validation_alias="KUBEGATE_PORT")
+    backup_dir: Path | None = Field(default=None, validation_alias="KUBEGATE_BACKUP_DIR")
+    vault_addr: str | None = Field(default=None, validation_alias="VAULT_ADDR")
+    vault_token: SecretStr | None = Field(default=None, validation_alias="VAULT_TOKEN")
 
 
 def cross_check(config: KubegateConfig) -> list[str]:
@@ -171,9 +187,19 @@ def load_config(path: Path) -> KubegateConfig:
     problems = cross_check(config)
     if problems:
         raise ConfigError(problems)
+    base = path.parent
     for cluster in config.clusters:
-        if cluster.kubeconfig is not None and not cluster.kubeconfig.is_absolute():
-            cluster.kubeconfig = (path.parent / cluster.kubeconfig).resolve()
+        if cluster.kubeconfig is not None:
+            cluster.kubeconfig = base / cluster.kubeconfig
+        ssh = cluster.inventory.ssh
+        updates = {
+            f: base / getattr(ssh, f) for f in ("known_hosts", "private_key") if getattr(ssh, f)
+        }
+        if updates:
+            inventory = cluster.inventory.model_copy(update={"ssh": ssh.model_copy(update=updates)})
+            cluster.inventory = inventory
+    if config.backups.dir is not None:
+        config.backups.dir = base / config.backups.dir
     return config
 
 

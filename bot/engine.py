@@ -18,7 +18,7 @@ from bot.clusters import Clusters
 from bot.render import failure_card, step_card
 from bot.store import Job, JobState, Store, utcnow
 from commands import Command, parse_command
-from playbooks import PLAYBOOKS, KubeError, Plan, PlanError, Step, StepContext, StepResult
+from playbooks import PLAYBOOKS, OperationError, Plan, Step, StepContext, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class Engine:
             return
         try:
             fresh = await self._replan(job)
-        except (PlanError, KubeError) as error:
+        except OperationError as error:
             await self._halt(job, f"kubegate failed re-checking the plan before step 1: {error}")
             return
         if fresh.nothing_to_do:
@@ -112,7 +112,7 @@ class Engine:
             result = StepResult(ok=True, summary=record.summary or "", data=record.data)
             try:
                 said = await steps[record.index].compensate(ctx, result)
-            except (KubeError, PlanError) as error:
+            except OperationError as error:
                 undone.append(f"could not undo step {record.index + 1}: {error}")
                 continue
             if said:
@@ -166,7 +166,7 @@ class Engine:
         reply_ts = await self._post(job, step_card(self._store.steps(job.id)[index], total=total))
         try:
             result = (await step.already_done(ctx) if check_done else None) or await step.run(ctx)
-        except (KubeError, PlanError) as error:
+        except OperationError as error:
             result = StepResult(ok=False, summary=str(error))
         except Exception as error:  # ours: log with context, show a sentence, never a traceback
             log.exception("job %s step %s (%s) crashed", job.id, index + 1, step.title)

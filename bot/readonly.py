@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from bot.config import ClusterConfig
 from bot.store import JobState, utcnow
 from commands import DEFAULT_AUDIT_LOOKBACK, AuditCommand, Command, JobCommand, PodsCommand
-from playbooks import KubeError, NodeView
+from playbooks import NodeView, OperationError
 from playbooks.pods import pod_view
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ async def _with_nodes(
 ) -> None:
     try:
         nodes = await (await kubegate.clusters.handle(cluster.name)).kube.list_nodes()
-    except KubeError as error:
+    except OperationError as error:
         await kubegate.chat.ephemeral(
             channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
         )
@@ -139,7 +139,7 @@ async def answer_pods(
             )
             return
         pods = sorted((pod_view(p) for p in await kube.pods_on(command.node)), key=lambda p: p.key)
-    except KubeError as error:
+    except OperationError as error:
         await kubegate.chat.ephemeral(
             channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
         )

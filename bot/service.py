@@ -29,7 +29,7 @@ from bot.readonly import READ_ONLY_ANSWERS
 from bot.render import plan_lines, root_card
 from bot.store import JobState, Store, utcnow
 from commands import Command, CommandError, HelpCommand, help_text, parse_command
-from playbooks import PLAYBOOKS, KubeError, Plan, PlanError
+from playbooks import PLAYBOOKS, OperationError, Plan, PlanError
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Kubegate:
         except PlanError as error:
             await self.chat.ephemeral(channel, user, error.message)
             return
-        except KubeError as error:
+        except OperationError as error:
             await self.chat.ephemeral(
                 channel, user, f"kubegate could not plan this: {error.message}"
             )

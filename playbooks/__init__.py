@@ -3,6 +3,7 @@
 from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
 from playbooks.cordon import CordonPlaybook, UncordonPlaybook
 from playbooks.drain import DrainPlaybook
+from playbooks.errors import OperationError
 from playbooks.hpa import ScaleHpaPlaybook
 from playbooks.kube import KubeApi, KubeError, NodeView
 from playbooks.plan import Plan, PlannedStep, canonical_json
@@ -27,6 +28,7 @@ __all__ = [
     "KubeApi",
     "KubeError",
     "NodeView",
+    "OperationError",
     "Plan",
     "PlanError",
     "PlannedStep",

@@ -8,27 +8,57 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from commands import Command
+from playbooks.errors import OperationError
+from playbooks.inventory import Inventory
 from playbooks.kube import KubeApi
 from playbooks.plan import Plan
+from playbooks.ssh import SshExecutor, SshTarget
+from playbooks.vault import Vault
 
 
-class PlanError(Exception):
+class PlanError(OperationError):
     """The command cannot be planned (no such node, …); the message is for the requester."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass
 class ClusterHandle:
-    """What the steps may reach on one cluster."""
+    """What the steps may reach on one cluster: its API, its nodes over SSH, Vault."""
 
     name: str
     kube: KubeApi
+    inventory: Inventory = field(default_factory=Inventory)
+    vault: Vault | None = None
+    backup_dir: Path = Path("backups")
+    # Opens the SSH executor on first use (it may need Vault for keys or a certificate).
+    ssh_factory: Callable[[], Awaitable[SshExecutor]] | None = None
+    _ssh: SshExecutor | None = None
+
+    async def ssh(self) -> SshExecutor:
+        if self._ssh is None:
+            if self.ssh_factory is None:
+                raise PlanError(f"Cluster {self.name} has no SSH inventory in kubegate's config.")
+            self._ssh = await self.ssh_factory()
+        return self._ssh
+
+    async def ssh_target(self, node: str) -> SshTarget:
+        view = await self.kube.get_node(node)
+        if view is None:
+            raise PlanError(f"There is no node `{node}` in cluster {self.name}.")
+        target = self.inventory.target(view)
+        if target is None:
+            raise PlanError(
+                f"kubegate does not know how to reach {node}: it has no InternalIP and no address in the inventory."
+            )
+        return target
+
+    async def close(self) -> None:
+        if self._ssh is not None:
+            await self._ssh.close()
+        await self.kube.close()
 
 
 @dataclass

@@ -17,17 +17,18 @@ from kubernetes.aio import config as kube_config
 from kubernetes.aio import watch as kube_watch
 from kubernetes.aio.client.exceptions import ApiException
 
+from playbooks.errors import OperationError
+
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 Obj = dict[str, Any]
 
 
-class KubeError(Exception):
+class KubeError(OperationError):
     """The Kubernetes API refused or could not be reached; the message is for people."""
 
     def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
         super().__init__(message)
-        self.message = message
         self.status = status
         self.body = body
 

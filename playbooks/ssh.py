@@ -16,15 +16,16 @@ from typing import Any
 
 import asyncssh
 
+from playbooks.errors import OperationError
+
 OutputSink = Callable[[str], Awaitable[None]]
 
 
-class SshError(Exception):
+class SshError(OperationError):
     """A node could not run the command; the message names the node and what to do."""
 
     def __init__(self, message: str, *, node: str) -> None:
         super().__init__(message)
-        self.message = message
         self.node = node
 
 

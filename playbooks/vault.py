@@ -15,13 +15,13 @@ import hvac
 import hvac.exceptions
 import requests
 
+from playbooks.errors import OperationError
+
 T = TypeVar("T")
 
 
-class VaultError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class VaultError(OperationError):
+    """Vault is sealed, unreachable or refused; the message says which and what to do."""
 
 
 @dataclass(frozen=True)

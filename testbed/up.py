@@ -1,6 +1,7 @@
 """`python -m testbed up --dir DIR`: the stand-in world, running until stopped.
 
-Starts the fake kube-apiserver and the Slack emulator, then writes DIR/testbed.json (how to
+Starts the fake kube-apiserver, the Slack emulator, and (unless --no-fleet) an sshd per node,
+a Vault stand-in and a real etcd; then writes DIR/testbed.json (how to
 reach them) and DIR/kubegate.yaml (a complete kubegate config for this testbed).
 """
 
@@ -19,56 +20,94 @@ from typing import Any
 import yaml
 
 from testbed.apiserver import FakeApiServer, NodeSpec
+from testbed.etcd import Etcd
+from testbed.fleet import Fleet, apiserver_nodes
 from testbed.slack import SlackEmulator
+from testbed.vault import FakeVault
 
 CHANNEL = "C0OPS"
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave"}
 ROLES = {"sre": ["U0ALICE", "U0BOB"], "lead": ["U0CAROL"]}
 
 
-def kubegate_config(*, kubeconfig: Path, emulator: SlackEmulator) -> dict[str, Any]:
-    return {
-        "clusters": [
-            {
-                "name": "testbed",
-                "context": "testbed",
-                "kubeconfig": str(kubeconfig),
-                "channels": [CHANNEL],
-            }
-        ],
+def kubegate_config(*, kubeconfig: Path, emulator: SlackEmulator, world: World | None,
+                    directory: Path) -> dict[str, Any]:  # fmt: skip
+    cluster: dict[str, Any] = {
+        "name": "testbed", "context": "testbed", "kubeconfig": str(kubeconfig), "channels": [CHANNEL],
+    }  # fmt: skip
+    config: dict[str, Any] = {
+        "clusters": [cluster],
         "roles": ROLES,
         "policy": [
-            {
-                "verbs": [
-                    "cordon",
-                    "uncordon",
-                    "drain",
-                    "taint",
-                    "untaint",
-                    "scale",
-                    "backup",
-                    "cancel",
-                    "retry",
-                ],
-                "requesters": ["sre", "lead"],
-                "approvals": 1,
-                "approvers": ["sre", "lead"],
-            },
-            {
-                "verbs": ["upgrade", "provision", "rotate"],
-                "requesters": ["sre", "lead"],
-                "approvals": 2,
-                "approvers": ["sre", "lead"],
-            },
+            {"verbs": ["cordon", "uncordon", "drain", "taint", "untaint", "scale", "backup", "cancel", "retry"],
+             "requesters": ["sre", "lead"], "approvals": 1, "approvers": ["sre", "lead"]},
+            {"verbs": ["upgrade", "provision", "rotate"],
+             "requesters": ["sre", "lead"], "approvals": 2, "approvers": ["sre", "lead"]},
         ],
         "windows": {"approval": "30m", "execution": "2h"},
-        "slack": {
-            "bot_token": emulator.bot_token,
-            "signing_secret": emulator.signing_secret,
-            "api_url": emulator.api_url,
-        },
+        "slack": {"bot_token": emulator.bot_token, "signing_secret": emulator.signing_secret,
+                  "api_url": emulator.api_url},
+        "backups": {"dir": str(directory / "backups"), "keep": 5, "max_age": "24h"},
         "users": USERS,
-    }
+    }  # fmt: skip
+    if world is not None:
+        cluster["inventory"] = world.inventory()
+        config["vault"] = {"url": world.vault.url, "token": world.vault.root_token}
+    return config
+
+
+@dataclass
+class World:
+    """The machines behind the API: an sshd per node, a Vault, a real etcd."""
+
+    fleet: Fleet
+    vault: FakeVault
+    etcd: Etcd
+
+    def inventory(self) -> dict[str, Any]:
+        fleet = self.fleet
+        return {
+            "ssh": {"user": fleet.user, "known_hosts": str(fleet.known_hosts_path),
+                    "private_key": str(fleet.client_key_path), "sudo": True},
+            "nodes": {name: {"address": node.address, "port": node.port} for name, node in fleet.nodes.items()},
+            "package_manager": "apt",
+            "control_planes": [n for n, node in fleet.nodes.items() if node.role == "control-plane"],
+            "node_subnet": "127.0.10.0/24",
+            "etcd": {"snapshot_dir": "/var/lib/kubegate/etcd"},
+        }  # fmt: skip
+
+    def description(self) -> dict[str, Any]:
+        fleet = self.fleet
+        return {
+            "ssh": {
+                "user": fleet.user, "private_key": str(fleet.client_key_path),
+                "known_hosts": str(fleet.known_hosts_path), "user_ca_key": str(fleet.user_ca_key_path),
+                "nodes": {name: {"address": n.address, "port": n.port, "host_key_fingerprint": n.host_key_fingerprint,
+                                 "state_dir": str(n.state_dir), "role": n.role} for name, n in fleet.nodes.items()},
+            },
+            "vault": {"url": self.vault.url, "token": self.vault.root_token, "kv_mount": "secret",
+                      "ssh_mount": "ssh-client-signer"},
+            "etcd": {"client_url": self.etcd.client_url, "ca": str(self.etcd.ca_path),
+                     "cert": str(self.etcd.cert_path), "key": str(self.etcd.key_path)},
+        }  # fmt: skip
+
+    async def stop(self) -> None:
+        await self.fleet.stop()
+        await self.vault.stop()
+        await self.etcd.stop()
+
+
+async def start_world(directory: Path, apiserver: FakeApiServer, *, spare: int) -> World:
+    nodes = apiserver_nodes(apiserver)
+    # Spare hosts have an sshd but no Node until they are provisioned and join.
+    nodes += [(f"spare-{i}", f"127.0.10.{100 + i}", "worker") for i in range(1, spare + 1)]
+    fleet = Fleet(directory / "fleet", nodes, apiserver)
+    etcd = Etcd(directory / "etcd")
+    await asyncio.gather(fleet.start(), etcd.start())
+    fleet.attach_etcd(etcd)
+    vault = FakeVault(ssh_ca_key=fleet.user_ca_key_path)  # Vault-signed certificates log in
+    await vault.start()
+    return World(fleet, vault, etcd)
 
 
 @dataclass
@@ -80,6 +119,12 @@ class Testbed:
     slack: SlackEmulator
     kubeconfig: Path
     config_path: Path
+    world: World | None = None
+
+    @property
+    def fleet(self) -> Fleet:
+        assert self.world is not None, "this testbed was started without its fleet"
+        return self.world.fleet
 
     def description(self) -> dict[str, Any]:
         return {
@@ -95,9 +140,12 @@ class Testbed:
             "users": USERS,
             "kubegate_config": str(self.config_path),
             "pid": os.getpid(),
+            **(self.world.description() if self.world else {}),
         }
 
     async def stop(self) -> None:
+        if self.world is not None:
+            await self.world.stop()
         await self.slack.stop()
         await self.apiserver.stop()
 
@@ -108,25 +156,37 @@ async def start_testbed(
     workers: int = 3,
     heartbeat_interval: float = 5.0,
     app_url: str | None = None,
+    fleet: bool = True,
+    spare: int = 0,
+    version: str = "v1.31.2",
 ) -> Testbed:
+    """Start the testbed; `fleet=False` leaves out SSH, Vault and etcd (API-only tests)."""
     directory.mkdir(parents=True, exist_ok=True)
-    nodes = [NodeSpec(name="cp-1", role="control-plane")]
-    nodes += [NodeSpec(name=f"worker-{i}", role="worker") for i in range(1, workers + 1)]
+    nodes = [NodeSpec(name="cp-1", role="control-plane", kubelet_version=version)]
+    nodes += [
+        NodeSpec(name=f"worker-{i}", role="worker", kubelet_version=version)
+        for i in range(1, workers + 1)
+    ]
     apiserver = FakeApiServer(
-        workdir=directory / "apiserver", nodes=nodes, heartbeat_interval=heartbeat_interval
+        workdir=directory / "apiserver",
+        nodes=nodes,
+        heartbeat_interval=heartbeat_interval,
+        version=version,
     )
     await apiserver.start()
     slack = SlackEmulator(users=USERS)
     await slack.start()
     if app_url is not None:
         slack.app_url = app_url
+    world = await start_world(directory, apiserver, spare=spare) if fleet else None
     kubeconfig = apiserver.write_kubeconfig(directory / "kubeconfig", context="testbed")
     config_path = directory / "kubegate.yaml"
-    config_path.write_text(
-        yaml.safe_dump(kubegate_config(kubeconfig=kubeconfig, emulator=slack), sort_keys=False)
+    config = kubegate_config(
+        kubeconfig=kubeconfig, emulator=slack, world=world, directory=directory
     )
-    config_path.chmod(0o600)  # it holds the Slack token and signing secret
-    testbed = Testbed(directory, apiserver, slack, kubeconfig, config_path)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    config_path.chmod(0o600)  # it holds the Slack token, signing secret and Vault token
+    testbed = Testbed(directory, apiserver, slack, kubeconfig, config_path, world)
     description = directory / "testbed.json"
     partial = description.with_suffix(".json.tmp")
     partial.write_text(json.dumps(testbed.description(), indent=2))
@@ -140,6 +200,9 @@ async def run_until_stopped(args: argparse.Namespace) -> None:
         workers=args.workers,
         heartbeat_interval=args.heartbeat,
         app_url=args.app_url,
+        fleet=not args.no_fleet,
+        spare=args.spare,
+        version=args.version,
     )
     print(f"testbed up: {testbed.directory / 'testbed.json'}", flush=True)
     stop = asyncio.Event()
@@ -165,5 +228,12 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument(
         "--app-url", default=None, help="kubegate's /slack/events URL, for signed requests"
     )
+    up.add_argument(
+        "--no-fleet", action="store_true", help="no SSH fleet, Vault or etcd (API only)"
+    )
+    up.add_argument(
+        "--spare", type=int, default=0, help="extra hosts with sshd but no Node, to provision"
+    )
+    up.add_argument("--version", default="v1.31.2", help="Kubernetes version of the cluster")
     args = parser.parse_args(argv)
     asyncio.run(run_until_stopped(args))

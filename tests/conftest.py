@@ -13,7 +13,17 @@ from testbed.up import Testbed, start_testbed
 @pytest.fixture
 async def testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
     # A short heartbeat proves kubegate never guards on a node's resourceVersion.
-    world = await start_testbed(tmp_path / "testbed", heartbeat_interval=0.5)
+    world = await start_testbed(tmp_path / "testbed", heartbeat_interval=0.5, fleet=False)
+    try:
+        yield world
+    finally:
+        await world.stop()
+
+
+@pytest.fixture
+async def full_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
+    """The testbed with its machines: an sshd per node, Vault and a real etcd."""
+    world = await start_testbed(tmp_path / "testbed", heartbeat_interval=0.5, spare=1)
     try:
         yield world
     finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.apiserver.errors import ApiError
+from testbed.apiserver.errors import invalid_object
 from testbed.apiserver.statuses import condition, set_replicas, set_status
 from testbed.apiserver.store import ObjectStore
 from testbed.apiserver.timestamps import rfc3339
@@ -39,30 +39,6 @@ def field_errors(hpa: Object) -> list[tuple[str, Any, str]]:
     return errors
 
 
-def invalid_object(kind: str, group: str, name: str, errors: list[tuple[str, Any, str]]) -> ApiError:
-    """A 422 shaped as apimachinery's NewInvalid: one message, one cause per field error."""
-    causes, texts = [], []
-    for path, value, detail in errors:
-        required = detail == "Required value"
-        text = detail if required else f"Invalid value: {value}: {detail}"
-        causes.append(
-            {
-                "reason": "FieldValueRequired" if required else "FieldValueInvalid",
-                "message": text,
-                "field": path,
-            }
-        )
-        texts.append(f"{path}: {text}")
-    joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
-    qualified = f"{kind}.{group}" if group else kind
-    return ApiError(
-        422,
-        "Invalid",
-        f'{qualified} "{name}" is invalid: {joined}',
-        details={"name": name, "group": group, "kind": kind, "causes": causes},
-    )
-
-
 def validate_autoscaler(hpa: Object) -> None:
     errors = field_errors(hpa)
     if errors:
@@ -87,7 +63,7 @@ def sync_autoscaler(store: ObjectStore, hpa: Object) -> None:
                     "AbleToScale",
                     False,
                     "FailedGetScale",
-                    f'the HPA controller was unable to get the target\'s current scale: '
+                    f"the HPA controller was unable to get the target's current scale: "
                     f'{ref.get("kind", "").lower()}s "{ref.get("name", "")}" not found',
                     previous,
                 )
@@ -102,13 +78,25 @@ def sync_autoscaler(store: ObjectStore, hpa: Object) -> None:
         "currentReplicas": current,
         "desiredReplicas": desired,
         "conditions": [
-            condition("AbleToScale", True, "ReadyForNewScale", "recommended size matches current size", previous),
+            condition(
+                "AbleToScale",
+                True,
+                "ReadyForNewScale",
+                "recommended size matches current size",
+                previous,
+            ),
             condition("ScalingActive", False, "FailedGetResourceMetric", NO_METRICS, previous),
             condition(
                 "ScalingLimited",
                 desired != current,
-                "TooFewReplicas" if current < low else "TooManyReplicas" if current > high else "DesiredWithinRange",
-                "the desired replica count is out of range" if desired != current else "the desired count is within the acceptable range",
+                "TooFewReplicas"
+                if current < low
+                else "TooManyReplicas"
+                if current > high
+                else "DesiredWithinRange",
+                "the desired replica count is out of range"
+                if desired != current
+                else "the desired count is within the acceptable range",
                 previous,
             ),
         ],

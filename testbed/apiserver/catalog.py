@@ -1,9 +1,19 @@
-"""The built-in kinds this testbed serves today; later kinds get their own columns and actions."""
+"""The built-in kinds this testbed serves, with their `kubectl get` columns; the server adds
+the pods/eviction action, which needs the server's disruption bookkeeping.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from testbed.apiserver.columns import (
+    AUTOSCALER_COLUMNS,
+    BUDGET_COLUMNS,
+    DAEMONSET_COLUMNS,
+    DEPLOYMENT_COLUMNS,
+    EVENT_COLUMNS,
+    REPLICASET_COLUMNS,
+)
 from testbed.apiserver.kinds import (
     AGE_COLUMN,
     NAME_COLUMN,
@@ -46,6 +56,8 @@ POD_COLUMNS = (
     AGE_COLUMN,
     TableColumn("IP", lambda p: p.get("status", {}).get("podIP", "<none>"), priority=1),
     TableColumn("Node", lambda p: p.get("spec", {}).get("nodeName", "<none>"), priority=1),
+    TableColumn("Nominated Node", lambda p: "<none>", priority=1),
+    TableColumn("Readiness Gates", lambda p: "<none>", priority=1),
 )
 
 
@@ -82,7 +94,7 @@ BUILTIN_KINDS = (
         has_status=True,
         columns=POD_COLUMNS,
     ),
-    ResourceKind("", "v1", "events", "Event", True, short_names=("ev",)),
+    ResourceKind("", "v1", "events", "Event", True, short_names=("ev",), columns=EVENT_COLUMNS),
     ResourceKind(
         "apps",
         "v1",
@@ -92,6 +104,7 @@ BUILTIN_KINDS = (
         short_names=("ds",),
         categories=("all",),
         has_status=True,
+        columns=DAEMONSET_COLUMNS,
     ),
     ResourceKind(
         "apps",
@@ -102,6 +115,8 @@ BUILTIN_KINDS = (
         short_names=("deploy",),
         categories=("all",),
         has_status=True,
+        has_scale=True,
+        columns=DEPLOYMENT_COLUMNS,
     ),
     ResourceKind(
         "apps",
@@ -112,6 +127,8 @@ BUILTIN_KINDS = (
         short_names=("rs",),
         categories=("all",),
         has_status=True,
+        has_scale=True,
+        columns=REPLICASET_COLUMNS,
     ),
     ResourceKind(
         "policy",
@@ -121,6 +138,7 @@ BUILTIN_KINDS = (
         True,
         short_names=("pdb",),
         has_status=True,
+        columns=BUDGET_COLUMNS,
     ),
     ResourceKind(
         "autoscaling",
@@ -131,6 +149,7 @@ BUILTIN_KINDS = (
         short_names=("hpa",),
         categories=("all",),
         has_status=True,
+        columns=AUTOSCALER_COLUMNS,
     ),
     ResourceKind("coordination.k8s.io", "v1", "leases", "Lease", True),
 )

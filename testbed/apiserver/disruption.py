@@ -86,7 +86,7 @@ def budget_status(pdb: Object, counts: BudgetCounts) -> Object:
         status, reason = "True", "SufficientPods"
     else:
         status, reason = "False", "InsufficientPods"
-    old = next(
+    old: Object = next(
         (c for c in previous.get("conditions") or [] if c.get("type") == "DisruptionAllowed"), {}
     )
     generation = pdb["metadata"].get("generation", 1)

@@ -96,3 +96,29 @@ def unauthorized() -> ApiError:
 
 def method_not_allowed(message: str = "the server does not allow this method") -> ApiError:
     return ApiError(405, "MethodNotAllowed", message)
+
+
+def invalid_object(
+    kind: str, group: str, name: str, errors: list[tuple[str, Any, str]]
+) -> ApiError:
+    """A 422 shaped as apimachinery's NewInvalid: one message, one cause per field error."""
+    causes, texts = [], []
+    for path, value, detail in errors:
+        required = detail == "Required value"
+        text = detail if required else f"Invalid value: {value}: {detail}"
+        causes.append(
+            {
+                "reason": "FieldValueRequired" if required else "FieldValueInvalid",
+                "message": text,
+                "field": path,
+            }
+        )
+        texts.append(f"{path}: {text}")
+    joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    qualified = f"{kind}.{group}" if group else kind
+    return ApiError(
+        422,
+        "Invalid",
+        f'{qualified} "{name}" is invalid: {joined}',
+        details={"name": name, "group": group, "kind": kind, "causes": causes},
+    )

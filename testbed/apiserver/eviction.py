@@ -98,7 +98,7 @@ class Disruptions:
         if not can_ignore_budget(pod):
             budgets = self.budgets.covering(pod)
             if len(budgets) > 1:
-                failure = {"kind": "Status", "apiVersion": "v1", "metadata": {}}
+                failure: Object = {"kind": "Status", "apiVersion": "v1", "metadata": {}}
                 failure.update(status="Failure", message=SEVERAL_BUDGETS, code=500)
                 return 500, failure
             if budgets:

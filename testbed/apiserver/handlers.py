@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -21,12 +22,21 @@ from testbed.apiserver.errors import (
 from testbed.apiserver.kinds import ResourceKind, ResourceRegistry
 from testbed.apiserver.patches import apply_patch
 from testbed.apiserver.routing import Target, resolve, split_api_path
+from testbed.apiserver.scale import apply_scale, scale_view
 from testbed.apiserver.selectors import field_selector, label_selector
 from testbed.apiserver.store import Change, ObjectStore
 from testbed.apiserver.tables import table, wants_table
 from testbed.apiserver.watches import is_watch, serve_watch
 
 Object = dict[str, Any]
+# Defaulting and validation before a write: (kind, new object, stored object or None on create).
+Admit = Callable[[ResourceKind, Object, Object | None], Object]
+# A kind's own DELETE (pods: graceful): (namespace, name, DeleteOptions) -> response object.
+Deleter = Callable[[str | None, str, Object], Object]
+
+
+def _no_admission(_kind: ResourceKind, obj: Object, _old: Object | None) -> Object:
+    return obj
 
 
 def no_such_path() -> ApiError:
@@ -58,10 +68,31 @@ def scope_write(
     return new
 
 
+async def delete_options(request: web.Request) -> Object:
+    """DeleteOptions from the body (clients send one) and the query (kubectl sends neither)."""
+    options: Object = {}
+    if (await request.text()).strip():
+        body = await read_json(request)
+        options = body if isinstance(body, dict) else {}
+    grace = request.query.get("gracePeriodSeconds", "")
+    if grace.lstrip("-").isdigit():
+        options["gracePeriodSeconds"] = int(grace)
+    return options
+
+
 class RestHandlers:
-    def __init__(self, *, registry: ResourceRegistry, store: ObjectStore) -> None:
+    def __init__(
+        self,
+        *,
+        registry: ResourceRegistry,
+        store: ObjectStore,
+        admit: Admit = _no_admission,
+        deleters: Mapping[tuple[str, str], Deleter] | None = None,
+    ) -> None:
         self.registry = registry
         self.store = store
+        self.admit = admit
+        self.deleters = dict(deleters or {})
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
         split = split_api_path(request.path)
@@ -136,7 +167,7 @@ class RestHandlers:
             metadata["namespace"] = target.namespace
         if kind.has_status:
             body.pop("status", None)
-        return self.store.create(kind.api_version, kind.resource, body)
+        return self.store.create(kind.api_version, kind.resource, self.admit(kind, body, None))
 
     async def _item(self, request: web.Request, target: Target) -> web.StreamResponse:
         kind, namespace, name = target.kind, target.namespace, target.name
@@ -147,6 +178,8 @@ class RestHandlers:
                 self.store, namespace, name, await read_json(request)
             )
             return json_response(result, status=code)
+        if sub == "scale" and kind.has_scale:
+            return await self._scale(request, target)
         if sub not in (None, "status") or (sub == "status" and not kind.has_status):
             raise no_such_path()
         if request.method == "GET":
@@ -170,10 +203,32 @@ class RestHandlers:
                 self._write(target, lambda current: apply_patch(current, patch, content_type))
             )
         if request.method == "DELETE" and sub is None:
+            deleter = self.deleters.get((kind.api_version, kind.resource))
+            if deleter is not None:
+                return json_response(deleter(namespace, name, await delete_options(request)))
             return json_response(
                 self.store.delete(kind.api_version, kind.resource, namespace, name)
             )
         raise method_not_allowed()
+
+    async def _scale(self, request: web.Request, target: Target) -> web.Response:
+        kind, namespace, name = target.kind, target.namespace, target.name
+        assert name is not None
+        current = self.store.require(kind.api_version, kind.resource, namespace, name)
+        if request.method == "GET":
+            return json_response(scale_view(current))
+        body = await read_json(request)
+        if request.method == "PATCH":
+            content_type = request.headers.get("Content-Type", "")
+            scale = apply_patch(scale_view(current), body, content_type)
+        elif request.method == "PUT" and isinstance(body, dict):
+            scale = body
+        else:
+            raise method_not_allowed()
+        updated = self.store.update(
+            kind.api_version, kind.resource, namespace, name, lambda obj: apply_scale(obj, scale)
+        )
+        return json_response(scale_view(updated))
 
     def _write(self, target: Target, change: Change) -> Object:
         kind = target.kind
@@ -182,7 +237,7 @@ class RestHandlers:
         def scoped(current: Object) -> Object:
             new = change(copy.deepcopy(current))
             new["apiVersion"], new["kind"] = kind.api_version, kind.kind
-            return scope_write(kind, target.subresource, current, new)
+            return self.admit(kind, scope_write(kind, target.subresource, current, new), current)
 
         return self.store.update(
             kind.api_version, kind.resource, target.namespace, target.name, scoped

@@ -75,8 +75,12 @@ class ResourceKind:
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = DEFAULT_VERBS
     has_status: bool = False
+    has_scale: bool = False  # serves the autoscaling/v1 Scale subresource
     columns: tuple[TableColumn, ...] = (NAME_COLUMN, AGE_COLUMN)
     actions: Mapping[str, ActionHandler] = field(default_factory=dict)
+    # An action's body kind when it lives in another group, e.g. pods/eviction -> policy/v1
+    # Eviction; kubectl drain only evicts when discovery names that group and version.
+    action_kinds: Mapping[str, tuple[str, str, str]] = field(default_factory=dict)
 
     @property
     def api_version(self) -> str:
@@ -102,8 +106,16 @@ class ResourceKind:
         entries = [main]
         if self.has_status:
             entries.append(self._subresource("status", self.kind, ["get", "patch", "update"]))
+        if self.has_scale:
+            scale = self._subresource("scale", "Scale", ["get", "patch", "update"])
+            scale.update(group="autoscaling", version="v1")
+            entries.append(scale)
         for action in self.actions:
-            entries.append(self._subresource(action, action.capitalize(), ["create"]))
+            group, version, kind = self.action_kinds.get(action, ("", "", action.capitalize()))
+            entry = self._subresource(action, kind, ["create"])
+            if group:
+                entry.update(group=group, version=version)
+            entries.append(entry)
         return entries
 
     def _subresource(self, name: str, kind: str, verbs: list[str]) -> Object:
@@ -127,6 +139,11 @@ class ResourceRegistry:
 
     def lookup(self, api_version: str, resource: str) -> ResourceKind | None:
         return self._kinds.get((api_version, resource))
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceKind | None:
+        """The resource serving `kind` in `api_version`, as a manifest names it."""
+        found = (k for k in self._kinds.values() if (k.api_version, k.kind) == (api_version, kind))
+        return next(found, None)
 
     def kinds_in(self, api_version: str) -> list[ResourceKind]:
         return [kind for kind in self._kinds.values() if kind.api_version == api_version]

@@ -72,7 +72,7 @@ def why_not(pod_spec: Object, node: Object, *, require_ready: bool = True) -> st
 
 def pick_node(pod_spec: Object, nodes: Iterable[Object], load: dict[str, int]) -> str | None:
     """The fitting node with the fewest pods (ties by name), or None when nothing fits."""
-    fitting = [n["metadata"]["name"] for n in nodes if why_not(pod_spec, n) is None]
+    fitting = [str(n["metadata"]["name"]) for n in nodes if why_not(pod_spec, n) is None]
     if not fitting:
         return None
     return min(fitting, key=lambda name: (load.get(name, 0), name))

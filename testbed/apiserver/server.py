@@ -1,11 +1,12 @@
 """`FakeApiServer`: the HTTPS edge (bearer-token auth, fault switches, testbed endpoints) around
-the store, the REST handlers and the node heartbeats. Runs inside the caller's event loop.
+the store, the REST handlers, the controllers and the node heartbeats, in the caller's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import logging
 import secrets
@@ -17,12 +18,19 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from testbed.apiserver.admission import admit
+from testbed.apiserver.budgets import Budgets
 from testbed.apiserver.catalog import builtin_registry
 from testbed.apiserver.certs import write_certificates
+from testbed.apiserver.controllers import ControllerManager
 from testbed.apiserver.discovery import api_group_list, api_versions, version_info
 from testbed.apiserver.errors import ApiError, json_response, unauthorized
+from testbed.apiserver.eviction import Disruptions
 from testbed.apiserver.handlers import RestHandlers, no_such_path, read_json
+from testbed.apiserver.kubelets import Kubelets
 from testbed.apiserver.nodes import NodeSpec, build_node, default_nodes, heartbeat_all
+from testbed.apiserver.openapi import group_version_document, root_document
+from testbed.apiserver.scenarios import create_manifests, parse_scenario, settled
 from testbed.apiserver.store import ObjectStore, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,8 @@ class FakeApiServer:
         nodes: list[NodeSpec] | None = None,
         version: str = "v1.31.2",
         heartbeat_interval: float = 5.0,
+        readiness_delay: float = 0.5,
+        termination_delay: float = 0.5,
     ) -> None:
         self.workdir = Path(workdir)
         self.host, self.port = host, port
@@ -54,15 +64,50 @@ class FakeApiServer:
         self.token = ""
         self.ca_path = self.workdir / "ca.crt"
         self.fail_all_with_500 = False
-        self.pdb_violations = 0
         self._max_unschedulable = 0
         self._released = asyncio.Event()
         self._released.set()
         self._runner: web.AppRunner | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        self._handlers = RestHandlers(registry=self.registry, store=self.objects)
+        self.disruptions = Disruptions(self.objects, Budgets(self.objects))
+        self.kubelets = Kubelets(
+            self.objects, readiness_delay=readiness_delay, termination_delay=termination_delay
+        )
+        self.controllers = ControllerManager(self.objects, self.kubelets, self.disruptions)
+        self._serve_evictions()
+        self._handlers = RestHandlers(
+            registry=self.registry,
+            store=self.objects,
+            admit=admit,
+            deleters={("v1", "pods"): self._delete_pod},
+        )
         self.objects.on_write(self._track_unschedulable)
         self._seed(nodes if nodes is not None else default_nodes(version))
+
+    @property
+    def pdb_violations(self) -> int:
+        """Times a healthy pod's eviction or DELETE left one of its budgets below desired."""
+        return self.disruptions.violations
+
+    @pdb_violations.setter
+    def pdb_violations(self, value: int) -> None:
+        self.disruptions.violations = value
+
+    @property
+    def readiness_delay(self) -> float:
+        return self.kubelets.readiness_delay
+
+    @readiness_delay.setter
+    def readiness_delay(self, value: float) -> None:
+        self.kubelets.readiness_delay = value
+
+    @property
+    def termination_delay(self) -> float:
+        return self.kubelets.termination_delay
+
+    @termination_delay.setter
+    def termination_delay(self, value: float) -> None:
+        self.kubelets.termination_delay = value
 
     @property
     def hang(self) -> bool:
@@ -94,9 +139,11 @@ class FakeApiServer:
         await site.start()
         self.port = self._runner.addresses[0][1]
         self._heartbeat = asyncio.create_task(self._beat_forever(), name="apiserver-heartbeat")
+        self.controllers.start()
         log.info("fake apiserver listening on %s", self.url)
 
     async def stop(self) -> None:
+        await self.controllers.stop()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -129,6 +176,25 @@ class FakeApiServer:
         path.chmod(0o600)
         return path
 
+    async def load_scenario(self, source: Path | str | Object) -> None:
+        """Apply a scenario (path, name in testbed/scenarios, or dict) to the started server:
+        knobs first, then extra nodes, then its manifests; returns once everything is Ready."""
+        scenario = parse_scenario(source)
+        if scenario.readiness_delay is not None:
+            self.readiness_delay = scenario.readiness_delay
+        if scenario.termination_delay is not None:
+            self.termination_delay = scenario.termination_delay
+        known = {node["metadata"]["name"] for node in self.objects.list("v1", "nodes")}
+        for spec in scenario.nodes:
+            if spec.name not in known:
+                position = len(known) + 1
+                self.objects.create("v1", "nodes", build_node(spec, position))
+                known.add(spec.name)
+        create_manifests(self.objects, self.registry, admit, scenario.manifests)
+        await self.controllers.wait_until(
+            lambda: settled(self.objects), timeout=scenario.settle_timeout
+        )
+
     def stats(self) -> Object:
         return {
             "pdb_violations": self.pdb_violations,
@@ -144,6 +210,19 @@ class FakeApiServer:
             self.objects.create("v1", "namespaces", body)
         for position, spec in enumerate(nodes, start=1):
             self.objects.create("v1", "nodes", build_node(spec, position))
+
+    def _serve_evictions(self) -> None:
+        pods = self.registry.lookup("v1", "pods")
+        assert pods is not None
+        with_eviction = dataclasses.replace(
+            pods,
+            actions={"eviction": self.disruptions.evict},
+            action_kinds={"eviction": ("policy", "v1", "Eviction")},
+        )
+        self.registry.register(with_eviction)
+
+    def _delete_pod(self, namespace: str | None, name: str, options: Object) -> Object:
+        return self.disruptions.delete(namespace or "", name, options)
 
     def _count_unschedulable(self) -> int:
         return self.objects.count(
@@ -164,6 +243,8 @@ class FakeApiServer:
         app.router.add_get("/version", self._version)
         app.router.add_get("/api", self._api)
         app.router.add_get("/apis", self._apis)
+        app.router.add_get("/openapi/v3", self._openapi_root)
+        app.router.add_get("/openapi/v3/{path:.+}", self._openapi_group_version)
         for probe in ("/healthz", "/readyz", "/livez"):
             app.router.add_get(probe, self._probe)
         app.router.add_get("/testbed/stats", self._stats)
@@ -205,6 +286,17 @@ class FakeApiServer:
 
     async def _apis(self, _request: web.Request) -> web.Response:
         return json_response(api_group_list(self.registry))
+
+    async def _openapi_root(self, _request: web.Request) -> web.Response:
+        return json_response(root_document(self.registry, self.version))
+
+    async def _openapi_group_version(self, request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        api_version = path.split("/", 1)[1] if path.startswith(("api/", "apis/")) else ""
+        document = group_version_document(self.registry, api_version, self.version)
+        if document is None:
+            raise no_such_path()
+        return json_response(document)
 
     async def _probe(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -19,7 +19,7 @@ def condition(
     `updated` adds lastUpdateTime, which only Deployments carry.
     """
     wanted = "True" if status else "False"
-    old = next(
+    old: Object = next(
         (c for c in previous.get("conditions") or [] if c.get("type") == kind),
         {},
     )
@@ -34,7 +34,9 @@ def condition(
     return result
 
 
-def set_status(store: ObjectStore, api_version: str, resource: str, obj: Object, status: Object) -> None:
+def set_status(
+    store: ObjectStore, api_version: str, resource: str, obj: Object, status: Object
+) -> None:
     """Write `status` to `obj` unless it already has exactly that status."""
     if obj.get("status") == status:
         return

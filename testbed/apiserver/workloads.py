@@ -110,7 +110,9 @@ def sync_deployment(store: ObjectStore, deployment: Object, replicasets: list[Ob
     replicas = int(deployment["spec"].get("replicas", 1))
     for rs in owned:
         set_replicas(store, APPS, "replicasets", rs, replicas if rs is current else 0)
-    set_status(store, APPS, "deployments", deployment, deployment_status(deployment, owned, current))
+    set_status(
+        store, APPS, "deployments", deployment, deployment_status(deployment, owned, current)
+    )
 
 
 def deployment_status(deployment: Object, owned: list[Object], current: Object) -> Object:
@@ -135,7 +137,9 @@ def deployment_status(deployment: Object, owned: list[Object], current: Object) 
         condition(
             "Available",
             available >= replicas - tolerated,
-            "MinimumReplicasAvailable" if available >= replicas - tolerated else "MinimumReplicasUnavailable",
+            "MinimumReplicasAvailable"
+            if available >= replicas - tolerated
+            else "MinimumReplicasUnavailable",
             "Deployment has minimum availability."
             if available >= replicas - tolerated
             else "Deployment does not have minimum availability.",
@@ -162,20 +166,22 @@ def sync_replicaset(
     pods: list[Object],
     *,
     delete_pod: DeletePod,
-    created: dict[str, int],
+    pinned: dict[str, list[str]],
 ) -> None:
-    """Keep `spec.replicas` active pods; `created` counts pods made per ReplicaSet uid so far."""
+    """Keep `spec.replicas` active pods. `pinned` holds, per ReplicaSet uid, the nodes its
+    initial pods still have to start on (from INITIAL_NODES, fixed the first time it is seen)."""
     mine = owned_by(replicaset, pods)
     active = [pod for pod in mine if is_active(pod)]
     wanted = int(replicaset["spec"].get("replicas", 1))
     template = replicaset["spec"].get("template") or {}
-    pins = [n for n in (replicaset["metadata"].get("annotations") or {}).get(INITIAL_NODES, "").split(",") if n]
     uid = uid_of(replicaset)
+    if uid not in pinned:
+        annotation = (replicaset["metadata"].get("annotations") or {}).get(INITIAL_NODES, "")
+        nodes = [name.strip() for name in annotation.split(",") if name.strip()]
+        pinned[uid] = [nodes[i % len(nodes)] for i in range(wanted)] if nodes else []
     for _ in range(wanted - len(active)):
-        made = created.get(uid, 0)
-        node = pins[made % len(pins)] if pins and made < wanted else None
+        node = pinned[uid].pop(0) if pinned[uid] else None
         _create_pod(store, replicaset, template, node)
-        created[uid] = made + 1
     # Scale down as the ReplicaSet controller ranks pods: unscheduled, then unready, newest first.
     ranked = sorted(
         active,
@@ -257,6 +263,8 @@ def collect_garbage(
             store.delete(APPS, "replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"])
     for pod in pods:
         ref = controller_of(pod)
-        orphaned = ref is not None and ref.get("kind") in OWNER_KINDS and ref.get("uid") not in owners
+        orphaned = (
+            ref is not None and ref.get("kind") in OWNER_KINDS and ref.get("uid") not in owners
+        )
         if orphaned and not is_terminating(pod):
             delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])

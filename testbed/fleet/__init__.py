@@ -2,6 +2,6 @@
 change the node's state (and the fake apiserver's Nodes) as a real host would."""
 
 from testbed.fleet.account import FLEET_USER, FleetAccountError
-from testbed.fleet.fleet import Call, Fleet, FleetNode
+from testbed.fleet.fleet import Call, Fleet, FleetNode, apiserver_nodes
 
-__all__ = ["FLEET_USER", "Call", "Fleet", "FleetAccountError", "FleetNode"]
+__all__ = ["FLEET_USER", "Call", "Fleet", "FleetAccountError", "FleetNode", "apiserver_nodes"]

@@ -85,7 +85,8 @@ class Fleet:
         account = await asyncio.to_thread(fleet_account)
         self.user = account.name
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.workdir.chmod(0o700)  # host keys, the client key and the CA key live here
+        for private in ("client", "user-ca", "hostkeys", "sshd"):  # keys and configs: root only
+            (self.workdir / private).mkdir(mode=0o700, exist_ok=True)
         self.public_dir, self._remove_public = layout.public_root(self.workdir, account)
         await self._control.start()
         await asyncio.gather(
@@ -116,7 +117,7 @@ class Fleet:
         self._write_known_hosts()
 
     async def stop(self) -> None:
-        await asyncio.gather(*(sshd.terminate(p) for p in self._processes.values()))
+        await sshd.terminate(*self._processes.values())
         self._processes.clear()
         await self._control.stop()
         if self._remove_public:
@@ -130,7 +131,6 @@ class Fleet:
         pki = state_dir / "root/etc/kubernetes/pki/etcd"
         for target, source in etcd.kubeadm_files().items():
             shutil.copyfile(source, pki / target)
-            shutil.copystat(state_dir, pki / target)
         config_path = state_dir / "config.json"
         config = json.loads(config_path.read_text())
         config["etcd_endpoint"] = etcd.client_url
@@ -290,6 +290,18 @@ class Fleet:
         ]
         self.known_hosts_path.write_text("\n".join(lines) + "\n")
         self.known_hosts_path.chmod(0o644)
+
+
+def apiserver_nodes(apiserver: FakeApiServer) -> list[tuple[str, str, str]]:
+    """(name, InternalIP, role) of every Node the fake apiserver holds: a fleet for it."""
+    nodes = []
+    for node in apiserver.objects.list("v1", "nodes"):
+        labels = node["metadata"].get("labels", {})
+        role = "control-plane" if "node-role.kubernetes.io/control-plane" in labels else "worker"
+        addresses = node["status"]["addresses"]
+        address = next(a["address"] for a in addresses if a["type"] == "InternalIP")
+        nodes.append((node["metadata"]["name"], address, role))
+    return nodes
 
 
 def discovery_hash(ca_path: Path) -> str:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +78,13 @@ def free_port(address: str) -> int:
         return port
 
 
+@functools.cache
 def can_use_mount_namespaces() -> bool:
-    return os.geteuid() == 0 and shutil.which("unshare") is not None
+    """Root alone is not enough: containers without CAP_SYS_ADMIN refuse mounts. Probe once."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = ["unshare", "--mount", "--propagation", "private", "mount", "--bind", "/tmp", "/tmp"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
 def _command(config_path: Path, mounts: list[tuple[Path, str]]) -> list[str]:
@@ -143,7 +150,7 @@ async def _wait_listening(
         await asyncio.sleep(0.005)
 
 
-def _descendants(root: int) -> list[int]:
+def _process_tree() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -152,6 +159,10 @@ def _descendants(root: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
             parent = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(parent, []).append(int(entry))
+    return children
+
+
+def _descendants(root: int, children: dict[int, list[int]]) -> list[int]:
     found: list[int] = []
     pending = [root]
     while pending:
@@ -161,10 +172,12 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-async def terminate(process: asyncio.subprocess.Process) -> None:
+async def terminate(*processes: asyncio.subprocess.Process) -> None:
     """Kill sshd and every session it forked: they run setsid(), so a process group won't do."""
-    if process.returncode is None:
-        for pid in [process.pid, *_descendants(process.pid)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    await process.wait()
+    tree = _process_tree()
+    for process in processes:
+        if process.returncode is None:
+            for pid in [process.pid, *_descendants(process.pid, tree)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    await asyncio.gather(*(process.wait() for process in processes))

@@ -26,6 +26,7 @@ class Node:
         if not self.name or not self.state_dir:
             raise SystemExit("testbed shim: TESTBED_NODE/TESTBED_STATE not set (not on a node)")
         self._config: dict[str, Any] | None = None
+        self._namespaced: bool | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -38,11 +39,23 @@ class Node:
         return os.path.join(self.state_dir, name)
 
     def host_path(self, path: str) -> str:
-        """Where the node's `path` really is (identical to `path` inside sshd's namespace)."""
+        """Where the node's `path` really is: itself inside sshd's mount namespace, where
+        those paths are bind mounts of the node's own; else under <state>/root."""
+        if self._in_namespace():
+            return path
         for prefix in NODE_PATHS:
             if path == prefix or path.startswith(prefix + "/"):
                 return os.path.join(self.state_dir, "root", path.lstrip("/"))
         return path
+
+    def _in_namespace(self) -> bool:
+        if self._namespaced is None:
+            own = os.path.join(self.state_dir, "root", "etc", "kubernetes")
+            try:
+                self._namespaced = os.path.samefile("/etc/kubernetes", own)
+            except OSError:
+                self._namespaced = False
+        return self._namespaced
 
     def record(self, argv: list[str]) -> None:
         line = json.dumps(

@@ -1,0 +1,103 @@
+"""How to reach each node of a cluster over SSH: defaults per cluster, overrides per node.
+
+By default a node is reached at its InternalIP from the API; the config may name another
+address or port. Pure data and lookups; the bot loads it from the YAML config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from commands import parse_duration
+from playbooks.kube import NodeView
+from playbooks.ssh import SshTarget
+
+
+def duration(value: object) -> timedelta:
+    """A duration from YAML: `30m`, `2h`, `1h30m`, `7d`, or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    return parse_duration(str(value))
+
+
+YamlDuration = Annotated[timedelta, BeforeValidator(duration)]
+
+
+class NodeAccess(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = None
+    package_manager: Literal["apt", "dnf"] | None = None
+
+
+class SshSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: str = "root"
+    port: int = Field(default=22, ge=1, le=65535)
+    sudo: bool = False
+    known_hosts: Path | None = None  # pinned host keys; or known_hosts_vault
+    known_hosts_vault: str | None = None  # KV v2 path whose `known_hosts` field holds them
+    private_key: Path | None = None  # or private_key_vault
+    private_key_vault: str | None = None  # KV v2 path whose `private_key` field holds it
+    sign_with_vault: bool = False  # log in with a short-lived certificate from Vault's SSH CA
+    connect_timeout: float = 10.0
+    command_timeout: float = 600.0
+    max_parallel: int = Field(default=64, ge=1)
+
+
+class EtcdSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: str = "https://127.0.0.1:2379"
+    ca: str = "/etc/kubernetes/pki/etcd/ca.crt"
+    cert: str = "/etc/kubernetes/pki/etcd/healthcheck-client.crt"
+    key: str = "/etc/kubernetes/pki/etcd/healthcheck-client.key"
+    snapshot_dir: str = "/var/lib/kubegate/etcd"
+    keep: int = Field(default=7, ge=1)
+    max_age: YamlDuration = timedelta(hours=24)
+
+
+class Inventory(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ssh: SshSettings = Field(default_factory=SshSettings)
+    nodes: dict[str, NodeAccess] = Field(default_factory=dict)
+    package_manager: Literal["apt", "dnf"] = "apt"
+    control_planes: list[str] | None = None  # default: nodes labelled control-plane
+    node_subnet: str | None = None
+    etcd: EtcdSettings = Field(default_factory=EtcdSettings)
+
+    def target(self, node: NodeView) -> SshTarget | None:
+        """Where to SSH for this node; None when it has no address at all."""
+        access = self.nodes.get(node.name, NodeAccess())
+        address = access.address or node.internal_ip
+        if address is None:
+            return None
+        return SshTarget(
+            node=node.name, host=address, port=access.port or self.ssh.port,
+            user=access.user or self.ssh.user, sudo=self.ssh.sudo,
+        )  # fmt: skip
+
+    def is_control_plane(self, node: NodeView) -> bool:
+        if self.control_planes is not None:
+            return node.name in self.control_planes
+        return "control-plane" in node.roles or "master" in node.roles
+
+    def package_manager_of(self, node: str) -> Literal["apt", "dnf"]:
+        access = self.nodes.get(node)
+        return (access.package_manager if access else None) or self.package_manager
+
+    def in_node_subnet(self, address: str) -> bool:
+        if self.node_subnet is None:
+            return True
+        return ipaddress.ip_address(address) in ipaddress.ip_network(self.node_subnet, strict=False)

@@ -1,0 +1,136 @@
+"""The scheduler and the kubelets: pending pods get bound to a fitting node; a bound pod starts,
+turns Ready after the readiness delay, and disappears the termination delay after its deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from testbed.apiserver.pods import (
+    is_active,
+    is_finished,
+    is_ready,
+    is_terminating,
+    kubelet_status,
+    uid_of,
+    unschedulable_status,
+)
+from testbed.apiserver.scheduling import pick_node, unschedulable_message
+from testbed.apiserver.statuses import set_status
+from testbed.apiserver.store import ObjectStore
+
+Object = dict[str, Any]
+
+
+class Kubelets:
+    """Timers per pod uid; nothing polls: each delay is one `call_later`."""
+
+    def __init__(
+        self, store: ObjectStore, *, readiness_delay: float, termination_delay: float
+    ) -> None:
+        self.store = store
+        self.readiness_delay = readiness_delay
+        self.termination_delay = termination_delay
+        self._timers: dict[str, tuple[str, asyncio.TimerHandle]] = {}
+        self._addresses: dict[str, int] = {}
+
+    def schedule(self, pods: list[Object], nodes: list[Object]) -> None:
+        load: dict[str, int] = {}
+        for pod in pods:
+            if pod["spec"].get("nodeName") and is_active(pod):
+                load[pod["spec"]["nodeName"]] = load.get(pod["spec"]["nodeName"], 0) + 1
+        for pod in pods:
+            if pod["spec"].get("nodeName") or not is_active(pod):
+                continue
+            node = pick_node(pod["spec"], nodes, load)
+            if node is None:
+                message = unschedulable_message(pod["spec"], nodes)
+                set_status(self.store, "v1", "pods", pod, unschedulable_status(message))
+                continue
+            load[node] = load.get(node, 0) + 1
+            self._bind(pod, node)
+
+    def tend(self, pods: list[Object], nodes: list[Object]) -> None:
+        by_name = {node["metadata"]["name"]: node for node in nodes}
+        alive = set()
+        for pod in pods:
+            uid, node = uid_of(pod), by_name.get(pod["spec"].get("nodeName", ""))
+            alive.add(uid)
+            if node is None:
+                continue
+            if is_terminating(pod):
+                self._stop_later(pod)
+            elif not is_finished(pod) and not is_ready(pod) and uid not in self._timers:
+                if not pod.get("status", {}).get("podIP"):
+                    starting = kubelet_status(
+                        pod, host_ip=_internal_ip(node), pod_ip=self._next_ip(node), ready=False
+                    )
+                    set_status(self.store, "v1", "pods", pod, starting)
+                self._later(pod, "start", self.readiness_delay, self._start)
+        for uid in set(self._timers) - alive:
+            self._timers.pop(uid)[1].cancel()
+
+    def close(self) -> None:
+        for _kind, timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    def _bind(self, pod: Object, node: str) -> None:
+        def bind(current: Object) -> Object:
+            current["spec"]["nodeName"] = node
+            conditions = current.setdefault("status", {}).get("conditions") or []
+            current["status"]["conditions"] = [
+                c for c in conditions if c.get("type") != "PodScheduled"
+            ]
+            return current
+
+        metadata = pod["metadata"]
+        self.store.update("v1", "pods", metadata["namespace"], metadata["name"], bind)
+
+    def _stop_later(self, pod: Object) -> None:
+        timer = self._timers.get(uid_of(pod))
+        if timer is not None and timer[0] == "stop":
+            return
+        if timer is not None:
+            timer[1].cancel()
+        grace = float(pod["metadata"].get("deletionGracePeriodSeconds", 30))
+        self._later(pod, "stop", min(self.termination_delay, grace), self._remove)
+
+    def _later(self, pod: Object, kind: str, delay: float, action: Any) -> None:
+        metadata = pod["metadata"]
+        handle = asyncio.get_running_loop().call_later(
+            delay, action, metadata["namespace"], metadata["name"], metadata["uid"]
+        )
+        self._timers[metadata["uid"]] = (kind, handle)
+
+    def _current(self, namespace: str, name: str, uid: str) -> Object | None:
+        self._timers.pop(uid, None)
+        pod = self.store.get("v1", "pods", namespace, name)
+        return pod if pod is not None and uid_of(pod) == uid else None
+
+    def _start(self, namespace: str, name: str, uid: str) -> None:
+        pod = self._current(namespace, name, uid)
+        if pod is None or is_terminating(pod):
+            return
+        status = pod.get("status", {})
+        ready = kubelet_status(
+            pod, host_ip=status.get("hostIP", ""), pod_ip=status.get("podIP", ""), ready=True
+        )
+        set_status(self.store, "v1", "pods", pod, ready)
+
+    def _remove(self, namespace: str, name: str, uid: str) -> None:
+        if self._current(namespace, name, uid) is not None:
+            self.store.delete("v1", "pods", namespace, name)
+
+    def _next_ip(self, node: Object) -> str:
+        name = node["metadata"]["name"]
+        count = self._addresses.get(name, 0)
+        self._addresses[name] = count + 1
+        prefix = str(node["spec"].get("podCIDR", "10.244.0.0/24")).rsplit(".", 1)[0]
+        return f"{prefix}.{2 + count % 250}"
+
+
+def _internal_ip(node: Object) -> str:
+    addresses = node.get("status", {}).get("addresses") or []
+    return next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "")
