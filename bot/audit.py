@@ -32,7 +32,7 @@ class BrokenLink:
 class AuditLog:
     def __init__(self, store: Store, redactor: Redactor) -> None:
         self._store = store
-        self._redactor = redactor
+        self.redactor = redactor
 
     def record(
         self,
@@ -44,7 +44,7 @@ class AuditLog:
         target: str | None = None,
         **details: Any,
     ) -> int:
-        clean = self._redactor.scrub(details)
+        clean = self.redactor.scrub(details)
         with self._store.transaction() as conn:
             row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
             prev_hash = row[0] if row else GENESIS

@@ -58,7 +58,7 @@ class Clusters:
                 )
                 self._handles[name] = ClusterHandle(
                     name=name, kube=kube, inventory=cluster.inventory, vault=self._vault,
-                    backup_dir=self._backup_dir / name,
+                    backup_dir=self._backup_dir / name, backup_keep=self._config.backups.keep,
                     ssh_factory=lambda: self._open_ssh(cluster),
                 )  # fmt: skip
             return self._handles[name]

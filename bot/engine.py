@@ -173,6 +173,7 @@ class Engine:
             result = StepResult(
                 ok=False, summary=f"internal error ({type(error).__name__}); see kubegate's log"
             )
+        result = self._masked(result)
         self._store.step_finished(
             job.id,
             index,
@@ -191,11 +192,18 @@ class Engine:
             ok=result.ok,
             summary=result.summary,
             output_sha256=hashlib.sha256(result.output.encode()).hexdigest(),
+            result=result.data,
         )
         record = self._store.steps(job.id)[index]
         if reply_ts:
             await self._chat.update(job.channel, reply_ts, step_card(record, total=total))
         return result
+
+    def _masked(self, result: StepResult) -> StepResult:
+        """Whatever a step returns passes the redactor before it is stored, audited or posted."""
+        redactor = self._audit.redactor
+        return StepResult(ok=result.ok, summary=redactor.text(result.summary),
+                          output=redactor.text(result.output), data=redactor.scrub(result.data))  # fmt: skip
 
     async def _halt(self, job: Job, reason: str) -> None:
         """The first failure stops the job; the thread offers Retry and Abort."""
@@ -250,7 +258,8 @@ class Engine:
         async def say(text: str) -> None:
             await self._post_text(job, text)
 
-        return StepContext(cluster=cluster, plan=plan, job_id=job.id, results={}, say=say)
+        return StepContext(cluster=cluster, plan=plan, job_id=job.id, results={}, say=say,
+                           secret=self._audit.redactor.register)  # fmt: skip
 
     def _playbook_steps(self, job: Job) -> list[Step]:
         return PLAYBOOKS[job.verb].steps(Plan.model_validate(job.plan), self._command(job))

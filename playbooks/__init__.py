@@ -4,6 +4,7 @@ from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext
 from playbooks.cordon import CordonPlaybook, UncordonPlaybook
 from playbooks.drain import DrainPlaybook
 from playbooks.errors import OperationError
+from playbooks.etcd_backup import BackupEtcdPlaybook
 from playbooks.hpa import ScaleHpaPlaybook
 from playbooks.kube import KubeApi, KubeError, NodeView
 from playbooks.plan import Plan, PlannedStep, canonical_json
@@ -19,6 +20,7 @@ PLAYBOOKS: dict[str, Playbook] = {
         TaintPlaybook(),
         UntaintPlaybook(),
         ScaleHpaPlaybook(),
+        BackupEtcdPlaybook(),
     )
 }
 

@@ -33,6 +33,7 @@ class ClusterHandle:
     inventory: Inventory = field(default_factory=Inventory)
     vault: Vault | None = None
     backup_dir: Path = Path("backups")
+    backup_keep: int = 7
     # Opens the SSH executor on first use (it may need Vault for keys or a certificate).
     ssh_factory: Callable[[], Awaitable[SshExecutor]] | None = None
     _ssh: SshExecutor | None = None
@@ -77,6 +78,8 @@ class StepContext:
     # Results of the steps already finished in this job, by step name (survive restarts).
     results: dict[str, StepResult]
     say: Callable[[str], Awaitable[None]]
+    # Marks a value (a join token…) as secret: masked wherever kubegate writes or posts.
+    secret: Callable[[str], None] = lambda value: None
 
 
 class Step(ABC):

@@ -62,9 +62,7 @@ class EtcdSettings(BaseModel):
     ca: str = "/etc/kubernetes/pki/etcd/ca.crt"
     cert: str = "/etc/kubernetes/pki/etcd/healthcheck-client.crt"
     key: str = "/etc/kubernetes/pki/etcd/healthcheck-client.key"
-    snapshot_dir: str = "/var/lib/kubegate/etcd"
-    keep: int = Field(default=7, ge=1)
-    max_age: YamlDuration = timedelta(hours=24)
+    snapshot_dir: str = "/var/lib/kubegate/etcd"  # on the control-plane node, before the copy
 
 
 class Inventory(BaseModel):

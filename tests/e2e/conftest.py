@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,21 @@ def config_changes() -> dict[str, Any]:
 
 @pytest.fixture
 async def kubegate(
+    testbed: Testbed, tmp_path: Path, config_changes: dict[str, Any]
+) -> AsyncIterator[Served]:
+    async with serving(testbed, tmp_path, config_changes) as served:
+        yield served
+
+
+@pytest.fixture
+async def kubegate_on_machines(full_testbed: Testbed, tmp_path: Path) -> AsyncIterator[Served]:
+    """kubegate on the testbed with SSH nodes, Vault and etcd."""
+    async with serving(full_testbed, tmp_path, {}) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serving(
     testbed: Testbed, tmp_path: Path, config_changes: dict[str, Any]
 ) -> AsyncIterator[Served]:
     if config_changes:

@@ -1,0 +1,167 @@
+"""Back up etcd: `etcdctl snapshot save` on a control-plane node, verified with `snapshot
+status`, copied off the host over SFTP with its sha256, keeping the N most recent copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from commands import BackupEtcdCommand, Command
+from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
+from playbooks.plan import Plan, PlannedStep
+from playbooks.ssh import CommandResult, SshTarget
+
+SNAPSHOT_GLOB = "etcd-*.db"
+
+
+def etcdctl(ctx_cluster: ClusterHandle, *args: str) -> list[str]:
+    etcd = ctx_cluster.inventory.etcd
+    return [
+        "env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={etcd.endpoint}", f"--cacert={etcd.ca}",
+        f"--cert={etcd.cert}", f"--key={etcd.key}", *args,
+    ]  # fmt: skip
+
+
+async def control_plane_target(cluster: ClusterHandle) -> SshTarget:
+    """The first Ready control-plane node: where etcd answers on 127.0.0.1."""
+    nodes = await cluster.kube.list_nodes()
+    for node in sorted(nodes, key=lambda n: n.name):
+        if cluster.inventory.is_control_plane(node) and node.ready:
+            target = cluster.inventory.target(node)
+            if target is not None:
+                return target
+    raise PlanError(
+        f"No Ready control-plane node in cluster {cluster.name} to take an etcd snapshot on."
+    )
+
+
+def failed(result: CommandResult, doing: str) -> StepResult:
+    return StepResult(ok=False, summary=f"{doing} failed on {result.node} (exit {result.exit_status})",
+                      output=result.tail())  # fmt: skip
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prune(directory: Path, keep: int) -> list[str]:
+    """Delete all but the `keep` newest snapshots (and their .sha256 files); the names removed."""
+    snapshots = sorted(directory.glob(SNAPSHOT_GLOB), key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for old in snapshots[keep:]:
+        old.unlink()
+        old.with_suffix(".db.sha256").unlink(missing_ok=True)
+        removed.append(old.name)
+    return removed
+
+
+class SaveSnapshot(Step):
+    name: ClassVar[str] = "snapshot"
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        target = await control_plane_target(ctx.cluster)
+        ssh = await ctx.cluster.ssh()
+        remote_dir = ctx.cluster.inventory.etcd.snapshot_dir
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        remote = f"{remote_dir}/etcd-{ctx.cluster.name}-job{ctx.job_id}-{stamp}.db"
+        made = await ssh.run(target, ["mkdir", "-p", remote_dir])
+        if not made.ok:
+            return failed(made, f"creating {remote_dir}")
+        saved = await ssh.run(target, etcdctl(ctx.cluster, "snapshot", "save", remote))
+        if not saved.ok:
+            return failed(saved, "etcdctl snapshot save")
+        return StepResult(ok=True, summary=f"snapshot saved on {target.node}: {remote}", output=saved.tail(5),
+                          data={"node": target.node, "remote": remote})  # fmt: skip
+
+
+class VerifySnapshot(Step):
+    name: ClassVar[str] = "verify"
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        saved = ctx.results[SaveSnapshot.name].data
+        target = await ctx.cluster.ssh_target(saved["node"])
+        ssh = await ctx.cluster.ssh()
+        status = await ssh.run(
+            target, etcdctl(ctx.cluster, "snapshot", "status", saved["remote"], "-w", "json")
+        )
+        if not status.ok:
+            return failed(status, "etcdctl snapshot status")
+        summed = await ssh.run(target, ["sha256sum", saved["remote"]])
+        if not summed.ok:
+            return failed(summed, "sha256sum")
+        try:
+            facts = json.loads(status.stdout)
+        except json.JSONDecodeError:
+            return StepResult(
+                ok=False,
+                summary="etcdctl snapshot status did not answer JSON",
+                output=status.tail(),
+            )
+        sha256 = summed.stdout.split()[0]
+        data = {"revision": facts.get("revision"), "keys": facts.get("totalKey"), "size": facts.get("totalSize"),
+                "sha256": sha256}  # fmt: skip
+        return StepResult(ok=True, summary=f"revision {data['revision']}, {data['keys']} keys, {data['size']} bytes, sha256 {sha256[:12]}…",
+                          data=data)  # fmt: skip
+
+
+class CopyOffHost(Step):
+    name: ClassVar[str] = "copy-off-host"
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        saved, verified = ctx.results[SaveSnapshot.name].data, ctx.results[VerifySnapshot.name].data
+        target = await ctx.cluster.ssh_target(saved["node"])
+        ssh = await ctx.cluster.ssh()
+        directory = ctx.cluster.backup_dir
+        await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+        local = directory / Path(saved["remote"]).name
+        await ssh.sftp_get(target, saved["remote"], str(local))
+        sha256 = await asyncio.to_thread(file_sha256, local)
+        if sha256 != verified["sha256"]:
+            local.unlink(missing_ok=True)
+            return StepResult(
+                ok=False,
+                summary=f"the copy's sha256 {sha256[:12]}… differs from the node's {verified['sha256'][:12]}…",
+            )
+        local.with_suffix(".db.sha256").write_text(f"{sha256}  {local.name}\n")
+        await ssh.run(target, ["rm", "-f", saved["remote"]])
+        removed = await asyncio.to_thread(prune, directory, ctx.cluster.backup_keep)
+        kept = f"; removed {len(removed)} older" if removed else ""
+        return StepResult(ok=True, summary=f"copied to {local} (sha256 {sha256}){kept}",
+                          data={"file": str(local), "sha256": sha256, "removed": removed})  # fmt: skip
+
+
+class BackupEtcdPlaybook(Playbook):
+    verb: ClassVar[str] = "backup"
+
+    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
+        assert isinstance(command, BackupEtcdCommand)
+        target = await control_plane_target(cluster)
+        etcd = cluster.inventory.etcd
+        return Plan(
+            verb=self.verb, cluster=cluster.name, target="etcd", title=f"Back up etcd of {cluster.name}",
+            steps=[
+                PlannedStep(name=SaveSnapshot.name, title=f"etcdctl snapshot save on {target.node} ({etcd.endpoint})",
+                            touches=[f"node/{target.node}"]),
+                PlannedStep(name=VerifySnapshot.name, title="Verify it (etcdctl snapshot status, sha256)"),
+                PlannedStep(name=CopyOffHost.name, title=f"Copy it off the host to {cluster.backup_dir} (keep {cluster.backup_keep})"),
+            ],
+            facts={"control_plane": target.node},
+            preview=[f"Snapshot of etcd on {target.node}, copied to kubegate's backup directory over SFTP"],
+            risk="low", locks=["etcd-backup"],
+        )  # fmt: skip
+
+    def steps(self, plan: Plan, command: Command) -> list[Step]:
+        return [
+            SaveSnapshot(plan.steps[0].title),
+            VerifySnapshot(plan.steps[1].title),
+            CopyOffHost(plan.steps[2].title),
+        ]

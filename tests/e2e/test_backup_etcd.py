@@ -1,0 +1,128 @@
+"""`/kube backup etcd` over real SSH to a real etcd; pinned host keys; secrets kept out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from testbed.up import Testbed
+from tests.e2e.conftest import Served
+from tests.e2e.slack_steps import (
+    CHANNEL,
+    audit_of,
+    click,
+    kubegate_cli,
+    request,
+    wait_ephemeral,
+    wait_reply,
+    wait_text,
+)
+
+
+def snapshot_status(path: Path) -> dict[str, int]:
+    result = subprocess.run(
+        ["etcdctl", "snapshot", "status", str(path), "-w", "json"],
+        env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        check=True, timeout=30,
+    )  # fmt: skip
+    status: dict[str, int] = json.loads(result.stdout)
+    return status
+
+
+async def test_backup_etcd_saves_a_verified_snapshot_off_the_host_with_its_sha256_audited(
+    full_testbed: Testbed, kubegate_on_machines: Served
+) -> None:
+    testbed = full_testbed
+    root = await request(testbed, "U0ALICE", "backup etcd")
+    assert "etcdctl snapshot save on cp-1" in root.shown
+    await click(testbed, "U0BOB", root, "Approve")
+    done = await wait_text(testbed, root.ts, "SUCCEEDED", timeout=30)
+    assert "revision" in done.shown and "keys" in done.shown
+
+    snapshots = list((testbed.directory / "backups" / "testbed").glob("etcd-*.db"))
+    assert len(snapshots) == 1
+    status = snapshot_status(snapshots[0])
+    assert status["totalKey"] >= 3
+    sha256 = snapshots[0].with_suffix(".db.sha256").read_text().split()[0]
+    finishes = [e for e in audit_of(kubegate_on_machines.db).events(action="step.finish")]
+    assert any(e["details"]["result"].get("sha256") == sha256 for e in finishes)
+    saves = [c.argv for c in testbed.fleet.calls("cp-1") if "snapshot" in c.argv]
+    assert any("save" in argv for argv in saves) and any("status" in argv for argv in saves)
+
+
+async def test_an_unpinned_host_key_fails_the_step_naming_node_and_fingerprint_and_runs_nothing(
+    full_testbed: Testbed, kubegate_on_machines: Served
+) -> None:
+    testbed = full_testbed
+    cp1 = testbed.fleet.nodes["cp-1"]
+    known_hosts = testbed.fleet.known_hosts_path
+    # Pin another node's key for cp-1's address: as if cp-1 had been replaced by an impostor.
+    impostor = testbed.fleet.nodes["worker-1"].host_public_key
+    lines = [line for line in known_hosts.read_text().splitlines() if f"[{cp1.address}]:{cp1.port}" not in line]
+    known_hosts.write_text("\n".join([*lines, f"[{cp1.address}]:{cp1.port} {impostor}"]) + "\n")
+    calls_before = len(testbed.fleet.calls("cp-1"))
+
+    root = await request(testbed, "U0ALICE", "backup etcd")
+    await click(testbed, "U0BOB", root, "Approve")
+    halted = await wait_reply(testbed, root, "halted", timeout=20)
+    assert "host key of cp-1" in halted.shown and "CHANGED" in halted.shown
+    assert cp1.host_key_fingerprint in halted.shown
+    assert len(testbed.fleet.calls("cp-1")) == calls_before
+
+
+async def test_a_killed_sshd_fails_the_step_and_kubegate_keeps_answering(
+    full_testbed: Testbed, kubegate_on_machines: Served
+) -> None:
+    testbed = full_testbed
+    testbed.fleet.hang("cp-1", "etcdctl")
+    root = await request(testbed, "U0ALICE", "backup etcd")
+    await click(testbed, "U0BOB", root, "Approve")
+
+    def hanging() -> bool:
+        return any("etcdctl" in " ".join(c.argv) for c in testbed.fleet.calls("cp-1"))
+
+    async with asyncio.timeout(20):
+        while not hanging():
+            await asyncio.sleep(0.05)
+    await testbed.fleet.kill_sshd("cp-1")
+    halted = await wait_reply(testbed, root, "halted", timeout=20)
+    assert "cp-1" in halted.shown and "connection" in halted.shown
+    await wait_text(testbed, root.ts, "FAILED")
+
+    await testbed.slack.user("U0CAROL").slash("/kube nodes", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0CAROL", "worker-3")
+
+
+async def test_the_ssh_key_and_vault_token_appear_nowhere(
+    full_testbed: Testbed, kubegate_on_machines: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    testbed = full_testbed
+    caplog.set_level(logging.DEBUG)
+    private_key = testbed.fleet.client_key_path.read_text()
+    key_body = private_key.splitlines()[1]  # a line of the key itself
+    vault_token = testbed.world.vault.root_token if testbed.world else ""
+    assert len(vault_token) > 8
+
+    root = await request(testbed, "U0ALICE", "backup etcd")
+    await click(testbed, "U0BOB", root, "Approve")
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=30)
+    await testbed.slack.user("U0ALICE").slash("/kube audit", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "Audit")
+
+    places = {
+        "slack": json.dumps(testbed.slack.transcript_json()),
+        "logs": caplog.text,
+        "audit": kubegate_cli(kubegate_on_machines.db, "audit", "export").stdout,
+        "database": "".join(  # the main file and its write-ahead log
+            path.read_bytes().decode("latin-1")
+            for path in kubegate_on_machines.db.parent.glob(kubegate_on_machines.db.name + "*")
+        ),
+    }
+    for where, text in places.items():
+        assert key_body not in text, f"the SSH private key leaked into {where}"
+        assert vault_token not in text, f"the Vault token leaked into {where}"
