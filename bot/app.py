@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.actions import expire_overdue, recover_interrupted
+from bot.actions import recover_interrupted
 from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.clusters import Clusters
 from bot.config import ConfigError, KubegateConfig, Settings, config_digest, load_config
+from bot.housekeeping import start_housekeeping
 from bot.redact import RedactingFilter, Redactor
 from bot.service import Kubegate
 from bot.slack_app import SlackChat, bolt_app, web_application, web_client
@@ -88,6 +88,7 @@ class Runtime:
     audit: AuditLog
     redactor: Redactor
     kubegate: Kubegate
+    backup_dir: Path
 
     async def close(self) -> None:
         await self.kubegate.idle()
@@ -129,22 +130,7 @@ def build(
     kubegate = Kubegate(
         config=config, store=store, audit=audit, chat=chat(config), clusters=clusters
     )
-    return Runtime(settings, config, store, audit, redactor, kubegate)
-
-
-def start_housekeeping(kubegate: Kubegate) -> AsyncIOScheduler:
-    scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(
-        expire_overdue,
-        "interval",
-        seconds=30,
-        args=[kubegate],
-        id="expire-approvals",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.start()
-    return scheduler
+    return Runtime(settings, config, store, audit, redactor, kubegate, backup_dir)
 
 
 async def serve(
@@ -177,7 +163,7 @@ async def serve(
     port = runner.addresses[0][1] if runner.addresses else settings.port
     log.info("kubegate listening on port %s (/slack/events, /healthz)", port)
     await recover_interrupted(runtime.kubegate)
-    scheduler = start_housekeeping(runtime.kubegate)
+    scheduler = start_housekeeping(runtime.kubegate, backup_dir=runtime.backup_dir)
     if ready:
         ready(port)
     if stop is None:

@@ -46,37 +46,29 @@ def validate_autoscaler(hpa: Object) -> None:
         raise invalid_object("HorizontalPodAutoscaler", "autoscaling", name, errors)
 
 
-def sync_autoscaler(store: ObjectStore, hpa: Object) -> None:
-    """Clamp the target's replicas into [minReplicas, maxReplicas], as the HPA does unmetered."""
-    spec, previous = hpa.get("spec") or {}, hpa.get("status") or {}
-    ref = spec.get("scaleTargetRef") or {}
-    found = SCALABLE.get(ref.get("kind", ""))
-    target = None
-    if found is not None:
-        target = store.get(found[0], found[1], hpa["metadata"]["namespace"], ref.get("name", ""))
-    if found is None or target is None:
-        status: Object = {
-            "currentReplicas": 0,
-            "desiredReplicas": 0,
-            "conditions": [
-                condition(
-                    "AbleToScale",
-                    False,
-                    "FailedGetScale",
-                    f"the HPA controller was unable to get the target's current scale: "
-                    f'{ref.get("kind", "").lower()}s "{ref.get("name", "")}" not found',
-                    previous,
-                )
-            ],
-        }
-        set_status(store, "autoscaling/v2", "horizontalpodautoscalers", hpa, status)
-        return
-    current = int(target.get("spec", {}).get("replicas", 1))
-    low, high = int(spec.get("minReplicas", 1)), int(spec.get("maxReplicas", 1))
-    desired = min(max(current, low), high)
-    status = {
+def _missing_target(ref: Object, previous: Object) -> Object:
+    kind, name = ref.get("kind", ""), ref.get("name", "")
+    message = (
+        "the HPA controller was unable to get the target's current scale: "
+        f'{kind.lower()}s "{name}" not found'
+    )
+    return {
+        "currentReplicas": 0,
+        "desiredReplicas": 0,
+        "conditions": [condition("AbleToScale", False, "FailedGetScale", message, previous)],
+    }
+
+
+def _within_bounds(current: int, low: int, high: int, previous: Object) -> Object:
+    if current < low:
+        reason, message = "TooFewReplicas", "the desired replica count is less than the minimum"
+    elif current > high:
+        reason, message = "TooManyReplicas", "the desired replica count is more than the maximum"
+    else:
+        reason, message = "DesiredWithinRange", "the desired count is within the acceptable range"
+    return {
         "currentReplicas": current,
-        "desiredReplicas": desired,
+        "desiredReplicas": min(max(current, low), high),
         "conditions": [
             condition(
                 "AbleToScale",
@@ -86,24 +78,28 @@ def sync_autoscaler(store: ObjectStore, hpa: Object) -> None:
                 previous,
             ),
             condition("ScalingActive", False, "FailedGetResourceMetric", NO_METRICS, previous),
-            condition(
-                "ScalingLimited",
-                desired != current,
-                "TooFewReplicas"
-                if current < low
-                else "TooManyReplicas"
-                if current > high
-                else "DesiredWithinRange",
-                "the desired replica count is out of range"
-                if desired != current
-                else "the desired count is within the acceptable range",
-                previous,
-            ),
+            condition("ScalingLimited", reason != "DesiredWithinRange", reason, message, previous),
         ],
     }
-    if desired != current:
-        set_replicas(store, found[0], found[1], target, desired)
-        status["lastScaleTime"] = rfc3339()
-    elif previous.get("lastScaleTime"):
-        status["lastScaleTime"] = previous["lastScaleTime"]
+
+
+def sync_autoscaler(store: ObjectStore, hpa: Object) -> None:
+    """Clamp the target's replicas into [minReplicas, maxReplicas], as the HPA does unmetered."""
+    spec, previous = hpa.get("spec") or {}, hpa.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    found = SCALABLE.get(ref.get("kind", ""))
+    target = None
+    if found is not None:
+        target = store.get(found[0], found[1], hpa["metadata"]["namespace"], ref.get("name", ""))
+    if found is None or target is None:
+        status = _missing_target(ref, previous)
+    else:
+        current = int(target.get("spec", {}).get("replicas", 1))
+        low, high = int(spec.get("minReplicas", 1)), int(spec.get("maxReplicas", 1))
+        status = _within_bounds(current, low, high, previous)
+        if status["desiredReplicas"] != current:
+            set_replicas(store, found[0], found[1], target, status["desiredReplicas"])
+            status["lastScaleTime"] = rfc3339()
+        elif previous.get("lastScaleTime"):
+            status["lastScaleTime"] = previous["lastScaleTime"]
     set_status(store, "autoscaling/v2", "horizontalpodautoscalers", hpa, status)

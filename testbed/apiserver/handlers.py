@@ -1,5 +1,5 @@
 """The REST verbs over registered kinds: get, list, watch, create, update, patch, delete,
-with the `/status` split and POST action subresources (e.g. a future pods/eviction).
+with the `/status` split and POST action subresources (pods/eviction).
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""Just enough OpenAPI v3 for kubectl's field-validation check: each kind's PATCH operation
-advertises the `fieldValidation` query parameter, so `kubectl create -f` leaves validation to
-the server (cli-runtime's queryParamVerifierV3) instead of downloading full schemas.
+"""Just enough OpenAPI v3 for `kubectl create -f`: each kind's PATCH advertises `fieldValidation`,
+so kubectl (cli-runtime's queryParamVerifierV3) leaves validation to the server.
 """
 
 from __future__ import annotations

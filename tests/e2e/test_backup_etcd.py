@@ -63,7 +63,11 @@ async def test_an_unpinned_host_key_fails_the_step_naming_node_and_fingerprint_a
     known_hosts = testbed.fleet.known_hosts_path
     # Pin another node's key for cp-1's address: as if cp-1 had been replaced by an impostor.
     impostor = testbed.fleet.nodes["worker-1"].host_public_key
-    lines = [line for line in known_hosts.read_text().splitlines() if f"[{cp1.address}]:{cp1.port}" not in line]
+    lines = [
+        line
+        for line in known_hosts.read_text().splitlines()
+        if f"[{cp1.address}]:{cp1.port}" not in line
+    ]
     known_hosts.write_text("\n".join([*lines, f"[{cp1.address}]:{cp1.port} {impostor}"]) + "\n")
     calls_before = len(testbed.fleet.calls("cp-1"))
 

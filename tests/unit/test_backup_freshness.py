@@ -1,0 +1,65 @@
+"""The channel hears once when a cluster's newest etcd backup is older than allowed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, cast
+
+from bot.audit import AuditLog
+from bot.chat import Card
+from bot.config import KubegateConfig
+from bot.housekeeping import BackupFreshness
+from bot.redact import Redactor
+from bot.service import Kubegate
+from bot.store import Store
+
+
+class RecordingChat:
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, Card]] = []
+
+    async def post(self, channel: str, card: Card, *, thread_ts: str | None = None) -> str:
+        self.posts.append((channel, card))
+        return str(len(self.posts))
+
+
+class FakeKubegate:
+    def __init__(self, tmp_path: Path) -> None:
+        self.config = KubegateConfig.model_validate(
+            {"clusters": [{"name": "prod", "channels": ["C0OPS"]}], "backups": {"max_age": "24h"}}
+        )
+        self.audit = AuditLog(Store(tmp_path / "k.db"), Redactor())
+        self.chat = RecordingChat()
+
+
+def snapshot(directory: Path, *, hours_old: float) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"etcd-prod-{hours_old}.db"
+    path.write_bytes(b"snapshot")
+    then = time.time() - hours_old * 3600
+    os.utime(path, (then, then))
+
+
+async def test_a_stale_backup_is_announced_once_and_again_only_after_a_fresh_one_ages(
+    tmp_path: Path,
+) -> None:
+    kubegate = FakeKubegate(tmp_path)
+    freshness = BackupFreshness(cast(Kubegate, kubegate), backup_dir=tmp_path / "backups")
+    snapshot(tmp_path / "backups" / "prod", hours_old=30)
+    await freshness.check()
+    await freshness.check()
+    assert len(kubegate.chat.posts) == 1
+    channel, card = kubegate.chat.posts[0]
+    assert channel == "C0OPS" and "30.0 h old" in card.headline and "/kube backup etcd" in card.text
+
+    snapshot(tmp_path / "backups" / "prod", hours_old=1)
+    await freshness.check()
+    assert len(kubegate.chat.posts) == 1
+    for path in (tmp_path / "backups" / "prod").glob("*.db"):
+        path.unlink()
+    await freshness.check()
+    assert "no etcd backup exists yet" in kubegate.chat.posts[-1][1].headline
+    events: list[dict[str, Any]] = list(kubegate.audit.events(action="alert"))
+    assert len(events) == 2
