@@ -96,7 +96,7 @@ async def control(kubegate: Kubegate, job: Job, *, user: str, action_id: str) ->
     if action_id == ABORT:
         done = await kubegate.engine.abort(job.id, actor=user, from_states=halted)
     else:
-        held = kubegate.store.acquire_locks(job.id, job.plan.get("locks", []))
+        held = kubegate.store.acquire_locks(job.id, job.cluster, job.plan.get("locks", []))
         if held is not None:
             return f"Job #{held} now holds a lock this job needs; wait for it to end."
         done = await kubegate.engine.resume(job.id, actor=user, from_states=halted)

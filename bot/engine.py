@@ -42,6 +42,7 @@ class Engine:
         self._chat = chat
         self._clusters = clusters
         self._refresh_root = refresh_root
+        self._cancel_requested: set[int] = set()
 
     async def start(self, job_id: int) -> None:
         """Run a freshly approved job: re-check the plan against the live cluster first."""
@@ -98,11 +99,15 @@ class Engine:
         if not self._store.transition(job_id, from_states=from_states, to=JobState.RUNNING):
             return False
         job = self._store.job(job_id)
-        self._audit.record_job(
-            "job.abort",
-            job,
-            actor=actor,
-        )
+        self._audit.record_job("job.abort", job, actor=actor)
+        await self._compensate_and_cancel(job, f"Aborted by <@{actor}>.")
+        return True
+
+    def request_cancel(self, job_id: int) -> None:
+        """Stop a running job at its next safe point (between steps), then compensate."""
+        self._cancel_requested.add(job_id)
+
+    async def _compensate_and_cancel(self, job: Job, why: str) -> None:
         ctx = await self._context(job)
         steps = self._playbook_steps(job)
         undone: list[str] = []
@@ -117,34 +122,34 @@ class Engine:
                 continue
             if said:
                 undone.append(said)
-        self._audit.record_job(
-            "job.compensated",
+        self._audit.record_job("job.compensated", job, actor="system", undone=undone)
+        await self._finish(
             job,
-            actor="system",
-            undone=undone,
+            JobState.CANCELLED,
+            f"{why} " + ("; ".join(undone) if undone else "Nothing to undo."),
         )
-        outcome = (
-            "Aborted by " + f"<@{actor}>. " + ("; ".join(undone) if undone else "Nothing to undo.")
-        )
-        await self._finish(job, JobState.CANCELLED, outcome)
-        return True
 
     async def _run_from(self, job_id: int, *, first: int, check_done: bool = False) -> None:
         job = self._store.job(job_id)
         ctx = await self._context(job)
         steps = self._playbook_steps(job)
-        records = self._store.steps(job.id)
-        for record in records:
+        for record in self._store.steps(job.id):
             if record.state == "succeeded":
                 ctx.results[record.name] = StepResult(
                     ok=True, summary=record.summary or "", data=record.data
                 )
         started = time.monotonic()
         for index in range(first, len(steps)):
+            if job.id in self._cancel_requested:
+                self._cancel_requested.discard(job.id)
+                await self._compensate_and_cancel(job, f"Cancelled before step {index + 1}.")
+                return
             result = await self._run_step(job, ctx, index, check_done=check_done and index == first)
             if not result.ok:
+                self._cancel_requested.discard(job.id)
                 await self._halt(job, f"kubegate failed at step {index + 1}: {result.summary}")
                 return
+        self._cancel_requested.discard(job.id)
         took = time.monotonic() - started
         await self._finish(
             job, JobState.SUCCEEDED, f"All {len(steps)} step(s) done in {took:.1f} s."

@@ -25,10 +25,19 @@ from bot.chat import Card, Chat
 from bot.clusters import Clusters
 from bot.config import ClusterConfig, KubegateConfig
 from bot.engine import Engine
+from bot.jobcontrol import control_job
 from bot.readonly import READ_ONLY_ANSWERS
 from bot.render import plan_lines, root_card
 from bot.store import JobState, Store, utcnow
-from commands import Command, CommandError, HelpCommand, help_text, parse_command
+from commands import (
+    CancelCommand,
+    Command,
+    CommandError,
+    HelpCommand,
+    RetryCommand,
+    help_text,
+    parse_command,
+)
 from playbooks import PLAYBOOKS, OperationError, Plan, PlanError
 
 log = logging.getLogger(__name__)
@@ -111,6 +120,11 @@ class Kubegate:
         if command.verb in READ_ONLY_ANSWERS:
             answer = READ_ONLY_ANSWERS[command.verb]
             return Ack("Looking…", answer(self, command, cluster, user, channel))
+        if isinstance(command, CancelCommand | RetryCommand):
+            return Ack(
+                f"Looking at job #{command.job_id}…",
+                control_job(self, command, user=user, channel=channel),
+            )
         if command.verb not in PLAYBOOKS:
             return Ack(
                 f"`{command.verb}` is not available yet in this version of kubegate. "
@@ -163,7 +177,7 @@ class Kubegate:
         user: str,
         channel: str,
     ) -> None:
-        holder = self.store.lock_holder(plan.locks)
+        holder = self.store.lock_holder(plan.cluster, plan.locks)
         if holder is not None:
             await self.chat.ephemeral(
                 channel,
@@ -187,7 +201,7 @@ class Kubegate:
             created_at=now,
             approval_deadline=now + self.windows.approval,
         )
-        holder = self.store.acquire_locks(job.id, plan.locks)
+        holder = self.store.acquire_locks(job.id, plan.cluster, plan.locks)
         if holder is not None:  # lost a race for the same node
             self.store.transition(
                 job.id,

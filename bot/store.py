@@ -134,7 +134,8 @@ CREATE TABLE IF NOT EXISTS votes (
   job_id INTEGER NOT NULL REFERENCES jobs(id), voter TEXT NOT NULL, approve INTEGER NOT NULL,
   plan_digest TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (job_id, voter, plan_digest));
 CREATE TABLE IF NOT EXISTS locks (
-  resource TEXT PRIMARY KEY, job_id INTEGER NOT NULL REFERENCES jobs(id), at TEXT NOT NULL);
+  cluster TEXT NOT NULL, resource TEXT NOT NULL, job_id INTEGER NOT NULL REFERENCES jobs(id),
+  at TEXT NOT NULL, PRIMARY KEY (cluster, resource));
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, actor TEXT NOT NULL,
   action TEXT NOT NULL, job_id INTEGER, cluster TEXT, target TEXT, details TEXT NOT NULL,
@@ -313,31 +314,40 @@ class Store:
 
     # Locks -----------------------------------------------------------------------------------
 
-    def acquire_locks(self, job_id: int, resources: Sequence[str]) -> int | None:
-        """Take every lock or none; returns the job holding a conflicting lock, if any."""
+    def acquire_locks(self, job_id: int, cluster: str, resources: Sequence[str]) -> int | None:
+        """Take every lock or none; returns the job holding a conflicting lock, if any.
+
+        Locks are per cluster; the resource `*` (a cluster upgrade) conflicts with every other.
+        """
         with self.transaction() as conn:
-            for resource in resources:
-                row = conn.execute(
-                    "SELECT job_id FROM locks WHERE resource = ?", [resource]
-                ).fetchone()
-                if row and row[0] != job_id:
-                    return int(row[0])
+            holder = _conflict(conn, job_id, cluster, resources)
+            if holder is not None:
+                return holder
             for resource in resources:
                 conn.execute(
-                    "INSERT OR REPLACE INTO locks (resource, job_id, at) VALUES (?, ?, ?)",
-                    [resource, job_id, iso(utcnow())],
+                    "INSERT OR REPLACE INTO locks (cluster, resource, job_id, at) VALUES (?, ?, ?, ?)",
+                    [cluster, resource, job_id, iso(utcnow())],
                 )
         return None
 
-    def lock_holder(self, resources: Sequence[str]) -> int | None:
-        marks = ", ".join("?" for _ in resources)
+    def lock_holder(self, cluster: str, resources: Sequence[str]) -> int | None:
         with self._lock:
-            row = self.db.conn.execute(
-                f"SELECT job_id FROM locks WHERE resource IN ({marks})",  # noqa: S608
-                list(resources),
-            ).fetchone()
-        return int(row[0]) if row else None
+            return _conflict(self.db.conn, None, cluster, resources)
 
     def release_locks(self, job_id: int) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM locks WHERE job_id = ?", [job_id])
+
+
+def _conflict(
+    conn: sqlite3.Connection, job_id: int | None, cluster: str, resources: Sequence[str]
+) -> int | None:
+    rows = conn.execute(
+        "SELECT resource, job_id FROM locks WHERE cluster = ?", [cluster]
+    ).fetchall()
+    for held, holder in rows:
+        if holder == job_id:
+            continue
+        if held == "*" or "*" in resources or held in resources:
+            return int(holder)
+    return None

@@ -75,6 +75,8 @@ class Disruptions:
         """A DELETE through the API: no budget is consulted, but a broken one is counted."""
         before = self.store.require("v1", "pods", namespace, name)
         _check_preconditions(before, options)
+        if options.get("dryRun"):
+            return before
         grace = options.get("gracePeriodSeconds")
         result = self.begin_deletion(namespace, name, grace=None if grace is None else int(grace))
         self._count_violations(before)

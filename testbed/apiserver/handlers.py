@@ -77,6 +77,8 @@ async def delete_options(request: web.Request) -> Object:
     grace = request.query.get("gracePeriodSeconds", "")
     if grace.lstrip("-").isdigit():
         options["gracePeriodSeconds"] = int(grace)
+    if request.query.get("dryRun"):
+        options["dryRun"] = request.query.getall("dryRun")
     return options
 
 

@@ -179,6 +179,8 @@ class FakeApiServer:
     async def load_scenario(self, source: Path | str | Object) -> None:
         """Apply a scenario (path, name in testbed/scenarios, or dict) to the started server:
         knobs first, then extra nodes, then its manifests; returns once everything is Ready."""
+        if self._runner is None:
+            raise RuntimeError("start() the server before loading a scenario")
         scenario = parse_scenario(source)
         if scenario.readiness_delay is not None:
             self.readiness_delay = scenario.readiness_delay

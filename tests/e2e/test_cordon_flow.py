@@ -182,3 +182,29 @@ async def test_dry_run_shows_the_plan_and_changes_nothing(
     assert "Cordon worker-2 (schedulable now)" in answer.shown
     assert root_messages(testbed) == []
     assert await unschedulable(testbed, "worker-2") != "true"
+
+
+async def test_a_second_request_for_a_locked_node_is_refused_naming_the_holder(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await request(testbed, "U0ALICE", "cordon worker-1")
+    await testbed.slack.user("U0BOB").slash("/kube drain worker-1 --dry-run", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0BOB", "Dry run")  # a dry run locks nothing and is not refused
+    await testbed.slack.user("U0BOB").slash("/kube uncordon worker-1", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0BOB", "worker-1 is already schedulable")
+    await testbed.slack.user("U0BOB").slash("/kube drain worker-1", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0BOB", "worker-1 is locked by job #1")
+
+
+async def test_the_requester_can_cancel_a_pending_request_and_others_cannot(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-2")
+    await testbed.slack.user("U0DAVE").slash("/kube cancel 1", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0DAVE", "Only the requester or an approver of job #1")
+    await testbed.slack.user("U0ALICE").slash("/kube cancel #1", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "Job #1 cancelled; it never ran")
+    cancelled = await wait_text(testbed, root.ts, "CANCELLED")
+    assert "[Approve]" not in cancelled.shown
+    assert await unschedulable(testbed, "worker-2") != "true"
+    await request(testbed, "U0BOB", "cordon worker-2")  # the lock went with the job

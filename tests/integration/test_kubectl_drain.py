@@ -249,3 +249,22 @@ async def test_kubectl_drain_waits_for_replacements_and_breaks_no_budget(tmp_pat
         assert all(p["spec"]["nodeName"] != "worker-1" for p in moved)
     finally:
         await cluster.server.stop()
+
+
+async def test_kubectl_shows_events_as_plain_objects(shop: Cluster) -> None:
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "web.1", "namespace": "shop"},
+        "involvedObject": {"kind": "Deployment", "name": "web", "namespace": "shop"},
+        "reason": "ScalingReplicaSet",
+        "message": "Scaled up replica set web-1 to 3",
+        "type": "Normal",
+    }
+    code, _created = await shop.api("POST", "/api/v1/namespaces/shop/events", event)
+    assert code == 201
+
+    listed = await shop.kubectl("get", "events", "-n", "shop")
+
+    assert listed.code == 0, listed.stderr
+    assert rows(listed.stdout)[0][1:4] == ["Normal", "ScalingReplicaSet", "deployment/web"]
