@@ -14,13 +14,17 @@ from approvals.policy import (
     rule_for,
 )
 from approvals.votes import Tally, Vote, Windows, drift, tally, within
+from approvals.windows import WEEKDAYS, MaintenanceWindow, RunTime, run_time
 
 __all__ = [
     "READ_ONLY_VERBS",
     "SLACK_GROUP_ID",
     "SLACK_USER_ID",
+    "WEEKDAYS",
     "Decision",
+    "MaintenanceWindow",
     "PolicyRule",
+    "RunTime",
     "Tally",
     "Vote",
     "Windows",
@@ -31,6 +35,7 @@ __all__ = [
     "may_vote",
     "roles_of",
     "rule_for",
+    "run_time",
     "tally",
     "within",
 ]

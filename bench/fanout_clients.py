@@ -125,13 +125,13 @@ def _ansible_failures(fleet: Fleet, tree: Path, release: str) -> list[str]:
     return failures
 
 
-def openssh_argv(fleet: Fleet) -> list[str]:
+def openssh_argv(fleet: Fleet, options: Sequence[str] = ()) -> list[str]:
     return [
         "xargs", "-P", str(len(fleet.nodes)), "-L", "1",
         "ssh", "-i", str(fleet.client_key_path), "-F", "/dev/null",
         "-o", f"UserKnownHostsFile={fleet.known_hosts_path}",
         "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-        "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10",
+        "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", *options,
     ]  # fmt: skip
 
 
@@ -139,17 +139,18 @@ def openssh_lines(fleet: Fleet, command: str) -> str:
     """One xargs input line per node; xargs honours the quotes, so each becomes
     `ssh … -p PORT user@addr 'COMMAND'`."""
     return "".join(
-        f"-p {node.port} {fleet.user}@{node.address} '{command}'\n"
-        for node in fleet.nodes.values()
+        f"-p {node.port} {fleet.user}@{node.address} '{command}'\n" for node in fleet.nodes.values()
     )
 
 
-async def openssh_fanout(fleet: Fleet, command: str, *, release: str) -> WayResult:
-    """`xargs -P N ssh …`: xargs exits 0 only if every ssh did, and each prints one line."""
+async def openssh_fanout(fleet: Fleet, command: str, *, release: str,
+                         options: Sequence[str] = ()) -> WayResult:  # fmt: skip
+    """`xargs -P N ssh [options] …`: xargs exits 0 only if every ssh did; each prints one line."""
     if "'" in command:
         raise ValueError("the command is quoted for xargs with single quotes")
     stdin = openssh_lines(fleet, command).encode()
-    seconds, code, output = await _timed(openssh_argv(fleet), stdin=stdin, split_stderr=True)
+    argv = openssh_argv(fleet, options)
+    seconds, code, output = await _timed(argv, stdin=stdin, split_stderr=True)
     lines = output.splitlines()
     releases = [line for line in lines if line.strip() == release]
     failures = [] if code == 0 else [f"xargs exited {code}"]

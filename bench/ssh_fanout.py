@@ -27,7 +27,10 @@ from testbed.fleet import Fleet
 
 COMMAND = "uname -r; sleep 0.2"
 COMMAND_SECONDS = 0.2
-WAYS = ("kubegate", "openssh", "ansible")
+WAYS = ("kubegate", "openssh", "openssh_curve25519", "ansible")
+# OpenSSH 9.2 negotiates sntrup761x25519-sha512 with its own sshd; asyncssh (no sntrup761) gets
+# curve25519-sha256. The extra way shows how much of OpenSSH's time is that key exchange.
+CURVE25519_ONLY = ("-o", "KexAlgorithms=curve25519-sha256")
 MAX_NODES = 200  # 127.0.10.1 … 127.0.10.200; the testbed's spare hosts start at .101 elsewhere
 
 
@@ -85,20 +88,26 @@ async def measure(fleet: Fleet, ways: Sequence[str], release: str) -> dict[str, 
         )
     if "openssh" in ways:
         outcomes["openssh"] = await openssh_fanout(fleet, COMMAND, release=release)
+    if "openssh_curve25519" in ways:
+        outcomes["openssh_curve25519"] = await openssh_fanout(
+            fleet, COMMAND, release=release, options=CURVE25519_ONLY
+        )
     if "ansible" in ways:
         outcomes["ansible"] = await ansible_fanout(fleet, COMMAND, release=release)
     for way, outcome in outcomes.items():
         status = "ok" if not outcome.failures else f"{len(outcome.failures)} FAILED"
-        log(f"{way}: {outcome.seconds:.3f} s, {outcome.answered}/{len(fleet.nodes)} nodes, {status}")
+        log(
+            f"{way}: {outcome.seconds:.3f} s, {outcome.answered}/{len(fleet.nodes)} nodes, {status}"
+        )
         for failure in outcome.failures[:10]:
             log(f"  {failure}")
     return outcomes
 
 
-def report(nodes: int, outcomes: dict[str, WayResult], fleet_start_s: float) -> dict[str, Any]:
+def report(nodes: int, outcomes: dict[str, WayResult], context: dict[str, Any]) -> dict[str, Any]:
     """The JSON line: `<way>_s` wall seconds (null if not run), `<way>_answered` node counts."""
     figures: dict[str, Any] = {"nodes": nodes}
-    for way in ("kubegate_cold", "kubegate_warm", "ansible", "openssh"):
+    for way in ("kubegate_cold", "kubegate_warm", "ansible", "openssh", "openssh_curve25519"):
         outcome = outcomes.get(way)
         figures[f"{way}_s"] = round(outcome.seconds, 3) if outcome else None
     cold, ansible = figures["kubegate_cold_s"], figures["ansible_s"]
@@ -111,9 +120,11 @@ def report(nodes: int, outcomes: dict[str, WayResult], fleet_start_s: float) -> 
     for way, outcome in outcomes.items():
         figures[f"{way}_answered"] = outcome.answered
     figures["all_answered"] = all(not o.failures for o in outcomes.values())
-    figures |= {"command": COMMAND, "kernel": os.uname().release, "cpus": os.cpu_count(),
-                "fleet_start_s": round(fleet_start_s, 3)}  # fmt: skip
-    return figures
+    return (
+        figures
+        | {"command": COMMAND, "kernel": os.uname().release, "cpus": os.cpu_count()}
+        | context
+    )
 
 
 async def run_benchmark(*, nodes: int, ways: Sequence[str], workdir: Path) -> dict[str, Any]:
@@ -122,12 +133,15 @@ async def run_benchmark(*, nodes: int, ways: Sequence[str], workdir: Path) -> di
     started = time.monotonic()
     log(f"starting {nodes} sshd nodes under {workdir}")
     await fleet.start()
-    fleet_start_s = time.monotonic() - started
+    # Other work on the machine moves every figure; the load says how much to trust a run.
+    context = {"fleet_start_s": round(time.monotonic() - started, 3),
+               "load_1m_before": round(os.getloadavg()[0], 2)}  # fmt: skip
     try:
         outcomes = await measure(fleet, ways, release)
     finally:
         await fleet.stop()
-    return report(nodes, outcomes, fleet_start_s)
+    context["load_1m_after"] = round(os.getloadavg()[0], 2)
+    return report(nodes, outcomes, context)
 
 
 def log(message: str) -> None:

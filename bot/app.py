@@ -163,6 +163,7 @@ async def serve(
     port = runner.addresses[0][1] if runner.addresses else settings.port
     log.info("kubegate listening on port %s (/slack/events, /healthz)", port)
     await recover_interrupted(runtime.kubegate)
+    runtime.kubegate.restore_timers()
     scheduler = start_housekeeping(runtime.kubegate, backup_dir=runtime.backup_dir)
     if ready:
         ready(port)
@@ -174,5 +175,6 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     scheduler.shutdown(wait=False)
+    runtime.kubegate.scheduler.shutdown()
     await runner.cleanup()
     await runtime.close()

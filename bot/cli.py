@@ -113,6 +113,7 @@ async def _console(settings: Settings, *, user: str | None, channel: str | None)
     first_user = user or next(iter(config.users), None) or "U0CONSOLE"
     first_channel = channel or next((c for cl in config.clusters for c in cl.channels), "C0CONSOLE")
     await recover_interrupted(runtime.kubegate)
+    runtime.kubegate.restore_timers()
     try:
         await run_console(
             runtime.kubegate,
@@ -124,6 +125,7 @@ async def _console(settings: Settings, *, user: str | None, channel: str | None)
             echo=not sys.stdin.isatty(),
         )
     finally:
+        runtime.kubegate.scheduler.shutdown()
         await runtime.close()
     return 0
 

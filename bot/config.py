@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from approvals import SLACK_GROUP_ID, SLACK_USER_ID, PolicyRule, Windows
+from approvals import SLACK_GROUP_ID, SLACK_USER_ID, MaintenanceWindow, PolicyRule, Windows
 from playbooks.inventory import Inventory, YamlDuration
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -103,6 +103,19 @@ class BackupsConfig(BaseModel):
     check_every: YamlDuration = timedelta(minutes=15)
 
 
+class MaintenanceWindowConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
+    start: time  # UTC, e.g. "02:00"
+    duration: YamlDuration
+
+    def as_window(self, name: str) -> MaintenanceWindow:
+        return MaintenanceWindow(
+            name=name, weekdays=tuple(self.weekdays), start=self.start, duration=self.duration
+        )
+
+
 class KubegateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -113,6 +126,7 @@ class KubegateConfig(BaseModel):
     slack: SlackConfig = Field(default_factory=SlackConfig)
     vault: VaultConfig | None = None
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
+    maintenance_windows: dict[str, MaintenanceWindowConfig] = Field(default_factory=dict)
     # Display names for the console and messages; identity is always the ID.
     users: dict[str, str] = Field(default_factory=dict)
 

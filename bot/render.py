@@ -61,6 +61,13 @@ def root_card(
     sections = ["\n".join(plan_lines(plan)), _approval_line(job, votes, approver_roles)]
     if steps and any(step.state != "pending" for step in steps):
         sections.append("\n".join(_step_line(step) for step in steps))
+    if job.state is JobState.SCHEDULED and job.scheduled_for:
+        by = (
+            f" (must start by {job.execution_deadline:%Y-%m-%d %H:%M} UTC)"
+            if job.execution_deadline
+            else ""
+        )
+        sections.append(f"🕑 Scheduled for {job.scheduled_for:%Y-%m-%d %H:%M} UTC{by}")
     if job.outcome:
         sections.append(job.outcome)
     buttons: list[Button] = []

@@ -14,11 +14,13 @@ from typing import Any
 
 from approvals import (
     Decision,
+    MaintenanceWindow,
     PolicyRule,
     approvals_needed,
     may_request,
     roles_of,
     rule_for,
+    run_time,
 )
 from bot.audit import AuditLog
 from bot.chat import Card, Chat
@@ -28,7 +30,8 @@ from bot.engine import Engine
 from bot.jobcontrol import control_job
 from bot.readonly import READ_ONLY_ANSWERS
 from bot.render import plan_lines, root_card
-from bot.store import JobState, Store, utcnow
+from bot.schedule import JobScheduler
+from bot.store import Job, JobState, Store, utcnow
 from commands import (
     CancelCommand,
     Command,
@@ -74,6 +77,7 @@ class Kubegate:
             refresh_root=self.refresh_root,
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self.scheduler = JobScheduler(self.run_scheduled)
 
     # Background work ------------------------------------------------------------------------
 
@@ -138,6 +142,10 @@ class Kubegate:
     async def _request(
         self, command: Command, *, text: str, cluster: ClusterConfig, user: str, channel: str
     ) -> None:
+        problem = self.schedule_problem(command)
+        if problem:
+            await self.chat.ephemeral(channel, user, problem)
+            return
         rule = self.rule(command.verb, cluster.name)
         decision = may_request(
             rule, verb=command.verb, cluster=cluster.name, requester_roles=await self.roles(user)
@@ -234,15 +242,18 @@ class Kubegate:
         await self.chat.ephemeral(channel, user, decision.reason)
 
     async def approve_now(self, job_id: int, *, actor: str) -> None:
-        """Quorum met: record the approval, start the execution clock, and run."""
+        """Quorum met: record the approval, then run now or set the job's timer."""
         now = utcnow()
+        job = self.store.job(job_id)
+        when = run_time(now=now, at=getattr(self._command(job), "at", None), window=self._window_of(job),
+                        execution=self.windows.execution)  # fmt: skip
+        later = when is not None and when.start > now
         if not self.store.transition(
-            job_id,
-            from_states=[JobState.PENDING_APPROVAL],
-            to=JobState.APPROVED,
-            approved_at=now,
-            execution_deadline=now + self.windows.execution,
-        ):
+            job_id, from_states=[JobState.PENDING_APPROVAL],
+            to=JobState.SCHEDULED if later else JobState.APPROVED, approved_at=now,
+            execution_deadline=when.must_start_by if when else now + self.windows.execution,
+            scheduled_for=when.start if when else None,
+        ):  # fmt: skip
             return
         job = self.store.job(job_id)
         approvers = sorted(
@@ -253,13 +264,43 @@ class Kubegate:
             }
         )
         self.audit.record_job(
-            "approval",
-            job,
-            actor=actor,
-            approvers=approvers,
-            plan_digest=job.plan_digest,
+            "approval", job, actor=actor, approvers=approvers, plan_digest=job.plan_digest
         )
+        if later and when is not None:
+            self.audit.record_job("scheduled", job, actor="system", start=when.start.isoformat(),
+                                  must_start_by=when.must_start_by.isoformat())  # fmt: skip
+            self.scheduler.run_at(job.id, when.start)
+            await self.refresh_root(job_id)
+            return
         await self.engine.start(job_id)  # it updates the root message as the job starts
+
+    async def run_scheduled(self, job_id: int) -> None:
+        """A scheduled job's time has come (its timer, or a restart that found it due)."""
+        if self.store.transition(job_id, from_states=[JobState.SCHEDULED], to=JobState.APPROVED):
+            await self.engine.start(job_id)
+
+    def restore_timers(self) -> None:
+        for job in self.store.jobs_in([JobState.SCHEDULED]):
+            self.scheduler.run_at(job.id, job.scheduled_for or utcnow())
+
+    def schedule_problem(self, command: Command) -> str | None:
+        """Why `--at`/`--window` cannot be honoured, in words; None when they can (or are absent)."""
+        at, window = getattr(command, "at", None), getattr(command, "window", None)
+        if at is not None and at <= utcnow():
+            return f"--at {at:%Y-%m-%d %H:%M} UTC is in the past; pick a later time."
+        if window is not None and window not in self.config.maintenance_windows:
+            known = ", ".join(sorted(self.config.maintenance_windows)) or "none are configured"
+            return f"There is no maintenance window `{window}` (known: {known})."
+        return None
+
+    def _window_of(self, job: Job) -> MaintenanceWindow | None:
+        name = getattr(self._command(job), "window", None)
+        window = self.config.maintenance_windows.get(name) if name else None
+        return window.as_window(name) if window and name else None
+
+    @staticmethod
+    def _command(job: Job) -> Command:
+        return parse_command(job.command_text)
 
     # Root message ---------------------------------------------------------------------------
 

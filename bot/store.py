@@ -71,6 +71,7 @@ class Job:
     root_ts: str | None
     finished_at: datetime | None
     outcome: str | None
+    scheduled_for: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -93,6 +94,7 @@ class Job:
             root_ts=row["root_ts"],
             finished_at=parse_iso(row["finished_at"]),
             outcome=row["outcome"],
+            scheduled_for=parse_iso(row.get("scheduled_for")),
         )
 
 
@@ -125,7 +127,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   target TEXT NOT NULL, requester TEXT NOT NULL, channel TEXT NOT NULL, command_text TEXT NOT NULL,
   state TEXT NOT NULL, plan TEXT NOT NULL, plan_digest TEXT NOT NULL,
   approvals_needed INTEGER NOT NULL, created_at TEXT NOT NULL, approval_deadline TEXT NOT NULL,
-  approved_at TEXT, execution_deadline TEXT, root_ts TEXT, finished_at TEXT, outcome TEXT);
+  approved_at TEXT, execution_deadline TEXT, root_ts TEXT, finished_at TEXT, outcome TEXT,
+  scheduled_for TEXT);
 CREATE TABLE IF NOT EXISTS steps (
   job_id INTEGER NOT NULL REFERENCES jobs(id), idx INTEGER NOT NULL, name TEXT NOT NULL,
   title TEXT NOT NULL, state TEXT NOT NULL, started_at TEXT, finished_at TEXT, summary TEXT,

@@ -65,6 +65,15 @@ class EtcdSettings(BaseModel):
     snapshot_dir: str = "/var/lib/kubegate/etcd"  # on the control-plane node, before the copy
 
 
+class NewNodeSettings(BaseModel):
+    """What `provision node` puts on a node once it has joined (nothing by default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[str] = Field(default_factory=list)  # `key=value:Effect` or `key:Effect`
+
+
 class Inventory(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,6 +83,7 @@ class Inventory(BaseModel):
     control_planes: list[str] | None = None  # default: nodes labelled control-plane
     node_subnet: str | None = None
     etcd: EtcdSettings = Field(default_factory=EtcdSettings)
+    new_nodes: NewNodeSettings = Field(default_factory=NewNodeSettings)
 
     def target(self, node: NodeView) -> SshTarget | None:
         """Where to SSH for this node; None when it has no address at all."""
@@ -85,6 +95,23 @@ class Inventory(BaseModel):
             node=node.name, host=address, port=access.port or self.ssh.port,
             user=access.user or self.ssh.user, sudo=self.ssh.sudo,
         )  # fmt: skip
+
+    def target_for_address(self, name: str, address: str) -> SshTarget:
+        """Where to SSH for a host that is not a Node yet: the address asked for, with the
+        port and user the inventory gives that name (or the defaults)."""
+        access = self.nodes.get(name, NodeAccess())
+        return SshTarget(
+            node=name, host=address, port=access.port or self.ssh.port,
+            user=access.user or self.ssh.user, sudo=self.ssh.sudo,
+        )  # fmt: skip
+
+    def control_plane_order(self, nodes: list[NodeView]) -> list[NodeView]:
+        """Control planes in the inventory's order (else by name): the first one leads upgrades."""
+        ours = [node for node in nodes if self.is_control_plane(node)]
+        if self.control_planes is not None:
+            rank = {name: index for index, name in enumerate(self.control_planes)}
+            return sorted(ours, key=lambda node: rank[node.name])
+        return sorted(ours, key=lambda node: node.name)
 
     def is_control_plane(self, node: NodeView) -> bool:
         if self.control_planes is not None:

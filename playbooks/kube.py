@@ -126,6 +126,20 @@ class KubeApi:
         )
         return node_view(patched)
 
+    async def add_labels(self, name: str, labels: dict[str, str]) -> NodeView:
+        patched = await self.call(
+            self.core.patch_node(name, {"metadata": {"labels": labels}}, _content_type=MERGE_PATCH),
+            f"labelling node {name}",
+        )
+        return node_view(patched)
+
+    async def server_version(self) -> str:
+        """The API server's gitVersion, e.g. `v1.31.2`: what kubelets must never outrun."""
+        answer = await self.call(
+            kube_client.VersionApi(self._api_client).get_code(), "reading the API server version"
+        )
+        return str(answer.get("gitVersion") or "")
+
     # Pods, PDBs, evictions -------------------------------------------------------------------
 
     async def pods_on(self, node: str) -> list[Obj]:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -113,3 +114,22 @@ async def test_a_job_killed_mid_run_is_shown_interrupted_and_can_be_resumed(
     assert await unschedulable(testbed, "worker-2") == "true"
     assert kubegate_cli(db, "audit", "verify").returncode == 0
     assert "job.interrupted" in kubegate_cli(db, "audit", "export").stdout
+
+
+async def test_a_scheduled_job_survives_a_restart_and_runs_at_its_time(
+    testbed: Testbed, kubegate_process: KubegateProcess, tmp_path: Path
+) -> None:
+    db = tmp_path / "kubegate.db"
+    await kubegate_process.start()
+    at = datetime.now(UTC) + timedelta(seconds=6)
+    root = await request(testbed, "U0ALICE", f"cordon worker-3 --at {at:%Y-%m-%dT%H:%M:%SZ}")
+    await click(testbed, "U0BOB", root, "Approve")
+    scheduled = await wait_text(testbed, root.ts, "Scheduled for")
+    assert "SCHEDULED" in scheduled.shown and job_state(db, 1) == "SCHEDULED"
+    kubegate_process.kill()
+    assert await unschedulable(testbed, "worker-3") != "true"
+
+    await kubegate_process.start()
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=20)
+    assert await unschedulable(testbed, "worker-3") == "true"
+    assert datetime.now(UTC) >= at
