@@ -1,6 +1,7 @@
-"""`python -m bench.ssh_fanout`: one command on N nodes of the testbed's real-OpenSSH fleet, four
-ways in one run — kubegate's executor cold (connecting first) and warm (kept connections), Ansible
-ad-hoc, and the OpenSSH client under `xargs -P` — each checked that every node answered.
+"""`python -m bench.ssh_fanout`: one command on N nodes of the testbed's real-OpenSSH fleet, every
+way in one run — kubegate's executor cold (connecting first) and warm (kept connections), Ansible
+ad-hoc, and the OpenSSH client under `xargs -P` (as is, and with kubegate's key exchange) — each
+checked that every node answered.
 
 Progress goes to stderr; the last line of stdout is one JSON object with the figures. The exit
 status is 1 if any way left a node unanswered (the figures of a failed way mean nothing).
@@ -31,7 +32,7 @@ WAYS = ("kubegate", "openssh", "openssh_curve25519", "ansible")
 # OpenSSH 9.2 negotiates sntrup761x25519-sha512 with its own sshd; asyncssh (no sntrup761) gets
 # curve25519-sha256. The extra way shows how much of OpenSSH's time is that key exchange.
 CURVE25519_ONLY = ("-o", "KexAlgorithms=curve25519-sha256")
-MAX_NODES = 200  # 127.0.10.1 … 127.0.10.200; the testbed's spare hosts start at .101 elsewhere
+MAX_NODES = 254  # one loopback address each: 127.0.10.1 … 127.0.10.254
 
 
 def fleet_specs(nodes: int) -> list[tuple[str, str, str]]:
