@@ -213,7 +213,8 @@ class Engine:
     async def _halt(self, job: Job, reason: str) -> None:
         """The first failure stops the job; the thread offers Retry and Abort."""
         await self._finish(job, JobState.FAILED, reason)
-        await self._post(job, failure_card(self._store.job(job.id), reason))
+        label = PLAYBOOKS[job.verb].abort_label
+        await self._post(job, failure_card(self._store.job(job.id), reason, abort_label=label))
 
     async def _finish(self, job: Job, state: JobState, outcome: str) -> None:
         self._store.transition(

@@ -125,14 +125,17 @@ def tail(output: str, lines: int = 15) -> str:
     return "\n".join(output.rstrip().splitlines()[-lines:])
 
 
-def failure_card(job: Job, reason: str) -> Card:
+def failure_card(job: Job, reason: str, *, abort_label: str = "Abort") -> Card:
     value = str(job.id)
     return Card(
         headline=f"❌ Job #{job.id} halted",
-        sections=[reason],
+        sections=[
+            reason,
+            f"[Retry step] runs it again; [{abort_label}] undoes what this job changed.",
+        ],
         buttons=[
             Button("Retry step", RETRY, value, "primary"),
-            Button("Abort", ABORT, value, "danger"),
+            Button(abort_label, ABORT, value, "danger"),
         ],
     )
 

@@ -104,6 +104,8 @@ class Step(ABC):
 
 class Playbook(ABC):
     verb: ClassVar[str]
+    # The failure message's undo button, in the operator's words for this verb.
+    abort_label: ClassVar[str] = "Abort"
 
     @abstractmethod
     async def plan(self, command: Command, cluster: ClusterHandle) -> Plan: ...

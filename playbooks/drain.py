@@ -89,8 +89,10 @@ class EvictPods(Step):
         }
         problems = [f"{key}: {why}" for key, why in report.refused.items()]
         if report.blocked:
-            held = ", ".join(p.key for p in report.blocked)
-            problems.append(f"still held by a PodDisruptionBudget at the timeout: {held}")
+            held = "; ".join(f"{pod} held by PDB {pdbs}" for pod, pdbs in report.blocked.items())
+            problems.append(
+                f"timed out with pods still on {self.command.node}: {held}. The node stays cordoned"
+            )
         if problems:
             return StepResult(ok=False, summary="; ".join(problems), data=data)
         return StepResult(ok=True, summary=f"{len(report.evicted)} pod(s) evicted", data=data)
@@ -122,6 +124,7 @@ class WaitUntilGone(Step):
 
 class DrainPlaybook(Playbook):
     verb: ClassVar[str] = "drain"
+    abort_label: ClassVar[str] = "Uncordon"
 
     async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
         assert isinstance(command, DrainCommand)

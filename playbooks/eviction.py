@@ -68,7 +68,7 @@ class EvictionReport:
     evicted: list[PodView] = field(default_factory=list)
     gone_already: list[PodView] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # pod key -> why
-    blocked: list[PodView] = field(default_factory=list)  # still held by a PDB at the deadline
+    blocked: dict[str, str] = field(default_factory=dict)  # pod key -> the PDB(s) still holding it
 
 
 async def evict_pods(kube: KubeApi, pods: list[PodView], *, deadline: float) -> EvictionReport:
@@ -106,7 +106,10 @@ async def _evict_until_accepted(
                 return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            report.blocked.append(pod)
+            report.blocked[pod.key] = (
+                ", ".join(f"{p.key} ({p.disruptions_allowed} allowed)" for p in watch.guarding(pod))
+                or "no PDB"
+            )
             return
         await watch.wait_for_headroom(pod, timeout=min(remaining, RETRY_FALLBACK_S))
 

@@ -15,6 +15,7 @@ from tests.e2e.slack_steps import (
     root_messages,
     unschedulable,
     wait_ephemeral,
+    wait_reply,
     wait_text,
 )
 
@@ -133,3 +134,21 @@ async def test_taint_and_untaint_a_node_and_refuse_kubernetes_own_taints(
     ]:
         await testbed.slack.user("U0ALICE").slash(f"/kube {text}", channel=CHANNEL)
         await wait_ephemeral(testbed, "U0ALICE", rule)
+
+
+async def test_a_drain_that_times_out_stays_cordoned_names_the_pods_and_pdb_and_offers_uncordon(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await testbed.apiserver.load_scenario("drain")
+    testbed.apiserver.readiness_delay = 60  # replacements never get Ready in time: the PDB holds
+    root = await request(testbed, "U0ALICE", "drain worker-1 --delete-emptydir-data --timeout 3s")
+    await click(testbed, "U0BOB", root, "Approve")
+    halted = await wait_reply(testbed, root, "halted", timeout=30)
+    assert "held by PDB shop/web" in halted.shown and "stays cordoned" in halted.shown
+    assert "[Retry step]" in halted.shown and "[Uncordon]" in halted.shown
+    assert await unschedulable(testbed, "worker-1") == "true"
+    assert testbed.apiserver.stats()["pdb_violations"] == 0
+
+    await click(testbed, "U0ALICE", halted, "Uncordon")
+    await wait_text(testbed, root.ts, "CANCELLED")
+    assert await unschedulable(testbed, "worker-1") != "true"
