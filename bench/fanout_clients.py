@@ -155,7 +155,8 @@ async def openssh_fanout(fleet: Fleet, command: str, *, release: str,
     releases = [line for line in lines if line.strip() == release]
     failures = [] if code == 0 else [f"xargs exited {code}"]
     failures += [f"unexpected output: {line}" for line in lines if line.strip() != release]
-    return WayResult(seconds, len(releases) if code == 0 else 0, failures)
+    # ssh prints nothing to stdout when it cannot log in, so release lines are answered nodes.
+    return WayResult(seconds, len(releases), failures)
 
 
 async def _timed(argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,

@@ -79,6 +79,10 @@ class ConsoleChat:
     async def group_members(self, group_id: str) -> set[str]:
         return set()
 
+    async def upload(self, channel: str, thread_ts: str, *, title: str, content: str) -> None:
+        lines = content.count("\n") + 1
+        print(f"   ↳ 📎 {title} ({lines} lines, shared as a file)", file=self._out, flush=True)
+
 
 async def run_console(
     kubegate: Kubegate,

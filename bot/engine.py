@@ -6,6 +6,7 @@ The first failed step halts the job; abort runs the compensation of the steps th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -15,6 +16,7 @@ from approvals import Windows, drift, within
 from bot.audit import AuditLog
 from bot.chat import Card, Chat
 from bot.clusters import Clusters
+from bot.progress import TAIL_LINES, StepProgress
 from bot.render import failure_card, step_card
 from bot.store import Job, JobState, Store, utcnow
 from commands import Command, parse_command
@@ -43,6 +45,7 @@ class Engine:
         self._clusters = clusters
         self._refresh_root = refresh_root
         self._cancel_requested: set[int] = set()
+        self._current: dict[int, tuple[asyncio.Task[StepResult], Step]] = {}
 
     async def start(self, job_id: int) -> None:
         """Run a freshly approved job: re-check the plan against the live cluster first."""
@@ -104,8 +107,12 @@ class Engine:
         return True
 
     def request_cancel(self, job_id: int) -> None:
-        """Stop a running job at its next safe point (between steps), then compensate."""
+        """Stop a running job at its next safe point, then compensate. A step that is safe to
+        stop midway (its remote command is ended) is stopped at once; others run to their end."""
         self._cancel_requested.add(job_id)
+        work, step = self._current.get(job_id, (None, None))
+        if work is not None and step is not None and step.stoppable:
+            work.cancel()
 
     async def _compensate_and_cancel(self, job: Job, why: str) -> None:
         ctx = await self._context(job)
@@ -145,6 +152,10 @@ class Engine:
                 await self._compensate_and_cancel(job, f"Cancelled before step {index + 1}.")
                 return
             result = await self._run_step(job, ctx, index, check_done=check_done and index == first)
+            if not result.ok and job.id in self._cancel_requested:
+                self._cancel_requested.discard(job.id)
+                await self._compensate_and_cancel(job, f"Cancelled during step {index + 1}.")
+                return
             if not result.ok:
                 self._cancel_requested.discard(job.id)
                 await self._halt(job, f"kubegate failed at step {index + 1}: {result.summary}")
@@ -161,23 +172,24 @@ class Engine:
         step = self._playbook_steps(job)[index]
         total = len(ctx.plan.steps)
         self._store.step_started(job.id, index)
-        self._audit.record_job(
-            "step.start",
-            job,
-            actor="system",
-            step=index + 1,
-            name=step.title,
-        )
+        self._audit.record_job("step.start", job, actor="system", step=index + 1, name=step.title)
         reply_ts = await self._post(job, step_card(self._store.steps(job.id)[index], total=total))
+        progress = StepProgress(show=lambda tail: self._show_progress(job, reply_ts, index, total, tail),
+                                redactor=self._audit.redactor)  # fmt: skip
+        ctx.progress = progress.line
+        work = asyncio.create_task(self._attempt(job, step, ctx, index, check_done=check_done))
+        self._current[job.id] = (work, step)
         try:
-            result = (await step.already_done(ctx) if check_done else None) or await step.run(ctx)
-        except OperationError as error:
-            result = StepResult(ok=False, summary=str(error))
-        except Exception as error:  # ours: log with context, show a sentence, never a traceback
-            log.exception("job %s step %s (%s) crashed", job.id, index + 1, step.title)
+            result = await work
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # kubegate itself is stopping
             result = StepResult(
-                ok=False, summary=f"internal error ({type(error).__name__}); see kubegate's log"
+                ok=False, summary="stopped midway by a cancel", data={"cancelled": True}
             )
+        finally:
+            self._current.pop(job.id, None)
         result = self._masked(result)
         self._store.step_finished(
             job.id,
@@ -202,7 +214,33 @@ class Engine:
         record = self._store.steps(job.id)[index]
         if reply_ts:
             await self._chat.update(job.channel, reply_ts, step_card(record, total=total))
+            if result.output.count("\n") >= TAIL_LINES and job.root_ts:
+                await self._chat.upload(job.channel, job.root_ts, title=f"job-{job.id} step {index + 1} output",
+                                        content=result.output)  # fmt: skip
         return result
+
+    async def _attempt(
+        self, job: Job, step: Step, ctx: StepContext, index: int, *, check_done: bool
+    ) -> StepResult:
+        try:
+            return (await step.already_done(ctx) if check_done else None) or await step.run(ctx)
+        except OperationError as error:
+            return StepResult(ok=False, summary=str(error))
+        except Exception as error:  # ours: log with context, show a sentence, never a traceback
+            log.exception("job %s step %s (%s) crashed", job.id, index + 1, step.title)
+            return StepResult(
+                ok=False, summary=f"internal error ({type(error).__name__}); see kubegate's log"
+            )
+
+    async def _show_progress(
+        self, job: Job, reply_ts: str | None, index: int, total: int, tail: str
+    ) -> None:
+        if reply_ts:
+            record = self._store.steps(job.id)[index]
+            card = step_card(record, total=total)
+            await self._chat.update(
+                job.channel, reply_ts, Card(card.headline, [*card.sections, f"```{tail}```"])
+            )
 
     def _masked(self, result: StepResult) -> StepResult:
         """Whatever a step returns passes the redactor before it is stored, audited or posted."""

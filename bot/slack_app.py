@@ -81,6 +81,12 @@ class SlackChat:
             channel=channel, user=user, text=text, blocks=[_section(text)]
         )
 
+    async def upload(self, channel: str, thread_ts: str, *, title: str, content: str) -> None:
+        await self.client.files_upload_v2(
+            channel=channel, thread_ts=thread_ts, title=title,
+            filename=title.replace(" ", "-") + ".txt", content=content,
+        )  # fmt: skip
+
     async def group_members(self, group_id: str) -> set[str]:
         try:
             response = await self.client.usergroups_users_list(usergroup=group_id)

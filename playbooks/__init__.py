@@ -8,7 +8,9 @@ from playbooks.etcd_backup import BackupEtcdPlaybook
 from playbooks.hpa import ScaleHpaPlaybook
 from playbooks.kube import KubeApi, KubeError, NodeView
 from playbooks.plan import Plan, PlannedStep, canonical_json
+from playbooks.provision import ProvisionPlaybook
 from playbooks.taints import TaintPlaybook, UntaintPlaybook
+from playbooks.upgrade import UpgradePlaybook
 
 # The verbs kubegate can run today; adding one is a module and a line here.
 PLAYBOOKS: dict[str, Playbook] = {
@@ -21,6 +23,8 @@ PLAYBOOKS: dict[str, Playbook] = {
         UntaintPlaybook(),
         ScaleHpaPlaybook(),
         BackupEtcdPlaybook(),
+        UpgradePlaybook(),
+        ProvisionPlaybook(),
     )
 }
 

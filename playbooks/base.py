@@ -80,12 +80,21 @@ class StepContext:
     say: Callable[[str], Awaitable[None]]
     # Marks a value (a join token…) as secret: masked wherever kubegate writes or posts.
     secret: Callable[[str], None] = lambda value: None
+    # Output of the running step, line by line; shown in its thread reply, coalesced.
+    progress: Callable[[str], Awaitable[None]] = field(default=lambda line: _nothing())
+
+
+async def _nothing() -> None:
+    return None
 
 
 class Step(ABC):
     """One named, idempotent unit of work."""
 
     name: ClassVar[str]
+    # True when stopping it midway is safe (its remote command is ended, compensation undoes
+    # the rest); otherwise a cancel waits for it to finish.
+    stoppable: ClassVar[bool] = False
 
     def __init__(self, title: str) -> None:
         self.title = title

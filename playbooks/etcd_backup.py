@@ -66,6 +66,7 @@ def prune(directory: Path, keep: int) -> list[str]:
 
 class SaveSnapshot(Step):
     name: ClassVar[str] = "snapshot"
+    stoppable: ClassVar[bool] = True  # a half-written snapshot file harms nothing
 
     async def run(self, ctx: StepContext) -> StepResult:
         target = await control_plane_target(ctx.cluster)
@@ -76,7 +77,9 @@ class SaveSnapshot(Step):
         made = await ssh.run(target, ["mkdir", "-p", remote_dir])
         if not made.ok:
             return failed(made, f"creating {remote_dir}")
-        saved = await ssh.run(target, etcdctl(ctx.cluster, "snapshot", "save", remote))
+        saved = await ssh.run(
+            target, etcdctl(ctx.cluster, "snapshot", "save", remote), on_output=ctx.progress
+        )
         if not saved.ok:
             return failed(saved, "etcdctl snapshot save")
         return StepResult(ok=True, summary=f"snapshot saved on {target.node}: {remote}", output=saved.tail(5),

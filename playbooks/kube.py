@@ -135,10 +135,21 @@ class KubeApi:
 
     async def server_version(self) -> str:
         """The API server's gitVersion, e.g. `v1.31.2`: what kubelets must never outrun."""
-        answer = await self.call(
-            kube_client.VersionApi(self._api_client).get_code(), "reading the API server version"
-        )
+        answer = await self.call(self._get_version(), "reading the API server version")
         return str(answer.get("gitVersion") or "")
+
+    async def _get_version(self) -> Any:
+        # GET /version as kubectl asks it: the generated VersionApi asks for `/version/`,
+        # which not every server or proxy in front of one routes.
+        client = self._api_client
+        request = await client.param_serialize(
+            method="GET", resource_path="/version", header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )  # fmt: skip
+        response = await client.call_api(*request)
+        await response.read()
+        types = {"200": "VersionInfo"}
+        return client.response_deserialize(response_data=response, response_types_map=types).data
 
     # Pods, PDBs, evictions -------------------------------------------------------------------
 

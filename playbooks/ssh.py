@@ -104,6 +104,10 @@ class SshExecutor:
     )
     _connecting: dict[tuple[str, int, str], asyncio.Lock] = field(default_factory=dict)
     _limit: asyncio.Semaphore | None = None
+    _pinned: asyncssh.SSHKnownHosts | None = None
+
+    def __post_init__(self) -> None:
+        self._pinned = asyncssh.import_known_hosts(self.known_hosts)  # parsed once, not per node
 
     async def run(self, target: SshTarget, argv: Sequence[str], *, timeout: float = 600,
                   on_output: OutputSink | None = None) -> CommandResult:  # fmt: skip
@@ -131,7 +135,10 @@ class SshExecutor:
                 raise SshError(f"`{command}` on {target.where} did not finish within {timeout:.0f} s; it was stopped",
                                node=target.node) from error  # fmt: skip
             except asyncio.CancelledError:
-                process.kill()  # a cancelled job must not leave the command running
+                # A cancelled job must not leave the command running: signal it, then hang up.
+                with contextlib.suppress(OSError, asyncssh.Error):
+                    process.kill()
+                process.close()
                 raise
             except (OSError, asyncssh.Error) as error:
                 self._forget(target)
@@ -193,7 +200,7 @@ class SshExecutor:
             async with asyncio.timeout(self.connect_timeout):
                 connection, _ = await asyncssh.create_connection(
                     lambda: pinning, target.host, target.port, username=target.user,
-                    known_hosts=asyncssh.import_known_hosts(self.known_hosts),
+                    known_hosts=self._pinned,
                     client_keys=self.credentials.client_keys(), agent_path=None,
                     config=[], preferred_auth="publickey",
                 )  # fmt: skip

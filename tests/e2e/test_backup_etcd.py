@@ -130,3 +130,33 @@ async def test_the_ssh_key_and_vault_token_appear_nowhere(
     for where, text in places.items():
         assert key_body not in text, f"the SSH private key leaked into {where}"
         assert vault_token not in text, f"the Vault token leaked into {where}"
+
+
+def remote_commands_alive(needle: str) -> list[str]:
+    alive = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in text and "pytest" not in text:
+            alive.append(text)
+    return alive
+
+
+async def test_cancelling_a_running_backup_ends_the_remote_command(
+    full_testbed: Testbed, kubegate_on_machines: Served
+) -> None:
+    testbed = full_testbed
+    testbed.fleet.hang("cp-1", "etcdctl")
+    root = await request(testbed, "U0ALICE", "backup etcd")
+    await click(testbed, "U0BOB", root, "Approve")
+    async with asyncio.timeout(20):
+        while not remote_commands_alive("job1-"):
+            await asyncio.sleep(0.05)
+    await testbed.slack.user("U0ALICE").slash("/kube cancel 1", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "will stop")
+    await wait_text(testbed, root.ts, "CANCELLED", timeout=20)
+    async with asyncio.timeout(10):
+        while remote_commands_alive("job1-"):
+            await asyncio.sleep(0.1)
