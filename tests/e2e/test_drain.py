@@ -152,3 +152,19 @@ async def test_a_drain_that_times_out_stays_cordoned_names_the_pods_and_pdb_and_
     await click(testbed, "U0ALICE", halted, "Uncordon")
     await wait_text(testbed, root.ts, "CANCELLED")
     assert await unschedulable(testbed, "worker-1") != "true"
+
+
+async def test_read_only_views_answer_privately_without_approval(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await testbed.apiserver.load_scenario("drain")
+    alice = testbed.slack.user("U0DAVE")  # no role at all: reading needs none
+    await alice.slash("/kube pods worker-1", channel=CHANNEL)
+    pods = await wait_ephemeral(testbed, "U0DAVE", "Pods on worker-1")
+    assert "shop/web-" in pods.shown and "DaemonSet" in pods.shown and "mirror" in pods.shown
+    await alice.slash("/kube status", channel=CHANNEL)
+    status = await wait_ephemeral(testbed, "U0DAVE", "nodes Ready")
+    assert "4/4 nodes Ready" in status.shown
+    await alice.slash("/kube pods worker-9", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0DAVE", "There is no node `worker-9`")
+    assert root_messages(testbed) == []

@@ -110,7 +110,8 @@ async def test_a_bare_host_is_prepared_joined_labelled_and_ready_and_its_token_a
             for path in served.db.parent.glob(served.db.name + "*")
         ),
     }
-    assert "kubeadm join" in caplog.text  # the log did see the command, masked
+    # asyncssh logs every command line at INFO: the join command reached the log, masked.
+    assert "Command: sudo -n -- [redacted]" in caplog.text
     for where, text in places.items():
         assert token not in text, f"the join token leaked into {where}"
         assert token.split(".")[1] not in text, f"the token's secret half leaked into {where}"
