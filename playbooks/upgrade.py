@@ -160,6 +160,47 @@ async def _procedure(cluster: ClusterHandle, node: NodeView) -> tuple[str, str]:
     return "control-plane", "apply" if order and order[0].name == node.name else "node"
 
 
+def step_titles(
+    node: NodeView, target: Version, *, kubeadm: str, manager: str, evict: int
+) -> list[tuple[str, str]]:
+    """The planned steps, by name, as the approvers read them."""
+    held = ", held" if manager == "apt" else ""
+    state = "cordoned already" if node.unschedulable else "schedulable now"
+    kubeadm_title = (
+        f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the API server)"
+        if kubeadm == "apply"
+        else f"`kubeadm upgrade node` on {node.name}"
+    )
+    drain_timeout = format_duration(DrainCommand(node=node.name).timeout)
+    return [
+        (UpgradeKubeadm.name, f"Upgrade the kubeadm package to {target.package} ({manager}{held})"),
+        (KubeadmUpgrade.name, kubeadm_title),
+        (CordonForUpgrade.name, f"Drain: cordon {node.name} ({state})"),
+        (EvictPods.name, f"Drain: evict {evict} pod(s) through their PDBs"),
+        (WaitUntilGone.name, f"Drain: wait until they are gone (timeout {drain_timeout})"),
+        (UpgradeKubelet.name, f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})"),
+        (RestartKubelet.name, "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)"),
+        (UncordonIfItWas.name, f"Uncordon {node.name}" + (" (no: it was cordoned before)" if node.unschedulable else "")),
+        (HealthGate.name, f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
+                          f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)"),
+    ]  # fmt: skip
+
+
+def refuse_skew(node: str, kubelet: Version, target: Version, api_server: Version, *,
+                kubeadm: str) -> str | None:  # fmt: skip
+    """The nothing-to-do sentence when the node is there already; raises on a skew rule."""
+    if kubelet == target and api_server >= target:
+        return f"{node} already runs {target}; nothing to do."
+    problems = skew_problems(node=node, kubelet=kubelet, target=target, api_server=api_server,
+                             moves_api_server=kubeadm == "apply")  # fmt: skip
+    if problems:
+        raise PlanError(
+            f"Refusing to upgrade {node} to {target}; nothing was changed. "
+            + " ".join(p[0].upper() + p[1:] for p in problems)
+        )
+    return None
+
+
 async def plan_node_upgrade(command: UpgradeNodeCommand, cluster: ClusterHandle) -> Plan:
     node = await read_node(cluster, command.node)
     target = _version(command.to_version, "the target version")
@@ -169,17 +210,7 @@ async def plan_node_upgrade(command: UpgradeNodeCommand, cluster: ClusterHandle)
     if cluster.inventory.target(node) is None:
         raise PlanError(f"kubegate does not know how to reach {node.name} over SSH: it has "
                         "no InternalIP and no address in the inventory.")  # fmt: skip
-    nothing = None
-    if kubelet == target and api_server >= target:
-        nothing = f"{node.name} already runs {target}; nothing to do."
-    else:
-        problems = skew_problems(node=node.name, kubelet=kubelet, target=target,
-                                 api_server=api_server, moves_api_server=kubeadm == "apply")  # fmt: skip
-        if problems:
-            raise PlanError(
-                f"Refusing to upgrade {node.name} to {target}; nothing was changed. "
-                + " ".join(p[0].upper() + p[1:] for p in problems)
-            )
+    nothing = refuse_skew(node.name, kubelet, target, api_server, kubeadm=kubeadm)
     selection, pdbs = await snapshot(cluster, node.name)
     blockers = selection.blockers(force=False, delete_emptydir_data=False)
     if blockers and nothing is None:
@@ -190,26 +221,7 @@ async def plan_node_upgrade(command: UpgradeNodeCommand, cluster: ClusterHandle)
             "them), then upgrade."
         )
     manager = cluster.inventory.package_manager_of(node.name)
-    held = ", held" if manager == "apt" else ""
-    state = "cordoned already" if node.unschedulable else "schedulable now"
-    kubeadm_title = (
-        f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the API server)"
-        if kubeadm == "apply"
-        else f"`kubeadm upgrade node` on {node.name}"
-    )
-    titles = [
-        (UpgradeKubeadm.name, f"Upgrade the kubeadm package to {target.package} ({manager}{held})"),
-        (KubeadmUpgrade.name, kubeadm_title),
-        (CordonForUpgrade.name, f"Drain: cordon {node.name} ({state})"),
-        (EvictPods.name, f"Drain: evict {len(selection.evict)} pod(s) through their PDBs"),
-        (WaitUntilGone.name, f"Drain: wait until they are gone "
-                             f"(timeout {format_duration(DrainCommand(node=node.name).timeout)})"),
-        (UpgradeKubelet.name, f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})"),
-        (RestartKubelet.name, "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)"),
-        (UncordonIfItWas.name, f"Uncordon {node.name}" + (" (no: it was cordoned before)" if node.unschedulable else "")),
-        (HealthGate.name, f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
-                          f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)"),
-    ]  # fmt: skip
+    titles = step_titles(node, target, kubeadm=kubeadm, manager=manager, evict=len(selection.evict))
     facts: dict[str, Any] = {
         **drain_facts(selection, pdbs),
         "node": node.name,
@@ -219,6 +231,7 @@ async def plan_node_upgrade(command: UpgradeNodeCommand, cluster: ClusterHandle)
         "kubeadm": kubeadm,
         "was_unschedulable": node.unschedulable,
     }
+    state = "cordoned already" if node.unschedulable else "schedulable now"
     return Plan(
         verb="upgrade", cluster=cluster.name, target=node.name, title=command.summary(),
         steps=[PlannedStep(name=name, title=title, touches=[f"node/{node.name}"]) for name, title in titles],
