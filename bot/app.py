@@ -103,6 +103,8 @@ def setup_logging(redactor: Redactor, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # asyncssh logs every command line at INFO; commands may carry secrets (a join token).
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
 def build(

@@ -182,6 +182,10 @@ async def check_request(command: ProvisionNodeCommand, cluster: ClusterHandle) -
     if any(node.name == name for node in nodes):
         raise PlanError(f"There is already a node `{name}` in cluster {cluster.name}: "
                         "pick another name (`/kube nodes` lists them).")  # fmt: skip
+    known = cluster.inventory.nodes.get(name)
+    if known is not None and known.address not in (None, address):
+        raise PlanError(f"kubegate's inventory has {name} at {known.address}, not {address}: "
+                        "check the address (or the inventory).")  # fmt: skip
     holder = next((node.name for node in nodes if node.internal_ip == address), None)
     if holder is not None:
         raise PlanError(f"{address} is already the address of node {holder}: check the address.")

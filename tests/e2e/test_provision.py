@@ -119,7 +119,7 @@ async def test_a_bare_host_is_prepared_joined_labelled_and_ready_and_its_token_a
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-async def test_an_address_outside_the_subnet_a_taken_name_and_a_control_plane_are_refused(
+async def test_a_wrong_address_a_taken_name_and_a_control_plane_are_refused_in_words(
     full_testbed: Testbed, kubegate_logging_as_deployed: Served
 ) -> None:
     testbed = full_testbed
@@ -129,6 +129,10 @@ async def test_an_address_outside_the_subnet_a_taken_name_and_a_control_plane_ar
     assert "127.0.10.0/24" in outside.shown
     await slack.slash("/kube provision node worker-1 --address 127.0.10.150", channel=CHANNEL)
     await wait_ephemeral(testbed, "U0ALICE", "There is already a node `worker-1`")
+    await slack.slash("/kube provision node spare-1 --address 127.0.10.150", channel=CHANNEL)
+    await wait_ephemeral(
+        testbed, "U0ALICE", "inventory has spare-1 at 127.0.10.101, not 127.0.10.150"
+    )
     await slack.slash(
         "/kube provision node spare-1 --address 127.0.10.101 --role control-plane", channel=CHANNEL
     )

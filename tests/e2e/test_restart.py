@@ -121,7 +121,7 @@ async def test_a_scheduled_job_survives_a_restart_and_runs_at_its_time(
 ) -> None:
     db = tmp_path / "kubegate.db"
     await kubegate_process.start()
-    at = datetime.now(UTC) + timedelta(seconds=6)
+    at = datetime.now(UTC) + timedelta(seconds=20)  # room for a slow, loaded machine
     root = await request(testbed, "U0ALICE", f"cordon worker-3 --at {at:%Y-%m-%dT%H:%M:%SZ}")
     await click(testbed, "U0BOB", root, "Approve")
     scheduled = await wait_text(testbed, root.ts, "Scheduled for")
@@ -130,6 +130,7 @@ async def test_a_scheduled_job_survives_a_restart_and_runs_at_its_time(
     assert await unschedulable(testbed, "worker-3") != "true"
 
     await kubegate_process.start()
-    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=20)
+    assert job_state(db, 1) == "SCHEDULED"
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=40)
     assert await unschedulable(testbed, "worker-3") == "true"
     assert datetime.now(UTC) >= at

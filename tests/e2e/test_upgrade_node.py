@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+from pathlib import Path
 
 from testbed.up import Testbed
 from tests.e2e.conftest import Served
@@ -19,6 +21,7 @@ from tests.e2e.slack_steps import (
     wait_reply,
     wait_text,
 )
+from tests.e2e.test_restart import KubegateProcess, until
 
 APT_KUBEADM = [
     ["apt-mark", "unhold", "kubeadm"],
@@ -193,3 +196,34 @@ async def test_an_upgrade_that_would_lose_a_bare_pod_is_refused_before_anything_
     refusal = await wait_ephemeral(testbed, "U0ALICE", "Refusing to upgrade worker-3")
     assert "debug" in refusal.shown and "/kube drain worker-3" in refusal.shown
     assert root_messages(testbed) == [] and changes_made(testbed, "worker-3") == []
+
+
+async def test_a_node_upgrade_killed_mid_step_resumes_without_repeating_a_finished_step(
+    full_testbed: Testbed, tmp_path: Path
+) -> None:
+    testbed, db = full_testbed, tmp_path / "kubegate.db"
+    testbed.apiserver.version = "v1.31.3"
+    kubegate = KubegateProcess(testbed, db, tmp_path / "kubegate.log")
+    await kubegate.start()
+    try:
+        # Hangs the first restart only, until its SSH session dies with kubegate.
+        testbed.fleet.hang("worker-3", "systemctl restart", times=1)
+        ts = await approve_twice(testbed, "upgrade worker-3 --to v1.31.3")
+        await until(lambda: RESTART[1] in changes_made(testbed, "worker-3"), timeout=30)
+        kubegate.kill()  # SIGKILL in the middle of step 7
+
+        await kubegate.start()
+        root = testbed.slack.message(CHANNEL, ts)
+        assert root is not None
+        note = await wait_reply(testbed, root, "was interrupted at step 7")
+        await click(testbed, "U0ALICE", note, "Resume")
+        await wait_text(testbed, ts, "SUCCEEDED", timeout=60)
+    finally:
+        kubegate.kill(signal.SIGTERM)
+    line = await node_line(testbed, "worker-3")
+    assert "v1.31.3" in line and "SchedulingDisabled" not in line, line
+    # Steps 1-6 ran once; only the interrupted step 7 ran again, from its start.
+    assert changes_made(testbed, "worker-3") == [
+        *APT_KUBEADM, ["kubeadm", "upgrade", "node"], *APT_KUBELET, *RESTART, *RESTART,
+    ]  # fmt: skip
+    assert kubegate_cli(db, "audit", "verify").returncode == 0
