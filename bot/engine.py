@@ -177,6 +177,10 @@ class Engine:
         progress = StepProgress(show=lambda tail: self._show_progress(job, reply_ts, index, total, tail),
                                 redactor=self._audit.redactor)  # fmt: skip
         ctx.progress = progress.line
+        ctx.partial = dict(self._store.steps(job.id)[index].data)
+        ctx.checkpoint = lambda data: self._store.step_checkpoint(
+            job.id, index, self._audit.redactor.scrub(data)
+        )
         work = asyncio.create_task(self._attempt(job, step, ctx, index, check_done=check_done))
         self._current[job.id] = (work, step)
         try:

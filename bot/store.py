@@ -271,6 +271,13 @@ class Store:
                 ],
             )
 
+    def step_checkpoint(self, job_id: int, index: int, data: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE steps SET data = ? WHERE job_id = ? AND idx = ?",
+                [json.dumps(data), job_id, index],
+            )
+
     def steps(self, job_id: int) -> list[StepRecord]:
         with self._lock:
             rows = self.db.query("SELECT * FROM steps WHERE job_id = ? ORDER BY idx", [job_id])

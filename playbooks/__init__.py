@@ -10,7 +10,7 @@ from playbooks.kube import KubeApi, KubeError, NodeView
 from playbooks.plan import Plan, PlannedStep, canonical_json
 from playbooks.provision import ProvisionPlaybook
 from playbooks.taints import TaintPlaybook, UntaintPlaybook
-from playbooks.upgrade import UpgradePlaybook
+from playbooks.upgrade_cluster import UpgradeAnyPlaybook
 
 # The verbs kubegate can run today; adding one is a module and a line here.
 PLAYBOOKS: dict[str, Playbook] = {
@@ -23,7 +23,7 @@ PLAYBOOKS: dict[str, Playbook] = {
         UntaintPlaybook(),
         ScaleHpaPlaybook(),
         BackupEtcdPlaybook(),
-        UpgradePlaybook(),
+        UpgradeAnyPlaybook(),
         ProvisionPlaybook(),
     )
 }

@@ -82,6 +82,10 @@ class StepContext:
     secret: Callable[[str], None] = lambda value: None
     # Output of the running step, line by line; shown in its thread reply, coalesced.
     progress: Callable[[str], Awaitable[None]] = field(default=lambda line: _nothing())
+    # A long step's own checkpoints: saved with `checkpoint`, handed back as `partial` when the
+    # step runs again (after a restart or a retry).
+    partial: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Callable[[dict[str, Any]], None] = lambda data: None
 
 
 async def _nothing() -> None:

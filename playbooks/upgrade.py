@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 from commands import (
     Command,
     DrainCommand,
-    UpgradeClusterCommand,
     UpgradeNodeCommand,
     format_duration,
 )
@@ -250,12 +249,6 @@ class UpgradePlaybook(Playbook):
     verb: ClassVar[str] = "upgrade"
 
     async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
-        if isinstance(command, UpgradeClusterCommand):
-            raise PlanError(
-                "`upgrade cluster` is not available yet in this version of kubegate: "
-                "upgrade the nodes one at a time with `/kube upgrade <node> --to …`, "
-                "the first control plane first."
-            )
         assert isinstance(command, UpgradeNodeCommand)
         return await plan_node_upgrade(command, cluster)
 

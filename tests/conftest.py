@@ -28,3 +28,13 @@ async def full_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
         yield world
     finally:
         await world.stop()
+
+
+@pytest.fixture
+async def big_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
+    """One control plane and eight workers, each with its sshd: for cluster-wide upgrades."""
+    world = await start_testbed(tmp_path / "testbed", workers=8, heartbeat_interval=0.5)
+    try:
+        yield world
+    finally:
+        await world.stop()

@@ -243,6 +243,7 @@ class FakeApiServer:
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._edge])
         app.router.add_get("/version", self._version)
+        app.router.add_get("/version/", self._version)  # the python client asks with a slash
         app.router.add_get("/api", self._api)
         app.router.add_get("/apis", self._apis)
         app.router.add_get("/openapi/v3", self._openapi_root)

@@ -51,6 +51,12 @@ async def kubegate_on_machines(full_testbed: Testbed, tmp_path: Path) -> AsyncIt
         yield served
 
 
+@pytest.fixture
+async def kubegate_on_big_testbed(big_testbed: Testbed, tmp_path: Path) -> AsyncIterator[Served]:
+    async with serving(big_testbed, tmp_path, {}) as served:
+        yield served
+
+
 @contextlib.asynccontextmanager
 async def serving(
     testbed: Testbed, tmp_path: Path, config_changes: dict[str, Any]

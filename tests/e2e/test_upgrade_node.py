@@ -122,8 +122,8 @@ async def test_skipping_a_minor_and_downgrading_are_refused_with_the_skew_rule(
     await wait_ephemeral(testbed, "U0ALICE", "does not downgrade")
     await slack.slash("/kube upgrade worker-3 --to v1.31.2", channel=CHANNEL)
     await wait_ephemeral(testbed, "U0ALICE", "worker-3 already runs v1.31.2; nothing to do")
-    await slack.slash("/kube upgrade cluster --to v1.31.3", channel=CHANNEL)
-    await wait_ephemeral(testbed, "U0ALICE", "not available yet")
+    await slack.slash("/kube upgrade cluster --to v1.33.0", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "Refusing to upgrade cluster testbed to v1.33.0")
     assert root_messages(testbed) == []
     assert changes_made(testbed, "worker-3") == []
 

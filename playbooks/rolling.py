@@ -1,0 +1,127 @@
+"""Upgrading several nodes within one step: a node's whole procedure as a unit, and the rolling
+wave over workers that never has more than `max_unavailable` nodes unschedulable at once.
+
+Progress is checkpointed per node, so a retry or a resume skips finished nodes and a node this
+job cordoned is uncordoned at its end even after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from commands import UpgradeNodeCommand
+from playbooks.base import StepContext, StepResult
+from playbooks.upgrade import UpgradePlaybook, plan_node_upgrade
+
+
+async def upgrade_one(
+    ctx: StepContext, node: str, version: str, *, was_unschedulable: bool
+) -> StepResult:
+    """Every step of one node's upgrade, each first checked for having taken effect already."""
+    command = UpgradeNodeCommand(node=node, to_version=version)
+    plan = await plan_node_upgrade(command, ctx.cluster)
+    if plan.nothing_to_do:
+        return StepResult(ok=True, summary=f"{node} already at {version}")
+    # The node's state before this job touched it, not after a restart found it cordoned.
+    plan = plan.model_copy(update={"facts": {**plan.facts, "was_unschedulable": was_unschedulable}})
+    sub = StepContext(cluster=ctx.cluster, plan=plan, job_id=ctx.job_id, results={}, say=ctx.say,
+                      secret=ctx.secret, progress=ctx.progress)  # fmt: skip
+    for step in UpgradePlaybook().steps(plan, command):
+        result = await step.already_done(sub) or await step.run(sub)
+        sub.results[step.name] = result
+        if not result.ok:
+            return StepResult(ok=False, summary=f"{node}: {step.title} failed: {result.summary}",
+                              output=result.output)  # fmt: skip
+    return StepResult(ok=True, summary=f"{node} at {version}")
+
+
+@dataclass
+class Wave:
+    """What the rolling wave knows about each node; saved as the step's checkpoint."""
+
+    before: dict[str, bool] = field(default_factory=dict)  # node -> unschedulable before we began
+    done: dict[str, float] = field(default_factory=dict)  # node -> seconds its upgrade took
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any]) -> Wave:
+        return cls(
+            dict(data.get("before", {})), dict(data.get("done", {})), dict(data.get("failed", {}))
+        )
+
+    def as_checkpoint(self) -> dict[str, Any]:
+        return {"before": self.before, "done": self.done, "failed": self.failed}
+
+
+async def unschedulable_now(ctx: StepContext) -> set[str]:
+    return {node.name for node in await ctx.cluster.kube.list_nodes() if node.unschedulable}
+
+
+async def roll(ctx: StepContext, nodes: list[str], version: str, *, max_unavailable: int,
+               at_once: int | None = None) -> StepResult:  # fmt: skip
+    """Upgrade `nodes`, starting the next the moment there is room; stop starting at a failure."""
+    wave = Wave.from_checkpoint(ctx.partial)
+    pending = deque(n for n in nodes if n not in wave.done)
+    wave.failed.clear()  # a retry tries the failed node again
+    running: dict[asyncio.Task[StepResult], tuple[str, float]] = {}
+    tails: dict[str, str] = {}  # a failed node's output, for the thread
+    while pending or running:
+        while pending and not wave.failed and (at_once is None or len(running) < at_once):
+            node = pending[0]
+            cordoned = await unschedulable_now(ctx)
+            # Unavailable: cordoned now (by anyone), or in flight here but not cordoned yet.
+            if (
+                node not in cordoned
+                and len(cordoned | {n for n, _ in running.values()}) >= max_unavailable
+            ):
+                break
+            pending.popleft()
+            wave.before.setdefault(node, node in cordoned)
+            ctx.checkpoint(wave.as_checkpoint())
+            await ctx.progress(f"{node}: upgrading ({len(running) + 1} in flight)")
+            task = asyncio.create_task(
+                upgrade_one(ctx, node, version, was_unschedulable=wave.before[node])
+            )
+            running[task] = (node, time.monotonic())
+        if not running:
+            if pending and not wave.failed:
+                return StepResult(ok=False, summary=f"no room to take a node down: {max_unavailable} or more nodes "
+                                  "are cordoned by others", data=wave.as_checkpoint())  # fmt: skip
+            break
+        finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for task in finished:
+            node, started = running.pop(task)
+            result = task.result()
+            if result.ok:
+                wave.done[node] = round(time.monotonic() - started, 3)
+            else:
+                wave.failed[node] = result.summary
+                tails[node] = result.output
+            ctx.checkpoint(wave.as_checkpoint())
+            await ctx.progress(f"{node}: {'done' if result.ok else 'FAILED'} — {result.summary}")
+    return _report(wave, nodes, tails)
+
+
+def _report(wave: Wave, nodes: list[str], tails: dict[str, str]) -> StepResult:
+    states = []
+    for node in nodes:
+        if node in wave.done:
+            states.append(f"{node}: upgraded")
+        elif node in wave.failed:
+            states.append(f"{node}: FAILED ({wave.failed[node]}), left as it is")
+        else:
+            states.append(f"{node}: not started")
+    output = "\n".join(states + [f"--- {node} ---\n{tail}" for node, tail in tails.items() if tail])
+    if wave.failed:
+        return StepResult(ok=False, summary=f"stopped after a failure; no new node was started. {'; '.join(states)}",
+                          output=output, data=wave.as_checkpoint())  # fmt: skip
+    return StepResult(
+        ok=True,
+        summary=f"{len(wave.done)} node(s) upgraded",
+        output=output,
+        data=wave.as_checkpoint(),
+    )
