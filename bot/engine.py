@@ -19,7 +19,6 @@ from bot.clusters import Clusters
 from bot.progress import TAIL_LINES, StepProgress
 from bot.render import failure_card, step_card
 from bot.store import Job, JobState, Store, utcnow
-from commands import Command, parse_command
 from playbooks import PLAYBOOKS, OperationError, Plan, Step, StepContext, StepResult
 
 log = logging.getLogger(__name__)
@@ -297,7 +296,7 @@ class Engine:
 
     async def _replan(self, job: Job) -> Plan:
         cluster = await self._clusters.handle(job.cluster)
-        return await PLAYBOOKS[job.verb].plan(self._command(job), cluster)
+        return await PLAYBOOKS[job.verb].plan(job.command, cluster)
 
     async def _context(self, job: Job) -> StepContext:
         cluster = await self._clusters.handle(job.cluster)
@@ -310,11 +309,7 @@ class Engine:
                            secret=self._audit.redactor.register)  # fmt: skip
 
     def _playbook_steps(self, job: Job) -> list[Step]:
-        return PLAYBOOKS[job.verb].steps(Plan.model_validate(job.plan), self._command(job))
-
-    @staticmethod
-    def _command(job: Job) -> Command:
-        return parse_command(job.command_text)
+        return PLAYBOOKS[job.verb].steps(Plan.model_validate(job.plan), job.command)
 
     async def _post(self, job: Job, card: Card) -> str | None:
         if not job.root_ts:

@@ -245,7 +245,7 @@ class Kubegate:
         """Quorum met: record the approval, then run now or set the job's timer."""
         now = utcnow()
         job = self.store.job(job_id)
-        when = run_time(now=now, at=getattr(self._command(job), "at", None), window=self._window_of(job),
+        when = run_time(now=now, at=getattr(job.command, "at", None), window=self._window_of(job),
                         execution=self.windows.execution)  # fmt: skip
         later = when is not None and when.start > now
         if not self.store.transition(
@@ -294,13 +294,9 @@ class Kubegate:
         return None
 
     def _window_of(self, job: Job) -> MaintenanceWindow | None:
-        name = getattr(self._command(job), "window", None)
+        name = getattr(job.command, "window", None)
         window = self.config.maintenance_windows.get(name) if name else None
         return window.as_window(name) if window and name else None
-
-    @staticmethod
-    def _command(job: Job) -> Command:
-        return parse_command(job.command_text)
 
     # Root message ---------------------------------------------------------------------------
 

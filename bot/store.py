@@ -20,6 +20,8 @@ from typing import Any
 
 import sqlite_utils
 
+from commands import Command, parse_command
+
 
 class JobState(StrEnum):
     PENDING_APPROVAL = "PENDING_APPROVAL"
@@ -72,6 +74,11 @@ class Job:
     finished_at: datetime | None
     outcome: str | None
     scheduled_for: datetime | None = None
+
+    @property
+    def command(self) -> Command:
+        """The request as typed, parsed again (parsing is pure, so it is the same request)."""
+        return parse_command(self.command_text)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
