@@ -121,7 +121,9 @@ async def test_a_scheduled_job_survives_a_restart_and_runs_at_its_time(
 ) -> None:
     db = tmp_path / "kubegate.db"
     await kubegate_process.start()
-    at = datetime.now(UTC) + timedelta(seconds=20)  # room for a slow, loaded machine
+    at = (datetime.now(UTC) + timedelta(seconds=20)).replace(
+        microsecond=0
+    )  # room for a loaded machine
     root = await request(testbed, "U0ALICE", f"cordon worker-3 --at {at:%Y-%m-%dT%H:%M:%SZ}")
     await click(testbed, "U0BOB", root, "Approve")
     scheduled = await wait_text(testbed, root.ts, "Scheduled for")
