@@ -9,9 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from testbed.up import Testbed
-from tests.e2e.conftest import Served
+from tests.e2e.conftest import Served, serving
 from tests.e2e.slack_steps import (
     CHANNEL,
     audit_of,
@@ -160,3 +161,32 @@ async def test_cancelling_a_running_backup_ends_the_remote_command(
     async with asyncio.timeout(10):
         while remote_commands_alive("job1-"):
             await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("auth", ["token", "approle"])
+async def test_keys_from_vault_and_a_vault_signed_certificate_log_in_to_the_nodes(
+    full_testbed: Testbed, tmp_path: Path, auth: str
+) -> None:
+    testbed = full_testbed
+    assert testbed.world is not None
+    vault = testbed.world.vault
+    vault.kv.write("kubegate/ssh", {"private_key": testbed.fleet.client_key_path.read_text(),
+                                    "known_hosts": testbed.fleet.known_hosts_path.read_text()}, None)  # fmt: skip
+    config = yaml.safe_load(testbed.config_path.read_text())
+    ssh = config["clusters"][0]["inventory"]["ssh"]
+    for key in ("private_key", "known_hosts"):
+        del ssh[key]
+    ssh.update(
+        private_key_vault="kubegate/ssh", known_hosts_vault="kubegate/ssh", sign_with_vault=True
+    )
+    if auth == "approle":
+        config["vault"] = {"url": vault.url, "auth": "approle", "role_id": vault.approle_role_id,
+                           "secret_id": vault.approle_secret_id}  # fmt: skip
+    # Only a certificate from Vault's SSH CA can log in now: the plain key is no longer authorized.
+    (testbed.fleet.public_dir / "authorized_keys").write_text("")
+    async with serving(testbed, tmp_path, config) as served:
+        root = await request(testbed, "U0ALICE", "backup etcd")
+        await click(testbed, "U0BOB", root, "Approve")
+        await wait_text(testbed, root.ts, "SUCCEEDED", timeout=30)
+        database = served.db.read_bytes().decode("latin-1")
+    assert testbed.fleet.client_key_path.read_text().splitlines()[1] not in database
