@@ -14,7 +14,13 @@ from bot.store import Job, JobState, utcnow
 
 
 async def handle_click(
-    kubegate: Kubegate, *, user: str, channel: str, action_id: str, value: str
+    kubegate: Kubegate,
+    *,
+    user: str,
+    channel: str,
+    action_id: str,
+    value: str,
+    message_ts: str | None = None,
 ) -> None:
     """Answer a click; refusals go privately to the clicker."""
     job_id_text, _, digest = value.partition(":")
@@ -22,6 +28,11 @@ async def handle_click(
     if job is None:
         await kubegate.chat.ephemeral(channel, user, "That job no longer exists.")
         return
+    if action_id in (APPROVE, REJECT) and job.root_ts is None and message_ts:
+        # The click came from the root message before we stored its ts (our post was still
+        # returning): the click tells us where it is.
+        kubegate.store.set_root_ts(job.id, message_ts, only_if_missing=True)
+        job = kubegate.store.job(job.id)
     if action_id in (APPROVE, REJECT):
         refusal = await vote(kubegate, job, user=user, approve=action_id == APPROVE, digest=digest)
     elif action_id in (RESUME, RETRY, ABORT):

@@ -125,6 +125,7 @@ async def run_console(
                 user=user,
                 channel=clickable.channel,
                 action_id=clickable.button.action_id,
+                message_ts=clickable.ts,
                 value=clickable.button.value,
             )
         elif line.startswith(("/kube", "kube ")):

@@ -217,8 +217,9 @@ class Engine:
         record = self._store.steps(job.id)[index]
         if reply_ts:
             await self._chat.update(job.channel, reply_ts, step_card(record, total=total))
-            if result.output.count("\n") >= TAIL_LINES and job.root_ts:
-                await self._chat.upload(job.channel, job.root_ts, title=f"job-{job.id} step {index + 1} output",
+            root_ts = self._root_ts(job)
+            if result.output.count("\n") >= TAIL_LINES and root_ts:
+                await self._chat.upload(job.channel, root_ts, title=f"job-{job.id} step {index + 1} output",
                                         content=result.output)  # fmt: skip
         return result
 
@@ -312,9 +313,14 @@ class Engine:
         return PLAYBOOKS[job.verb].steps(Plan.model_validate(job.plan), job.command)
 
     async def _post(self, job: Job, card: Card) -> str | None:
-        if not job.root_ts:
+        root_ts = self._root_ts(job)
+        if not root_ts:
             return None
-        return await self._chat.post(job.channel, card, thread_ts=job.root_ts)
+        return await self._chat.post(job.channel, card, thread_ts=root_ts)
+
+    def _root_ts(self, job: Job) -> str | None:
+        # Read afresh: a click can reach us before the root message's ts was stored.
+        return job.root_ts or self._store.job(job.id).root_ts
 
     async def _post_text(self, job: Job, text: str) -> None:
         await self._post(job, Card(headline=text))

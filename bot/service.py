@@ -228,8 +228,12 @@ class Kubegate:
             steps=[s.title for s in plan.steps],
             facts=plan.facts,
         )
-        ts = await self.chat.post(channel, self._root_card(job.id))
-        self.store.set_root_ts(job.id, ts)
+        posted = self._root_card(job.id)
+        ts = await self.chat.post(channel, posted)
+        self.store.set_root_ts(job.id, ts, only_if_missing=True)
+        if self._root_card(job.id) != posted:
+            # A click landed between the post and storing its ts: show what it changed.
+            await self.refresh_root(job.id)
         if job.approvals_needed == 0:
             await self.approve_now(job.id, actor="system")
 

@@ -121,6 +121,7 @@ def bolt_app(kubegate: Kubegate, *, client: AsyncWebClient, signing_secret: str)
                 user=body["user"]["id"],
                 channel=channel,
                 action_id=action["action_id"],
+                message_ts=(body.get("container") or {}).get("message_ts"),
                 value=action.get("value", ""),
             )
         )

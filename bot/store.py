@@ -238,9 +238,10 @@ class Store:
                 conn.execute("DELETE FROM locks WHERE job_id = ?", [job_id])
             return cursor.rowcount == 1
 
-    def set_root_ts(self, job_id: int, ts: str) -> None:
+    def set_root_ts(self, job_id: int, ts: str, *, only_if_missing: bool = False) -> None:
+        guard = " AND root_ts IS NULL" if only_if_missing else ""
         with self.transaction() as conn:
-            conn.execute("UPDATE jobs SET root_ts = ? WHERE id = ?", [ts, job_id])
+            conn.execute(f"UPDATE jobs SET root_ts = ? WHERE id = ?{guard}", [ts, job_id])  # noqa: S608
 
     # Steps -----------------------------------------------------------------------------------
 
