@@ -1,5 +1,6 @@
-"""Upgrade one node the kubeadm way: kubeadm package, `kubeadm upgrade apply|node`, drain,
-kubelet and kubectl packages, kubelet restart, uncordon (if it was schedulable), health gate.
+"""Upgrade one node the kubeadm way, drained first: cordon and evict, kubeadm package,
+`kubeadm upgrade apply|node`, kubelet and kubectl packages, kubelet restart, uncordon (if it
+was schedulable), health gate.
 """
 
 from __future__ import annotations
@@ -171,12 +172,14 @@ def step_titles(
         else f"`kubeadm upgrade node` on {node.name}"
     )
     drain_timeout = format_duration(DrainCommand(node=node.name).timeout)
+    # Drained first: the node is out of service before anything on it changes, and a failure
+    # at any later step leaves it cordoned, its workloads safe elsewhere.
     return [
-        (UpgradeKubeadm.name, f"Upgrade the kubeadm package to {target.package} ({manager}{held})"),
-        (KubeadmUpgrade.name, kubeadm_title),
         (CordonForUpgrade.name, f"Drain: cordon {node.name} ({state})"),
         (EvictPods.name, f"Drain: evict {evict} pod(s) through their PDBs"),
         (WaitUntilGone.name, f"Drain: wait until they are gone (timeout {drain_timeout})"),
+        (UpgradeKubeadm.name, f"Upgrade the kubeadm package to {target.package} ({manager}{held})"),
+        (KubeadmUpgrade.name, kubeadm_title),
         (UpgradeKubelet.name, f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})"),
         (RestartKubelet.name, "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)"),
         (UncordonIfItWas.name, f"Uncordon {node.name}" + (" (no: it was cordoned before)" if node.unschedulable else "")),
@@ -258,12 +261,12 @@ class UpgradePlaybook(Playbook):
         version = _version(command.to_version, "the target version")
         drain = DrainCommand(node=node)
         return [
-            UpgradeKubeadm(titles[0], node=NodeRef(node), version=version),
-            KubeadmUpgrade(titles[1], node=node, version=version,
+            CordonForUpgrade(titles[0], node=node, unschedulable=True),
+            EvictPods(titles[1], command=drain),
+            WaitUntilGone(titles[2], node=node),
+            UpgradeKubeadm(titles[3], node=NodeRef(node), version=version),
+            KubeadmUpgrade(titles[4], node=node, version=version,
                            apply=plan.facts.get("kubeadm") == "apply"),
-            CordonForUpgrade(titles[2], node=node, unschedulable=True),
-            EvictPods(titles[3], command=drain),
-            WaitUntilGone(titles[4], node=node),
             UpgradeKubelet(titles[5], node=NodeRef(node), version=version),
             RestartKubelet(titles[6], node=node, version=version),
             UncordonIfItWas(titles[7], node=node),

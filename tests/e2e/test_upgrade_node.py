@@ -139,15 +139,15 @@ async def test_a_failing_kubeadm_upgrade_node_halts_the_job_with_its_output_and_
     root = testbed.slack.message(CHANNEL, ts)
     assert root is not None
     halted = await wait_reply(testbed, root, "halted", timeout=30)
-    assert "step 2" in halted.shown and "`kubeadm upgrade node` failed on worker-3 (exit 1)" in (
+    assert "step 5" in halted.shown and "`kubeadm upgrade node` failed on worker-3 (exit 1)" in (
         halted.shown
     )
     assert "[Retry step]" in halted.shown and "[Abort]" in halted.shown
-    step = await wait_reply(testbed, root, "Step 2/9")
+    step = await wait_reply(testbed, root, "Step 5/9")
     assert "etcd unreachable" in step.shown  # the output tail
     await wait_text(testbed, ts, "FAILED")
     line = await node_line(testbed, "worker-3")
-    assert "v1.31.2" in line and "SchedulingDisabled" not in line, line
+    assert "v1.31.2" in line and "SchedulingDisabled" in line, line  # drained, left cordoned
     ran = changes_made(testbed, "worker-3")
     assert ran == [*APT_KUBEADM, ["kubeadm", "upgrade", "node"]]
     steps = json.dumps(testbed.slack.transcript_json())
