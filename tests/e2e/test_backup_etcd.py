@@ -190,3 +190,23 @@ async def test_keys_from_vault_and_a_vault_signed_certificate_log_in_to_the_node
         await wait_text(testbed, root.ts, "SUCCEEDED", timeout=30)
         database = served.db.read_bytes().decode("latin-1")
     assert testbed.fleet.client_key_path.read_text().splitlines()[1] not in database
+
+
+async def test_a_sealed_vault_fails_the_step_that_needs_it_and_kubegate_keeps_serving(
+    full_testbed: Testbed, tmp_path: Path
+) -> None:
+    testbed = full_testbed
+    assert testbed.world is not None
+    config = yaml.safe_load(testbed.config_path.read_text())
+    config["clusters"][0]["inventory"]["ssh"]["sign_with_vault"] = True
+    testbed.world.vault.sealed = True
+    async with serving(testbed, tmp_path, config):
+        root = await request(testbed, "U0ALICE", "backup etcd")
+        await click(testbed, "U0BOB", root, "Approve")
+        halted = await wait_reply(testbed, root, "halted", timeout=30)
+        assert "Vault is sealed" in halted.shown and "step 1" in halted.shown
+        await testbed.slack.user("U0CAROL").slash("/kube nodes", channel=CHANNEL)
+        await wait_ephemeral(testbed, "U0CAROL", "worker-3")
+        testbed.world.vault.sealed = False
+        await click(testbed, "U0ALICE", halted, "Retry step")
+        await wait_text(testbed, root.ts, "SUCCEEDED", timeout=30)

@@ -9,7 +9,7 @@ from typing import Any
 
 from testbed.up import Testbed
 from tests.e2e.conftest import Served
-from tests.e2e.slack_steps import CHANNEL, kubectl, wait_reply, wait_text
+from tests.e2e.slack_steps import CHANNEL, kubectl, request, wait_ephemeral, wait_reply, wait_text
 from tests.e2e.test_upgrade_node import approve_twice
 
 WORKERS = [f"worker-{i}" for i in range(1, 9)]
@@ -80,3 +80,18 @@ async def test_a_failing_worker_halts_the_rollout_and_the_thread_reports_every_n
         w for w in WORKERS if any("kubeadm=1.31.3-*" in c.argv for c in testbed.fleet.calls(w))
     ]
     assert started == ["worker-1"], "no new node may start after the first failure"
+
+
+async def test_a_cluster_upgrade_holds_the_whole_cluster_and_waits_for_node_jobs(
+    full_testbed: Testbed, kubegate_on_machines: Served
+) -> None:
+    testbed = full_testbed
+    alice = testbed.slack.user("U0ALICE")
+    await request(testbed, "U0ALICE", "upgrade cluster --to v1.31.3")
+    await alice.slash("/kube cordon worker-1", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "locked by job #1")
+    await alice.slash("/kube cancel 1", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "cancelled")
+    await request(testbed, "U0ALICE", "cordon worker-1")  # job #2 now holds worker-1
+    await alice.slash("/kube upgrade cluster --to v1.31.3", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "locked by job #2")

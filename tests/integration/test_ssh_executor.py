@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncssh
 import pytest
 
@@ -87,3 +89,24 @@ async def test_kv_check_and_set_and_a_sealed_vault_give_clear_errors(full_testbe
     full_testbed.world.vault.sealed = True
     with pytest.raises(VaultError, match="sealed"):
         await vault.read("kubegate/pki/testbed")
+
+
+@pytest.mark.parametrize("auth", ["approle", "kubernetes"])
+async def test_kubegate_logs_in_to_vault_with_approle_or_its_service_account(
+    full_testbed: Testbed, tmp_path: Path, auth: str
+) -> None:
+    assert full_testbed.world is not None
+    fake = full_testbed.world.vault
+    jwt = tmp_path / "token"
+    jwt.write_text("eyJhbGciOi.service-account.jwt\n")
+    fake.kubernetes_jwts["eyJhbGciOi.service-account.jwt"] = "kubegate"
+    vault = Vault(VaultSettings(
+        url=fake.url, auth=auth,  # type: ignore[arg-type]
+        role_id=fake.approle_role_id, secret_id=fake.approle_secret_id,
+        kubernetes_role="kubegate", kubernetes_jwt_path=str(jwt),
+    ))  # fmt: skip
+    looked_up = await vault.token_lookup()
+    assert looked_up["display_name"].startswith(auth) and looked_up["id"] != fake.root_token
+    bad = Vault(VaultSettings(url=fake.url, auth="approle", role_id="nope", secret_id="nope"))
+    with pytest.raises(VaultError):
+        await bad.token_lookup()
