@@ -288,7 +288,10 @@ class Kubegate:
             self.scheduler.run_at(job.id, job.scheduled_for or utcnow())
 
     def schedule_problem(self, command: Command) -> str | None:
-        """Why `--at`/`--window` cannot be honoured, in words; None when they can (or are absent)."""
+        """Why `--at`/`--window`/`--break-glass` cannot be honoured, in words; None when they can."""
+        if getattr(command, "break_glass", None):
+            return ("--break-glass is not available yet in this version of kubegate: the change "
+                    "needs its approvals. Ask an approver to click Approve.")  # fmt: skip
         at, window = getattr(command, "at", None), getattr(command, "window", None)
         if at is not None and at <= utcnow():
             return f"--at {at:%Y-%m-%d %H:%M} UTC is in the past; pick a later time."

@@ -208,3 +208,13 @@ async def test_the_requester_can_cancel_a_pending_request_and_others_cannot(
     assert "[Approve]" not in cancelled.shown
     assert await unschedulable(testbed, "worker-2") != "true"
     await request(testbed, "U0BOB", "cordon worker-2")  # the lock went with the job
+
+
+async def test_break_glass_is_refused_plainly_rather_than_silently_ignored(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await testbed.slack.user("U0ALICE").slash(
+        '/kube cordon worker-1 --break-glass "site down"', channel=CHANNEL
+    )
+    await wait_ephemeral(testbed, "U0ALICE", "--break-glass is not available yet")
+    assert root_messages(testbed) == []
