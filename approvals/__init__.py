@@ -14,7 +14,14 @@ from approvals.policy import (
     rule_for,
 )
 from approvals.votes import Tally, Vote, Windows, drift, tally, within
-from approvals.windows import WEEKDAYS, MaintenanceWindow, RunTime, run_time
+from approvals.windows import (
+    WEEKDAYS,
+    Freeze,
+    MaintenanceWindow,
+    RunTime,
+    active_freeze,
+    run_time,
+)
 
 __all__ = [
     "READ_ONLY_VERBS",
@@ -22,12 +29,14 @@ __all__ = [
     "SLACK_USER_ID",
     "WEEKDAYS",
     "Decision",
+    "Freeze",
     "MaintenanceWindow",
     "PolicyRule",
     "RunTime",
     "Tally",
     "Vote",
     "Windows",
+    "active_freeze",
     "approvals_needed",
     "drift",
     "may_break_glass",

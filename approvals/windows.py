@@ -48,3 +48,25 @@ def run_time(*, now: datetime, at: datetime | None, window: MaintenanceWindow | 
         start, end = window.next_slot(now)
         return RunTime(start=start, must_start_by=end)
     return None
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """A change freeze: while it lasts, only break-glass changes run."""
+
+    name: str
+    start: datetime
+    end: datetime
+    clusters: tuple[str, ...] | None = None  # None: every cluster
+    reason: str = ""
+
+
+def active_freeze(freezes: list[Freeze], *, now: datetime, cluster: str) -> Freeze | None:
+    return next(
+        (
+            f
+            for f in freezes
+            if f.start <= now < f.end and (f.clusters is None or cluster in f.clusters)
+        ),
+        None,
+    )

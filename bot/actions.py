@@ -7,7 +7,7 @@ the same one, finds the job already moved on and changes nothing.
 from __future__ import annotations
 
 from approvals import Tally, Vote, may_vote, tally, within
-from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY
+from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, REVIEW
 from bot.render import interrupted_card
 from bot.service import Kubegate
 from bot.store import Job, JobState, utcnow
@@ -35,6 +35,8 @@ async def handle_click(
         job = kubegate.store.job(job.id)
     if action_id in (APPROVE, REJECT):
         refusal = await vote(kubegate, job, user=user, approve=action_id == APPROVE, digest=digest)
+    elif action_id == REVIEW:
+        refusal = await acknowledge_review(kubegate, job, user=user)
     elif action_id in (RESUME, RETRY, ABORT):
         refusal = await control(kubegate, job, user=user, action_id=action_id)
     else:
@@ -113,6 +115,27 @@ async def control(kubegate: Kubegate, job: Job, *, user: str, action_id: str) ->
         done = await kubegate.engine.resume(job.id, actor=user, from_states=halted)
     if not done:
         return f"Job #{job.id} is {job.state.value.lower()}; nothing to do."
+    return None
+
+
+async def acknowledge_review(kubegate: Kubegate, job: Job, *, user: str) -> str | None:
+    """Someone other than the requester, holding an approver role, looked at a break-glass run."""
+    rule = kubegate.rule(job.verb, job.cluster)
+    decision = may_vote(
+        rule, voter=user, voter_roles=await kubegate.roles(user), requester=job.requester
+    )
+    if not decision.allowed:
+        kubegate.audit.record_job(
+            "refusal", job, actor=user, reason="may not acknowledge this review"
+        )
+        if user == job.requester:
+            return "You ran this break-glass change yourself: someone else must review it."
+        roles = " or ".join(f"`{r}`" for r in rule.approvers) if rule else "an approver"
+        return f"Only {roles} may acknowledge this review."
+    if not kubegate.store.acknowledge_review(job.id, user):
+        return f"The review of job #{job.id} was already acknowledged."
+    kubegate.audit.record_job("break-glass.reviewed", job, actor=user)
+    await kubegate.refresh_root(job.id)
     return None
 
 

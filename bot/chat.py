@@ -14,6 +14,7 @@ REJECT = "kubegate.reject"
 RESUME = "kubegate.resume"
 ABORT = "kubegate.abort"
 RETRY = "kubegate.retry"
+REVIEW = "kubegate.review"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from approvals import SLACK_GROUP_ID, SLACK_USER_ID, MaintenanceWindow, PolicyRule, Windows
+from approvals import SLACK_GROUP_ID, SLACK_USER_ID, Freeze, MaintenanceWindow, PolicyRule, Windows
 from playbooks.inventory import Inventory, YamlDuration
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -116,6 +116,23 @@ class MaintenanceWindowConfig(BaseModel):
         )
 
 
+class FreezeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    start: datetime  # UTC when no zone is given
+    end: datetime
+    clusters: list[str] | None = None
+    reason: str = ""
+
+    def as_freeze(self) -> Freeze:
+        def utc(moment: datetime) -> datetime:
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+        clusters = tuple(self.clusters) if self.clusters is not None else None
+        return Freeze(self.name, utc(self.start), utc(self.end), clusters, self.reason)
+
+
 class KubegateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -127,6 +144,7 @@ class KubegateConfig(BaseModel):
     vault: VaultConfig | None = None
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
     maintenance_windows: dict[str, MaintenanceWindowConfig] = Field(default_factory=dict)
+    freezes: list[FreezeConfig] = Field(default_factory=list)
     # Display names for the console and messages; identity is always the ID.
     users: dict[str, str] = Field(default_factory=dict)
 

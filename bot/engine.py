@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from approvals import Windows, drift, within
+from approvals import Freeze, Windows, drift, within
 from bot.audit import AuditLog
 from bot.chat import Card, Chat
 from bot.clusters import Clusters
@@ -36,8 +36,10 @@ class Engine:
         clusters: Clusters,
         windows: Windows,
         refresh_root: RootRefresher,
+        active_freeze: Callable[[str], Freeze | None] = lambda cluster: None,
     ) -> None:
         self._store = store
+        self._active_freeze = active_freeze
         self._windows = windows
         self._audit = audit
         self._chat = chat
@@ -71,6 +73,11 @@ class Engine:
 
     async def _begin(self, job: Job) -> None:
         """The checks before the first step: execution window, then drift against the live cluster."""
+        freeze = self._active_freeze(job.cluster)
+        if freeze is not None and not job.break_glass:
+            await self._halt(job, f"Change freeze `{freeze.name}` until {freeze.end:%Y-%m-%d %H:%M} UTC: "
+                                  "nothing was changed. Retry after it ends.")  # fmt: skip
+            return
         if job.execution_deadline and not within(utcnow(), job.execution_deadline):
             await self._finish(
                 job, JobState.EXPIRED, "The execution window closed before the job could start."

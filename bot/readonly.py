@@ -60,6 +60,7 @@ async def answer_status(
     running = kubegate.store.jobs_in(
         [JobState.RUNNING, JobState.PENDING_APPROVAL, JobState.INTERRUPTED]
     )
+    reviews = kubegate.store.open_reviews()
 
     def render(nodes: list[NodeView]) -> str:
         ready = sum(n.ready for n in nodes)
@@ -68,6 +69,7 @@ async def answer_status(
         lines = [
             f"*{cluster.name}*: {ready}/{len(nodes)} nodes Ready · kubelet {', '.join(versions)}",
             f"Cordoned: {', '.join(cordoned) or 'none'}",
+            "Break-glass reviews pending: " + (", ".join(f"#{j}" for j in reviews) or "none"),
             "Jobs: "
             + (
                 ", ".join(f"#{j.id} {j.verb} {j.target} ({j.state.value})" for j in running)

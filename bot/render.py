@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, Button, Card
-from bot.store import Job, JobState, StepRecord, VoteRecord
+from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, REVIEW, Button, Card
+from bot.store import Job, JobState, Review, StepRecord, VoteRecord
 from playbooks.plan import Plan
 
 ICONS = {
@@ -38,7 +38,12 @@ def plan_lines(plan: Plan) -> list[str]:
 
 
 def root_card(
-    job: Job, *, votes: list[VoteRecord], steps: list[StepRecord], approver_roles: list[str]
+    job: Job,
+    *,
+    votes: list[VoteRecord],
+    steps: list[StepRecord],
+    approver_roles: list[str],
+    review: Review | None = None,
 ) -> Card:
     plan = Plan.model_validate(job.plan)
     headline = (
@@ -58,7 +63,11 @@ def root_card(
         )
     elif job.state is not JobState.PENDING_APPROVAL:
         headline += f" · *{job.state.value}*"
+    if job.break_glass:
+        headline = "🚨 BREAK-GLASS · " + headline
     sections = ["\n".join(plan_lines(plan)), _approval_line(job, votes, approver_roles)]
+    if job.break_glass:
+        sections.insert(0, _break_glass_line(job, review, approver_roles))
     if steps and any(step.state != "pending" for step in steps):
         sections.append("\n".join(_step_line(step) for step in steps))
     if job.state is JobState.SCHEDULED and job.scheduled_for:
@@ -80,12 +89,34 @@ def root_card(
     return Card(headline=headline, sections=sections, buttons=buttons)
 
 
+def _break_glass_line(job: Job, review: Review | None, approver_roles: list[str]) -> str:
+    roles = " or ".join(approver_roles) or "an approver"
+    if review and review.acknowledged_by and review.acknowledged_at:
+        status = f"reviewed by {mention(review.acknowledged_by)} {hhmm(review.acknowledged_at)}"
+    else:
+        status = f"review by {roles} pending"
+    return (f"<!here> Break-glass by {mention(job.requester)}: “{job.break_glass}”. "
+            f"It runs without approval · {status}")  # fmt: skip
+
+
+def review_card(job: Job, *, approver_roles: list[str]) -> Card:
+    roles = " or ".join(approver_roles) or "an approver"
+    return Card(
+        headline=f"🚨 Review needed: job #{job.id} ran without approval (break-glass)",
+        sections=[f"Reason given by {mention(job.requester)}: “{job.break_glass}”. "
+                  f"Someone from {roles} other than the requester acknowledges it here."],
+        buttons=[Button("Acknowledge review", REVIEW, str(job.id), "primary")],
+    )  # fmt: skip
+
+
 def _approval_line(job: Job, votes: list[VoteRecord], approver_roles: list[str]) -> str:
     current = [vote for vote in votes if vote.plan_digest == job.plan_digest]
     approved = [f"{mention(v.voter)} {hhmm(v.at)}" for v in current if v.approve]
     rejected = [f"{mention(v.voter)} {hhmm(v.at)}" for v in current if not v.approve]
     if rejected:
         return "Rejected by " + ", ".join(rejected)
+    if job.break_glass:
+        return "Approval skipped: break-glass"
     if job.approvals_needed == 0:
         return "No approval needed by policy"
     parts = []

@@ -14,9 +14,12 @@ from typing import Any
 
 from approvals import (
     Decision,
+    Freeze,
     MaintenanceWindow,
     PolicyRule,
+    active_freeze,
     approvals_needed,
+    may_break_glass,
     may_request,
     roles_of,
     rule_for,
@@ -29,7 +32,7 @@ from bot.config import ClusterConfig, KubegateConfig
 from bot.engine import Engine
 from bot.jobcontrol import control_job
 from bot.readonly import READ_ONLY_ANSWERS
-from bot.render import plan_lines, root_card
+from bot.render import plan_lines, review_card, root_card
 from bot.schedule import JobScheduler
 from bot.store import Job, JobState, Store, utcnow
 from commands import (
@@ -75,6 +78,7 @@ class Kubegate:
             clusters=clusters,
             windows=self.windows,
             refresh_root=self.refresh_root,
+            active_freeze=self.active_freeze,
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self.scheduler = JobScheduler(self.run_scheduled)
@@ -147,9 +151,10 @@ class Kubegate:
             await self.chat.ephemeral(channel, user, problem)
             return
         rule = self.rule(command.verb, cluster.name)
-        decision = may_request(
-            rule, verb=command.verb, cluster=cluster.name, requester_roles=await self.roles(user)
-        )
+        roles = await self.roles(user)
+        decision = may_request(rule, verb=command.verb, cluster=cluster.name, requester_roles=roles)
+        if decision.allowed:
+            decision = self._break_glass_or_freeze(command, rule, roles, cluster.name)
         if not decision.allowed:
             await self._refuse(
                 decision, user=user, channel=channel, cluster=cluster.name, text=text
@@ -195,6 +200,7 @@ class Kubegate:
             )
             return
         now = utcnow()
+        break_glass = getattr(command, "break_glass", None)
         job = self.store.create_job(
             cluster=plan.cluster,
             verb=plan.verb,
@@ -205,7 +211,8 @@ class Kubegate:
             state=JobState.PENDING_APPROVAL,
             plan=plan.model_dump(mode="json"),
             plan_digest=plan.digest,
-            approvals_needed=approvals_needed(rule, verb=command.verb),
+            approvals_needed=0 if break_glass else approvals_needed(rule, verb=command.verb),
+            break_glass=break_glass,
             created_at=now,
             approval_deadline=now + self.windows.approval,
         )
@@ -234,8 +241,36 @@ class Kubegate:
         if self._root_card(job.id) != posted:
             # A click landed between the post and storing its ts: show what it changed.
             await self.refresh_root(job.id)
-        if job.approvals_needed == 0:
+        if break_glass:
+            await self._break_glass(job.id, user=user)
+        elif job.approvals_needed == 0:
             await self.approve_now(job.id, actor="system")
+
+    async def _break_glass(self, job_id: int, *, user: str) -> None:
+        """Runs without approval, loudly, and leaves a review for someone else to acknowledge."""
+        job = self.store.job(job_id)
+        self.audit.record_job("break-glass", job, actor=user, reason=job.break_glass)
+        self.store.open_review(job.id)
+        rule = self.rule(job.verb, job.cluster)
+        await self.chat.post(job.channel, review_card(job, approver_roles=list(rule.approvers) if rule else []),
+                             thread_ts=self.store.job(job.id).root_ts)  # fmt: skip
+        await self.approve_now(job.id, actor=user)
+
+    def _break_glass_or_freeze(self, command: Command, rule: PolicyRule | None, roles: frozenset[str],
+                               cluster: str) -> Decision:  # fmt: skip
+        """Break-glass needs a role that may use it; without it, a change freeze stops changes."""
+        if getattr(command, "break_glass", None):
+            return may_break_glass(rule, requester_roles=roles)
+        freeze = self.active_freeze(cluster)
+        if freeze is None:
+            return Decision(True)
+        why = f" ({freeze.reason})" if freeze.reason else ""
+        return Decision(False, f"Change freeze `{freeze.name}`{why} until {freeze.end:%Y-%m-%d %H:%M} UTC: "
+                               'only --break-glass "reason" changes run now.')  # fmt: skip
+
+    def active_freeze(self, cluster: str) -> Freeze | None:
+        freezes = [f.as_freeze() for f in self.config.freezes]
+        return active_freeze(freezes, now=utcnow(), cluster=cluster)
 
     async def _refuse(
         self, decision: Decision, *, user: str, channel: str, cluster: str, text: str
@@ -288,10 +323,7 @@ class Kubegate:
             self.scheduler.run_at(job.id, job.scheduled_for or utcnow())
 
     def schedule_problem(self, command: Command) -> str | None:
-        """Why `--at`/`--window`/`--break-glass` cannot be honoured, in words; None when they can."""
-        if getattr(command, "break_glass", None):
-            return ("--break-glass is not available yet in this version of kubegate: the change "
-                    "needs its approvals. Ask an approver to click Approve.")  # fmt: skip
+        """Why `--at`/`--window` cannot be honoured, in words; None when they can (or are absent)."""
         at, window = getattr(command, "at", None), getattr(command, "window", None)
         if at is not None and at <= utcnow():
             return f"--at {at:%Y-%m-%d %H:%M} UTC is in the past; pick a later time."
@@ -312,6 +344,7 @@ class Kubegate:
         rule = self.rule(job.verb, job.cluster)
         return root_card(
             job,
+            review=self.store.review(job_id),
             votes=self.store.votes(job_id),
             steps=self.store.steps(job_id),
             approver_roles=list(rule.approvers) if rule else [],

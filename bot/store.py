@@ -74,6 +74,7 @@ class Job:
     finished_at: datetime | None
     outcome: str | None
     scheduled_for: datetime | None = None
+    break_glass: str | None = None  # the reason, when it ran without approval
 
     @property
     def command(self) -> Command:
@@ -102,6 +103,7 @@ class Job:
             finished_at=parse_iso(row["finished_at"]),
             outcome=row["outcome"],
             scheduled_for=parse_iso(row.get("scheduled_for")),
+            break_glass=row.get("break_glass"),
         )
 
 
@@ -120,6 +122,16 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class Review:
+    """A break-glass run waiting for (or having had) someone else's look."""
+
+    job_id: int
+    opened_at: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+
+
+@dataclass(frozen=True)
 class VoteRecord:
     job_id: int
     voter: str
@@ -135,7 +147,10 @@ CREATE TABLE IF NOT EXISTS jobs (
   state TEXT NOT NULL, plan TEXT NOT NULL, plan_digest TEXT NOT NULL,
   approvals_needed INTEGER NOT NULL, created_at TEXT NOT NULL, approval_deadline TEXT NOT NULL,
   approved_at TEXT, execution_deadline TEXT, root_ts TEXT, finished_at TEXT, outcome TEXT,
-  scheduled_for TEXT);
+  scheduled_for TEXT, break_glass TEXT);
+CREATE TABLE IF NOT EXISTS reviews (
+  job_id INTEGER PRIMARY KEY REFERENCES jobs(id), opened_at TEXT NOT NULL,
+  acknowledged_by TEXT, acknowledged_at TEXT);
 CREATE TABLE IF NOT EXISTS steps (
   job_id INTEGER NOT NULL REFERENCES jobs(id), idx INTEGER NOT NULL, name TEXT NOT NULL,
   title TEXT NOT NULL, state TEXT NOT NULL, started_at TEXT, finished_at TEXT, summary TEXT,
@@ -242,6 +257,41 @@ class Store:
         guard = " AND root_ts IS NULL" if only_if_missing else ""
         with self.transaction() as conn:
             conn.execute(f"UPDATE jobs SET root_ts = ? WHERE id = ?{guard}", [ts, job_id])  # noqa: S608
+
+    # Break-glass reviews --------------------------------------------------------------------
+
+    def open_review(self, job_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO reviews (job_id, opened_at) VALUES (?, ?)",
+                [job_id, iso(utcnow())],
+            )
+
+    def acknowledge_review(self, job_id: int, user: str) -> bool:
+        """False when there is no open review (already acknowledged: a double click)."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE reviews SET acknowledged_by = ?, acknowledged_at = ? "
+                "WHERE job_id = ? AND acknowledged_by IS NULL",
+                [user, iso(utcnow()), job_id],
+            )
+            return cursor.rowcount == 1
+
+    def review(self, job_id: int) -> Review | None:
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM reviews WHERE job_id = ?", [job_id]))
+        if not rows:
+            return None
+        row = rows[0]
+        return Review(job_id, datetime.fromisoformat(row["opened_at"]), row["acknowledged_by"],
+                      parse_iso(row["acknowledged_at"]))  # fmt: skip
+
+    def open_reviews(self) -> list[int]:
+        with self._lock:
+            rows = self.db.query(
+                "SELECT job_id FROM reviews WHERE acknowledged_by IS NULL ORDER BY job_id"
+            )
+            return [int(row["job_id"]) for row in rows]
 
     # Steps -----------------------------------------------------------------------------------
 

@@ -40,9 +40,11 @@ def kubegate_config(*, kubeconfig: Path, emulator: SlackEmulator, world: World |
         "roles": ROLES,
         "policy": [
             {"verbs": ["cordon", "uncordon", "drain", "taint", "untaint", "scale", "backup", "cancel", "retry"],
-             "requesters": ["sre", "lead"], "approvals": 1, "approvers": ["sre", "lead"]},
+             "requesters": ["sre", "lead"], "approvals": 1, "approvers": ["sre", "lead"],
+             "break_glass": ["lead"]},
             {"verbs": ["upgrade", "provision", "rotate"],
-             "requesters": ["sre", "lead"], "approvals": 2, "approvers": ["sre", "lead"]},
+             "requesters": ["sre", "lead"], "approvals": 2, "approvers": ["sre", "lead"],
+             "break_glass": ["lead"]},
         ],
         "windows": {"approval": "30m", "execution": "2h"},
         "slack": {"bot_token": emulator.bot_token, "signing_secret": emulator.signing_secret,

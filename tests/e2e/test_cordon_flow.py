@@ -210,11 +210,45 @@ async def test_the_requester_can_cancel_a_pending_request_and_others_cannot(
     await request(testbed, "U0BOB", "cordon worker-2")  # the lock went with the job
 
 
-async def test_break_glass_is_refused_plainly_rather_than_silently_ignored(
+async def test_break_glass_runs_without_approval_loudly_and_leaves_a_review_for_someone_else(
     testbed: Testbed, kubegate: Served
 ) -> None:
     await testbed.slack.user("U0ALICE").slash(
         '/kube cordon worker-1 --break-glass "site down"', channel=CHANNEL
     )
-    await wait_ephemeral(testbed, "U0ALICE", "--break-glass is not available yet")
+    await wait_ephemeral(testbed, "U0ALICE", "You may not use --break-glass")
     assert root_messages(testbed) == []
+
+    root = await request(
+        testbed, "U0CAROL", 'cordon worker-1 --break-glass "payments down, INC-42"'
+    )
+    done = await wait_text(testbed, root.ts, "SUCCEEDED")
+    assert "🚨 BREAK-GLASS" in done.shown and "<!here>" in done.shown and "INC-42" in done.shown
+    assert "review by sre or lead pending" in done.shown
+    assert await unschedulable(testbed, "worker-1") == "true"
+    review = await wait_reply(testbed, root, "Review needed")
+    await click(testbed, "U0CAROL", review, "Acknowledge review")
+    await wait_ephemeral(testbed, "U0CAROL", "someone else must review it")
+    await click(testbed, "U0DAVE", review, "Acknowledge review")
+    await wait_ephemeral(testbed, "U0DAVE", "Only `sre` or `lead` may acknowledge")
+    await click(testbed, "U0BOB", review, "Acknowledge review")
+    await wait_text(testbed, root.ts, "reviewed by <@U0BOB>")
+    events = [e["action"] for e in audit_of(kubegate.db).events(job_id=1)]
+    assert "break-glass" in events and "break-glass.reviewed" in events and "vote" not in events
+
+
+@pytest.mark.parametrize(
+    "config_changes",
+    [{"freezes": [{"name": "year-end", "start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
+                   "reason": "holiday trading"}]}],
+)  # fmt: skip
+async def test_a_change_freeze_stops_requests_but_not_break_glass(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await testbed.slack.user("U0ALICE").slash("/kube cordon worker-2", channel=CHANNEL)
+    refusal = await wait_ephemeral(testbed, "U0ALICE", "Change freeze `year-end`")
+    assert "holiday trading" in refusal.shown and "--break-glass" in refusal.shown
+    await testbed.slack.user("U0ALICE").slash("/kube nodes", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "worker-2")  # reading is never frozen
+    root = await request(testbed, "U0CAROL", 'cordon worker-2 --break-glass "disk failing"')
+    await wait_text(testbed, root.ts, "SUCCEEDED")
