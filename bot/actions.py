@@ -7,7 +7,18 @@ the same one, finds the job already moved on and changes nothing.
 from __future__ import annotations
 
 from approvals import Tally, Vote, may_vote, tally, within
-from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, REVIEW
+from bot.alerts import alert_click
+from bot.chat import (
+    ABORT,
+    ALERT_CORDON,
+    ALERT_DRAIN,
+    ALERT_SILENCE,
+    APPROVE,
+    REJECT,
+    RESUME,
+    RETRY,
+    REVIEW,
+)
 from bot.render import interrupted_card
 from bot.service import Kubegate
 from bot.store import Job, JobState, utcnow
@@ -23,6 +34,12 @@ async def handle_click(
     message_ts: str | None = None,
 ) -> None:
     """Answer a click; refusals go privately to the clicker."""
+    if action_id in (ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE) and kubegate.alerts is not None:
+        said = await alert_click(kubegate.alerts, kubegate, user=user, channel=channel,
+                                 action_id=action_id, value=value)  # fmt: skip
+        if said:
+            await kubegate.chat.ephemeral(channel, user, said)
+        return
     job_id_text, _, digest = value.partition(":")
     job = kubegate.store.find_job(int(job_id_text)) if job_id_text.isdigit() else None
     if job is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.actions import recover_interrupted
+from bot.alerts import Alerts
 from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.clusters import Clusters
@@ -132,6 +133,10 @@ def build(
     kubegate = Kubegate(
         config=config, store=store, audit=audit, chat=chat(config), clusters=clusters
     )
+    alerts_token = settings.alerts_token or config.alerts.token
+    redactor.register(alerts_token.get_secret_value() if alerts_token else None)
+    kubegate.alerts = Alerts(kubegate, token=alerts_token.get_secret_value() if alerts_token else None,
+                             alertmanager_url=config.alerts.alertmanager_url)  # fmt: skip
     return Runtime(settings, config, store, audit, redactor, kubegate, backup_dir)
 
 
@@ -158,7 +163,10 @@ async def serve(
     app = bolt_app(
         runtime.kubegate, client=holder["chat"].client, signing_secret=credentials.signing_secret
     )
-    runner = web.AppRunner(web_application(app), access_log=None)
+    application = web_application(app)
+    assert runtime.kubegate.alerts is not None
+    application.router.add_post("/alerts/alertmanager", runtime.kubegate.alerts.webhook)
+    runner = web.AppRunner(application, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host="0.0.0.0", port=settings.port)  # noqa: S104 — a server
     await site.start()

@@ -15,6 +15,9 @@ RESUME = "kubegate.resume"
 ABORT = "kubegate.abort"
 RETRY = "kubegate.retry"
 REVIEW = "kubegate.review"
+ALERT_CORDON = "kubegate.alert.cordon"
+ALERT_DRAIN = "kubegate.alert.drain"
+ALERT_SILENCE = "kubegate.alert.silence"
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,14 @@ class FreezeConfig(BaseModel):
         return Freeze(self.name, utc(self.start), utc(self.end), clusters, self.reason)
 
 
+class AlertsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: SecretStr | None = None  # KUBEGATE_ALERTS_TOKEN wins; Alertmanager sends it as Bearer
+    alertmanager_url: str | None = None  # for [Silence 1h]
+    channel: str | None = None  # default: the cluster's first channel
+
+
 class KubegateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -145,6 +153,7 @@ class KubegateConfig(BaseModel):
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
     maintenance_windows: dict[str, MaintenanceWindowConfig] = Field(default_factory=dict)
     freezes: list[FreezeConfig] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     # Display names for the console and messages; identity is always the ID.
     users: dict[str, str] = Field(default_factory=dict)
 
@@ -173,6 +182,7 @@ class Settings(BaseSettings):
     backup_dir: Path | None = Field(default=None, validation_alias="KUBEGATE_BACKUP_DIR")
     vault_addr: str | None = Field(default=None, validation_alias="VAULT_ADDR")
     vault_token: SecretStr | None = Field(default=None, validation_alias="VAULT_TOKEN")
+    alerts_token: SecretStr | None = Field(default=None, validation_alias="KUBEGATE_ALERTS_TOKEN")
 
 
 def cross_check(config: KubegateConfig) -> list[str]:

@@ -25,6 +25,7 @@ from approvals import (
     rule_for,
     run_time,
 )
+from bot.alerts import Alerts
 from bot.audit import AuditLog
 from bot.chat import Card, Chat
 from bot.clusters import Clusters
@@ -81,6 +82,7 @@ class Kubegate:
             active_freeze=self.active_freeze,
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self.alerts: Alerts | None = None  # set by the composition root
         self.scheduler = JobScheduler(self.run_scheduled)
 
     # Background work ------------------------------------------------------------------------

@@ -148,6 +148,9 @@ CREATE TABLE IF NOT EXISTS jobs (
   approvals_needed INTEGER NOT NULL, created_at TEXT NOT NULL, approval_deadline TEXT NOT NULL,
   approved_at TEXT, execution_deadline TEXT, root_ts TEXT, finished_at TEXT, outcome TEXT,
   scheduled_for TEXT, break_glass TEXT);
+CREATE TABLE IF NOT EXISTS alert_groups (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, group_key TEXT NOT NULL UNIQUE, cluster TEXT NOT NULL,
+  channel TEXT NOT NULL, ts TEXT, labels TEXT NOT NULL, node TEXT, status TEXT, updated_at TEXT);
 CREATE TABLE IF NOT EXISTS reviews (
   job_id INTEGER PRIMARY KEY REFERENCES jobs(id), opened_at TEXT NOT NULL,
   acknowledged_by TEXT, acknowledged_at TEXT);
@@ -257,6 +260,41 @@ class Store:
         guard = " AND root_ts IS NULL" if only_if_missing else ""
         with self.transaction() as conn:
             conn.execute(f"UPDATE jobs SET root_ts = ? WHERE id = ?{guard}", [ts, job_id])  # noqa: S608
+
+    # Alert groups (one channel message each) --------------------------------------------------
+
+    def alert_group(self, group_key: str) -> dict[str, Any] | None:
+        return self._alert_group_where("group_key = ?", group_key)
+
+    def alert_group_by_id(self, group_id: int) -> dict[str, Any] | None:
+        return self._alert_group_where("id = ?", group_id)
+
+    def _alert_group_where(self, clause: str, value: object) -> dict[str, Any] | None:
+        with self._lock:
+            rows = list(self.db.query(f"SELECT * FROM alert_groups WHERE {clause}", [value]))  # noqa: S608
+        return {**rows[0], "labels": json.loads(rows[0]["labels"])} if rows else None
+
+    def add_alert_group(
+        self, group_key: str, *, cluster: str, channel: str, labels: dict[str, str]
+    ) -> int:
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO alert_groups (group_key, cluster, channel, labels, updated_at) VALUES (?, ?, ?, ?, ?)",
+                [group_key, cluster, channel, json.dumps(labels), iso(utcnow())],
+            )
+            assert cursor.lastrowid is not None
+            return int(cursor.lastrowid)
+
+    def set_alert_group_ts(self, group_id: int, ts: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE alert_groups SET ts = ? WHERE id = ?", [ts, group_id])
+
+    def set_alert_group_status(self, group_id: int, status: str, *, node: str | None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE alert_groups SET status = ?, node = ?, updated_at = ? WHERE id = ?",
+                [status, node, iso(utcnow()), group_id],
+            )
 
     # Break-glass reviews --------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ ROLES = {"sre": ["U0ALICE", "U0BOB"], "lead": ["U0CAROL"]}
 
 
 def kubegate_config(*, kubeconfig: Path, emulator: SlackEmulator, world: World | None,
-                    directory: Path) -> dict[str, Any]:  # fmt: skip
+                    directory: Path, alerts_token: str) -> dict[str, Any]:  # fmt: skip
     cluster: dict[str, Any] = {
         "name": "testbed", "context": "testbed", "kubeconfig": str(kubeconfig), "channels": [CHANNEL],
     }  # fmt: skip
@@ -50,6 +51,7 @@ def kubegate_config(*, kubeconfig: Path, emulator: SlackEmulator, world: World |
         "slack": {"bot_token": emulator.bot_token, "signing_secret": emulator.signing_secret,
                   "api_url": emulator.api_url},
         "backups": {"dir": str(directory / "backups"), "keep": 5, "max_age": "24h"},
+        "alerts": {"token": alerts_token},
         "users": USERS,
     }  # fmt: skip
     if world is not None:
@@ -122,6 +124,7 @@ class Testbed:
     kubeconfig: Path
     config_path: Path
     world: World | None = None
+    alerts_token: str = ""  # what Alertmanager must send kubegate as its bearer token
 
     @property
     def fleet(self) -> Fleet:
@@ -141,6 +144,7 @@ class Testbed:
             "channel": CHANNEL,
             "users": USERS,
             "kubegate_config": str(self.config_path),
+            "alerts_token": self.alerts_token,
             "pid": os.getpid(),
             **(self.world.description() if self.world else {}),
         }
@@ -183,12 +187,12 @@ async def start_testbed(
     world = await start_world(directory, apiserver, spare=spare) if fleet else None
     kubeconfig = apiserver.write_kubeconfig(directory / "kubeconfig", context="testbed")
     config_path = directory / "kubegate.yaml"
-    config = kubegate_config(
-        kubeconfig=kubeconfig, emulator=slack, world=world, directory=directory
-    )
+    alerts_token = secrets.token_urlsafe(24)
+    config = kubegate_config(kubeconfig=kubeconfig, emulator=slack, world=world, directory=directory,
+                             alerts_token=alerts_token)  # fmt: skip
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     config_path.chmod(0o600)  # it holds the Slack token, signing secret and Vault token
-    testbed = Testbed(directory, apiserver, slack, kubeconfig, config_path, world)
+    testbed = Testbed(directory, apiserver, slack, kubeconfig, config_path, world, alerts_token)
     description = directory / "testbed.json"
     partial = description.with_suffix(".json.tmp")
     partial.write_text(json.dumps(testbed.description(), indent=2))

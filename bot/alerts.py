@@ -1,0 +1,203 @@
+"""Alerts from Alertmanager: `POST /alerts/alertmanager` (webhook v4, bearer token), one channel
+message per Alertmanager group, updated in place when it resolves; alerts about a node get
+[Cordon] [Drain] [Silence 1h], and a click starts the normal request flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.chat import ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE, Button, Card
+from bot.store import utcnow
+
+if TYPE_CHECKING:
+    from bot.service import Kubegate
+
+log = logging.getLogger(__name__)
+NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+MAX_SHOWN = 5
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    fingerprint: str = ""
+
+
+class AlertmanagerWebhook(BaseModel):
+    """Alertmanager's webhook payload, version 4."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str
+    groupKey: str
+    status: str
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    alerts: list[Alert] = Field(min_length=1)
+
+
+def node_of(alert: Alert) -> str | None:
+    """The node an alert is about: label `node`, else `instance` without its port."""
+    candidate = alert.labels.get("node") or alert.labels.get("instance", "").rsplit(":", 1)[0]
+    return candidate if candidate and NODE_NAME.match(candidate) else None
+
+
+def alert_card(hook: AlertmanagerWebhook, *, group_id: int, cluster: str, node: str | None) -> Card:
+    """Pure: what the channel shows for one Alertmanager group."""
+    firing = hook.status == "firing"
+    name = hook.commonLabels.get("alertname") or hook.alerts[0].labels.get("alertname", "alert")
+    about = f" · {node}" if node else ""
+    headline = f"{'🔥 FIRING' if firing else '✅ RESOLVED'}: {name}{about} · cluster {cluster}"
+    lines = []
+    for alert in hook.alerts[:MAX_SHOWN]:
+        text = alert.annotations.get("summary") or alert.annotations.get("description") or name
+        lines.append(f"{'🔥' if alert.status == 'firing' else '✅'} {text}")
+    if len(hook.alerts) > MAX_SHOWN:
+        lines.append(f"… and {len(hook.alerts) - MAX_SHOWN} more")
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(hook.commonLabels.items()))
+    buttons = []
+    if firing and node:
+        value = f"{group_id}:{node}"
+        buttons = [Button(f"Cordon {node}", ALERT_CORDON, value), Button(f"Drain {node}", ALERT_DRAIN, value),
+                   Button("Silence 1h", ALERT_SILENCE, value)]  # fmt: skip
+    return Card(
+        headline=headline, sections=["\n".join(lines), f"Labels: {labels}"], buttons=buttons
+    )
+
+
+class Alerts:
+    def __init__(
+        self, kubegate: Kubegate, *, token: str | None, alertmanager_url: str | None
+    ) -> None:
+        self._kubegate = kubegate
+        self._token = token
+        self._alertmanager_url = alertmanager_url
+        self._groups: dict[str, asyncio.Lock] = {}  # one writer per group: no double post
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        if not self._token:
+            return web.json_response({"error": "alerts are not configured (no token)"}, status=503)
+        offered = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(offered.encode(), f"Bearer {self._token}".encode()):
+            log.warning(
+                "refused an alert webhook from %s: bad or missing bearer token", request.remote
+            )
+            return web.json_response({"error": "unauthorized"}, status=401)
+        try:
+            hook = AlertmanagerWebhook.model_validate(await request.json())
+        except (ValueError, ValidationError) as error:
+            return web.json_response(
+                {"error": f"not an Alertmanager v4 webhook: {error}"}, status=400
+            )
+        if hook.version != "4":
+            return web.json_response(
+                {"error": f"webhook version {hook.version} is not supported; 4 is"}, status=400
+            )
+        self._kubegate.spawn(self.show(hook))
+        return web.json_response({"ok": True})
+
+    async def show(self, hook: AlertmanagerWebhook) -> None:
+        async with self._groups.setdefault(hook.groupKey, asyncio.Lock()):
+            await self._show(hook)
+
+    async def _show(self, hook: AlertmanagerWebhook) -> None:
+        config = self._kubegate.config
+        cluster = config.cluster_named(hook.commonLabels.get("cluster", "")) or config.clusters[0]
+        channel = config.alerts.channel or (cluster.channels[0] if cluster.channels else None)
+        if channel is None:
+            log.warning("alert group %s has no channel to go to", hook.groupKey)
+            return
+        nodes = {node_of(a) for a in hook.alerts} - {None}
+        node = await self._known_node(cluster.name, nodes.pop()) if len(nodes) == 1 else None
+        store = self._kubegate.store
+        group = store.alert_group(hook.groupKey)
+        group_id = group["id"] if group else store.add_alert_group(hook.groupKey, cluster=cluster.name,
+                                                                  channel=channel, labels=hook.commonLabels)  # fmt: skip
+        self._kubegate.audit.record("alert.received", actor="system", cluster=cluster.name, target=node,
+                                    group=hook.groupKey, status=hook.status,
+                                    alerts=[a.labels.get("alertname", "") for a in hook.alerts])  # fmt: skip
+        card = alert_card(hook, group_id=group_id, cluster=cluster.name, node=node)
+        if group and group["ts"]:
+            await self._kubegate.chat.update(group["channel"], group["ts"], card)
+        else:
+            ts = await self._kubegate.chat.post(channel, card)
+            store.set_alert_group_ts(group_id, ts)
+        store.set_alert_group_status(group_id, hook.status, node=node)
+
+    async def _known_node(self, cluster: str, name: str | None) -> str | None:
+        if name is None:
+            return None
+        handle = await self._kubegate.clusters.handle(cluster)
+        try:
+            return name if await handle.kube.get_node(name) else None
+        except Exception:  # an alert must show even when the API is what is broken
+            log.exception("cannot check node %s for an alert", name)
+            return None
+
+    async def silence(self, *, group_id: int, user: str, channel: str) -> str:
+        """Silence the group's alerts for an hour in Alertmanager, on behalf of `user`."""
+        group = self._kubegate.store.alert_group_by_id(group_id)
+        if group is None:
+            return "That alert is no longer known to kubegate."
+        if not self._alertmanager_url:
+            return "kubegate does not know Alertmanager's URL (`alerts.alertmanager_url`), so it cannot silence."
+        now = utcnow()
+        matchers = [
+            {"name": k, "value": v, "isRegex": False, "isEqual": True}
+            for k, v in sorted(group["labels"].items())
+        ]
+        body = {"matchers": matchers, "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat(),
+                "createdBy": f"{user} via kubegate", "comment": f"Silenced for 1h from Slack by {user}"}  # fmt: skip
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    f"{self._alertmanager_url.rstrip('/')}/api/v2/silences",
+                    json=body,
+                    timeout=aiohttp.ClientTimeout(total=10),
+                ) as response,
+            ):
+                answer = await response.json(content_type=None)
+                if response.status != 200:
+                    return f"Alertmanager refused the silence ({response.status}): {answer}"
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return f"cannot reach Alertmanager to silence: {error}"
+        silence_id = answer.get("silenceID", "?")
+        self._kubegate.audit.record("alert.silence", actor=user, cluster=group["cluster"], target=group["node"],
+                                    group=group["group_key"], silence=silence_id, matchers=matchers)  # fmt: skip
+        if group["ts"]:
+            await self._kubegate.chat.post(group["channel"], Card(f"🔕 Silenced for 1h by <@{user}> (silence {silence_id})"),
+                                           thread_ts=group["ts"])  # fmt: skip
+        return f"Silenced for 1 hour (silence {silence_id})."
+
+
+async def alert_click(alerts: Alerts, kubegate: Kubegate, *, user: str, channel: str, action_id: str,
+                      value: str) -> str | None:  # fmt: skip
+    """[Cordon]/[Drain] start the normal request flow for the clicker; [Silence 1h] silences."""
+    group_text, _, node = value.partition(":")
+    if not group_text.isdigit() or not NODE_NAME.match(node):
+        return "kubegate does not understand that button."
+    if action_id == ALERT_SILENCE:
+        if not await kubegate.roles(user):
+            kubegate.audit.record(
+                "refusal", actor=user, target=node, reason="silence without a role"
+            )
+            return "Only people with a kubegate role may silence alerts."
+        return await alerts.silence(group_id=int(group_text), user=user, channel=channel)
+    verb = "cordon" if action_id == ALERT_CORDON else "drain"
+    answer = kubegate.receive_command(user=user, channel=channel, text=f"{verb} {node}")
+    if answer.work is not None:
+        kubegate.spawn(answer.work)
+    return answer.text

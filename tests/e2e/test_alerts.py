@@ -1,0 +1,94 @@
+"""Alerts: Alertmanager's v4 webhook in, one message per group updated on resolve, node buttons
+that start the normal request flow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from testbed.up import Testbed
+from tests.e2e.conftest import Served
+from tests.e2e.slack_steps import (
+    CHANNEL,
+    audit_of,
+    click,
+    root_messages,
+    wait_text,
+)
+
+
+def webhook(
+    status: str, *, node: str = "worker-2", group: str = '{}:{alertname="NodeDiskPressure"}'
+) -> dict[str, Any]:
+    labels = {"alertname": "NodeDiskPressure", "node": node, "severity": "warning"}
+    return {
+        "version": "4", "groupKey": group, "status": status, "receiver": "kubegate",
+        "groupLabels": {"alertname": "NodeDiskPressure"}, "commonLabels": labels,
+        "commonAnnotations": {}, "externalURL": "http://alertmanager.example:9093", "truncatedAlerts": 0,
+        "alerts": [{"status": status, "labels": labels,
+                    "annotations": {"summary": f"{node}: disk 93% full"},
+                    "startsAt": "2026-11-24T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prometheus.example/graph", "fingerprint": "c0ffee"}],
+    }  # fmt: skip
+
+
+async def send(kubegate: Served, body: dict[str, Any], token: str) -> int:
+    async with aiohttp.ClientSession() as session, session.post(
+        f"http://127.0.0.1:{kubegate.port}/alerts/alertmanager", json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:  # fmt: skip
+        return response.status
+
+
+def alert_messages(testbed: Testbed) -> list[Any]:
+    return [m for m in testbed.slack.messages(CHANNEL) if "NodeDiskPressure" in m.shown]
+
+
+async def test_an_alert_group_is_posted_once_with_node_buttons_and_updated_when_resolved(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    assert await send(kubegate, webhook("firing"), "wrong-token") == 401
+    assert await send(kubegate, webhook("firing"), testbed.alerts_token) == 200
+    firing = await testbed.slack.wait_for(lambda: next(iter(alert_messages(testbed)), None))
+    assert (
+        "🔥 FIRING: NodeDiskPressure · worker-2" in firing.shown and "disk 93% full" in firing.shown
+    )
+    assert (
+        "[Cordon worker-2]" in firing.shown
+        and "[Drain worker-2]" in firing.shown
+        and "[Silence 1h]" in firing.shown
+    )
+
+    assert (
+        await send(kubegate, webhook("firing"), testbed.alerts_token) == 200
+    )  # repeat: no new post
+    assert await send(kubegate, webhook("resolved"), testbed.alerts_token) == 200
+    resolved = await wait_text(testbed, firing.ts, "✅ RESOLVED")
+    assert "[Cordon" not in resolved.shown and len(alert_messages(testbed)) == 1
+    assert [e["details"]["status"] for e in audit_of(kubegate.db).events(action="alert.received")] == [
+        "firing", "firing", "resolved"
+    ]  # fmt: skip
+
+
+async def test_a_cordon_click_on_an_alert_starts_a_request_that_still_needs_approval(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    assert await send(kubegate, webhook("firing"), testbed.alerts_token) == 200
+    firing = await testbed.slack.wait_for(lambda: next(iter(alert_messages(testbed)), None))
+    await click(testbed, "U0ALICE", firing, "Cordon worker-2")
+    root = await testbed.slack.wait_for(lambda: next(iter(root_messages(testbed)), None))
+    assert "Cordon worker-2" in root.shown and "requested by <@U0ALICE>" in root.shown
+    assert "Needs 1 more approval" in root.shown
+
+
+async def test_an_alert_about_an_unknown_node_gets_no_buttons_and_bad_payloads_are_refused(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    assert (
+        await send(kubegate, webhook("firing", node="ghost-7", group="g2"), testbed.alerts_token)
+        == 200
+    )
+    message = await testbed.slack.wait_for(lambda: next(iter(alert_messages(testbed)), None))
+    assert "ghost-7" not in message.shown.split("\n")[0] and "[Cordon" not in message.shown
+    assert await send(kubegate, {"version": "3", "alerts": []}, testbed.alerts_token) == 400
