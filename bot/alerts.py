@@ -199,5 +199,5 @@ async def alert_click(alerts: Alerts, kubegate: Kubegate, *, user: str, channel:
     verb = "cordon" if action_id == ALERT_CORDON else "drain"
     answer = kubegate.receive_command(user=user, channel=channel, text=f"{verb} {node}")
     if answer.work is not None:
-        kubegate.spawn(answer.work)
+        kubegate.answer_later(answer.work)
     return answer.text

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from bot.actions import recover_interrupted
@@ -149,16 +150,21 @@ async def serve(
 ) -> None:
     """Run the Slack app until SIGTERM/SIGINT (or `stop` is set)."""
     redactor = redactor or Redactor()
+    session = aiohttp.ClientSession()
     holder: dict[str, SlackChat] = {}
 
     def slack_chat(config: KubegateConfig) -> Chat:
         credentials = slack_credentials(settings, config)
         holder["chat"] = SlackChat(
-            web_client(token=credentials.bot_token, api_url=credentials.api_url)
+            web_client(token=credentials.bot_token, api_url=credentials.api_url, session=session)
         )
         return holder["chat"]
 
-    runtime = build(settings, chat=slack_chat, redactor=redactor)
+    try:
+        runtime = build(settings, chat=slack_chat, redactor=redactor)
+    except BaseException:
+        await session.close()
+        raise
     credentials = slack_credentials(settings, runtime.config)
     app = bolt_app(
         runtime.kubegate, client=holder["chat"].client, signing_secret=credentials.signing_secret
@@ -188,3 +194,4 @@ async def serve(
     runtime.kubegate.scheduler.shutdown()
     await runner.cleanup()
     await runtime.close()
+    await session.close()

@@ -133,7 +133,7 @@ async def run_console(
             answer = kubegate.receive_command(user=user, channel=channel, text=text)
             print(f"   (only {names.get(user, user)} sees this) {answer.text}", file=out)
             if answer.work is not None:
-                kubegate.spawn(answer.work)
+                kubegate.answer_later(answer.work)
         else:
             print("   type /kube <verb> …, :as <USER_ID>, a button number, or :help", file=out)
         await kubegate.idle()

@@ -48,6 +48,7 @@ from commands import (
 from playbooks import PLAYBOOKS, OperationError, Plan, PlanError
 
 log = logging.getLogger(__name__)
+ANSWER_SLOTS = 4  # commands being planned or answered at once
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Kubegate:
             active_freeze=self.active_freeze,
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self._answer_slots = asyncio.Semaphore(ANSWER_SLOTS)
         self.alerts: Alerts | None = None  # set by the composition root
         self.scheduler = JobScheduler(self.run_scheduled)
 
@@ -92,10 +94,21 @@ class Kubegate:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def answer_later(self, work: Coroutine[Any, Any, None]) -> None:
+        """A command's slow part (planning, reading the cluster). Few run at once, so a burst of
+        commands cannot starve the event loop that acknowledges the next ones within Slack's 3 s."""
+        task = asyncio.create_task(self._guarded(self._in_turn(work)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def idle(self) -> None:
         """Wait until no background work is left (tests and shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _in_turn(self, work: Coroutine[Any, Any, None]) -> None:
+        async with self._answer_slots:
+            await work
 
     @staticmethod
     async def _guarded(work: Coroutine[Any, Any, None]) -> None:

@@ -10,6 +10,7 @@ import logging
 import re
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -25,8 +26,13 @@ log = logging.getLogger(__name__)
 SLACK_TEXT_LIMIT = 2900  # a section block holds 3000 characters
 
 
-def web_client(*, token: str, api_url: str | None) -> AsyncWebClient:
-    client = AsyncWebClient(token=token, base_url=api_url or AsyncWebClient.BASE_URL)
+def web_client(
+    *, token: str, api_url: str | None, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    # One kept session: a new connection (and TLS handshake) per Slack call costs more than the call.
+    client = AsyncWebClient(
+        token=token, base_url=api_url or AsyncWebClient.BASE_URL, session=session
+    )
     # Honour Retry-After on 429 rather than dropping an update.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
     return client
@@ -108,7 +114,7 @@ def bolt_app(kubegate: Kubegate, *, client: AsyncWebClient, signing_secret: str)
         )
         await ack(text=answer.text)
         if answer.work is not None:
-            kubegate.spawn(answer.work)
+            kubegate.answer_later(answer.work)
 
     @app.action(re.compile(r"^kubegate\."))
     async def button(ack: AsyncAck, body: dict[str, Any]) -> None:

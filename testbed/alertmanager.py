@@ -19,14 +19,17 @@ READY_TIMEOUT_S = 30.0
 # Alerts are grouped per alert name and node, so each node's trouble is one Slack message (§6).
 # An alert without a `node` label groups by alertname alone (node="" for all of them).
 GROUP_BY = ["alertname", "node"]
-# How long a test must allow for a webhook, counted from fire()/resolve():
-#   firing:   group_wait (new group) — about 1s with the defaults;
-#   resolved: up to group_interval after the firing notification went out — about 1-2s;
-#   retried:  a 5xx or unreachable receiver is retried within the same flush with exponential
-#             backoff (0.5s, then x1.5 with jitter) for at most max(group_interval, 10s); a 4xx is
-#             not retried in that flush, but the next flush (group_interval later) tries again,
-#             since nothing was logged as sent. Allow 15s when the receiver was failing.
-WEBHOOK_TIMEOUT_S = 15.0
+# How long a test must allow for a webhook (measured on 0.25 with the 1s defaults):
+#   firing:   group_wait after the group's first alert — about 1s;
+#   resolved: at the group's next group_interval tick — up to 1s after resolve();
+#   refused:  a 5xx or an unreachable receiver is retried in the same flush with exponential
+#             backoff (0.5s, x1.5, jittered; gaps grow to ~4s) for 10s, then a new flush starts at
+#             once; a 4xx is not retried in that flush but again at the next group_interval tick.
+#             So a receiver that comes back is reached within ~5s. A flush that is still retrying
+#             a firing notification finishes it even after resolve(): wait for status "resolved",
+#             not for "the next webhook".
+WEBHOOK_TIMEOUT_S = 15.0  # a generous bound for a test waiting on one webhook
+FAILED_REQUESTS_METRIC = 'alertmanager_notification_requests_failed_total{integration="webhook"}'
 
 
 class AlertmanagerError(RuntimeError):
@@ -181,6 +184,15 @@ class Alertmanager:
                 raise AlertmanagerError(f"GET silences: {response.status} {await response.text()}")
             silences: list[dict[str, Any]] = await response.json()
             return silences
+
+    async def failed_webhook_requests(self) -> int:
+        """How many webhook POSTs failed (refused, unreachable, non-2xx), from its own /metrics."""
+        async with self._http().get(f"{self.url}/metrics") as response:
+            metrics = await response.text()
+        for line in metrics.splitlines():
+            if line.startswith(FAILED_REQUESTS_METRIC):
+                return int(float(line.split()[-1]))
+        return 0
 
     async def set_webhook(self, url: str) -> None:
         """Point the receiver at `url` and reload; alerts already firing are notified again."""

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from testbed.alertmanager import Alertmanager
 from testbed.apiserver import FakeApiServer, NodeSpec
 from testbed.etcd import Etcd
 from testbed.fleet import Fleet, apiserver_nodes
@@ -57,6 +58,7 @@ def kubegate_config(*, kubeconfig: Path, emulator: SlackEmulator, world: World |
     if world is not None:
         cluster["inventory"] = world.inventory()
         config["vault"] = {"url": world.vault.url, "token": world.vault.root_token}
+        config["alerts"]["alertmanager_url"] = world.alertmanager.url
     return config
 
 
@@ -67,6 +69,7 @@ class World:
     fleet: Fleet
     vault: FakeVault
     etcd: Etcd
+    alertmanager: Alertmanager
 
     def inventory(self) -> dict[str, Any]:
         fleet = self.fleet
@@ -93,25 +96,38 @@ class World:
                       "ssh_mount": "ssh-client-signer"},
             "etcd": {"client_url": self.etcd.client_url, "ca": str(self.etcd.ca_path),
                      "cert": str(self.etcd.cert_path), "key": str(self.etcd.key_path)},
+            "alertmanager": self.alertmanager.description(),
         }  # fmt: skip
 
     async def stop(self) -> None:
+        await self.alertmanager.stop()
         await self.fleet.stop()
         await self.vault.stop()
         await self.etcd.stop()
 
 
-async def start_world(directory: Path, apiserver: FakeApiServer, *, spare: int) -> World:
+async def start_world(directory: Path, apiserver: FakeApiServer, *, spare: int, alerts_token: str,
+                      app_url: str | None) -> World:  # fmt: skip
     nodes = apiserver_nodes(apiserver)
     # Spare hosts have an sshd but no Node until they are provisioned and join.
     nodes += [(f"spare-{i}", f"127.0.10.{100 + i}", "worker") for i in range(1, spare + 1)]
     fleet = Fleet(directory / "fleet", nodes, apiserver)
     etcd = Etcd(directory / "etcd")
-    await asyncio.gather(fleet.start(), etcd.start())
+    # Until kubegate's address is known (set_webhook), alerts wait at a closed port and are retried.
+    webhook = alerts_url(app_url) if app_url else "http://127.0.0.1:9/alerts/alertmanager"
+    alertmanager = Alertmanager(
+        directory / "alertmanager", webhook_url=webhook, bearer_token=alerts_token
+    )
+    await asyncio.gather(fleet.start(), etcd.start(), alertmanager.start())
     fleet.attach_etcd(etcd)
     vault = FakeVault(ssh_ca_key=fleet.user_ca_key_path)  # Vault-signed certificates log in
     await vault.start()
-    return World(fleet, vault, etcd)
+    return World(fleet, vault, etcd, alertmanager)
+
+
+def alerts_url(app_url: str) -> str:
+    """kubegate's alert webhook, beside its /slack/events."""
+    return app_url.rsplit("/slack/events", 1)[0] + "/alerts/alertmanager"
 
 
 @dataclass
@@ -184,10 +200,14 @@ async def start_testbed(
     await slack.start()
     if app_url is not None:
         slack.app_url = app_url
-    world = await start_world(directory, apiserver, spare=spare) if fleet else None
+    alerts_token = secrets.token_urlsafe(24)
+    world = None
+    if fleet:
+        world = await start_world(
+            directory, apiserver, spare=spare, alerts_token=alerts_token, app_url=app_url
+        )
     kubeconfig = apiserver.write_kubeconfig(directory / "kubeconfig", context="testbed")
     config_path = directory / "kubegate.yaml"
-    alerts_token = secrets.token_urlsafe(24)
     config = kubegate_config(kubeconfig=kubeconfig, emulator=slack, world=world, directory=directory,
                              alerts_token=alerts_token)  # fmt: skip
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -14,7 +14,7 @@ import yaml
 
 from bot.app import serve
 from bot.config import Settings
-from testbed.up import Testbed
+from testbed.up import Testbed, alerts_url
 
 
 @dataclass
@@ -72,6 +72,8 @@ async def serving(
     if task in done:
         task.result()  # raises what went wrong at start-up
     testbed.slack.app_url = f"http://127.0.0.1:{port.result()}/slack/events"
+    if testbed.world is not None:
+        await testbed.world.alertmanager.set_webhook(alerts_url(testbed.slack.app_url))
     try:
         yield Served(port=port.result(), db=settings.db, settings=settings)
     finally:

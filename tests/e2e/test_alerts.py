@@ -92,3 +92,49 @@ async def test_an_alert_about_an_unknown_node_gets_no_buttons_and_bad_payloads_a
     message = await testbed.slack.wait_for(lambda: next(iter(alert_messages(testbed)), None))
     assert "ghost-7" not in message.shown.split("\n")[0] and "[Cordon" not in message.shown
     assert await send(kubegate, {"version": "3", "alerts": []}, testbed.alerts_token) == 400
+
+
+async def test_the_real_alertmanager_posts_to_kubegate_and_silence_1h_reaches_it(
+    full_testbed: Testbed, kubegate_on_machines: Served
+) -> None:
+    testbed = full_testbed
+    assert testbed.world is not None
+    alertmanager = testbed.world.alertmanager
+    labels = {"alertname": "KubeletDown", "node": "worker-3", "severity": "critical"}
+    await alertmanager.fire(labels, {"summary": "kubelet on worker-3 stopped reporting"})
+    firing = await testbed.slack.wait_for(
+        lambda: next(
+            (m for m in testbed.slack.messages(CHANNEL) if "KubeletDown" in m.shown), None
+        ),
+        timeout=20,
+    )
+    assert "🔥 FIRING: KubeletDown · worker-3" in firing.shown and "[Silence 1h]" in firing.shown
+    await alertmanager.resolve(labels)
+    await wait_text(testbed, firing.ts, "✅ RESOLVED", timeout=20)
+
+    await alertmanager.fire(labels, {"summary": "kubelet on worker-3 stopped reporting again"})
+    again = await wait_text(testbed, firing.ts, "🔥 FIRING", timeout=20)  # the same message, again
+    await click(testbed, "U0DAVE", again, "Silence 1h")
+    await testbed.slack.wait_for(
+        lambda: next(
+            (m for m in testbed.slack.ephemerals(CHANNEL, "U0DAVE") if "may silence" in m.shown),
+            None,
+        )
+    )
+    await click(testbed, "U0BOB", again, "Silence 1h")
+    await testbed.slack.wait_for(
+        lambda: next(
+            (
+                m
+                for m in testbed.slack.ephemerals(CHANNEL, "U0BOB")
+                if "Silenced for 1 hour" in m.shown
+            ),
+            None,
+        )
+    )
+    silences = [s for s in await alertmanager.silences() if s["status"]["state"] == "active"]
+    assert len(silences) == 1 and "U0BOB" in silences[0]["createdBy"]
+    assert {"name": "node", "value": "worker-3"} in [
+        {k: m[k] for k in ("name", "value")} for m in silences[0]["matchers"]
+    ]
+    assert len([m for m in testbed.slack.messages(CHANNEL) if "KubeletDown" in m.shown]) == 1
