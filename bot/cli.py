@@ -139,7 +139,11 @@ def _demo(directory: str | None) -> int:
     log = (where / "testbed.log").open("w")
     command = [sys.executable, "-m", "testbed", "up", "--dir", str(where)]
     machines = (
-        all(Path(p).exists() for p in ("/usr/sbin/sshd", "/usr/bin/etcd")) and os.geteuid() == 0
+        all(
+            Path(p).exists()
+            for p in ("/usr/sbin/sshd", "/usr/bin/etcd", "/usr/bin/prometheus-alertmanager")
+        )
+        and os.geteuid() == 0
     )
     if not machines:
         command.append("--no-fleet")
