@@ -48,7 +48,7 @@ from commands import (
 from playbooks import PLAYBOOKS, OperationError, Plan, PlanError
 
 log = logging.getLogger(__name__)
-ANSWER_SLOTS = 4  # commands being planned or answered at once
+ANSWER_SLOTS = 2  # commands being planned or answered at once
 
 
 @dataclass
