@@ -252,3 +252,16 @@ async def test_a_change_freeze_stops_requests_but_not_break_glass(
     await wait_ephemeral(testbed, "U0ALICE", "worker-2")  # reading is never frozen
     root = await request(testbed, "U0CAROL", 'cordon worker-2 --break-glass "disk failing"')
     await wait_text(testbed, root.ts, "SUCCEEDED")
+
+
+async def test_slack_rate_limits_are_waited_out_and_nothing_is_lost(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-3")
+    testbed.slack.rate_limit("chat.update", 2, retry_after=1)
+    testbed.slack.rate_limit("chat.postMessage", 1, retry_after=1)
+    await click(testbed, "U0BOB", root, "Approve")
+    done = await wait_text(testbed, root.ts, "SUCCEEDED", timeout=20)
+    assert "approved by <@U0BOB>" in done.shown
+    replies = testbed.slack.replies(CHANNEL, root.ts)
+    assert len(replies) == 1 and "✅" in replies[0].shown
