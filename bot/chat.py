@@ -35,7 +35,6 @@ class Card:
     headline: str
     sections: list[str] = field(default_factory=list)
     buttons: list[Button] = field(default_factory=list)
-    footer: str | None = None
 
     @property
     def text(self) -> str:

@@ -103,6 +103,13 @@ class BackupsConfig(BaseModel):
     check_every: YamlDuration = timedelta(minutes=15)
 
 
+class CertsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    check_every: YamlDuration = timedelta(hours=12)
+    warn_days: list[int] = Field(default_factory=lambda: [30, 14, 7], min_length=1)
+
+
 class MaintenanceWindowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -151,6 +158,7 @@ class KubegateConfig(BaseModel):
     slack: SlackConfig = Field(default_factory=SlackConfig)
     vault: VaultConfig | None = None
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
+    certs: CertsConfig = Field(default_factory=CertsConfig)
     maintenance_windows: dict[str, MaintenanceWindowConfig] = Field(default_factory=dict)
     freezes: list[FreezeConfig] = Field(default_factory=list)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

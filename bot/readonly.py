@@ -1,4 +1,4 @@
-"""Answers to read-only verbs (nodes, status, jobs, job, audit): no approval, private replies."""
+"""Answers to read-only verbs (nodes, status, jobs, job, audit, certs): no approval, private replies."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from bot.config import ClusterConfig
 from bot.store import JobState, utcnow
 from commands import DEFAULT_AUDIT_LOOKBACK, AuditCommand, Command, JobCommand, PodsCommand
 from playbooks import NodeView, OperationError
+from playbooks.cert_checks import check_expiration, control_plane_targets
+from playbooks.certs_table import expiry_lines
 from playbooks.pods import pod_view
 
 if TYPE_CHECKING:
@@ -156,6 +158,23 @@ async def answer_pods(
     await kubegate.chat.ephemeral(channel, user, text)
 
 
+async def answer_certs(
+    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
+) -> None:
+    warn_within = max(kubegate.config.certs.warn_days)
+    lines = [
+        f"*Certificates of {cluster.name}* (`kubeadm certs check-expiration`, ⚠️ within {warn_within} days)"
+    ]
+    try:
+        handle = await kubegate.clusters.handle(cluster.name)
+        for target in await control_plane_targets(handle):
+            expiry = await check_expiration(handle, target)
+            lines += expiry_lines(target.node, expiry.table, now=utcnow(), warn_within=warn_within)
+    except OperationError as error:
+        lines.append(f"kubegate could not read the certificates: {error.message}")
+    await kubegate.chat.ephemeral(channel, user, "\n".join(lines))
+
+
 READ_ONLY_ANSWERS: dict[str, Answer] = {
     "pods": answer_pods,
     "nodes": answer_nodes,
@@ -163,4 +182,5 @@ READ_ONLY_ANSWERS: dict[str, Answer] = {
     "jobs": answer_jobs,
     "job": answer_job,
     "audit": answer_audit,
+    "certs": answer_certs,
 }

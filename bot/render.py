@@ -31,7 +31,8 @@ def hhmm(moment: datetime) -> str:
 
 
 def plan_lines(plan: Plan) -> list[str]:
-    lines = [f"*Plan* (digest `{plan.short_digest}`):"]
+    risk = {"low": "🟢 low", "medium": "🟠 medium", "high": "🔴 high"}[plan.risk]
+    lines = [f"*Plan* (digest `{plan.short_digest}`) · risk {risk}:"]
     lines += [f"  {index}. {step.title}" for index, step in enumerate(plan.steps, 1)]
     lines += [f"  • {line}" for line in plan.preview]
     return lines

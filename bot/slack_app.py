@@ -54,8 +54,6 @@ def card_blocks(card: Card) -> list[dict[str, Any]]:
                 element["style"] = button.style
             elements.append(element)
         blocks.append({"type": "actions", "block_id": "kubegate.actions", "elements": elements})
-    if card.footer:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": card.footer}]})
     return blocks
 
 
