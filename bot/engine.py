@@ -19,7 +19,7 @@ from bot.clusters import Clusters
 from bot.progress import TAIL_LINES, StepProgress
 from bot.render import failure_card, step_card
 from bot.store import Job, JobState, Store, utcnow
-from playbooks import PLAYBOOKS, OperationError, Plan, Step, StepContext, StepResult
+from playbooks import PLAYBOOKS, OperationError, Plan, PlanError, Step, StepContext, StepResult
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,11 @@ class Engine:
             return
         try:
             fresh = await self._replan(job)
+        except PlanError as error:
+            # The cluster changed so that the request cannot be planned at all any more.
+            await self._finish(job, JobState.FAILED, "The cluster changed since approval: "
+                               f"{error.message} Request it again if it is still needed.")  # fmt: skip
+            return
         except OperationError as error:
             await self._halt(job, f"kubegate failed re-checking the plan before step 1: {error}")
             return

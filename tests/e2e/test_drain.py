@@ -9,6 +9,7 @@ from testbed.up import Testbed
 from tests.e2e.conftest import Served
 from tests.e2e.slack_steps import (
     CHANNEL,
+    audit_of,
     click,
     kubectl,
     request,
@@ -168,3 +169,48 @@ async def test_read_only_views_answer_privately_without_approval(
     await alice.slash("/kube pods worker-9", channel=CHANNEL)
     await wait_ephemeral(testbed, "U0DAVE", "There is no node `worker-9`")
     assert root_messages(testbed) == []
+
+
+async def test_less_pdb_headroom_after_the_request_stops_the_drain_and_asks_for_fresh_approval(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await testbed.apiserver.load_scenario("drain")
+    root = await request(testbed, "U0ALICE", "drain worker-1 --delete-emptydir-data")
+    assert "PDB api: 1 disruption allowed now" in root.shown
+    testbed.apiserver.objects.patch(
+        "policy/v1", "poddisruptionbudgets", "shop", "api", {"spec": {"minAvailable": 2}}
+    )
+    await click(testbed, "U0BOB", root, "Approve")
+    again = await wait_text(testbed, root.ts, "Fresh approval needed")
+    assert "PDB shop/api has less headroom" in again.shown and "[Approve]" in again.shown
+    assert "Needs 1 more approval" in again.shown  # Bob's vote was for the old plan
+    assert await unschedulable(testbed, "worker-1") != "true"
+    assert "plan.drift" in [e["action"] for e in audit_of(kubegate.db).events()]
+
+
+async def test_a_new_bare_pod_after_approval_ends_the_drain_without_touching_anything(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await testbed.apiserver.load_scenario("drain")
+    root = await request(testbed, "U0ALICE", "drain worker-1 --delete-emptydir-data")
+    testbed.apiserver.objects.create("v1", "pods", {
+        "metadata": {"name": "debug-shell", "namespace": "default"},
+        "spec": {"nodeName": "worker-1", "containers": [{"name": "sh", "image": "busybox"}]},
+        "status": {"phase": "Running"},
+    })  # fmt: skip
+    await click(testbed, "U0BOB", root, "Approve")
+    ended = await wait_text(testbed, root.ts, "FAILED")
+    assert (
+        "The cluster changed since approval" in ended.shown and "default/debug-shell" in ended.shown
+    )
+    assert await unschedulable(testbed, "worker-1") != "true"
+
+
+async def test_a_cordon_done_by_someone_else_meanwhile_ends_as_nothing_to_do(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-2")
+    await asyncio.to_thread(kubectl, testbed, "cordon", "worker-2")
+    await click(testbed, "U0BOB", root, "Approve")
+    done = await wait_text(testbed, root.ts, "SUCCEEDED")
+    assert "Nothing done: worker-2 is already cordoned" in done.shown
