@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
 from bot.actions import recover_interrupted
 from bot.alerts import Alerts
@@ -42,6 +43,7 @@ class SlackCredentials:
     bot_token: str
     signing_secret: str
     api_url: str | None
+    app_token: str | None = None
 
 
 def slack_credentials(settings: Settings, config: KubegateConfig) -> SlackCredentials:
@@ -54,10 +56,12 @@ def slack_credentials(settings: Settings, config: KubegateConfig) -> SlackCreden
         problems.append("SLACK_SIGNING_SECRET is not set (nor slack.signing_secret in the config)")
     if problems or token is None or secret is None:
         raise ConfigError(problems)
+    app_token = settings.slack_app_token or config.slack.app_token
     return SlackCredentials(
         token.get_secret_value(),
         secret.get_secret_value(),
         settings.slack_api_url or config.slack.api_url,
+        app_token.get_secret_value() if app_token else None,
     )
 
 
@@ -177,7 +181,13 @@ async def serve(
     site = web.TCPSite(runner, host="0.0.0.0", port=settings.port)  # noqa: S104 — a server
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else settings.port
-    log.info("kubegate listening on port %s (/slack/events, /healthz)", port)
+    log.info("kubegate listening on port %s (/slack/events, /alerts/alertmanager, /healthz)", port)
+    socket_mode = None
+    if credentials.app_token:
+        # Socket Mode: Slack delivers over a WebSocket kubegate opens; no public endpoint.
+        socket_mode = AsyncSocketModeHandler(app, credentials.app_token)
+        await socket_mode.connect_async()  # type: ignore[no-untyped-call]
+        log.info("connected to Slack in Socket Mode")
     await recover_interrupted(runtime.kubegate)
     runtime.kubegate.restore_timers()
     scheduler = start_housekeeping(runtime.kubegate, backup_dir=runtime.backup_dir)
@@ -190,6 +200,8 @@ async def serve(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if socket_mode is not None:
+        await socket_mode.close_async()  # type: ignore[no-untyped-call]
     scheduler.shutdown(wait=False)
     runtime.kubegate.scheduler.shutdown()
     await runner.cleanup()

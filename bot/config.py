@@ -76,6 +76,7 @@ class SlackConfig(BaseModel):
 
     bot_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None  # Socket Mode (`xapp-…`): no public endpoint needed
     api_url: str | None = None
 
 

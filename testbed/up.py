@@ -81,6 +81,7 @@ class World:
             "control_planes": [n for n, node in fleet.nodes.items() if node.role == "control-plane"],
             "node_subnet": "127.0.10.0/24",
             "etcd": {"snapshot_dir": "/var/lib/kubegate/etcd"},
+            "static_pod_pause": 0.5, "static_pod_ready_timeout": "30s",  # seconds: a fast testbed
         }  # fmt: skip
 
     def description(self) -> dict[str, Any]:
@@ -157,6 +158,7 @@ class Testbed:
             "slack_url": self.slack.url,
             "slack_signing_secret": self.slack.signing_secret,
             "slack_bot_token": self.slack.bot_token,
+            "slack_app_token": self.slack.app_token,  # SLACK_APP_TOKEN=… kubegate serve: Socket Mode
             "channel": CHANNEL,
             "users": USERS,
             "kubegate_config": str(self.config_path),

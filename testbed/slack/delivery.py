@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from testbed.slack.signing import signed_headers
+
+if TYPE_CHECKING:
+    from testbed.slack.socket_mode import SocketModeServer
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Delivery:
         self.last_request: SignedRequest | None = None
         self.sent: list[SignedRequest] = []
         self._session: aiohttp.ClientSession | None = None
+        # When the app connected over Socket Mode and has no URL, requests go as envelopes.
+        self.socket: SocketModeServer | None = None
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -77,6 +82,8 @@ class Delivery:
         content_type: str = "application/x-www-form-urlencoded",
     ) -> AppResponse:
         """Sign `body` (with the real secret unless told otherwise) and post it to the app."""
+        if self.app_url is None and self.socket is not None and self.socket.connected:
+            return await self.socket.deliver(body)
         if self.app_url is None:
             raise RuntimeError("set emulator.app_url to the app's /slack/events URL first")
         headers = signed_headers(

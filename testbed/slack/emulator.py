@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
@@ -14,6 +15,7 @@ from testbed.slack.delivery import AppResponse, Delivery, SignedRequest
 from testbed.slack.payloads import Workspace
 from testbed.slack.responses import ResponseUrls
 from testbed.slack.signing import SlackSecrets, generate_secrets
+from testbed.slack.socket_mode import SocketModeServer
 from testbed.slack.transcript import JsonDict, Message, SlackFile, Transcript
 from testbed.slack.users import SlackUser
 from testbed.slack.web_api import WebApi
@@ -46,6 +48,7 @@ class SlackEmulator:
         team_domain: str = "kubegate-testbed",
         api_app_id: str = "A0KUBEGATE",
         bot_id: str = "B0KUBEGATE",
+        app_token: str | None = None,
     ) -> None:
         fresh: SlackSecrets = generate_secrets()
         self.host = host
@@ -76,12 +79,18 @@ class SlackEmulator:
         )
         self.responses = ResponseUrls(transcript=self.transcript, bot_user_id=bot_user_id)
         self.delivery = Delivery(signing_secret=self.signing_secret)
+        self.app_token = app_token or f"xapp-1-{api_app_id}-{secrets.token_hex(12)}"
+        self.socket = SocketModeServer(
+            app_token=self.app_token, app_id=api_app_id, base_url=lambda: self.url
+        )
+        self.delivery.socket = self.socket
         self._runner: web.AppRunner | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         app = web.Application()
+        app.add_routes(self.socket.routes())  # before /api/{method}, which would take it
         app.add_routes(self.api.routes())
         app.add_routes(self.responses.routes())
         app.add_routes([web.get("/emulator/transcript", self._transcript_endpoint)])
@@ -94,6 +103,7 @@ class SlackEmulator:
         await self.delivery.start()
 
     async def stop(self) -> None:
+        await self.socket.close()
         await self.delivery.stop()
         if self._runner is not None:
             await self._runner.cleanup()
