@@ -152,6 +152,20 @@ BUILTIN_KINDS = (
         columns=AUTOSCALER_COLUMNS,
     ),
     ResourceKind("coordination.k8s.io", "v1", "leases", "Lease", True),
+    # Plain stored kinds, so manifests that run kubegate itself apply here too.
+    ResourceKind("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
+    ResourceKind("", "v1", "secrets", "Secret", True),
+    ResourceKind("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)),
+    ResourceKind("", "v1", "services", "Service", True, short_names=("svc",), categories=("all",)),
+    ResourceKind(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        True,
+        short_names=("pvc",),
+        has_status=True,
+    ),  # fmt: skip
 )
 
 
