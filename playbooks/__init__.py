@@ -9,6 +9,7 @@ from playbooks.hpa import ScaleHpaPlaybook
 from playbooks.kube import KubeApi, KubeError, NodeView
 from playbooks.plan import Plan, PlannedStep, canonical_json
 from playbooks.provision import ProvisionPlaybook
+from playbooks.rotate_certs import RotateCertsPlaybook
 from playbooks.taints import TaintPlaybook, UntaintPlaybook
 from playbooks.upgrade_cluster import UpgradeAnyPlaybook
 
@@ -25,6 +26,7 @@ PLAYBOOKS: dict[str, Playbook] = {
         BackupEtcdPlaybook(),
         UpgradeAnyPlaybook(),
         ProvisionPlaybook(),
+        RotateCertsPlaybook(),
     )
 }
 

@@ -84,6 +84,14 @@ class Inventory(BaseModel):
     node_subnet: str | None = None
     etcd: EtcdSettings = Field(default_factory=EtcdSettings)
     new_nodes: NewNodeSettings = Field(default_factory=NewNodeSettings)
+    # Certificate rotation: how long a static pod's manifest stays out (the kubelet re-reads
+    # its manifest directory every 20 s), where it waits, and how long its pod may take.
+    static_pod_pause: YamlDuration = timedelta(seconds=20)
+    static_pod_ready_timeout: YamlDuration = timedelta(minutes=5)
+    static_pod_holding_dir: str = "/etc/kubernetes/kubegate-held-manifests"
+    certs_vault_path: str = (
+        "kubegate/pki"  # KV v2; each node's certificates at <path>/<cluster>/<node>
+    )
 
     def target(self, node: NodeView) -> SshTarget | None:
         """Where to SSH for this node; None when it has no address at all."""

@@ -23,6 +23,7 @@ from testbed.apiserver.nodes import build_node
 from testbed.fleet import keys, layout, sshd
 from testbed.fleet.account import fleet_account
 from testbed.fleet.control import ControlEndpoint
+from testbed.fleet.mirrors import seed_mirror_pods
 
 if TYPE_CHECKING:
     from testbed.etcd import Etcd
@@ -113,6 +114,8 @@ class Fleet:
                 account=account,
             )
             self.nodes[name] = FleetNode(name, address, 0, "", state_dir, role)
+            if self.apiserver is not None and role == "control-plane" and name in existing:
+                seed_mirror_pods(self.apiserver, name)
         await asyncio.gather(*(self._start_node(node, authorized) for node in self.nodes.values()))
         self._write_known_hosts()
 

@@ -22,7 +22,7 @@ from testbed.fleet.account import Account
 
 SHIM_COMMANDS = (
     "kubeadm", "kubelet", "kubectl", "apt-get", "apt-mark", "dnf", "systemctl", "swapoff",
-    "modprobe", "sysctl", "etcdctl", "sudo", "containerd",
+    "modprobe", "sysctl", "etcdctl", "sudo", "containerd", "mv",
 )  # fmt: skip
 NODE_PATHS = (
     "/etc/kubernetes", "/var/lib/kubegate", "/etc/containerd", "/etc/sysctl.d",

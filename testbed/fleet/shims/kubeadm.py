@@ -259,6 +259,9 @@ def renew(node: Node, which: list[str]) -> int:
         if not names or unknown:
             return fail(f'unknown command "{" ".join(unknown)}" for "kubeadm certs renew"')
         _renew(state, names)
+    from testbed.fleet.shims.pki import write_renewed
+
+    write_renewed(node, names)
     print("[renew] Reading configuration from the cluster...")
     print("[renew] FYI: You can look at this config file with "
           "'kubectl -n kube-system get cm kubeadm-config -o yaml'\n")  # fmt: skip

@@ -1,0 +1,82 @@
+"""`mv` on a node, and what the kubelet would do about it: a static pod manifest moved out of
+/etc/kubernetes/manifests takes its mirror pod away, moved back brings a new one (Ready after
+the apiserver's readiness delay). Also the mirror pod object the fleet seeds at start.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Any
+
+from testbed.fleet.shims.nodestate import Node, fail
+
+MANIFESTS = "/etc/kubernetes/manifests"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+GONE_TIMEOUT_S = 10.0
+
+
+def mirror_pod(pod: str, node: str, node_uid: str = "") -> dict[str, Any]:
+    """The mirror pod a kubelet posts for a static pod: `<pod>-<node>` in kube-system."""
+    owners = [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid,
+               "controller": True}] if node_uid else []  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{pod}-{node}", "namespace": "kube-system",
+            "labels": {"component": pod, "tier": "control-plane"},
+            "annotations": {MIRROR_ANNOTATION: f"{pod}-{node}-{time.time_ns()}",
+                            "kubernetes.io/config.source": "file"},
+            "ownerReferences": owners,
+        },
+        "spec": {
+            "nodeName": node, "priorityClassName": "system-node-critical", "hostNetwork": True,
+            "containers": [{"name": pod, "image": f"registry.k8s.io/{pod}"}],
+            "tolerations": [{"operator": "Exists", "effect": "NoExecute"}],
+        },
+    }  # fmt: skip
+
+
+def run(node: Node, _command: str, args: list[str]) -> int:
+    """The real mv on the node's own paths, then the kubelet's view of the manifest directory."""
+    mapped = [a if a.startswith("-") else node.host_path(a) for a in args]
+    moved = subprocess.run(["/bin/mv", *mapped], check=False)
+    if moved.returncode == 0 and any(MANIFESTS in a for a in args):
+        try:
+            sync_mirror_pods(node)
+        except (OSError, RuntimeError) as error:
+            return fail(f"testbed kubelet: could not sync mirror pods: {error}")
+    return moved.returncode
+
+
+def sync_mirror_pods(node: Node) -> None:
+    manifests = node.host_path(MANIFESTS)
+    for pod in STATIC_PODS:
+        present = os.path.exists(os.path.join(manifests, f"{pod}.yaml"))
+        path = f"/api/v1/namespaces/kube-system/pods/{pod}-{node.name}"
+        current = _get(node, path)
+        if present and current is None:
+            node.api("POST", "/api/v1/namespaces/kube-system/pods", mirror_pod(pod, node.name))
+        elif not present and current is not None:
+            node.api("DELETE", path, {"gracePeriodSeconds": 0})
+            _wait_gone(node, path)
+
+
+def _get(node: Node, path: str) -> Any:
+    try:
+        return node.api("GET", path)
+    except RuntimeError as error:
+        if ": 404 " in str(error):
+            return None
+        raise
+
+
+def _wait_gone(node: Node, path: str) -> None:
+    deadline = time.monotonic() + GONE_TIMEOUT_S
+    while _get(node, path) is not None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} still there {GONE_TIMEOUT_S:.0f} s after its deletion")
+        time.sleep(0.05)
