@@ -165,7 +165,7 @@ BUILTIN_KINDS = (
         True,
         short_names=("pvc",),
         has_status=True,
-    ),  # fmt: skip
+    ),
 )
 
 
