@@ -70,8 +70,12 @@ def alert_card(hook: AlertmanagerWebhook, *, group_id: int, cluster: str, node: 
     buttons = []
     if firing and node:
         value = f"{group_id}:{node}"
-        buttons = [Button(f"Cordon {node}", ALERT_CORDON, value), Button(f"Drain {node}", ALERT_DRAIN, value),
-                   Button("Silence 1h", ALERT_SILENCE, value)]  # fmt: skip
+        buttons = [
+            Button(f"Cordon {node}", ALERT_CORDON, value),
+            Button(f"Drain {node}", ALERT_DRAIN, value),
+        ]
+        if hook.commonLabels.get("source") != "kubegate":  # Alertmanager can only silence its own
+            buttons.append(Button("Silence 1h", ALERT_SILENCE, value))
     return Card(
         headline=headline, sections=["\n".join(lines), f"Labels: {labels}"], buttons=buttons
     )

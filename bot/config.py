@@ -147,6 +147,8 @@ class AlertsConfig(BaseModel):
     token: SecretStr | None = None  # KUBEGATE_ALERTS_TOKEN wins; Alertmanager sends it as Bearer
     alertmanager_url: str | None = None  # for [Silence 1h]
     channel: str | None = None  # default: the cluster's first channel
+    node_not_ready_after: YamlDuration = timedelta(minutes=5)  # kubegate's own NodeNotReady alert
+    node_check_every: YamlDuration = timedelta(seconds=30)
 
 
 class KubegateConfig(BaseModel):

@@ -12,6 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.actions import expire_overdue
 from bot.chat import Card
+from bot.node_health import NodeHealth
 from bot.service import Kubegate
 from playbooks import OperationError
 from playbooks.cert_checks import NodeExpiry, check_expiration, control_plane_targets
@@ -130,5 +131,10 @@ def start_housekeeping(kubegate: Kubegate, *, backup_dir: Path) -> AsyncIOSchedu
     scheduler.add_job(certs.check, "interval", seconds=every, id="certificate-expiry",
                       max_instances=1, coalesce=True,
                       next_run_time=datetime.now(UTC) + timedelta(seconds=min(every, 300)))  # fmt: skip
+    health = NodeHealth(kubegate)
+    every = kubegate.config.alerts.node_check_every.total_seconds()
+    scheduler.add_job(
+        health.check, "interval", seconds=every, id="node-health", max_instances=1, coalesce=True
+    )
     scheduler.start()
     return scheduler

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 
 from testbed.up import Testbed
 from tests.e2e.conftest import Served
@@ -138,3 +139,35 @@ async def test_the_real_alertmanager_posts_to_kubegate_and_silence_1h_reaches_it
         {k: m[k] for k in ("name", "value")} for m in silences[0]["matchers"]
     ]
     assert len([m for m in testbed.slack.messages(CHANNEL) if "KubeletDown" in m.shown]) == 1
+
+
+def set_ready(testbed: Testbed, node: str, ready: bool) -> None:
+    def change(obj: dict[str, Any]) -> dict[str, Any]:
+        for condition in obj["status"]["conditions"]:
+            if condition["type"] == "Ready":
+                condition["status"] = "True" if ready else "False"
+        return obj
+
+    testbed.apiserver.objects.update("v1", "nodes", None, node, change)
+
+
+@pytest.mark.parametrize(
+    "config_changes", [{"alerts": {"node_not_ready_after": 1, "node_check_every": 0.2}}]
+)
+async def test_kubegate_alerts_on_a_node_notready_too_long_and_resolves_it_when_ready(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    set_ready(testbed, "worker-3", False)
+    alert = await testbed.slack.wait_for(
+        lambda: next(
+            (m for m in testbed.slack.messages(CHANNEL) if "NodeNotReady" in m.shown), None
+        ),
+        timeout=10,
+    )
+    assert (
+        "🔥 FIRING: NodeNotReady · worker-3" in alert.shown and "[Cordon worker-3]" in alert.shown
+    )
+    assert "[Silence 1h]" not in alert.shown  # Alertmanager cannot silence kubegate's own alert
+    set_ready(testbed, "worker-3", True)
+    await wait_text(testbed, alert.ts, "✅ RESOLVED", timeout=10)
+    assert len([m for m in testbed.slack.messages(CHANNEL) if "NodeNotReady" in m.shown]) == 1
