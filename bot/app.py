@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 
 from bot.actions import recover_interrupted
 from bot.alerts import Alerts
@@ -145,6 +146,20 @@ def build(
     return Runtime(settings, config, store, audit, redactor, kubegate, backup_dir)
 
 
+async def start_http(kubegate: Kubegate, app: AsyncApp, *, port: int) -> tuple[web.AppRunner, int]:
+    """`/slack/events`, `/alerts/alertmanager` and `/healthz` on `port` (0: any free one)."""
+    application = web_application(app)
+    assert kubegate.alerts is not None
+    application.router.add_post("/alerts/alertmanager", kubegate.alerts.webhook)
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host="0.0.0.0", port=port)  # noqa: S104 — a server
+    await site.start()
+    bound = runner.addresses[0][1] if runner.addresses else port
+    log.info("kubegate listening on port %s (/slack/events, /alerts/alertmanager, /healthz)", bound)
+    return runner, int(bound)
+
+
 async def serve(
     settings: Settings,
     *,
@@ -173,15 +188,7 @@ async def serve(
     app = bolt_app(
         runtime.kubegate, client=holder["chat"].client, signing_secret=credentials.signing_secret
     )
-    application = web_application(app)
-    assert runtime.kubegate.alerts is not None
-    application.router.add_post("/alerts/alertmanager", runtime.kubegate.alerts.webhook)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host="0.0.0.0", port=settings.port)  # noqa: S104 — a server
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else settings.port
-    log.info("kubegate listening on port %s (/slack/events, /alerts/alertmanager, /healthz)", port)
+    runner, port = await start_http(runtime.kubegate, app, port=settings.port)
     socket_mode = None
     if credentials.app_token:
         # Socket Mode: Slack delivers over a WebSocket kubegate opens; no public endpoint.

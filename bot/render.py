@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, REVIEW, Button, Card
-from bot.store import Job, JobState, Review, StepRecord, VoteRecord
+from bot.store import Job, JobState, StepRecord, VoteRecord
+from bot.store_side import Review
 from playbooks.plan import Plan
 
 ICONS = {

@@ -242,21 +242,19 @@ class Kubegate:
             await self.chat.ephemeral(channel, user, f"{plan.target} is locked by job #{holder}.")
             return
         self.audit.record_job("request", job, actor=user, command=job.command_text, channel=channel)
-        self.audit.record_job(
-            "plan",
-            job,
-            actor="system",
-            plan_digest=plan.digest,
-            steps=[s.title for s in plan.steps],
-            facts=plan.facts,
-        )
+        self.audit.record_job("plan", job, actor="system", plan_digest=plan.digest,
+                              steps=[s.title for s in plan.steps], facts=plan.facts)  # fmt: skip
+        await self._announce(job, user=user, channel=channel)
+
+    async def _announce(self, job: Job, *, user: str, channel: str) -> None:
+        """The root message, then: approvals, or (break-glass, or none needed) the run itself."""
         posted = self._root_card(job.id)
         ts = await self.chat.post(channel, posted)
         self.store.set_root_ts(job.id, ts, only_if_missing=True)
         if self._root_card(job.id) != posted:
             # A click landed between the post and storing its ts: show what it changed.
             await self.refresh_root(job.id)
-        if break_glass:
+        if job.break_glass:
             await self._break_glass(job.id, user=user)
         elif job.approvals_needed == 0:
             await self.approve_now(job.id, actor="system")
