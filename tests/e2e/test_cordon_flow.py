@@ -265,3 +265,21 @@ async def test_slack_rate_limits_are_waited_out_and_nothing_is_lost(
     assert "approved by <@U0BOB>" in done.shown
     replies = testbed.slack.replies(CHANNEL, root.ts)
     assert len(replies) == 1 and "✅" in replies[0].shown
+
+
+@pytest.mark.parametrize(
+    "config_changes",
+    [{"roles": {"sre": ["U0ALICE"], "oncall": ["S0ONCALL"]},
+      "policy": [{"verbs": ["cordon"], "requesters": ["sre"], "approvals": 1, "approvers": ["oncall"]}]}],
+)  # fmt: skip
+async def test_a_role_given_through_a_slack_user_group_lets_its_members_approve(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    testbed.slack.usergroups["S0ONCALL"] = ["U0DAVE"]
+    root = await request(testbed, "U0ALICE", "cordon worker-1")
+    await click(testbed, "U0BOB", root, "Approve")  # not in the group any more: refused
+    await wait_ephemeral(testbed, "U0BOB", "Only `oncall` may vote")
+    await click(testbed, "U0DAVE", root, "Approve")
+    done = await wait_text(testbed, root.ts, "SUCCEEDED")
+    assert "approved by <@U0DAVE>" in done.shown
+    assert testbed.slack.calls["usergroups.users.list"] >= 1
