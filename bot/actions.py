@@ -19,6 +19,7 @@ from bot.chat import (
     RETRY,
     REVIEW,
 )
+from bot.jobcontrol import HALTED, relock, responsible
 from bot.render import interrupted_card
 from bot.service import Kubegate
 from bot.store import Job, JobState, utcnow
@@ -112,24 +113,18 @@ async def vote(
 
 
 async def control(kubegate: Kubegate, job: Job, *, user: str, action_id: str) -> str | None:
-    rule = kubegate.rule(job.verb, job.cluster)
-    roles = await kubegate.roles(user)
-    if user != job.requester and not (rule and roles & set(rule.approvers)):
-        kubegate.audit.record_job(
-            "refusal",
-            job,
-            actor=user,
-            reason=f"not allowed to {action_id}",
-        )
-        return "Only the requester or an approver of this job may do that."
-    halted = [JobState.INTERRUPTED, JobState.FAILED]
+    """[Resume]/[Retry step] and [Abort] on a halted job: the same rules as /kube retry|cancel."""
+    verb = "cancel" if action_id == ABORT else "retry"
+    if not await responsible(kubegate, job, user=user, verb=verb):
+        kubegate.audit.record_job("refusal", job, actor=user, reason=f"not allowed to {action_id}")
+        return f"Only the requester or an approver of job #{job.id} may do that."
     if action_id == ABORT:
-        done = await kubegate.engine.abort(job.id, actor=user, from_states=halted)
+        done = await kubegate.engine.abort(job.id, actor=user, from_states=HALTED)
     else:
-        held = kubegate.store.acquire_locks(job.id, job.cluster, job.plan.get("locks", []))
-        if held is not None:
-            return f"Job #{held} now holds a lock this job needs; wait for it to end."
-        done = await kubegate.engine.resume(job.id, actor=user, from_states=halted)
+        refusal = relock(kubegate, job)
+        if refusal:
+            return refusal
+        done = await kubegate.engine.resume(job.id, actor=user, from_states=HALTED)
     if not done:
         return f"Job #{job.id} is {job.state.value.lower()}; nothing to do."
     return None

@@ -79,14 +79,22 @@ async def cancel(kubegate: Kubegate, job: Job, *, user: str) -> str:
     return f"Job #{job.id} is {job.state.value}; try again in a moment."
 
 
+def relock(kubegate: Kubegate, job: Job) -> str | None:
+    """A halted job released its locks; take them again before it runs, or say who holds them."""
+    held = kubegate.store.acquire_locks(job.id, job.cluster, job.plan.get("locks", []))
+    if held is not None:
+        return f"Job #{held} now holds a lock job #{job.id} needs; wait for it to end."
+    return None
+
+
 async def retry(kubegate: Kubegate, job: Job, *, user: str) -> str:
     if job.state not in HALTED:
         return (
             f"Only a failed or interrupted job can be retried; job #{job.id} is {job.state.value}."
         )
-    held = kubegate.store.acquire_locks(job.id, job.cluster, job.plan.get("locks", []))
-    if held is not None:
-        return f"Job #{held} now holds a lock job #{job.id} needs; wait for it to end."
+    refusal = relock(kubegate, job)
+    if refusal:
+        return refusal
     kubegate.spawn(_resume(kubegate, job.id, user))
     return f"Retrying job #{job.id} from its first unfinished step."
 
