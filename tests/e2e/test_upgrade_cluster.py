@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+from pathlib import Path
 from typing import Any
 
 from testbed.up import Testbed
 from tests.e2e.conftest import Served
-from tests.e2e.slack_steps import CHANNEL, kubectl, request, wait_ephemeral, wait_reply, wait_text
+from tests.e2e.slack_steps import (
+    CHANNEL,
+    click,
+    kubectl,
+    request,
+    wait_ephemeral,
+    wait_reply,
+    wait_text,
+)
+from tests.e2e.test_restart import KubegateProcess, until
 from tests.e2e.test_upgrade_node import approve_twice
 
 WORKERS = [f"worker-{i}" for i in range(1, 9)]
@@ -95,3 +106,35 @@ async def test_a_cluster_upgrade_holds_the_whole_cluster_and_waits_for_node_jobs
     await request(testbed, "U0ALICE", "cordon worker-1")  # job #2 now holds worker-1
     await alice.slash("/kube upgrade cluster --to v1.31.3", channel=CHANNEL)
     await wait_ephemeral(testbed, "U0ALICE", "locked by job #2")
+
+
+async def test_a_cluster_upgrade_killed_mid_rollout_resumes_and_uncordons_the_node_it_cordoned(
+    full_testbed: Testbed, tmp_path: Path
+) -> None:
+    testbed, db = full_testbed, tmp_path / "kubegate.db"
+    kubegate = KubegateProcess(testbed, db, tmp_path / "kubegate.log")
+    await kubegate.start()
+    try:
+        testbed.fleet.hang("worker-2", "systemctl restart", times=1)  # dies with its SSH session
+        ts = await approve_twice(testbed, "upgrade cluster --to v1.31.3 --max-unavailable 1")
+        await until(lambda: any(c.argv[:2] == ["systemctl", "restart"] for c in testbed.fleet.calls("worker-2")),
+                    timeout=120)  # fmt: skip
+        kubegate.kill()  # SIGKILL with worker-2 drained and half upgraded
+        await kubegate.start()
+        root = testbed.slack.message(CHANNEL, ts)
+        assert root is not None
+        note = await wait_reply(testbed, root, "was interrupted")
+        await click(testbed, "U0ALICE", note, "Resume")
+        await wait_text(testbed, ts, "SUCCEEDED", timeout=180)
+    finally:
+        kubegate.kill(signal.SIGTERM)
+    nodes = json.loads(await asyncio.to_thread(kubectl, testbed, "get", "nodes", "-o", "json"))[
+        "items"
+    ]
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {"v1.31.3"}
+    assert not any(n["spec"].get("unschedulable") for n in nodes), "worker-2 must be uncordoned"
+    upgrades = [
+        c for c in testbed.fleet.calls("worker-1") if c.argv[:3] == ["kubeadm", "upgrade", "node"]
+    ]
+    assert len(upgrades) == 1, "a node finished before the crash is not upgraded again"
+    assert testbed.apiserver.stats()["max_unschedulable_nodes"] <= 1
