@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
+
+from testbed.daemons import free_port, stop_daemon
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 READY_TIMEOUT_S = 30.0
@@ -34,13 +35,6 @@ FAILED_REQUESTS_METRIC = 'alertmanager_notification_requests_failed_total{integr
 
 class AlertmanagerError(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _timestamp(moment: datetime.datetime) -> str:
@@ -132,20 +126,14 @@ class Alertmanager:
         self._write_config()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         for _attempt in range(5):
-            self.port = _free_port()
+            self.port = free_port()
             if await self._spawn():
                 return
         await self.stop()
         raise AlertmanagerError(f"alertmanager did not start; see {self.log_path}")
 
     async def stop(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
-            try:
-                await asyncio.wait_for(self._process.wait(), 10)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
+        await stop_daemon(self._process)
         self._process = None
         if self._session is not None:
             await self._session.close()

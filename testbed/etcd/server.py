@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import time
 from pathlib import Path
 
+from testbed.daemons import free_port, stop_daemon
 from testbed.etcd.certs import EtcdPki, write_etcd_pki
 
 ETCD = "/usr/bin/etcd"
@@ -24,13 +24,6 @@ SEED_KEYS = {
 
 class EtcdError(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Etcd:
@@ -82,20 +75,14 @@ class Etcd:
         self.pki = await asyncio.to_thread(write_etcd_pki, self.workdir / "pki")
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         for _attempt in range(5):
-            self.client_port, self.peer_port = _free_port(), _free_port()
+            self.client_port, self.peer_port = free_port(), free_port()
             if await self._spawn():
                 await self._seed()
                 return
         raise EtcdError(f"etcd did not start; see {self.workdir / 'etcd.log'}")
 
     async def stop(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
-            try:
-                await asyncio.wait_for(self._process.wait(), 10)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
+        await stop_daemon(self._process)
         self._process = None
 
     async def etcdctl(self, *args: str) -> str:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from testbed.apiserver import FakeApiServer, NodeSpec
 from testbed.apiserver.nodes import build_node
+from testbed.daemons import free_port
 from testbed.fleet import keys, layout, sshd
 from testbed.fleet.account import fleet_account
 from testbed.fleet.control import ControlEndpoint
@@ -250,7 +251,7 @@ class Fleet:
     async def _spawn(self, node: FleetNode, config: sshd.SshdConfig) -> None:
         last_error: Exception | None = None
         for _attempt in range(PORT_ATTEMPTS):
-            port = config.port or sshd.free_port(node.address)
+            port = config.port or free_port(node.address)
             config = dataclasses.replace(config, port=port)
             try:
                 process = await sshd.spawn(

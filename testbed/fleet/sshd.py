@@ -11,7 +11,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -68,14 +67,6 @@ LogLevel INFO
 SetEnv {env}
 Subsystem sftp internal-sftp
 """
-
-
-def free_port(address: str) -> int:
-    """A port nobody listens on at `address` right now (the caller retries if it loses a race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((address, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @functools.cache
