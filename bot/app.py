@@ -112,6 +112,8 @@ def setup_logging(redactor: Redactor, level: int = logging.INFO) -> None:
     root.setLevel(level)
     # asyncssh logs every command line at INFO; commands may carry secrets (a join token).
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    # APScheduler logs every periodic run at INFO: noise every 30 s.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def build(
