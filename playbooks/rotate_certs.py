@@ -8,8 +8,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import hvac.exceptions
-
 from commands import Command, RotateCertsCommand
 from playbooks.base import ClusterHandle, Playbook, Step, StepContext, StepResult
 from playbooks.cert_checks import (
@@ -22,7 +20,6 @@ from playbooks.plan import Plan, PlannedStep
 from playbooks.remote import NodeRef, Remote, RemoteCommand, failed
 from playbooks.ssh import SshTarget
 from playbooks.static_pods import CONTROL_PLANE_PODS, StaticPod, restart_static_pod
-from playbooks.vault import Vault, VaultError
 
 RENEW_ALL = RemoteCommand.of("kubeadm", "certs", "renew", "all")
 FRESH_DAYS = 300  # kubeadm renews for a year; a certificate this far out needs nothing
@@ -135,17 +132,6 @@ def renewed(before: str, after: str, *, now: datetime) -> bool:
     return after > before or fresh
 
 
-async def kv_version(vault: Vault, path: str) -> int:
-    """The current version of a KV v2 secret; 0 when there is none yet (check-and-set 0)."""
-    try:
-        _, version = await vault.read(path)
-    except VaultError as error:
-        if isinstance(error.__cause__, hvac.exceptions.InvalidPath):
-            return 0
-        raise
-    return version
-
-
 class StoreInVault(Step):
     """Each node's renewed public certificates as one KV v2 secret, written with check-and-set."""
 
@@ -170,7 +156,7 @@ class StoreInVault(Step):
                     ok=False, summary=f"no renewed certificate file found on {target.node}"
                 )
             path = vault_path(ctx.cluster, target.node)
-            cas = await kv_version(vault, path)
+            cas = await vault.version(path)
             secret = {**certificates, "kubegate_job": str(ctx.job_id)}
             versions[target.node] = await vault.write(path, secret, cas=cas)
             ctx.checkpoint({"versions": versions})

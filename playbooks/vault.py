@@ -94,6 +94,16 @@ class Vault:
         data = answer["data"]
         return dict(data["data"]), int(data["metadata"]["version"])
 
+    async def version(self, path: str) -> int:
+        """The current version of a KV v2 secret; 0 when there is none yet (what `cas` wants)."""
+        try:
+            _, version = await self.read(path)
+        except VaultError as error:
+            if isinstance(error.__cause__, hvac.exceptions.InvalidPath):
+                return 0
+            raise
+        return version
+
     async def write(self, path: str, secret: dict[str, Any], *, cas: int | None) -> int:
         """Write a KV v2 secret; `cas` is the version we read (0: must not exist yet)."""
         answer = await self._call(
