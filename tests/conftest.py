@@ -1,40 +1,42 @@
-"""Shared fixtures: a running testbed (fake apiserver + Slack emulator) and kubegate on it."""
+"""Shared fixtures: a running testbed (fake apiserver + Slack emulator, optionally its machines)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from testbed.up import Testbed, start_testbed
 
 
-@pytest.fixture
-async def testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
+@contextlib.asynccontextmanager
+async def running_testbed(directory: Path, **options: Any) -> AsyncIterator[Testbed]:
     # A short heartbeat proves kubegate never guards on a node's resourceVersion.
-    world = await start_testbed(tmp_path / "testbed", heartbeat_interval=0.5, fleet=False)
+    world = await start_testbed(directory, heartbeat_interval=0.5, **options)
     try:
         yield world
     finally:
         await world.stop()
+
+
+@pytest.fixture
+async def testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
+    async with running_testbed(tmp_path / "testbed", fleet=False) as world:
+        yield world
 
 
 @pytest.fixture
 async def full_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
-    """The testbed with its machines: an sshd per node, Vault and a real etcd."""
-    world = await start_testbed(tmp_path / "testbed", heartbeat_interval=0.5, spare=1)
-    try:
+    """The testbed with its machines: an sshd per node, Vault, a real etcd and Alertmanager."""
+    async with running_testbed(tmp_path / "testbed", spare=1) as world:
         yield world
-    finally:
-        await world.stop()
 
 
 @pytest.fixture
 async def big_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
     """One control plane and eight workers, each with its sshd: for cluster-wide upgrades."""
-    world = await start_testbed(tmp_path / "testbed", workers=8, heartbeat_interval=0.5)
-    try:
+    async with running_testbed(tmp_path / "testbed", workers=8) as world:
         yield world
-    finally:
-        await world.stop()
