@@ -7,8 +7,6 @@ COPY bot ./bot
 COPY commands ./commands
 COPY approvals ./approvals
 COPY playbooks ./playbooks
-COPY testbed ./testbed
-COPY bench ./bench
 RUN /opt/kubegate/bin/pip install --no-cache-dir --no-deps .
 
 FROM python:3.11-slim

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -132,6 +133,14 @@ async def _console(settings: Settings, *, user: str | None, channel: str | None)
 
 def _demo(directory: str | None) -> int:
     """Start the testbed as its own process, then a console on it, as a newcomer would."""
+    # The testbed is test support, not in the installed package: only a checkout has it.
+    if importlib.util.find_spec("testbed") is None:
+        print(
+            "kubegate demo needs a checkout of kubegate's repository (its testbed is not part of"
+            " the installed package): in the checkout, run scripts/setup && .venv/bin/kubegate demo",
+            file=sys.stderr,
+        )
+        return 1
     where = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="kubegate-demo-"))
     where.mkdir(parents=True, exist_ok=True)
     description = where / "testbed.json"
