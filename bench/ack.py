@@ -184,8 +184,14 @@ async def phase(
     warmup: int,
 ) -> list[Sample]:
     bodies = slash_bodies(testbed, commands, warmup + requests)
-    load = partial(run_load, url=target.url, signing_secret=testbed.slack.signing_secret,
-                   bodies=bodies, concurrency=concurrency, warmup=warmup)  # fmt: skip
+    load = partial(
+        run_load,
+        url=target.url,
+        signing_secret=testbed.slack.signing_secret,
+        bodies=bodies,
+        concurrency=concurrency,
+        warmup=warmup,
+    )
     samples = await asyncio.get_running_loop().run_in_executor(pool, load)
     # Background work (kubegate's planning, Bolt's listener tasks) ends before the next turn.
     await target.settle()
@@ -205,20 +211,37 @@ async def measure(
 ) -> dict[int, dict[str, Measured]]:
     results: dict[int, dict[str, Measured]] = {}
     for name in APPS:  # first requests pay for auth.test, connection set-up, imports
-        await phase(pool, testbed, targets[name], commands=commands, concurrency=1,
-                    requests=0, warmup=warmup)  # fmt: skip
+        await phase(
+            pool,
+            testbed,
+            targets[name],
+            commands=commands,
+            concurrency=1,
+            requests=0,
+            warmup=warmup,
+        )
     for level in levels:
         results[level] = {name: Measured() for name in APPS}
         order = ("kubegate", "bolt", "bolt", "kubegate")  # ABBA: drift in load hits both alike
         for name in order:
-            samples = await phase(pool, testbed, targets[name], commands=commands,
-                                  concurrency=level, requests=requests // 2,
-                                  warmup=max(warmup, 2 * level))  # fmt: skip
+            samples = await phase(
+                pool,
+                testbed,
+                targets[name],
+                commands=commands,
+                concurrency=level,
+                requests=requests // 2,
+                warmup=max(warmup, 2 * level),
+            )
             results[level][name].samples += samples
             results[level][name].phase_p99_ms.append(percentile_ms(samples, 99))
-            print(f"c={level:<3} {name:<9} {len(samples)} requests: "
-                  f"p50 {percentile_ms(samples, 50):7.2f} ms  p99 {percentile_ms(samples, 99):7.2f} ms  "
-                  f"max {percentile_ms(samples, 100):7.2f} ms", file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"c={level:<3} {name:<9} {len(samples)} requests: "
+                f"p50 {percentile_ms(samples, 50):7.2f} ms  p99 {percentile_ms(samples, 99):7.2f} ms  "
+                f"max {percentile_ms(samples, 100):7.2f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
     return results
 
 
@@ -265,8 +288,11 @@ def report(
 
 async def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     commands = args.command or list(MIX)
-    context: dict[str, Any] = {"commands": commands, "cpus": os.cpu_count(),
-                               "load_1m_before": round(os.getloadavg()[0], 2)}  # fmt: skip
+    context: dict[str, Any] = {
+        "commands": commands,
+        "cpus": os.cpu_count(),
+        "load_1m_before": round(os.getloadavg()[0], 2),
+    }
     spawn = multiprocessing.get_context("spawn")
     with (
         tempfile.TemporaryDirectory(prefix="bench-ack-") as scratch,
@@ -283,9 +309,15 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
                     "kubegate": Target("kubegate", url, runtime.kubegate.idle),
                     "bolt": Target("bolt", bolt_url, nothing_to_settle),
                 }
-                results = await measure(pool, testbed, targets, commands=commands,
-                                        levels=args.levels, requests=args.requests,
-                                        warmup=args.warmup)  # fmt: skip
+                results = await measure(
+                    pool,
+                    testbed,
+                    targets,
+                    commands=commands,
+                    levels=args.levels,
+                    requests=args.requests,
+                    warmup=args.warmup,
+                )
                 calls = Counter(testbed.slack.calls)
                 calls.subtract(calls_before)
         finally:
@@ -301,14 +333,27 @@ def levels_arg(text: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ack", description=__doc__)
-    parser.add_argument("--levels", type=levels_arg, default=[1, 50],
-                        help="comma-separated client counts (default 1,50)")  # fmt: skip
-    parser.add_argument("--requests", type=int, default=400,
-                        help="measured requests per app and level, split over two turns (default 400)")  # fmt: skip
-    parser.add_argument("--warmup", type=int, default=20,
-                        help="unmeasured requests before each turn (at least 2 × clients; default 20)")  # fmt: skip
-    parser.add_argument("--command", action="append",
-                        help="a slash command to send instead of the mix (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--levels",
+        type=levels_arg,
+        default=[1, 50],
+        help="comma-separated client counts (default 1,50)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=400,
+        help="measured requests per app and level, split over two turns (default 400)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=20,
+        help="unmeasured requests before each turn (at least 2 × clients; default 20)",
+    )
+    parser.add_argument(
+        "--command", action="append", help="a slash command to send instead of the mix (repeatable)"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     figures, failures = asyncio.run(run(args))

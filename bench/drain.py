@@ -60,11 +60,20 @@ async def drain_with_kubegate(testbed: Testbed) -> float:
 async def drain_with_kubectl(testbed: Testbed, home: Path) -> float:
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        "kubectl", "--kubeconfig", str(testbed.kubeconfig), "--cache-dir", str(home / "cache"),
-        "drain", NODE, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=10m",
+        "kubectl",
+        "--kubeconfig",
+        str(testbed.kubeconfig),
+        "--cache-dir",
+        str(home / "cache"),
+        "drain",
+        NODE,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout=10m",
         env={**os.environ, "HOME": str(home)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"kubectl drain failed:\n{output.decode()[-2000:]}")
@@ -74,8 +83,14 @@ async def drain_with_kubectl(testbed: Testbed, home: Path) -> float:
 def left_on_node(testbed: Testbed) -> list[str]:
     """Pods still on the node that a drain should have moved (not DaemonSet, not mirror)."""
     pods = [pod_view(p) for p in testbed.apiserver.objects.list("v1", "pods")]
-    return [p.key for p in pods if p.labels is not None and not p.mirror and p.owner_kind != "DaemonSet"
-            and _node_of(testbed, p.namespace, p.name) == NODE]  # fmt: skip
+    return [
+        p.key
+        for p in pods
+        if p.labels is not None
+        and not p.mirror
+        and p.owner_kind != "DaemonSet"
+        and _node_of(testbed, p.namespace, p.name) == NODE
+    ]
 
 
 def _node_of(testbed: Testbed, namespace: str, name: str) -> str | None:
@@ -100,8 +115,11 @@ async def one_run(name: str, directory: Path) -> dict[str, Any]:
             seconds = await drain_with_kubectl(testbed, directory / "kubectl-home")
         stats = testbed.apiserver.stats()
         leftovers = left_on_node(testbed)
-        print(f"{name}: drained {pods} pods from {NODE} in {seconds:.2f} s; "
-              f"PDB violations {stats['pdb_violations']}; left behind: {leftovers or 'none'}", flush=True)  # fmt: skip
+        print(
+            f"{name}: drained {pods} pods from {NODE} in {seconds:.2f} s; "
+            f"PDB violations {stats['pdb_violations']}; left behind: {leftovers or 'none'}",
+            flush=True,
+        )
         return {
             "seconds": seconds,
             "pods": pods,

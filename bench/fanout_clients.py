@@ -102,9 +102,20 @@ async def ansible_fanout(fleet: Fleet, command: str, *, release: str) -> WayResu
         inventory.write_text(yaml.safe_dump(ansible_inventory(fleet)))
         tree = scratch / "tree"
         argv = [
-            str(ansible), "all", "-i", str(inventory), "-m", "shell", "-a", command,
-            "-f", str(len(fleet.nodes)), "-o", "--tree", str(tree),
-        ]  # fmt: skip
+            str(ansible),
+            "all",
+            "-i",
+            str(inventory),
+            "-m",
+            "shell",
+            "-a",
+            command,
+            "-f",
+            str(len(fleet.nodes)),
+            "-o",
+            "--tree",
+            str(tree),
+        ]
         environment = ansible_environment(scratch, shared / "ansible-tmp")
         seconds, code, output = await _timed(argv, cwd=scratch, env=environment)
         node_failures = _ansible_failures(fleet, tree, release)
@@ -127,12 +138,28 @@ def _ansible_failures(fleet: Fleet, tree: Path, release: str) -> list[str]:
 
 def openssh_argv(fleet: Fleet, options: Sequence[str] = ()) -> list[str]:
     return [
-        "xargs", "-P", str(len(fleet.nodes)), "-L", "1",
-        "ssh", "-i", str(fleet.client_key_path), "-F", "/dev/null",
-        "-o", f"UserKnownHostsFile={fleet.known_hosts_path}",
-        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-        "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", *options,
-    ]  # fmt: skip
+        "xargs",
+        "-P",
+        str(len(fleet.nodes)),
+        "-L",
+        "1",
+        "ssh",
+        "-i",
+        str(fleet.client_key_path),
+        "-F",
+        "/dev/null",
+        "-o",
+        f"UserKnownHostsFile={fleet.known_hosts_path}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=10",
+        *options,
+    ]
 
 
 def openssh_lines(fleet: Fleet, command: str) -> str:
@@ -143,8 +170,9 @@ def openssh_lines(fleet: Fleet, command: str) -> str:
     )
 
 
-async def openssh_fanout(fleet: Fleet, command: str, *, release: str,
-                         options: Sequence[str] = ()) -> WayResult:  # fmt: skip
+async def openssh_fanout(
+    fleet: Fleet, command: str, *, release: str, options: Sequence[str] = ()
+) -> WayResult:
     """`xargs -P N ssh [options] …`: xargs exits 0 only if every ssh did; each prints one line."""
     if "'" in command:
         raise ValueError("the command is quoted for xargs with single quotes")
@@ -159,16 +187,24 @@ async def openssh_fanout(fleet: Fleet, command: str, *, release: str,
     return WayResult(seconds, len(releases), failures)
 
 
-async def _timed(argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-                 stdin: bytes | None = None, split_stderr: bool = False) -> tuple[float, int, str]:  # fmt: skip
+async def _timed(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    split_stderr: bool = False,
+) -> tuple[float, int, str]:
     """Run to completion; (wall seconds from spawn to exit, exit code, stdout[+stderr])."""
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, env=env,
+        *argv,
+        cwd=cwd,
+        env=env,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE if split_stderr else asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+    )
     try:
         async with asyncio.timeout(SUBPROCESS_DEADLINE_S):
             out, err = await process.communicate(stdin)

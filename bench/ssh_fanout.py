@@ -135,8 +135,10 @@ async def run_benchmark(*, nodes: int, ways: Sequence[str], workdir: Path) -> di
     log(f"starting {nodes} sshd nodes under {workdir}")
     await fleet.start()
     # Other work on the machine moves every figure; the load says how much to trust a run.
-    context = {"fleet_start_s": round(time.monotonic() - started, 3),
-               "load_1m_before": round(os.getloadavg()[0], 2)}  # fmt: skip
+    context = {
+        "fleet_start_s": round(time.monotonic() - started, 3),
+        "load_1m_before": round(os.getloadavg()[0], 2),
+    }
     try:
         outcomes = await measure(fleet, ways, release)
     finally:
@@ -153,9 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ssh_fanout", description=__doc__)
     parser.add_argument("--nodes", type=int, default=50, help="fleet size (default 50)")
     parser.add_argument(
-        "--ways", default=",".join(WAYS),
+        "--ways",
+        default=",".join(WAYS),
         help=f"comma-separated subset of {','.join(WAYS)} (default all)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     ways = [way for way in args.ways.split(",") if way]
     unknown = sorted(set(ways) - set(WAYS))

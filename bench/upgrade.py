@@ -29,21 +29,44 @@ TARGET = "v1.31.3"
 def workload(workers: int) -> dict[str, Any]:
     names = ",".join(f"worker-{i}" for i in range(1, workers + 1))
     return {
-        "readiness_delay": 0.2, "termination_delay": 0.2,
+        "readiness_delay": 0.2,
+        "termination_delay": 0.2,
         "manifests": [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}},
-            {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "node-agent", "namespace": "kube-system"},
-             "spec": {"selector": {"matchLabels": {"app": "node-agent"}},
-                      "template": {"metadata": {"labels": {"app": "node-agent"}},
-                                   "spec": {"containers": [{"name": "agent", "image": "agent:1"}],
-                                            "tolerations": [{"operator": "Exists"}]}}}},
-            {"apiVersion": "apps/v1", "kind": "Deployment",
-             "metadata": {"name": "web", "namespace": "bench", "annotations": {"testbed.kubegate.io/initial-nodes": names}},
-             "spec": {"replicas": workers, "selector": {"matchLabels": {"app": "web"}},
-                      "template": {"metadata": {"labels": {"app": "web"}},
-                                   "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}},
+            {
+                "apiVersion": "apps/v1",
+                "kind": "DaemonSet",
+                "metadata": {"name": "node-agent", "namespace": "kube-system"},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "node-agent"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "node-agent"}},
+                        "spec": {
+                            "containers": [{"name": "agent", "image": "agent:1"}],
+                            "tolerations": [{"operator": "Exists"}],
+                        },
+                    },
+                },
+            },
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": "web",
+                    "namespace": "bench",
+                    "annotations": {"testbed.kubegate.io/initial-nodes": names},
+                },
+                "spec": {
+                    "replicas": workers,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+                    },
+                },
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 async def wait_until(condition: Any, timeout: float) -> None:
@@ -73,8 +96,13 @@ async def one_run(max_unavailable: int, workers: int, directory: Path) -> dict[s
     running: list[asyncio.Task[None]] = []
     try:
         await testbed.apiserver.load_scenario(workload(workers))
-        settings = Settings.model_validate({"KUBEGATE_CONFIG": str(testbed.config_path),
-                                            "KUBEGATE_DB": str(directory / "kubegate.db"), "KUBEGATE_PORT": 0})  # fmt: skip
+        settings = Settings.model_validate(
+            {
+                "KUBEGATE_CONFIG": str(testbed.config_path),
+                "KUBEGATE_DB": str(directory / "kubegate.db"),
+                "KUBEGATE_PORT": 0,
+            }
+        )
         port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         server = asyncio.create_task(serve(settings, ready=port.set_result, stop=stop))
         running.append(server)
@@ -89,8 +117,13 @@ async def one_run(max_unavailable: int, workers: int, directory: Path) -> dict[s
         root = next(m for m in slack.messages(CHANNEL) if "job #1" in m.shown)
         for approver in ("U0BOB", "U0CAROL"):
             await slack.user(approver).click(channel=CHANNEL, message_ts=root.ts, label="Approve")
-        await wait_until(lambda: any(w in (slack.message(CHANNEL, root.ts) or root).shown
-                                     for w in ("SUCCEEDED", "FAILED")), 900)  # fmt: skip
+        await wait_until(
+            lambda: any(
+                w in (slack.message(CHANNEL, root.ts) or root).shown
+                for w in ("SUCCEEDED", "FAILED")
+            ),
+            900,
+        )
         await asyncio.sleep(0.5)  # let the last updates land before counting
         job_calls = sum(slack.calls.values()) - calls_before
         step = workers_step(directory / "kubegate.db")
@@ -99,11 +132,16 @@ async def one_run(max_unavailable: int, workers: int, directory: Path) -> dict[s
         bound = workers / max_unavailable * mean
         stats = testbed.apiserver.stats()
         figures = {
-            "workers": workers, "wall_s": round(step["seconds"], 2), "per_node_s": round(mean, 2),
-            "lower_bound_s": round(bound, 2), "ratio": round(step["seconds"] / bound, 3),
-            "max_unschedulable": stats["max_unschedulable_nodes"], "pdb_violations": stats["pdb_violations"],
-            "slack_calls_per_job": job_calls, "job_state": step["job"],
-        }  # fmt: skip
+            "workers": workers,
+            "wall_s": round(step["seconds"], 2),
+            "per_node_s": round(mean, 2),
+            "lower_bound_s": round(bound, 2),
+            "ratio": round(step["seconds"] / bound, 3),
+            "max_unschedulable": stats["max_unschedulable_nodes"],
+            "pdb_violations": stats["pdb_violations"],
+            "slack_calls_per_job": job_calls,
+            "job_state": step["job"],
+        }
         print(
             f"max-unavailable {max_unavailable}: {json.dumps(figures)}", file=sys.stderr, flush=True
         )

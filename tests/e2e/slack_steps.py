@@ -19,8 +19,11 @@ CHANNEL = "C0OPS"
 def kubectl(testbed: Testbed, *args: str) -> str:
     result = subprocess.run(
         ["kubectl", "--kubeconfig", str(testbed.kubeconfig), *args],
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return result.stdout
 
 
@@ -80,5 +83,7 @@ def kubegate_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(Path(sys.executable).parent / "kubegate"), *args],
         env={"KUBEGATE_DB": str(db), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

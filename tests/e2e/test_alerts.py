@@ -24,21 +24,38 @@ def webhook(
 ) -> dict[str, Any]:
     labels = {"alertname": "NodeDiskPressure", "node": node, "severity": "warning"}
     return {
-        "version": "4", "groupKey": group, "status": status, "receiver": "kubegate",
-        "groupLabels": {"alertname": "NodeDiskPressure"}, "commonLabels": labels,
-        "commonAnnotations": {}, "externalURL": "http://alertmanager.example:9093", "truncatedAlerts": 0,
-        "alerts": [{"status": status, "labels": labels,
-                    "annotations": {"summary": f"{node}: disk 93% full"},
-                    "startsAt": "2026-11-24T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "http://prometheus.example/graph", "fingerprint": "c0ffee"}],
-    }  # fmt: skip
+        "version": "4",
+        "groupKey": group,
+        "status": status,
+        "receiver": "kubegate",
+        "groupLabels": {"alertname": "NodeDiskPressure"},
+        "commonLabels": labels,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "truncatedAlerts": 0,
+        "alerts": [
+            {
+                "status": status,
+                "labels": labels,
+                "annotations": {"summary": f"{node}: disk 93% full"},
+                "startsAt": "2026-11-24T10:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.example/graph",
+                "fingerprint": "c0ffee",
+            }
+        ],
+    }
 
 
 async def send(kubegate: Served, body: dict[str, Any], token: str) -> int:
-    async with aiohttp.ClientSession() as session, session.post(
-        f"http://127.0.0.1:{kubegate.port}/alerts/alertmanager", json=body,
-        headers={"Authorization": f"Bearer {token}"},
-    ) as response:  # fmt: skip
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://127.0.0.1:{kubegate.port}/alerts/alertmanager",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response,
+    ):
         return response.status
 
 
@@ -67,9 +84,9 @@ async def test_an_alert_group_is_posted_once_with_node_buttons_and_updated_when_
     assert await send(kubegate, webhook("resolved"), testbed.alerts_token) == 200
     resolved = await wait_text(testbed, firing.ts, "✅ RESOLVED")
     assert "[Cordon" not in resolved.shown and len(alert_messages(testbed)) == 1
-    assert [e["details"]["status"] for e in audit_of(kubegate.db).events(action="alert.received")] == [
-        "firing", "firing", "resolved"
-    ]  # fmt: skip
+    assert [
+        e["details"]["status"] for e in audit_of(kubegate.db).events(action="alert.received")
+    ] == ["firing", "firing", "resolved"]
 
 
 async def test_a_cordon_click_on_an_alert_starts_a_request_that_still_needs_approval(

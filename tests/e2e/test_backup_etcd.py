@@ -28,9 +28,12 @@ from tests.e2e.slack_steps import (
 def snapshot_status(path: Path) -> dict[str, int]:
     result = subprocess.run(
         ["etcdctl", "snapshot", "status", str(path), "-w", "json"],
-        env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-        check=True, timeout=30,
-    )  # fmt: skip
+        env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     status: dict[str, int] = json.loads(result.stdout)
     return status
 
@@ -170,8 +173,14 @@ async def test_keys_from_vault_and_a_vault_signed_certificate_log_in_to_the_node
     testbed = full_testbed
     assert testbed.world is not None
     vault = testbed.world.vault
-    vault.kv.write("kubegate/ssh", {"private_key": testbed.fleet.client_key_path.read_text(),
-                                    "known_hosts": testbed.fleet.known_hosts_path.read_text()}, None)  # fmt: skip
+    vault.kv.write(
+        "kubegate/ssh",
+        {
+            "private_key": testbed.fleet.client_key_path.read_text(),
+            "known_hosts": testbed.fleet.known_hosts_path.read_text(),
+        },
+        None,
+    )
     config = yaml.safe_load(testbed.config_path.read_text())
     ssh = config["clusters"][0]["inventory"]["ssh"]
     for key in ("private_key", "known_hosts"):
@@ -180,8 +189,12 @@ async def test_keys_from_vault_and_a_vault_signed_certificate_log_in_to_the_node
         private_key_vault="kubegate/ssh", known_hosts_vault="kubegate/ssh", sign_with_vault=True
     )
     if auth == "approle":
-        config["vault"] = {"url": vault.url, "auth": "approle", "role_id": vault.approle_role_id,
-                           "secret_id": vault.approle_secret_id}  # fmt: skip
+        config["vault"] = {
+            "url": vault.url,
+            "auth": "approle",
+            "role_id": vault.approle_role_id,
+            "secret_id": vault.approle_secret_id,
+        }
     # Only a certificate from Vault's SSH CA can log in now: the plain key is no longer authorized.
     (testbed.fleet.public_dir / "authorized_keys").write_text("")
     async with serving(testbed, tmp_path, config) as served:

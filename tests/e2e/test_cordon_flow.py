@@ -239,9 +239,19 @@ async def test_break_glass_runs_without_approval_loudly_and_leaves_a_review_for_
 
 @pytest.mark.parametrize(
     "config_changes",
-    [{"freezes": [{"name": "year-end", "start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
-                   "reason": "holiday trading"}]}],
-)  # fmt: skip
+    [
+        {
+            "freezes": [
+                {
+                    "name": "year-end",
+                    "start": "2026-01-01T00:00:00Z",
+                    "end": "2099-01-01T00:00:00Z",
+                    "reason": "holiday trading",
+                }
+            ]
+        }
+    ],
+)
 async def test_a_change_freeze_stops_requests_but_not_break_glass(
     testbed: Testbed, kubegate: Served
 ) -> None:
@@ -269,9 +279,20 @@ async def test_slack_rate_limits_are_waited_out_and_nothing_is_lost(
 
 @pytest.mark.parametrize(
     "config_changes",
-    [{"roles": {"sre": ["U0ALICE"], "oncall": ["S0ONCALL"]},
-      "policy": [{"verbs": ["cordon"], "requesters": ["sre"], "approvals": 1, "approvers": ["oncall"]}]}],
-)  # fmt: skip
+    [
+        {
+            "roles": {"sre": ["U0ALICE"], "oncall": ["S0ONCALL"]},
+            "policy": [
+                {
+                    "verbs": ["cordon"],
+                    "requesters": ["sre"],
+                    "approvals": 1,
+                    "approvers": ["oncall"],
+                }
+            ],
+        }
+    ],
+)
 async def test_a_role_given_through_a_slack_user_group_lets_its_members_approve(
     testbed: Testbed, kubegate: Served
 ) -> None:

@@ -17,8 +17,12 @@ SCRIPT = """/kube help
 def test_kubegate_demo_walks_a_cordon_from_request_to_success(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "kubegate"), "demo", "--dir", str(tmp_path / "demo")],
-        input=SCRIPT, capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+        input=SCRIPT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "requested by @alice" in out and "[1] Approve" in out

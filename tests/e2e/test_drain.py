@@ -193,11 +193,15 @@ async def test_a_new_bare_pod_after_approval_ends_the_drain_without_touching_any
 ) -> None:
     await testbed.apiserver.load_scenario("drain")
     root = await request(testbed, "U0ALICE", "drain worker-1 --delete-emptydir-data")
-    testbed.apiserver.objects.create("v1", "pods", {
-        "metadata": {"name": "debug-shell", "namespace": "default"},
-        "spec": {"nodeName": "worker-1", "containers": [{"name": "sh", "image": "busybox"}]},
-        "status": {"phase": "Running"},
-    })  # fmt: skip
+    testbed.apiserver.objects.create(
+        "v1",
+        "pods",
+        {
+            "metadata": {"name": "debug-shell", "namespace": "default"},
+            "spec": {"nodeName": "worker-1", "containers": [{"name": "sh", "image": "busybox"}]},
+            "status": {"phase": "Running"},
+        },
+    )
     await click(testbed, "U0BOB", root, "Approve")
     ended = await wait_text(testbed, root.ts, "FAILED")
     assert (

@@ -38,8 +38,13 @@ class ChattyPlaybook(Playbook):
     verb: ClassVar[str] = "backup"
 
     async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
-        return Plan(verb="backup", cluster=cluster.name, target="etcd", title="Say a lot",
-                    steps=[PlannedStep(name=Chatty.name, title="Print 400 lines")])  # fmt: skip
+        return Plan(
+            verb="backup",
+            cluster=cluster.name,
+            target="etcd",
+            title="Say a lot",
+            steps=[PlannedStep(name=Chatty.name, title="Print 400 lines")],
+        )
 
     def steps(self, plan: Plan, command: Command) -> list[Step]:
         return [Chatty(plan.steps[0].title)]

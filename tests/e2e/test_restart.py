@@ -53,9 +53,11 @@ class KubegateProcess:
     def __init__(self, testbed: Testbed, db: Path, log: Path) -> None:
         self.port = free_port()
         self.env = {
-            **os.environ, "KUBEGATE_CONFIG": str(testbed.config_path), "KUBEGATE_DB": str(db),
+            **os.environ,
+            "KUBEGATE_CONFIG": str(testbed.config_path),
+            "KUBEGATE_DB": str(db),
             "KUBEGATE_PORT": str(self.port),
-        }  # fmt: skip
+        }
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
         testbed.slack.app_url = f"http://127.0.0.1:{self.port}/slack/events"

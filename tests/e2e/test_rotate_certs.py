@@ -74,8 +74,17 @@ async def test_rotate_certs_renews_restarts_static_pods_and_stores_in_vault_with
     moves = [i for i, call in enumerate(calls) if call.startswith("mv ")]
     assert len(moves) == 8 and moves[0] > renewed
     assert "kube-apiserver.yaml" in calls[moves[0]] and "etcd.yaml" in calls[moves[-1]]
-    ready = await asyncio.to_thread(kubectl, testbed, "get", "pod", "-n", "kube-system", "kube-apiserver-cp-1", "-o",
-                    "jsonpath={.status.conditions[?(@.type=='Ready')].status}")  # fmt: skip
+    ready = await asyncio.to_thread(
+        kubectl,
+        testbed,
+        "get",
+        "pod",
+        "-n",
+        "kube-system",
+        "kube-apiserver-cp-1",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+    )
     assert ready == "True"
 
     await testbed.slack.user("U0CAROL").slash("/kube certs", channel=CHANNEL)

@@ -29,16 +29,31 @@ WORKLOAD: dict[str, Any] = {
     "termination_delay": 0.3,
     "manifests": [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "web", "namespace": "shop",
-                      "annotations": {"testbed.kubegate.io/initial-nodes": ",".join(WORKERS[:6])}},
-         "spec": {"replicas": 6, "selector": {"matchLabels": {"app": "web"}},
-                  "template": {"metadata": {"labels": {"app": "web"}},
-                               "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}},
-        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": "shop"},
-         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "web",
+                "namespace": "shop",
+                "annotations": {"testbed.kubegate.io/initial-nodes": ",".join(WORKERS[:6])},
+            },
+            "spec": {
+                "replicas": 6,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+                },
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+        },
     ],
-}  # fmt: skip
+}
 
 
 def first_call(testbed: Testbed, node: str, *words: str) -> float:
@@ -117,8 +132,12 @@ async def test_a_cluster_upgrade_killed_mid_rollout_resumes_and_uncordons_the_no
     try:
         testbed.fleet.hang("worker-2", "systemctl restart", times=1)  # dies with its SSH session
         ts = await approve_twice(testbed, "upgrade cluster --to v1.31.3 --max-unavailable 1")
-        await until(lambda: any(c.argv[:2] == ["systemctl", "restart"] for c in testbed.fleet.calls("worker-2")),
-                    timeout=120)  # fmt: skip
+        await until(
+            lambda: any(
+                c.argv[:2] == ["systemctl", "restart"] for c in testbed.fleet.calls("worker-2")
+            ),
+            timeout=120,
+        )
         kubegate.kill()  # SIGKILL with worker-2 drained and half upgraded
         await kubegate.start()
         root = testbed.slack.message(CHANNEL, ts)

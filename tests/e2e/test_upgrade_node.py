@@ -75,9 +75,16 @@ async def test_a_worker_upgrade_runs_the_kubeadm_procedure_in_order_and_passes_t
     assert "<@U0BOB>" in done.shown and "<@U0CAROL>" in done.shown
 
     shown = "\n".join(m.shown for m in testbed.slack.replies(CHANNEL, root.ts))
-    for step in ("kubeadm package", "`kubeadm upgrade node` on worker-3", "Drain: cordon",
-                 "Drain: evict", "kubelet and kubectl", "Restart the kubelet", "Uncordon worker-3",
-                 "Health gate"):  # fmt: skip
+    for step in (
+        "kubeadm package",
+        "`kubeadm upgrade node` on worker-3",
+        "Drain: cordon",
+        "Drain: evict",
+        "kubelet and kubectl",
+        "Restart the kubelet",
+        "Uncordon worker-3",
+        "Health gate",
+    ):
         assert step in shown, step
     line = await node_line(testbed, "worker-3")
     assert "v1.31.3" in line and "SchedulingDisabled" not in line, line
@@ -133,8 +140,12 @@ async def test_a_failing_kubeadm_upgrade_node_halts_the_job_with_its_output_and_
 ) -> None:
     testbed = full_testbed
     testbed.apiserver.version = "v1.31.3"
-    testbed.fleet.fail("worker-3", "kubeadm upgrade node", exit_code=1,
-                       stderr="[upgrade] FATAL: couldn't reach the API server: etcd unreachable")  # fmt: skip
+    testbed.fleet.fail(
+        "worker-3",
+        "kubeadm upgrade node",
+        exit_code=1,
+        stderr="[upgrade] FATAL: couldn't reach the API server: etcd unreachable",
+    )
     ts = await approve_twice(testbed, "upgrade worker-3 --to v1.31.3")
     root = testbed.slack.message(CHANNEL, ts)
     assert root is not None
@@ -156,9 +167,16 @@ async def test_a_failing_kubeadm_upgrade_node_halts_the_job_with_its_output_and_
 
 async def pods_on(testbed: Testbed, node: str) -> list[str]:
     listed = await asyncio.to_thread(
-        kubectl, testbed, "get", "pods", "-A", "--field-selector", f"spec.nodeName={node}",
-        "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{'\\n'}{end}",
-    )  # fmt: skip
+        kubectl,
+        testbed,
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        f"spec.nodeName={node}",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{'\\n'}{end}",
+    )
     return listed.split()
 
 
@@ -224,6 +242,10 @@ async def test_a_node_upgrade_killed_mid_step_resumes_without_repeating_a_finish
     assert "v1.31.3" in line and "SchedulingDisabled" not in line, line
     # Steps 1-6 ran once; only the interrupted step 7 ran again, from its start.
     assert changes_made(testbed, "worker-3") == [
-        *APT_KUBEADM, ["kubeadm", "upgrade", "node"], *APT_KUBELET, *RESTART, *RESTART,
-    ]  # fmt: skip
+        *APT_KUBEADM,
+        ["kubeadm", "upgrade", "node"],
+        *APT_KUBELET,
+        *RESTART,
+        *RESTART,
+    ]
     assert kubegate_cli(db, "audit", "verify").returncode == 0

@@ -12,10 +12,19 @@ from bench import ack
 from bench.ack_load import Sample
 
 LEVEL_KEYS = {
-    "kubegate_p50_ms", "kubegate_p95_ms", "kubegate_p99_ms", "kubegate_max_ms", "kubegate_failures",
-    "bolt_p50_ms", "bolt_p95_ms", "bolt_p99_ms", "bolt_max_ms", "bolt_failures",
-    "ratio", "requests",
-}  # fmt: skip
+    "kubegate_p50_ms",
+    "kubegate_p95_ms",
+    "kubegate_p99_ms",
+    "kubegate_max_ms",
+    "kubegate_failures",
+    "bolt_p50_ms",
+    "bolt_p95_ms",
+    "bolt_p99_ms",
+    "bolt_max_ms",
+    "bolt_failures",
+    "ratio",
+    "requests",
+}
 
 
 def test_ack_benchmark_prints_figures_per_level_with_every_request_answered(

@@ -17,10 +17,25 @@ MANIFESTS = Path(__file__).parents[2] / "deploy" / "kubegate.yaml"
 async def test_kubectl_accepts_the_deploy_manifests(testbed: Testbed, tmp_path: Path) -> None:
     result = await asyncio.to_thread(
         subprocess.run,
-        ["kubectl", "--kubeconfig", str(testbed.kubeconfig), "--cache-dir", str(tmp_path / "cache"),
-         "apply", "--dry-run=client", "--validate=false", "-o", "name", "-f", str(MANIFESTS)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
-    )  # fmt: skip
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(testbed.kubeconfig),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "apply",
+            "--dry-run=client",
+            "--validate=false",
+            "-o",
+            "name",
+            "-f",
+            str(MANIFESTS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr
     assert "deployment.apps/kubegate" in result.stdout and "service/kubegate" in result.stdout
 
