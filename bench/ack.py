@@ -28,6 +28,7 @@ from typing import Any
 from unittest import mock
 
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 import bot.app as bot_app
@@ -36,7 +37,7 @@ from bot.app import Runtime, serve
 from bot.chat import Chat
 from bot.config import KubegateConfig, Settings
 from bot.redact import Redactor
-from bot.slack_app import web_application, web_client
+from bot.slack_app import web_client
 from testbed.slack.payloads import slash_command_form
 from testbed.slack.responses import ResponseTarget
 from testbed.up import CHANNEL, USERS, Testbed, start_testbed
@@ -86,9 +87,20 @@ def bare_bolt(testbed: Testbed) -> AsyncApp:
     return app
 
 
+def bolt_over_aiohttp(app: AsyncApp) -> web.Application:
+    """Bolt's own aiohttp adapter with nothing in front: no body cap, no replay cache."""
+
+    async def events(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+    application = web.Application()
+    application.router.add_post("/slack/events", events)
+    return application
+
+
 @contextlib.asynccontextmanager
 async def serving_bolt(testbed: Testbed) -> AsyncIterator[str]:
-    runner = web.AppRunner(web_application(bare_bolt(testbed)), access_log=None)
+    runner = web.AppRunner(bolt_over_aiohttp(bare_bolt(testbed)), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host="127.0.0.1", port=0)
     await site.start()

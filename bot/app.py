@@ -148,9 +148,11 @@ def build(
     return Runtime(settings, config, store, audit, redactor, kubegate, backup_dir)
 
 
-async def start_http(kubegate: Kubegate, app: AsyncApp, *, port: int) -> tuple[web.AppRunner, int]:
+async def start_http(
+    kubegate: Kubegate, app: AsyncApp, *, port: int, signing_secret: str
+) -> tuple[web.AppRunner, int]:
     """`/slack/events`, `/alerts/alertmanager` and `/healthz` on `port` (0: any free one)."""
-    application = web_application(app)
+    application = web_application(app, signing_secret=signing_secret)
     assert kubegate.alerts is not None
     application.router.add_post("/alerts/alertmanager", kubegate.alerts.webhook)
     runner = web.AppRunner(application, access_log=None)
@@ -190,7 +192,9 @@ async def serve(
     app = bolt_app(
         runtime.kubegate, client=holder["chat"].client, signing_secret=credentials.signing_secret
     )
-    runner, port = await start_http(runtime.kubegate, app, port=settings.port)
+    runner, port = await start_http(
+        runtime.kubegate, app, port=settings.port, signing_secret=credentials.signing_secret
+    )
     socket_mode = None
     if credentials.app_token:
         # Socket Mode: Slack delivers over a WebSocket kubegate opens; no public endpoint.
