@@ -20,16 +20,25 @@ BASICS = ("bash", "env", "id", "dirname")
 
 
 @pytest.fixture
-def bare_path() -> Iterator[str]:
-    """A PATH holding only a shell and coreutils, readable by an unprivileged user."""
-    directory = Path(tempfile.mkdtemp(prefix="kubegate-bare-path-"))
+def bare_machine() -> Iterator[tuple[Path, str]]:
+    """The repository's scripts where an unprivileged user can run them (a clone may sit in
+    root's home), and a PATH holding only a shell and coreutils."""
+    directory = Path(tempfile.mkdtemp(prefix="kubegate-bare-machine-"))
     try:
         directory.chmod(0o755)
+        shutil.copytree(REPO / "scripts", directory / "checkout" / "scripts")
+        (directory / "bin").mkdir()
         for name in BASICS:
             found = shutil.which(name)
             assert found is not None, name
-            (directory / name).symlink_to(found)
-        yield str(directory)
+            (directory / "bin" / name).symlink_to(found)
+        for path in [
+            directory / "checkout",
+            *(directory / "checkout").rglob("*"),
+            directory / "bin",
+        ]:
+            path.chmod(0o755)
+        yield directory / "checkout", str(directory / "bin")
     finally:
         shutil.rmtree(directory)
 
@@ -44,11 +53,12 @@ def as_unprivileged_user(command: list[str]) -> list[str]:
 
 
 def test_the_test_command_names_every_missing_program_and_its_package_within_seconds(
-    bare_path: str,
+    bare_machine: tuple[Path, str],
 ) -> None:
+    checkout, bare_path = bare_machine
     started = time.monotonic()
     result = subprocess.run(
-        as_unprivileged_user([str(REPO / "scripts" / "test")]),
+        as_unprivileged_user([str(checkout / "scripts" / "test")]),
         env={"PATH": bare_path, "HOME": "/nonexistent", "LANG": "C.UTF-8"},
         capture_output=True,
         text=True,
@@ -69,7 +79,8 @@ def test_the_test_command_names_every_missing_program_and_its_package_within_sec
         assert f"  {program}  (Debian package {package})" in said
     assert "  kubectl  (not in Debian's archive; install it from pkgs.k8s.io" in said
     assert "apt-get install " in said
-    # It stopped before lint, types or pytest.
+    # It stopped before setting up, linting or testing anything.
+    assert sorted(path.name for path in checkout.iterdir()) == ["scripts"]
     assert "ruff" not in said and "mypy" not in said and "passed" not in said
 
 
