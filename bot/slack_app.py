@@ -203,19 +203,19 @@ class SlackRequestGuard:
         """The body to hand to Bolt, or the answer that refuses the request."""
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
-        body = await _read_at_most(request, MAX_BODY_BYTES)
-        if body is None:
-            return self._refuse(request, f"body over {MAX_BODY_BYTES} bytes", timestamp, 413)
         if not _TIMESTAMP.fullmatch(timestamp):
             return self._refuse(request, "malformed timestamp", timestamp)
         if abs(self._clock() - int(timestamp)) > SIGNATURE_WINDOW_S:
             return self._refuse(request, "timestamp outside the 5-minute window", timestamp)
-        if not self._verifier.is_valid(body, timestamp, signature):
-            return self._refuse(request, "bad signature", timestamp)
+        body = await _read_at_most(request, MAX_BODY_BYTES)
+        if body is None:
+            return self._refuse(request, f"body over {MAX_BODY_BYTES} bytes", timestamp, 413)
         try:
-            text = body.decode("utf-8")
+            text = body.decode("utf-8")  # what Slack sends; the verifier would raise on others
         except UnicodeDecodeError:
             return self._refuse(request, "body is not UTF-8", timestamp, 400)
+        if not self._verifier.is_valid(text, timestamp, signature):
+            return self._refuse(request, "bad signature", timestamp)
         # Slack never sends a slash command twice; the same signed one again is a replay. (Clicks
         # are idempotent where they land, and Slack's own redeliveries repeat them unchanged.)
         expires = int(timestamp) + SIGNATURE_WINDOW_S

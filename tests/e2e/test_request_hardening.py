@@ -88,6 +88,18 @@ async def test_a_malformed_timestamp_is_answered_401_never_500(
     assert "malformed timestamp" in record.getMessage()
 
 
+async def test_a_body_that_is_not_utf8_is_refused_with_one_line_never_500(
+    testbed: Testbed, kubegate: Served, log: pytest.LogCaptureFixture
+) -> None:
+    response = await testbed.slack.send_signed(
+        b"command=%2Fkube&text=\xff\xfe" + FORGED_LINE.encode()
+    )
+
+    assert response.status == 400
+    (record,) = refusals(log)
+    assert_short_and_bodiless(record)
+
+
 async def test_refusals_beyond_ten_a_minute_add_no_more_lines(
     testbed: Testbed, kubegate: Served, log: pytest.LogCaptureFixture
 ) -> None:
