@@ -1,8 +1,9 @@
 # kubegate: one process, SQLite in /data. Runs `kubegate serve` (Slack HTTP mode on :3000).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY requirements.lock pyproject.toml README.md ./
-RUN python -m venv /opt/kubegate && /opt/kubegate/bin/pip install --no-cache-dir -r requirements.lock
+COPY requirements-runtime.lock pyproject.toml README.md ./
+RUN python -m venv /opt/kubegate \
+    && /opt/kubegate/bin/pip install --no-cache-dir -r requirements-runtime.lock
 COPY bot ./bot
 COPY commands ./commands
 COPY approvals ./approvals

@@ -3,13 +3,17 @@ only, never testbed/ or bench/; and `kubegate demo` outside a checkout says it n
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).parents[2]
 PRODUCT = {"bot", "commands", "approvals", "playbooks"}
@@ -59,9 +63,51 @@ def dockerfile_copy_sources() -> list[str]:
 
 def test_the_docker_image_copies_only_kubegates_packages_and_its_build_files() -> None:
     sources = {source.removeprefix("./").rstrip("/") for source in dockerfile_copy_sources()}
-    assert sources == PRODUCT | {"requirements.lock", "pyproject.toml", "README.md"}
+    assert sources == PRODUCT | {"requirements-runtime.lock", "pyproject.toml", "README.md"}
     assert not sources & TEST_SUPPORT
     assert "." not in sources  # a whole-context copy would bring the test support along
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(lock: str) -> dict[str, str]:
+    lines = (REPO / lock).read_text().splitlines()
+    return {normalized(line.split("==")[0]): line for line in lines if "==" in line}
+
+
+def kubegates_dependencies() -> set[str]:
+    """Every distribution kubegate needs to run, from the installed packages' own metadata."""
+    needed: set[str] = set()
+    waiting = [Requirement(text) for text in importlib.metadata.requires("kubegate") or []]
+    while waiting:
+        requirement = waiting.pop()
+        # An extra's requirements only count when that extra is asked for.
+        extras = requirement.extras or {""}
+        if requirement.marker and not any(
+            requirement.marker.evaluate({"extra": extra}) for extra in extras
+        ):
+            continue
+        name = normalized(requirement.name)
+        if name in needed:
+            continue
+        needed.add(name)
+        for text in importlib.metadata.requires(requirement.name) or []:
+            inner = Requirement(text)
+            if inner.marker and not any(inner.marker.evaluate({"extra": e}) for e in extras):
+                continue
+            inner.marker = None
+            waiting.append(inner)
+    return needed - {"pip"}  # sqlite-utils names pip; every venv has it
+
+
+def test_the_image_installs_every_package_kubegate_needs_and_no_dev_tool() -> None:
+    runtime, dev = pins("requirements-runtime.lock"), pins("requirements.lock")
+    assert set(runtime) == kubegates_dependencies()
+    assert not set(runtime) & set(dev), "pinned twice"
+    assert {"pytest", "pytest-timeout", "ruff", "mypy"} <= set(dev)
+    assert "-r requirements-runtime.lock" in (REPO / "requirements.lock").read_text()
 
 
 def test_demo_outside_a_checkout_says_it_needs_one(tmp_path: Path) -> None:
