@@ -1,6 +1,7 @@
 """The README's second command on a machine without the testbed's programs: as an unprivileged
 user, `scripts/test` names what is missing (with the Debian packages) within seconds and runs
-nothing else."""
+nothing else; as root it installs the Debian packages, updating the package lists first on a
+fresh machine."""
 
 from __future__ import annotations
 
@@ -94,3 +95,56 @@ def test_the_check_passes_quietly_where_everything_is_installed() -> None:
     if result.returncode != 0:
         pytest.skip(f"this machine lacks some of the tests' programs:\n{result.stderr}")
     assert result.stderr == ""
+
+
+# apt-get as a fresh Debian machine's: no package lists until `update`, then each package
+# installs its programs (here: empty executables beside it on PATH).
+FAKE_APT_GET = """#!/usr/bin/env bash
+here=$(dirname "$0")
+echo "apt-get $*" >>"$here/apt.log"
+case "$1" in
+  update) : >"$here/lists"; exit 0 ;;
+  install) [ -e "$here/lists" ] || { echo "E: Unable to locate package" >&2; exit 100; } ;;
+esac
+for package in "$@"; do
+  case "$package" in
+    openssh-client) programs="ssh ssh-keygen" ;;
+    etcd-server) programs=etcd ;;
+    etcd-client) programs=etcdctl ;;
+    *) programs="$package" ;;
+  esac
+  for program in $programs; do
+    printf '#!/bin/sh\\n' >"$here/$program" && /bin/chmod +x "$here/$program"
+  done
+done
+"""
+
+
+def test_as_root_the_test_command_installs_the_missing_packages_on_a_fresh_machine(
+    bare_machine: tuple[Path, str],
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("installing is what scripts/test does as root")
+    checkout, bare_path = bare_machine
+    bin_dir = Path(bare_path)
+    (bin_dir / "apt-get").write_text(FAKE_APT_GET)
+    (bin_dir / "apt-get").chmod(0o755)
+    (bin_dir / "kubectl").write_text("#!/bin/sh\n")  # not a Debian package: already there
+    (bin_dir / "kubectl").chmod(0o755)
+
+    result = subprocess.run(
+        [str(checkout / "scripts" / "test-deps")],
+        env={"PATH": bare_path, "HOME": "/nonexistent", "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    calls = (bin_dir / "apt.log").read_text().splitlines()
+    assert calls[1] == "apt-get update -q"  # the first install found no package lists
+    assert calls[0] == calls[2]
+    installed = calls[2].split()
+    for package in ("openssh-client", "etcd-server", "etcd-client", "sudo", "openssl"):
+        assert package in installed
+    assert "prometheus-alertmanager" in installed and "kubectl" not in installed
