@@ -131,6 +131,12 @@ async def _console(settings: Settings, *, user: str | None, channel: str | None)
     return 0
 
 
+def _demo_machines_can_run() -> bool:
+    """The testbed's SSH nodes, etcd and Alertmanager need their Debian packages, and root."""
+    programs = ("/usr/sbin/sshd", "/usr/bin/etcd", "/usr/bin/prometheus-alertmanager")
+    return os.geteuid() == 0 and all(Path(program).exists() for program in programs)
+
+
 def _demo(directory: str | None) -> int:
     """Start the testbed as its own process, then a console on it, as a newcomer would."""
     # The testbed is test support, not in the installed package: only a checkout has it.
@@ -147,14 +153,7 @@ def _demo(directory: str | None) -> int:
     description.unlink(missing_ok=True)
     log = (where / "testbed.log").open("w")
     command = [sys.executable, "-m", "testbed", "up", "--dir", str(where)]
-    machines = (
-        all(
-            Path(p).exists()
-            for p in ("/usr/sbin/sshd", "/usr/bin/etcd", "/usr/bin/prometheus-alertmanager")
-        )
-        and os.geteuid() == 0
-    )
-    if not machines:
+    if not _demo_machines_can_run():
         command.append("--no-fleet")
         print(
             "(no sshd/etcd here, or not root: the demo runs without SSH nodes; cordon and drain work)"
