@@ -76,24 +76,39 @@ def _config_check(settings: Settings) -> int:
 
 
 def _audit(settings: Settings, action: str) -> int:
+    from bot.app import config_path
     from bot.audit import AuditLog
+    from bot.audit_keys import AuditKeyError
+    from bot.audit_setup import audit_places, reading_store
     from bot.redact import Redactor
-    from bot.store import Store
 
     if not settings.db.exists():
         print(f"kubegate: no database at {settings.db} (set KUBEGATE_DB)", file=sys.stderr)
         return 2
-    audit = AuditLog(Store(settings.db), Redactor())
+    # The config says where the key and the anchors are; without one, both sit beside the db.
+    try:
+        config = load_config(config_path(settings))
+    except ConfigError:
+        if settings.config_path is not None:
+            raise
+        config = None
+    try:
+        store = reading_store(settings, config)
+    except AuditKeyError as error:
+        print(f"kubegate: {error}", file=sys.stderr)
+        return 2
+    audit = AuditLog(store, Redactor())
     if action == "export":
         for line in audit.export_jsonl():
             print(line)
         return 0
-    broken = audit.verify()
-    count = sum(1 for _ in audit.events())
-    if broken is None:
-        print(f"audit chain OK: {count} event(s) verified")
+    report = audit.check(anchor_file=audit_places(settings, config).anchor_file)
+    if report.broken is None:
+        print("\n".join(report.summary()))
         return 0
-    print(f"audit chain BROKEN at event {broken.event_id}: {broken.reason}")
+    broken = report.broken
+    where = f" at event {broken.event_id}" if broken.event_id else ""
+    print(f"audit chain BROKEN{where}: {broken.reason}")
     return 1
 
 
