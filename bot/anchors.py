@@ -136,13 +136,23 @@ class Anchoring:
         self._head, self._sinks, self._every = head, list(sinks), every
         self._requests: queue.Queue[str] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="audit-anchors", daemon=True)
+        self._anchored = False
 
     def start(self) -> None:
-        # The file at once, so `audit verify` finds an anchor from the first run; a SIEM that is
-        # slow to answer is the worker's business, never start-up's.
-        self.anchor_now([sink for sink in self._sinks if isinstance(sink, AnchorFile)])
+        self._anchor_file_now()
         self._worker.start()
         self._requests.put(_PERIODIC)
+
+    def event_recorded(self) -> None:
+        """Until the first anchor exists (a new, empty chain), anchor the first event at once."""
+        if not self._anchored:
+            self._anchor_file_now()
+            self._requests.put(_PERIODIC)
+
+    def _anchor_file_now(self) -> None:
+        # The file at once, so `audit verify` finds an anchor from the first event on; a SIEM
+        # that is slow to answer is the worker's business, never the caller's.
+        self.anchor_now([sink for sink in self._sinks if isinstance(sink, AnchorFile)])
 
     def job_ended(self) -> None:
         self._requests.put(_JOB_END)
@@ -169,6 +179,7 @@ class Anchoring:
             return None  # an empty chain has nothing to vouch for
         seq, digest, keyed_from = head
         anchor = Anchor(seq, digest, datetime.now(UTC).isoformat(timespec="seconds"), keyed_from)
+        self._anchored = True
         for sink in self._sinks if sinks is None else sinks:
             try:
                 sink.send(anchor)

@@ -38,7 +38,7 @@ class AuditLog:
     ) -> int:
         clean = self.redactor.scrub(details)
         with self._store.transaction() as conn:
-            return self._store.append_event(
+            event_id = self._store.append_event(
                 conn,
                 action=action,
                 actor=actor,
@@ -47,6 +47,9 @@ class AuditLog:
                 target=target,
                 details=clean,
             )
+        for hook in self._store.after_event:
+            hook()
+        return event_id
 
     def record_job(self, action: str, job: Job, *, actor: str, **details: Any) -> int:
         """An event about a job: its id, cluster and target are filled in."""

@@ -73,6 +73,7 @@ def open_audited_store(settings: Settings, config: KubegateConfig, *, redactor: 
         lambda: _head(store), _sinks(config, places.anchor_file), every=config.audit.anchor_every
     )
     store.after_job_end.append(anchoring.job_ended)
+    store.after_event.append(anchoring.event_recorded)
     store.before_close.append(anchoring.stop)
     anchoring.start()
     return store

@@ -169,6 +169,7 @@ class Store(SideRecords, ChainRecords):
         self.chain_key = chain_key
         self.after_job_end: list[Callable[[], None]] = []  # the chain head is anchored then
         self.before_close: list[Callable[[], None]] = []
+        self.after_event: list[Callable[[], None]] = []  # called by AuditLog after each record
         connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA busy_timeout=5000")
