@@ -60,9 +60,10 @@ def check_store(store: Store, *, anchors: AnchorFile | None) -> AuditReport:
         chain = walk(
             seen.collect(store.db.query("SELECT * FROM audit ORDER BY id")), store.chain_key
         )
-        broken = chain.broken or seen.vote_problem(store) or seen.job_state_problem(store)
-        if broken is None and anchors is not None:
+        broken = chain.broken
+        if broken is None and anchors is not None:  # cut or rewritten: say that before the rest
             broken = _anchor_problem(store, chain, anchor, anchors)
+        broken = broken or seen.vote_problem(store) or seen.job_state_problem(store)
     return AuditReport(chain, anchor, broken)
 
 
