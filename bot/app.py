@@ -18,7 +18,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.actions import recover_interrupted
 from bot.alerts import Alerts
 from bot.audit import AuditLog
-from bot.audit_setup import open_audited_store
+from bot.audit_setup import open_audited_store, prefetch_audit_key
 from bot.chat import Chat
 from bot.clusters import Clusters
 from bot.config import ConfigError, KubegateConfig, Settings, config_digest, load_config
@@ -183,6 +183,7 @@ async def serve(
         return holder["chat"]
 
     try:
+        await prefetch_audit_key(settings)  # a Vault-held key, fetched without blocking the loop
         runtime = build(settings, chat=slack_chat, redactor=redactor)
     except BaseException:
         await session.close()

@@ -62,15 +62,19 @@ async def _vault_key(vault: Vault, path: str, *, create: bool) -> bytes | None:
         raise AuditKeyError(f"the Vault secret {path} has no hex `key`") from error
 
 
-def key_from_vault(settings: VaultSettings, path: str, *, create: bool) -> bytes | None:
-    """Read (or create) the key in Vault KV v2, from synchronous start-up code.
+async def key_in_vault(settings: VaultSettings, path: str, *, create: bool) -> bytes | None:
+    """The key in Vault KV v2 (made with check-and-set when missing and `create`)."""
+    try:
+        return await _vault_key(Vault(settings), path, create=create)
+    except VaultError as error:
+        raise AuditKeyError(f"cannot get the audit key from Vault ({path}): {error}") from error
 
-    The Vault client is async; start-up is not, and may run inside an event loop already, so the
-    call gets a loop of its own in a worker thread.
+
+def key_from_vault(settings: VaultSettings, path: str, *, create: bool) -> bytes | None:
+    """`key_in_vault` for synchronous code that runs outside any event loop (the CLI).
+
+    It gets a loop of its own in a worker thread; inside `serve`, the key is fetched on the
+    service's loop instead (`audit_setup.prefetch_audit_key`).
     """
     with ThreadPoolExecutor(max_workers=1) as worker:
-        future = worker.submit(asyncio.run, _vault_key(Vault(settings), path, create=create))
-        try:
-            return future.result()
-        except VaultError as error:
-            raise AuditKeyError(f"cannot get the audit key from Vault ({path}): {error}") from error
+        return worker.submit(asyncio.run, key_in_vault(settings, path, create=create)).result()

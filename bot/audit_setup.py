@@ -19,8 +19,8 @@ from bot.anchors import (
     SyslogSink,
     anchor_file_next_to,
 )
-from bot.audit_keys import key_file_next_to, key_from_file, key_from_vault
-from bot.config import KubegateConfig, Settings
+from bot.audit_keys import key_file_next_to, key_from_file, key_from_vault, key_in_vault
+from bot.config import KubegateConfig, Settings, load_config
 from bot.redact import Redactor
 from bot.store import Store
 from playbooks.vault import VaultSettings
@@ -53,13 +53,31 @@ def _vault_for(settings: Settings, config: KubegateConfig | None) -> VaultSettin
     return vault_settings(settings, config)
 
 
+# A Vault-held key fetched on the service's event loop before the synchronous `build` opens the
+# store: blocking the loop for it would also block a Vault served on that loop (the testbed's).
+_fetched_keys: dict[Path, bytes] = {}
+
+
+async def prefetch_audit_key(settings: Settings) -> None:
+    from bot.app import config_path
+
+    config = load_config(config_path(settings))
+    vault = _vault_for(settings, config)
+    if vault is None:
+        return
+    key = await key_in_vault(vault, config.audit.vault_key_path, create=True)
+    assert key is not None
+    _fetched_keys[settings.db.resolve()] = key
+
+
 def audit_key(settings: Settings, config: KubegateConfig | None, *, create: bool) -> bytes | None:
     places = audit_places(settings, config)
     if places.key_file is not None:
         return key_from_file(places.key_file, create=create)
     vault = _vault_for(settings, config)
     assert vault is not None and places.vault_key_path is not None
-    return key_from_vault(vault, places.vault_key_path, create=create)
+    fetched = _fetched_keys.pop(settings.db.resolve(), None)
+    return fetched or key_from_vault(vault, places.vault_key_path, create=create)
 
 
 def open_audited_store(settings: Settings, config: KubegateConfig, *, redactor: Redactor) -> Store:
