@@ -159,14 +159,11 @@ class Store(SideRecords, ChainRecords):
     def __init__(
         self, path: Path | str, *, chain_key: bytes | None = None, read_only: bool = False
     ) -> None:
-        """`chain_key`: the audit key (from Vault); without it, the key file beside the database,
-        made if missing. `read_only` (audit verify/export) makes no key and writes no event."""
+        """`chain_key`: the audit key (from Vault); without it, the key file beside the database.
+        `read_only` (audit verify/export) makes no key and writes no event."""
         if str(path) != ":memory:":
             for file in sqlite_files(Path(path)):
                 ensure_private(file)
-            if chain_key is None:
-                chain_key = key_from_file(key_file_next_to(Path(path)), create=not read_only)
-        self.chain_key = chain_key
         self.after_job_end: list[Callable[[], None]] = []  # the chain head is anchored then
         self.before_close: list[Callable[[], None]] = []
         self.after_event: list[Callable[[], None]] = []  # called by AuditLog after each record
@@ -177,6 +174,11 @@ class Store(SideRecords, ChainRecords):
         self._prepare_audit_table(connection)
         self.db = sqlite_utils.Database(connection)
         self._lock = threading.RLock()
+        if chain_key is None and str(path) != ":memory:":
+            # A new key only for a chain nothing has keyed yet: one made later would not match.
+            create = not read_only and not self._has_keyed_events()
+            chain_key = key_from_file(key_file_next_to(Path(path)), create=create)
+        self.chain_key = chain_key
         if not read_only:
             self._mark_keyed_start()
 

@@ -75,6 +75,11 @@ class ChainRecords:
             conn.execute("ALTER TABLE audit ADD COLUMN scheme TEXT NOT NULL DEFAULT 'sha256'")
         conn.executescript(APPEND_ONLY)
 
+    def _has_keyed_events(self) -> bool:
+        with self._lock:
+            row = self.db.conn.execute("SELECT 1 FROM audit WHERE scheme = ? LIMIT 1", [KEYED])
+            return row.fetchone() is not None
+
     def _mark_keyed_start(self) -> None:
         """Say in the chain itself where an older, unkeyed chain ends and the keyed one begins."""
         if self.chain_key is None:
