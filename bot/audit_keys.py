@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +17,8 @@ from bot.private_files import PRIVATE, create_private
 from playbooks.vault import Vault, VaultError, VaultSettings
 
 KEY_BYTES = 32
+
+log = logging.getLogger("kubegate.audit")
 
 
 class AuditKeyError(Exception):
@@ -29,7 +32,13 @@ def key_file_next_to(database: Path) -> Path:
 def read_key_file(path: Path) -> bytes | None:
     if not path.exists():
         return None
-    path.chmod(PRIVATE)  # a key file copied in by hand may have come with a wider mode
+    if path.stat().st_mode & 0o077:
+        # A key file copied in by hand may have come with a wider mode; a read-only mount (a
+        # Kubernetes Secret) cannot be narrowed here: say so, without the key.
+        try:
+            path.chmod(PRIVATE)
+        except OSError as error:
+            log.warning("the audit key file %s is readable by others: %s", path, error.strerror)
     try:
         key = bytes.fromhex(path.read_text().strip())
     except ValueError as error:

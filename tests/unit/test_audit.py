@@ -314,3 +314,18 @@ def test_secrets_and_the_audit_key_never_reach_the_database(tmp_path: Path) -> N
     key = key_file_next_to(tmp_path / "k.db").read_text().strip()
     assert b"xoxb-planted-marker-secret" not in written and b"kubeadm join x" not in written
     assert key.encode() not in written and bytes.fromhex(key) not in written
+
+
+def test_files_an_older_version_left_readable_are_narrowed_to_0600(tmp_path: Path) -> None:
+    old_unkeyed_database(tmp_path / "k.db")
+    (tmp_path / "k.db").chmod(0o644)
+    key_file_next_to(tmp_path / "k.db").write_text("ab" * 32 + "\n")
+    key_file_next_to(tmp_path / "k.db").chmod(0o644)
+    store = Store(tmp_path / "k.db")
+    AuditLog(store, Redactor()).record("config.loaded", actor="system")
+    files = [tmp_path / "k.db", tmp_path / "k.db-wal", tmp_path / "k.db-shm"]
+    files.append(key_file_next_to(tmp_path / "k.db"))
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {
+        p.name: "0o600" for p in files
+    }
+    assert store.chain_key == bytes.fromhex("ab" * 32)
