@@ -51,6 +51,29 @@ class AuditLog:
             hook()
         return event_id
 
+    def record_vote(self, job: Job, *, voter: str, approve: bool, plan_digest: str) -> bool:
+        """A vote: its row (the double-click guard) and its chain event, in one transaction, so
+        no crash or concurrent `audit verify` ever sees one without the other. False when this
+        person already voted on this plan."""
+        with self._store.transaction() as conn:
+            counted = self._store.insert_vote(
+                conn, job.id, voter=voter, approve=approve, plan_digest=plan_digest
+            )
+            if not counted:
+                return False
+            self._store.append_event(
+                conn,
+                action="vote",
+                actor=voter,
+                job_id=job.id,
+                cluster=job.cluster,
+                target=job.target,
+                details={"approve": approve, "plan_digest": plan_digest},
+            )
+        for hook in self._store.after_event:
+            hook()
+        return True
+
     def record_job(self, action: str, job: Job, *, actor: str, **details: Any) -> int:
         """An event about a job: its id, cluster and target are filled in."""
         return self.record(

@@ -122,20 +122,25 @@ class ChainRecords:
     # Votes -----------------------------------------------------------------------------------
 
     def record_vote(self, job_id: int, *, voter: str, approve: bool, plan_digest: str) -> bool:
-        """False when this person already voted on this plan (a double click or a retry)."""
+        """False when this person already voted on this plan (a double click or a retry).
+
+        Only the row: the vote counts once its "vote" event is in the chain. Prefer
+        `AuditLog.record_vote`, which writes both in one transaction."""
         with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO votes (job_id, voter, approve, plan_digest, at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    job_id,
-                    voter,
-                    int(approve),
-                    plan_digest,
-                    datetime.now(UTC).isoformat(timespec="milliseconds"),
-                ],
+            return self.insert_vote(
+                conn, job_id, voter=voter, approve=approve, plan_digest=plan_digest
             )
-            return cursor.rowcount == 1
+
+    def insert_vote(
+        self, conn: sqlite3.Connection, job_id: int, *, voter: str, approve: bool, plan_digest: str
+    ) -> bool:
+        at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO votes (job_id, voter, approve, plan_digest, at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [job_id, voter, int(approve), plan_digest, at],
+        )
+        return cursor.rowcount == 1
 
     def votes(self, job_id: int) -> list[VoteRecord]:
         """The job's votes as the audit chain holds them: keyed "vote" events whose hash holds,

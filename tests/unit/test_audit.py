@@ -18,7 +18,7 @@ from bot.audit import AuditLog
 from bot.audit_keys import key_file_next_to
 from bot.chain import GENESIS, UNKEYED, link_hash
 from bot.redact import Redactor
-from bot.store import JobState, Store
+from bot.store import Job, JobState, Store
 
 
 def kubegate(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,6 +56,24 @@ def filled_log(db: Path, redactor: Redactor | None = None) -> AuditLog:
     log.record("step.finish", actor="system", job_id=1, cluster="prod", target="worker-2", ok=True)
     anchor(store, db)
     return log
+
+
+def pending_cordon(store: Store) -> Job:
+    now = datetime.now(UTC)
+    return store.create_job(
+        cluster="prod",
+        verb="cordon",
+        target="worker-2",
+        requester="U0ALICE",
+        channel="C0OPS",
+        command_text="cordon worker-2",
+        state=JobState.PENDING_APPROVAL,
+        plan={},
+        plan_digest="d1",
+        approvals_needed=1,
+        created_at=now,
+        approval_deadline=now,
+    )
 
 
 def attacker(db: Path) -> sqlite3.Connection:
@@ -207,21 +225,7 @@ def test_a_vote_event_forged_without_the_key_does_not_count(tmp_path: Path) -> N
 
 def test_a_job_state_edited_outside_kubegate_fails_verify(tmp_path: Path) -> None:
     store = Store(tmp_path / "k.db")
-    now = datetime.now(UTC)
-    store.create_job(
-        cluster="prod",
-        verb="cordon",
-        target="worker-2",
-        requester="U0ALICE",
-        channel="C0OPS",
-        command_text="cordon worker-2",
-        state=JobState.PENDING_APPROVAL,
-        plan={},
-        plan_digest="d1",
-        approvals_needed=1,
-        created_at=now,
-        approval_deadline=now,
-    )
+    pending_cordon(store)
     anchor(store, tmp_path / "k.db")
     with sqlite3.connect(tmp_path / "k.db") as conn:
         conn.execute("UPDATE jobs SET state = 'APPROVED' WHERE id = 1")
@@ -329,3 +333,15 @@ def test_files_an_older_version_left_readable_are_narrowed_to_0600(tmp_path: Pat
         p.name: "0o600" for p in files
     }
     assert store.chain_key == bytes.fromhex("ab" * 32)
+
+
+def test_a_vote_recorded_through_the_audit_log_counts_once_and_verifies(tmp_path: Path) -> None:
+    store = Store(tmp_path / "k.db")
+    job = pending_cordon(store)
+    log = AuditLog(store, Redactor())
+    assert log.record_vote(job, voter="U0BOB", approve=True, plan_digest="d1")
+    assert not log.record_vote(job, voter="U0BOB", approve=True, plan_digest="d1")  # double click
+    assert [(v.voter, v.approve) for v in store.votes(job.id)] == [("U0BOB", True)]
+    assert [e["action"] for e in log.events(job_id=job.id)] == ["job.state", "vote"]
+    anchor(store, tmp_path / "k.db")
+    assert kubegate(tmp_path / "k.db", "audit", "verify").returncode == 0
