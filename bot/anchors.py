@@ -63,7 +63,9 @@ class AnchorFile:
         """The last anchor written; ValueError when that line is not an anchor."""
         if not self.path.exists():
             return None
-        lines = self.path.read_text().splitlines()
+        with self.path.open("rb") as file:  # the tail only: the file grows for years
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
+            lines = file.read().decode(errors="replace").splitlines()
         if not lines:
             return None
         try:
@@ -137,6 +139,7 @@ class Anchoring:
         self._requests: queue.Queue[str] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="audit-anchors", daemon=True)
         self._anchored = False
+        self._last: tuple[int, str, int | None] | None = None  # the head anchored last
 
     def start(self) -> None:
         self._anchor_file_now()
@@ -169,7 +172,8 @@ class Anchoring:
                 why = self._requests.get(timeout=self._every.total_seconds())
             except queue.Empty:
                 why = _PERIODIC
-            self.anchor_now()
+            if self._head() != self._last:  # an idle chain's head is not written again
+                self.anchor_now()
             if why == _STOP:
                 return
 
@@ -180,6 +184,8 @@ class Anchoring:
         seq, digest, keyed_from = head
         anchor = Anchor(seq, digest, datetime.now(UTC).isoformat(timespec="seconds"), keyed_from)
         self._anchored = True
+        if sinks is None:  # every sink has it now; a file-only anchor still owes the SIEM one
+            self._last = head
         for sink in self._sinks if sinks is None else sinks:
             try:
                 sink.send(anchor)
