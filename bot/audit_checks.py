@@ -40,6 +40,12 @@ class AuditReport:
                 f"sha256 links; the keyed chain pins them as they were at event "
                 f"{chain.keyed_from}, but a change made before then cannot be detected"
             )
+        if chain.fallback:
+            lines.append(
+                f"note: {chain.fallback} event(s) are keyed with the fallback key file, written "
+                "while Vault could not be reached at start-up: anyone with this host's files "
+                "could have rewritten those (see the audit.key-fallback events)"
+            )
         if self.anchor is not None:
             lines.append(f"newest anchor (event {self.anchor.seq}, {self.anchor.time}) matches")
         if not chain.key_checked and chain.keyed_from is not None:
@@ -54,11 +60,11 @@ def check_store(store: Store, *, anchors: AnchorFile | None) -> AuditReport:
     try:
         anchor = anchors.newest() if anchors is not None else None
     except ValueError as error:
-        return AuditReport(walk([], None), None, BrokenLink(None, str(error)))
+        return AuditReport(walk([], {}), None, BrokenLink(None, str(error)))
     with store.snapshot():
         seen = _ChainFacts()
         chain = walk(
-            seen.collect(store.db.query("SELECT * FROM audit ORDER BY id")), store.chain_key
+            seen.collect(store.db.query("SELECT * FROM audit ORDER BY id")), store.chain_keys
         )
         broken = chain.broken
         if broken is None and anchors is not None:  # cut or rewritten: say that before the rest

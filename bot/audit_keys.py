@@ -13,6 +13,7 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bot.chain import FALLBACK, KEYED
 from bot.private_files import PRIVATE, create_private
 from playbooks.vault import Vault, VaultError, VaultSettings
 
@@ -27,6 +28,11 @@ class AuditKeyError(Exception):
 
 def key_file_next_to(database: Path) -> Path:
     return database.with_name(database.name + ".audit-key")
+
+
+def fallback_key_file_next_to(database: Path) -> Path:
+    """The key used while Vault (which holds the real one) could not be reached at start-up."""
+    return database.with_name(database.name + ".audit-key-fallback")
 
 
 def read_key_file(path: Path) -> bytes | None:
@@ -53,6 +59,13 @@ def key_from_file(path: Path, *, create: bool) -> bytes | None:
     if create:
         create_private(path, secrets.token_hex(KEY_BYTES) + "\n")
     return read_key_file(path)
+
+
+def keys_beside(database: Path, *, create: bool) -> dict[str, bytes]:
+    """The keys in the files beside the database, by the chain scheme each one signs."""
+    keys = {KEYED: key_from_file(key_file_next_to(database), create=create)}
+    keys[FALLBACK] = read_key_file(fallback_key_file_next_to(database))
+    return {scheme: key for scheme, key in keys.items() if key is not None}
 
 
 async def _vault_key(vault: Vault, path: str, *, create: bool) -> bytes | None:

@@ -19,7 +19,16 @@ from bot.anchors import (
     SyslogSink,
     anchor_file_next_to,
 )
-from bot.audit_keys import key_file_next_to, key_from_file, key_from_vault, key_in_vault
+from bot.audit_keys import (
+    AuditKeyError,
+    fallback_key_file_next_to,
+    key_file_next_to,
+    key_from_file,
+    key_from_vault,
+    key_in_vault,
+    read_key_file,
+)
+from bot.chain import FALLBACK, KEYED
 from bot.config import KubegateConfig, Settings, load_config
 from bot.redact import Redactor
 from bot.store import Store
@@ -55,7 +64,7 @@ def _vault_for(settings: Settings, config: KubegateConfig | None) -> VaultSettin
 
 # A Vault-held key fetched on the service's event loop before the synchronous `build` opens the
 # store: blocking the loop for it would also block a Vault served on that loop (the testbed's).
-_fetched_keys: dict[Path, bytes] = {}
+_fetched_keys: dict[Path, bytes | AuditKeyError] = {}
 
 
 async def prefetch_audit_key(settings: Settings) -> None:
@@ -65,7 +74,11 @@ async def prefetch_audit_key(settings: Settings) -> None:
     vault = _vault_for(settings, config)
     if vault is None:
         return
-    key = await key_in_vault(vault, config.audit.vault_key_path, create=True)
+    try:
+        key = await key_in_vault(vault, config.audit.vault_key_path, create=True)
+    except AuditKeyError as error:
+        _fetched_keys[settings.db.resolve()] = error
+        return
     assert key is not None
     _fetched_keys[settings.db.resolve()] = key
 
@@ -77,15 +90,51 @@ def audit_key(settings: Settings, config: KubegateConfig | None, *, create: bool
     vault = _vault_for(settings, config)
     assert vault is not None and places.vault_key_path is not None
     fetched = _fetched_keys.pop(settings.db.resolve(), None)
+    if isinstance(fetched, AuditKeyError):
+        raise fetched
     return fetched or key_from_vault(vault, places.vault_key_path, create=create)
+
+
+def _keys_for_writing(
+    settings: Settings, config: KubegateConfig
+) -> tuple[dict[str, bytes], str, str | None]:
+    """The keys by scheme, the scheme to write with, and why Vault's key could not be had."""
+    fallback_file = fallback_key_file_next_to(settings.db)
+    try:
+        key = audit_key(settings, config, create=True)
+    except AuditKeyError as error:
+        # Keep serving (a sealed Vault must not stop a cordon in an incident), but say it: in
+        # the log now, and in the chain, where `audit verify` counts what this key signed.
+        log.warning(
+            "%s; until a restart with Vault reachable, the audit chain is keyed with the "
+            "fallback key file %s",
+            error,
+            fallback_file,
+        )
+        fallback = key_from_file(fallback_file, create=True)
+        assert fallback is not None
+        return {FALLBACK: fallback}, FALLBACK, str(error)
+    assert key is not None
+    keys = {KEYED: key}
+    earlier_fallback = read_key_file(fallback_file)  # votes cast during an earlier fallback
+    if earlier_fallback is not None:
+        keys[FALLBACK] = earlier_fallback
+    return keys, KEYED, None
 
 
 def open_audited_store(settings: Settings, config: KubegateConfig, *, redactor: Redactor) -> Store:
     """The store kubegate runs on: keyed chain, anchored now, at job ends and periodically."""
-    key = audit_key(settings, config, create=True)
-    assert key is not None
-    redactor.register(key.hex())
-    store = Store(settings.db, chain_key=key)
+    keys, scheme, vault_problem = _keys_for_writing(settings, config)
+    redactor.register(*(key.hex() for key in keys.values()))
+    store = Store(settings.db, chain_keys=keys, writes_with=scheme)
+    if vault_problem is not None:
+        with store.transaction() as conn:
+            store.append_event(
+                conn,
+                action="audit.key-fallback",
+                actor="system",
+                details={"reason": vault_problem, "scheme": scheme},
+            )
     places = audit_places(settings, config)
     anchoring = Anchoring(
         lambda: _head(store), _sinks(config, places.anchor_file), every=config.audit.anchor_every
@@ -118,5 +167,12 @@ def _sinks(config: KubegateConfig, anchor_file: Path) -> list[AnchorSink]:
 
 
 def reading_store(settings: Settings, config: KubegateConfig | None) -> Store:
-    """The store for `audit verify|export`: the key if it can be had, nothing made or written."""
-    return Store(settings.db, chain_key=audit_key(settings, config, create=False), read_only=True)
+    """The store for `audit verify|export`: the keys that can be had, nothing made or written."""
+    keys = {}
+    key = audit_key(settings, config, create=False)
+    if key is not None:
+        keys[KEYED] = key
+    fallback = read_key_file(fallback_key_file_next_to(settings.db))
+    if fallback is not None:
+        keys[FALLBACK] = fallback
+    return Store(settings.db, chain_keys=keys, read_only=True)

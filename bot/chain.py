@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,11 @@ from typing import Any
 from playbooks.plan import canonical_json
 
 GENESIS = "0" * 64
-KEYED = "hmac-sha256"
+KEYED = "hmac-sha256"  # the configured key: in Vault, or in the key file when there is no Vault
+# Vault was configured but could not be reached at start-up: kubegate kept serving, keying the
+# chain with a local fallback key file until its next start (and said so in the chain).
+FALLBACK = "hmac-sha256-fallback"
+KEYED_SCHEMES = (KEYED, FALLBACK)
 UNKEYED = "sha256"  # the scheme of kubegate versions before the keyed chain
 EVENT_FIELDS = ("id", "time", "actor", "action", "job_id", "cluster", "target")
 
@@ -43,6 +47,7 @@ def append(
     conn: sqlite3.Connection,
     key: bytes,
     *,
+    scheme: str = KEYED,
     action: str,
     actor: str,
     job_id: int | None = None,
@@ -76,22 +81,23 @@ def append(
             target,
             canonical_json(details),
             prev_hash,
-            link_hash(KEYED, key, prev_hash, event),
-            KEYED,
+            link_hash(scheme, key, prev_hash, event),
+            scheme,
         ],
     )
     return prev_id + 1
 
 
-def keyed_event_holds(row: dict[str, Any], key: bytes) -> bool:
+def keyed_event_holds(row: dict[str, Any], keys: Mapping[str, bytes]) -> bool:
     """One keyed event's own hash checks out (what counting a vote needs, without the walk)."""
-    if row["scheme"] != KEYED:
+    key = keys.get(row["scheme"])
+    if row["scheme"] not in KEYED_SCHEMES or key is None:
         return False
     try:
         event = event_of(row)
     except ValueError:
         return False
-    expected = link_hash(KEYED, key, row["prev_hash"], event)
+    expected = link_hash(row["scheme"], key, row["prev_hash"], event)
     return hmac.compare_digest(expected, row["hash"])
 
 
@@ -111,37 +117,49 @@ class ChainWalk:
     count: int
     head: tuple[int, str] | None  # (id, hash) of the newest event
     keyed_from: int | None  # the first keyed event; before it, plain sha256 links
-    key_checked: bool  # False: no key was at hand, so keyed hashes were not recomputed
+    unchecked: int  # keyed events whose key was not at hand: their links hold, hashes unchecked
+    fallback: int  # events keyed with the fallback key file (Vault was down at start-up)
     broken: BrokenLink | None
 
+    @property
+    def key_checked(self) -> bool:
+        return self.unchecked == 0
 
-def walk(rows: Iterable[dict[str, Any]], key: bytes | None) -> ChainWalk:
+
+def walk(rows: Iterable[dict[str, Any]], keys: Mapping[str, bytes]) -> ChainWalk:
     """Check every link in id order; stop at the first one that does not hold."""
     prev_hash, expected_id, keyed_from = GENESIS, 1, None
     head: tuple[int, str] | None = None
+    unchecked = fallback = 0
 
     def result(broken: BrokenLink | None) -> ChainWalk:
-        return ChainWalk(expected_id - 1, head, keyed_from, key is not None, broken)
+        return ChainWalk(expected_id - 1, head, keyed_from, unchecked, fallback, broken)
 
     for row in rows:
-        broken = _link_problem(row, expected_id, prev_hash, keyed_from, key)
+        broken = _link_problem(row, expected_id, prev_hash, keyed_from, keys)
         if broken is not None:
             return result(broken)
-        if row["scheme"] == KEYED and keyed_from is None:
-            keyed_from = row["id"]
+        if row["scheme"] in KEYED_SCHEMES:
+            keyed_from = keyed_from or row["id"]
+            unchecked += row["scheme"] not in keys
+            fallback += row["scheme"] == FALLBACK
         prev_hash, head = row["hash"], (row["id"], row["hash"])
         expected_id += 1
     return result(None)
 
 
 def _link_problem(
-    row: dict[str, Any], expected_id: int, prev_hash: str, keyed_from: int | None, key: bytes | None
+    row: dict[str, Any],
+    expected_id: int,
+    prev_hash: str,
+    keyed_from: int | None,
+    keys: Mapping[str, bytes],
 ) -> BrokenLink | None:
     if row["id"] != expected_id:
         return BrokenLink(expected_id, f"event {expected_id} is missing")
     if row["prev_hash"] != prev_hash:
         return BrokenLink(row["id"], "its prev_hash does not match the event before it")
-    if row["scheme"] not in (KEYED, UNKEYED):
+    if row["scheme"] not in (*KEYED_SCHEMES, UNKEYED):
         return BrokenLink(row["id"], f"unknown hash scheme {row['scheme']!r}")
     if row["scheme"] == UNKEYED and keyed_from is not None:
         return BrokenLink(
@@ -151,10 +169,11 @@ def _link_problem(
         event = event_of(row)
     except ValueError:
         return BrokenLink(row["id"], "its details are not valid JSON")
-    if row["scheme"] == KEYED and key is None:
+    key = keys.get(row["scheme"])
+    if row["scheme"] in KEYED_SCHEMES and key is None:
         return None  # the link is whole; the hash itself cannot be recomputed without the key
     if not hmac.compare_digest(link_hash(row["scheme"], key, prev_hash, event), row["hash"]):
-        if row["scheme"] == KEYED:
+        if row["scheme"] in KEYED_SCHEMES:
             return BrokenLink(
                 row["id"],
                 "its content does not match its keyed hash (edited, or the chain was "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +22,8 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.audit_keys import key_file_next_to, key_from_file
+from bot.audit_keys import keys_beside
+from bot.chain import KEYED
 from bot.private_files import ensure_private, sqlite_files
 from bot.store_chain import ChainRecords
 from bot.store_chain import VoteRecord as VoteRecord  # re-exported: where readers look
@@ -157,10 +158,15 @@ CREATE TABLE IF NOT EXISTS locks (
 
 class Store(SideRecords, ChainRecords):
     def __init__(
-        self, path: Path | str, *, chain_key: bytes | None = None, read_only: bool = False
+        self,
+        path: Path | str,
+        *,
+        chain_keys: Mapping[str, bytes] | None = None,
+        writes_with: str = KEYED,
+        read_only: bool = False,
     ) -> None:
-        """`chain_key`: the audit key (from Vault); without it, the key file beside the database.
-        `read_only` (audit verify/export) makes no key and writes no event."""
+        """`chain_keys`: the audit keys by scheme (from Vault); without them, the key files beside
+        the database. `read_only` (audit verify/export) makes no key and writes no event."""
         if str(path) != ":memory:":
             for file in sqlite_files(Path(path)):
                 ensure_private(file)
@@ -174,11 +180,11 @@ class Store(SideRecords, ChainRecords):
         self._prepare_audit_table(connection)
         self.db = sqlite_utils.Database(connection)
         self._lock = threading.RLock()
-        if chain_key is None and str(path) != ":memory:":
+        if chain_keys is None and str(path) != ":memory:":
             # A new key only for a chain nothing has keyed yet: one made later would not match.
             create = not read_only and not self._has_keyed_events()
-            chain_key = key_from_file(key_file_next_to(Path(path)), create=create)
-        self.chain_key = chain_key
+            chain_keys = keys_beside(Path(path), create=create)
+        self.chain_keys, self.writes_with = dict(chain_keys or {}), writes_with
         if not read_only:
             self._mark_keyed_start()
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.chain import KEYED, UNKEYED, append, keyed_event_holds
+from bot.chain import KEYED_SCHEMES, UNKEYED, append, keyed_event_holds
 
 AUDIT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -62,7 +62,8 @@ class ChainHead:
 class ChainRecords:
     db: sqlite_utils.Database
     _lock: threading.RLock
-    chain_key: bytes | None
+    chain_keys: dict[str, bytes]  # by scheme: the configured key, and the fallback one if any
+    writes_with: str  # the scheme (so the key) new events are appended with
     after_job_end: list[Callable[[], None]]
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -75,9 +76,16 @@ class ChainRecords:
             conn.execute("ALTER TABLE audit ADD COLUMN scheme TEXT NOT NULL DEFAULT 'sha256'")
         conn.executescript(APPEND_ONLY)
 
+    @property
+    def chain_key(self) -> bytes | None:
+        """The key new events are appended with; None for a store that can only read."""
+        return self.chain_keys.get(self.writes_with)
+
     def _has_keyed_events(self) -> bool:
         with self._lock:
-            row = self.db.conn.execute("SELECT 1 FROM audit WHERE scheme = ? LIMIT 1", [KEYED])
+            row = self.db.conn.execute(
+                "SELECT 1 FROM audit WHERE scheme IN (?, ?) LIMIT 1", KEYED_SCHEMES
+            )
             return row.fetchone() is not None
 
     def _mark_keyed_start(self) -> None:
@@ -85,22 +93,29 @@ class ChainRecords:
         if self.chain_key is None:
             return
         with self.transaction() as conn:
-            counts = conn.execute("SELECT COUNT(*), SUM(scheme = ?) FROM audit", [KEYED]).fetchone()
+            counts = conn.execute(
+                "SELECT COUNT(*), SUM(scheme IN (?, ?)) FROM audit", KEYED_SCHEMES
+            ).fetchone()
             if counts[0] and not counts[1]:
                 self.append_event(
                     conn,
                     action="audit.keyed",
                     actor="system",
-                    details={"unkeyed_events": counts[0], "scheme": KEYED, "before": UNKEYED},
+                    details={
+                        "unkeyed_events": counts[0],
+                        "scheme": self.writes_with,
+                        "before": UNKEYED,
+                    },
                 )
 
     def append_event(
         self, conn: sqlite3.Connection, *, action: str, actor: str, **fields: Any
     ) -> int:
         """One keyed event, inside the caller's transaction."""
-        if self.chain_key is None:
+        key = self.chain_key
+        if key is None:
             raise NoAuditKey("this store was opened without the audit key; it cannot write")
-        return append(conn, self.chain_key, action=action, actor=actor, **fields)
+        return append(conn, key, scheme=self.writes_with, action=action, actor=actor, **fields)
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -116,7 +131,9 @@ class ChainRecords:
     def chain_head(self) -> ChainHead | None:
         with self.snapshot() as conn:
             row = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-            first = conn.execute("SELECT MIN(id) FROM audit WHERE scheme = ?", [KEYED]).fetchone()
+            first = conn.execute(
+                "SELECT MIN(id) FROM audit WHERE scheme IN (?, ?)", KEYED_SCHEMES
+            ).fetchone()
         return ChainHead(int(row[0]), str(row[1]), first[0]) if row else None
 
     # Votes -----------------------------------------------------------------------------------
@@ -151,9 +168,9 @@ class ChainRecords:
                     "SELECT * FROM audit WHERE job_id = ? AND action = 'vote' ORDER BY id", [job_id]
                 )
             )
-        key, seen, votes = self.chain_key, set(), []
+        seen, votes = set(), []
         for row in rows:
-            if key is None or not keyed_event_holds(row, key):
+            if not keyed_event_holds(row, self.chain_keys):
                 continue
             details = _json_details(row)
             digest = str(details.get("plan_digest"))

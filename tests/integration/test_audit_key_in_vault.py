@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bot.audit import AuditLog
-from bot.audit_keys import key_file_next_to
+from bot.audit_keys import fallback_key_file_next_to, key_file_next_to
 from bot.audit_setup import open_audited_store, prefetch_audit_key
 from bot.config import Settings, load_config
 from bot.redact import Redactor
@@ -77,3 +77,31 @@ async def test_the_audit_key_is_made_in_vault_and_verify_uses_it(
     assert not key_file_next_to(settings.db).exists()
     code, out = await kubegate(settings, "audit", "verify")
     assert code == 0 and "2 event(s) verified" in out and "NOT recomputed" not in out
+
+
+async def test_a_sealed_vault_at_start_up_keys_the_chain_with_a_fallback_file_and_says_so(
+    tmp_path: Path, vault: FakeVault
+) -> None:
+    settings = settings_with_vault(tmp_path, vault)
+    config = load_config(tmp_path / "kubegate.yaml")
+    vault.sealed = True
+    await prefetch_audit_key(settings)
+    store = open_audited_store(settings, config, redactor=Redactor())
+    AuditLog(store, Redactor()).record("config.loaded", actor="system")
+    store.close()
+    assert fallback_key_file_next_to(settings.db).stat().st_mode & 0o777 == 0o600
+    vault.sealed = False
+    await prefetch_audit_key(settings)  # the next start finds Vault again
+    store = open_audited_store(settings, config, redactor=Redactor())
+    log = AuditLog(store, Redactor())
+    log.record("config.loaded", actor="system")
+    actions = [(e["action"], e["scheme"]) for e in log.events()]
+    store.close()
+    assert actions == [
+        ("audit.key-fallback", "hmac-sha256-fallback"),
+        ("config.loaded", "hmac-sha256-fallback"),
+        ("config.loaded", "hmac-sha256"),
+    ]
+    code, out = await kubegate(settings, "audit", "verify")
+    assert code == 0 and "3 event(s) verified" in out, out
+    assert "2 event(s) are keyed with the fallback key file" in out
