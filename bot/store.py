@@ -3,8 +3,8 @@
 Every state change is a conditional UPDATE, so a double click or a redelivered request finds
 the job already moved on and does nothing; the same transaction appends the change to the
 audit chain, so no state exists that the chain does not know. The database and its WAL/SHM
-files are created 0600 before SQLite opens them. Local SQLite writes take microseconds; they run on
-the caller's thread under one lock rather than hopping threads for each.
+files are created 0600 before SQLite opens them. Local SQLite writes take microseconds; they
+run on the caller's thread under one lock rather than hopping threads for each.
 """
 
 from __future__ import annotations
