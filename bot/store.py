@@ -22,7 +22,6 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.audit_keys import keys_beside
 from bot.chain import KEYED
 from bot.private_files import ensure_private, sqlite_files
 from bot.store_chain import ChainRecords
@@ -180,13 +179,7 @@ class Store(SideRecords, ChainRecords):
         self._prepare_audit_table(connection)
         self.db = sqlite_utils.Database(connection)
         self._lock = threading.RLock()
-        if chain_keys is None and str(path) != ":memory:":
-            # A new key only for a chain nothing has keyed yet: one made later would not match.
-            create = not read_only and not self._has_keyed_events()
-            chain_keys = keys_beside(Path(path), create=create)
-        self.chain_keys, self.writes_with = dict(chain_keys or {}), writes_with
-        if not read_only:
-            self._mark_keyed_start()
+        self._open_chain(path, chain_keys, writes_with=writes_with, read_only=read_only)
 
     def close(self) -> None:
         for last_words in self.before_close:

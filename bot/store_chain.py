@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from bot.audit_keys import keys_beside
 from bot.chain import KEYED_SCHEMES, UNKEYED, append, keyed_event_holds
 
 AUDIT_SCHEMA = """
@@ -75,6 +77,22 @@ class ChainRecords:
         if "scheme" not in columns:  # a database from before the keyed chain
             conn.execute("ALTER TABLE audit ADD COLUMN scheme TEXT NOT NULL DEFAULT 'sha256'")
         conn.executescript(APPEND_ONLY)
+
+    def _open_chain(
+        self,
+        path: Path | str,
+        chain_keys: Mapping[str, bytes] | None,
+        *,
+        writes_with: str,
+        read_only: bool,
+    ) -> None:
+        if chain_keys is None and str(path) != ":memory:":
+            # A new key only for a chain nothing has keyed yet: one made later would not match.
+            create = not read_only and not self._has_keyed_events()
+            chain_keys = keys_beside(Path(path), create=create)
+        self.chain_keys, self.writes_with = dict(chain_keys or {}), writes_with
+        if not read_only:
+            self._mark_keyed_start()
 
     @property
     def chain_key(self) -> bytes | None:
