@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import queue
+import re
 import socket
 import threading
 import urllib.request
@@ -36,6 +37,14 @@ class Anchor:
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """`SEQ:HASH`, as an operator copies it from the SIEM."""
+        seq, _, digest = text.partition(":")
+        if not (seq.isdigit() and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            raise ValueError(f"'{text}' is not an anchor; give SEQ:HASH (event number, 64 hex)")
+        return cls(int(seq), digest, "given on the command line", None)
 
 
 class AnchorSink(Protocol):

@@ -9,11 +9,11 @@ is still in it. Details pass through the redactor before they are written.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.anchors import AnchorFile
+from bot.anchors import Anchor, AnchorFile
 from bot.audit_checks import AuditReport, check_store
 from bot.chain import GENESIS as GENESIS
 from bot.chain import BrokenLink as BrokenLink
@@ -94,11 +94,13 @@ class AuditLog:
         for row in rows:
             yield {**row, "details": json.loads(row["details"])}
 
-    def check(self, *, anchor_file: Path | None = None) -> AuditReport:
-        """The whole verification: chain, votes, job states and (given a file) the anchor."""
-        return check_store(
-            self._store, anchors=AnchorFile(anchor_file) if anchor_file is not None else None
-        )
+    def check(
+        self, *, anchor_file: Path | None = None, anchors: Sequence[Anchor] = ()
+    ) -> AuditReport:
+        """The whole verification: chain, votes, job states, the anchor file's newest anchor
+        and any `anchors` kept elsewhere (a SIEM's copies)."""
+        file = AnchorFile(anchor_file) if anchor_file is not None else None
+        return check_store(self._store, anchors=file, given=anchors)
 
     def verify(self, *, anchor_file: Path | None = None) -> BrokenLink | None:
         """The first thing that does not hold, or None if the log is whole."""

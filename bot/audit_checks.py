@@ -8,7 +8,7 @@ log look torn.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +56,10 @@ class AuditReport:
         return lines
 
 
-def check_store(store: Store, *, anchors: AnchorFile | None) -> AuditReport:
+def check_store(
+    store: Store, *, anchors: AnchorFile | None, given: Sequence[Anchor] = ()
+) -> AuditReport:
+    """`given`: anchors from elsewhere (a SIEM's copy), checked as the file's newest is."""
     try:
         anchor = anchors.newest() if anchors is not None else None
     except ValueError as error:
@@ -69,6 +72,8 @@ def check_store(store: Store, *, anchors: AnchorFile | None) -> AuditReport:
         broken = chain.broken
         if broken is None and anchors is not None:  # cut or rewritten: say that before the rest
             broken = _anchor_problem(store, chain, anchor, anchors)
+        for other in given:
+            broken = broken or _anchor_broken(store, chain, other)
         broken = broken or seen.vote_problem(store) or seen.job_state_problem(store)
     return AuditReport(chain, anchor, broken)
 
@@ -132,6 +137,18 @@ def _anchor_problem(
             f"no anchor in {anchors.path}: kubegate writes one at start-up, at every job end and "
             "every few minutes; without it the deletion of the newest events cannot be ruled out",
         )
+    broken = _anchor_broken(store, chain, anchor)
+    if broken is None and anchor.keyed_from != chain.keyed_from:
+        return BrokenLink(
+            None,
+            f"the anchor of {anchor.time} has the keyed chain begin at event {anchor.keyed_from}, "
+            f"the database at event {chain.keyed_from}: the chain was rewritten",
+        )
+    return broken
+
+
+def _anchor_broken(store: Store, chain: ChainWalk, anchor: Anchor) -> BrokenLink | None:
+    """The chain no longer holds what `anchor` vouched for: events cut off, or rewritten."""
     head = chain.head[0] if chain.head else 0
     if anchor.seq > head:
         return BrokenLink(
@@ -145,11 +162,5 @@ def _anchor_problem(
             anchor.seq,
             f"its hash differs from the anchor of {anchor.time}: the chain was rewritten "
             "after it was anchored",
-        )
-    if anchor.keyed_from != chain.keyed_from:
-        return BrokenLink(
-            None,
-            f"the anchor of {anchor.time} has the keyed chain begin at event {anchor.keyed_from}, "
-            f"the database at event {chain.keyed_from}: the chain was rewritten",
         )
     return None

@@ -32,7 +32,14 @@ def main(argv: list[str] | None = None) -> None:
     config.add_argument("action", choices=["check"])
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True)
-    audit_sub.add_parser("verify", help="walk the hash chain; names the first broken link")
+    verify = audit_sub.add_parser("verify", help="walk the hash chain; names the first broken link")
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="also check an anchor kept elsewhere (your SIEM's copy); repeatable",
+    )
     export = audit_sub.add_parser("export", help="every event, one JSON object per line")
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
     args = parser.parse_args(argv)
@@ -60,7 +67,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _demo(args.dir)
     if args.command == "config":
         return _config_check(Settings())
-    return _audit(Settings(), args.action)
+    return _audit(Settings(), args.action, getattr(args, "anchor", []))
 
 
 def _config_check(settings: Settings) -> int:
@@ -75,7 +82,8 @@ def _config_check(settings: Settings) -> int:
     return 0
 
 
-def _audit(settings: Settings, action: str) -> int:
+def _audit(settings: Settings, action: str, given: list[str]) -> int:
+    from bot.anchors import Anchor
     from bot.app import config_path
     from bot.audit import AuditLog
     from bot.audit_keys import AuditKeyError
@@ -102,7 +110,12 @@ def _audit(settings: Settings, action: str) -> int:
         for line in audit.export_jsonl():
             print(line)
         return 0
-    report = audit.check(anchor_file=audit_places(settings, config).anchor_file)
+    try:
+        anchors = [Anchor.parse(text) for text in given]
+    except ValueError as error:
+        print(f"kubegate: {error}", file=sys.stderr)
+        return 2
+    report = audit.check(anchor_file=audit_places(settings, config).anchor_file, anchors=anchors)
     if report.broken is None:
         print("\n".join(report.summary()))
         return 0

@@ -130,8 +130,9 @@ def test_deleting_the_newest_events_fails_verify_against_the_anchor(tmp_path: Pa
     )
 
 
-def recompute_without_the_key(db: Path, *, scheme: str) -> None:
-    """Edit event 2, then recompute every hash from genesis as one can without the key."""
+def recompute(db: Path, *, scheme: str, key: bytes = b"guessed key") -> None:
+    """Edit event 2, then recompute every hash from genesis with `key` (a guess, unless the
+    attacker also took the key file)."""
     with attacker(db) as conn:
         conn.execute("UPDATE audit SET actor = 'U0MALLORY' WHERE id = 2")
         conn.row_factory = sqlite3.Row
@@ -139,9 +140,7 @@ def recompute_without_the_key(db: Path, *, scheme: str) -> None:
         for row in conn.execute("SELECT * FROM audit ORDER BY id").fetchall():
             fields = ("id", "time", "actor", "action", "job_id", "cluster", "target")
             event = {**{k: row[k] for k in fields}, "details": json.loads(row["details"])}
-            forged = link_hash(UNKEYED, None, prev, event)
-            if scheme != UNKEYED:  # kept "keyed", with a key of the attacker's choosing
-                forged = link_hash(scheme, b"guessed key", prev, event)
+            forged = link_hash(scheme, None if scheme == UNKEYED else key, prev, event)
             conn.execute(
                 "UPDATE audit SET prev_hash = ?, hash = ?, scheme = ? WHERE id = ?",
                 [prev, forged, scheme, row["id"]],
@@ -151,7 +150,7 @@ def recompute_without_the_key(db: Path, *, scheme: str) -> None:
 
 def test_recomputing_the_whole_chain_without_the_key_fails_verify(tmp_path: Path) -> None:
     filled_log(tmp_path / "k.db")
-    recompute_without_the_key(tmp_path / "k.db", scheme="hmac-sha256")
+    recompute(tmp_path / "k.db", scheme="hmac-sha256")
     result = kubegate(tmp_path / "k.db", "audit", "verify")
     assert result.returncode == 1
     assert "BROKEN at event 1" in result.stdout and "without kubegate's audit key" in result.stdout
@@ -161,10 +160,34 @@ def test_rewriting_the_chain_as_an_old_unkeyed_one_fails_verify_against_the_anch
     tmp_path: Path,
 ) -> None:
     filled_log(tmp_path / "k.db")
-    recompute_without_the_key(tmp_path / "k.db", scheme=UNKEYED)
+    recompute(tmp_path / "k.db", scheme=UNKEYED)
     result = kubegate(tmp_path / "k.db", "audit", "verify")
     assert result.returncode == 1
     assert "BROKEN at event 3" in result.stdout and "differs from the anchor" in result.stdout
+
+
+def test_an_attacker_with_the_key_file_too_is_caught_by_the_anchor(tmp_path: Path) -> None:
+    filled_log(tmp_path / "k.db")
+    key = bytes.fromhex(key_file_next_to(tmp_path / "k.db").read_text())
+    recompute(tmp_path / "k.db", scheme="hmac-sha256", key=key)
+    result = kubegate(tmp_path / "k.db", "audit", "verify")
+    assert result.returncode == 1
+    assert "BROKEN at event 3" in result.stdout and "differs from the anchor" in result.stdout
+
+
+def test_the_siems_copy_of_an_anchor_catches_a_rewritten_anchor_file_too(tmp_path: Path) -> None:
+    filled_log(tmp_path / "k.db")
+    siem_copy = AnchorFile(anchor_file_next_to(tmp_path / "k.db")).newest()
+    assert siem_copy is not None
+    key = bytes.fromhex(key_file_next_to(tmp_path / "k.db").read_text())
+    recompute(tmp_path / "k.db", scheme="hmac-sha256", key=key)
+    anchor_file_next_to(tmp_path / "k.db").unlink()
+    anchor(Store(tmp_path / "k.db"), tmp_path / "k.db")  # the attacker's own anchor file
+    assert kubegate(tmp_path / "k.db", "audit", "verify").returncode == 0
+    given = f"{siem_copy.seq}:{siem_copy.hash}"
+    result = kubegate(tmp_path / "k.db", "audit", "verify", "--anchor", given)
+    assert result.returncode == 1
+    assert "BROKEN at event 3" in result.stdout and "given on the command line" in result.stdout
 
 
 def test_a_missing_anchor_file_fails_verify(tmp_path: Path) -> None:
