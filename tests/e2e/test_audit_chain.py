@@ -24,7 +24,6 @@ from bot.private_files import sqlite_files
 from testbed.up import Testbed
 from tests.e2e.conftest import serving
 from tests.e2e.slack_steps import (
-    CHANNEL,
     click,
     kubegate_cli,
     request,
@@ -239,4 +238,3 @@ async def test_database_wal_shm_key_and_anchor_file_are_0600(
         files.append(anchor_file_next_to(served.db))
         assert all(path.exists() for path in files), files
         assert {path.name: mode(path) for path in files} == {path.name: "600" for path in files}
-    assert testbed.slack.messages(CHANNEL)
