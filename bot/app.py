@@ -18,6 +18,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.actions import recover_interrupted
 from bot.alerts import Alerts
 from bot.audit import AuditLog
+from bot.audit_setup import open_audited_store, prefetch_audit_key
 from bot.chat import Chat
 from bot.clusters import Clusters
 from bot.config import ConfigError, KubegateConfig, Settings, config_digest, load_config
@@ -130,7 +131,7 @@ def build(
         config.slack.signing_secret,
     ):
         redactor.register(secret.get_secret_value() if secret else None)
-    store = Store(settings.db)
+    store = open_audited_store(settings, config, redactor=redactor)  # keyed, anchored, 0600
     audit = AuditLog(store, redactor)
     audit.record("config.loaded", actor="system", path=str(path), sha256=config_digest(path))
     vault = vault_settings(settings, config)
@@ -184,6 +185,7 @@ async def serve(
         return holder["chat"]
 
     try:
+        await prefetch_audit_key(settings)  # a Vault-held key, fetched without blocking the loop
         runtime = build(settings, chat=slack_chat, redactor=redactor)
     except BaseException:
         await session.close()

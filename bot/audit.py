@@ -1,32 +1,24 @@
-"""The tamper-evident audit log: an append-only hash chain in the store.
+"""The tamper-evident audit log: an append-only chain of events in the store, keyed with a
+secret kept outside the database, and anchored outside it (bot/anchors.py).
 
-hash = sha256(prev_hash || canonical_json(event)); `verify` walks the chain and names the
-first broken link. Details pass through the redactor before they are written.
+hash = HMAC-SHA256(key, prev_hash || canonical_json(event)); `verify` walks the chain, checks
+that the votes and job states the store acts on are the chain's, and that the newest anchor
+is still in it. Details pass through the redactor before they are written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from bot.anchors import Anchor, AnchorFile
+from bot.audit_checks import AuditReport, check_store
+from bot.chain import GENESIS as GENESIS
+from bot.chain import BrokenLink as BrokenLink
 from bot.redact import Redactor
-from bot.store import Job, Store, iso, utcnow
-from playbooks.plan import canonical_json
-
-GENESIS = "0" * 64
-
-
-def event_hash(prev_hash: str, event: dict[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + canonical_json(event)).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class BrokenLink:
-    event_id: int
-    reason: str
+from bot.store import Job, Store, iso
 
 
 class AuditLog:
@@ -46,36 +38,41 @@ class AuditLog:
     ) -> int:
         clean = self.redactor.scrub(details)
         with self._store.transaction() as conn:
-            row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-            prev_hash = row[0] if row else GENESIS
-            next_id = (conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM audit").fetchone())[0]
-            event = {
-                "id": next_id,
-                "time": iso(utcnow()),
-                "actor": actor,
-                "action": action,
-                "job_id": job_id,
-                "cluster": cluster,
-                "target": target,
-                "details": clean,
-            }
-            conn.execute(
-                "INSERT INTO audit (id, time, actor, action, job_id, cluster, target, details, "
-                "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    next_id,
-                    event["time"],
-                    actor,
-                    action,
-                    job_id,
-                    cluster,
-                    target,
-                    canonical_json(clean),
-                    prev_hash,
-                    event_hash(prev_hash, event),
-                ],
+            event_id = self._store.append_event(
+                conn,
+                action=action,
+                actor=actor,
+                job_id=job_id,
+                cluster=cluster,
+                target=target,
+                details=clean,
             )
-        return int(next_id)
+        for hook in self._store.after_event:
+            hook()
+        return event_id
+
+    def record_vote(self, job: Job, *, voter: str, approve: bool, plan_digest: str) -> bool:
+        """A vote: its row (the double-click guard) and its chain event, in one transaction, so
+        no crash or concurrent `audit verify` ever sees one without the other. False when this
+        person already voted on this plan."""
+        with self._store.transaction() as conn:
+            counted = self._store.insert_vote(
+                conn, job.id, voter=voter, approve=approve, plan_digest=plan_digest
+            )
+            if not counted:
+                return False
+            self._store.append_event(
+                conn,
+                action="vote",
+                actor=voter,
+                job_id=job.id,
+                cluster=job.cluster,
+                target=job.target,
+                details={"approve": approve, "plan_digest": plan_digest},
+            )
+        for hook in self._store.after_event:
+            hook()
+        return True
 
     def record_job(self, action: str, job: Job, *, actor: str, **details: Any) -> int:
         """An event about a job: its id, cluster and target are filled in."""
@@ -97,29 +94,17 @@ class AuditLog:
         for row in rows:
             yield {**row, "details": json.loads(row["details"])}
 
-    def verify(self) -> BrokenLink | None:
-        """The first event whose hash or link does not hold, or None if the chain is whole."""
-        prev_hash = GENESIS
-        expected_id = 1
-        for row in self._store.db.query("SELECT * FROM audit ORDER BY id"):
-            if row["id"] != expected_id:
-                return BrokenLink(expected_id, f"event {expected_id} is missing")
-            if row["prev_hash"] != prev_hash:
-                return BrokenLink(row["id"], "its prev_hash does not match the event before it")
-            try:
-                details = json.loads(row["details"])
-            except json.JSONDecodeError:
-                return BrokenLink(row["id"], "its details are not valid JSON")
-            event = {
-                key: row[key]
-                for key in ("id", "time", "actor", "action", "job_id", "cluster", "target")
-            }
-            event["details"] = details
-            if event_hash(prev_hash, event) != row["hash"]:
-                return BrokenLink(row["id"], "its content does not match its hash")
-            prev_hash = row["hash"]
-            expected_id += 1
-        return None
+    def check(
+        self, *, anchor_file: Path | None = None, anchors: Sequence[Anchor] = ()
+    ) -> AuditReport:
+        """The whole verification: chain, votes, job states, the anchor file's newest anchor
+        and any `anchors` kept elsewhere (a SIEM's copies)."""
+        file = AnchorFile(anchor_file) if anchor_file is not None else None
+        return check_store(self._store, anchors=file, given=anchors)
+
+    def verify(self, *, anchor_file: Path | None = None) -> BrokenLink | None:
+        """The first thing that does not hold, or None if the log is whole."""
+        return self.check(anchor_file=anchor_file).broken
 
     def export_jsonl(self) -> Iterator[str]:
         for event in self.events():

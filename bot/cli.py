@@ -33,7 +33,14 @@ def main(argv: list[str] | None = None) -> None:
     config.add_argument("action", choices=["check"])
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True)
-    audit_sub.add_parser("verify", help="walk the hash chain; names the first broken link")
+    verify = audit_sub.add_parser("verify", help="walk the hash chain; names the first broken link")
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="also check an anchor kept elsewhere (your SIEM's copy); repeatable",
+    )
     export = audit_sub.add_parser("export", help="every event, one JSON object per line")
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
     args = parser.parse_args(argv)
@@ -61,7 +68,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _demo(args.dir)
     if args.command == "config":
         return _config_check(Settings())
-    return _audit(Settings(), args.action)
+    return _audit(Settings(), args.action, getattr(args, "anchor", []))
 
 
 def _config_check(settings: Settings) -> int:
@@ -76,25 +83,46 @@ def _config_check(settings: Settings) -> int:
     return 0
 
 
-def _audit(settings: Settings, action: str) -> int:
+def _audit(settings: Settings, action: str, given: list[str]) -> int:
+    from bot.anchors import Anchor
+    from bot.app import config_path
     from bot.audit import AuditLog
+    from bot.audit_keys import AuditKeyError
+    from bot.audit_setup import audit_places, reading_store
     from bot.redact import Redactor
-    from bot.store import Store
 
     if not settings.db.exists():
         print(f"kubegate: no database at {settings.db} (set KUBEGATE_DB)", file=sys.stderr)
         return 2
-    audit = AuditLog(Store(settings.db), Redactor())
+    # The config says where the key and the anchors are; without one, both sit beside the db.
+    try:
+        config = load_config(config_path(settings))
+    except ConfigError:
+        if settings.config_path is not None:
+            raise
+        config = None
+    try:
+        store = reading_store(settings, config)
+    except AuditKeyError as error:
+        print(f"kubegate: {error}", file=sys.stderr)
+        return 2
+    audit = AuditLog(store, Redactor())
     if action == "export":
         for line in audit.export_jsonl():
             print(line)
         return 0
-    broken = audit.verify()
-    count = sum(1 for _ in audit.events())
-    if broken is None:
-        print(f"audit chain OK: {count} event(s) verified")
+    try:
+        anchors = [Anchor.parse(text) for text in given]
+    except ValueError as error:
+        print(f"kubegate: {error}", file=sys.stderr)
+        return 2
+    report = audit.check(anchor_file=audit_places(settings, config).anchor_file, anchors=anchors)
+    if report.broken is None:
+        print("\n".join(report.summary()))
         return 0
-    print(f"audit chain BROKEN at event {broken.event_id}: {broken.reason}")
+    broken = report.broken
+    where = f" at event {broken.event_id}" if broken.event_id else ""
+    print(f"audit chain BROKEN{where}: {broken.reason}")
     return 1
 
 

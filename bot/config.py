@@ -151,6 +151,35 @@ class AlertsConfig(BaseModel):
     node_check_every: YamlDuration = timedelta(seconds=30)
 
 
+class AuditConfig(BaseModel):
+    """Where the audit chain's key lives and where its head is anchored (bot/anchors.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_file: Path | None = None  # default: beside the database; unused when Vault holds the key
+    vault_key_path: str = "kubegate/audit-chain-key"  # KV v2, when the config has `vault:`
+    anchor_file: Path | None = None  # default: beside the database, `<db>.anchors`
+    anchor_every: YamlDuration = timedelta(minutes=10)
+    anchor_url: str | None = None  # a SIEM's HTTP collector: POST {seq, hash, time, keyed_from}
+    anchor_syslog: str | None = None  # "host:port": one RFC 5424 datagram per anchor (UDP)
+
+    @field_validator("anchor_syslog")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"(\[[0-9a-fA-F:]+\]|[^\s:\[\]]+):\d{1,5}", value
+        ):
+            raise ValueError(f"'{value}' is not host:port (like 10.0.0.5:514 or [::1]:514)")
+        return value
+
+    @field_validator("anchor_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"'{value}' is not an http:// or https:// URL")
+        return value
+
+
 class KubegateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -165,6 +194,7 @@ class KubegateConfig(BaseModel):
     maintenance_windows: dict[str, MaintenanceWindowConfig] = Field(default_factory=dict)
     freezes: list[FreezeConfig] = Field(default_factory=list)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     # Display names for the console and messages; identity is always the ID.
     users: dict[str, str] = Field(default_factory=dict)
 

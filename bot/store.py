@@ -1,8 +1,10 @@
 """The store: jobs, steps, votes and locks in SQLite (sqlite-utils).
 
 Every state change is a conditional UPDATE, so a double click or a redelivered request finds
-the job already moved on and does nothing. Local SQLite writes take microseconds; they run on
-the caller's thread under one lock rather than hopping threads for each.
+the job already moved on and does nothing; the same transaction appends the change to the
+audit chain, so no state exists that the chain does not know. The database and its WAL/SHM
+files are created 0600 before SQLite opens them. Local SQLite writes take microseconds; they
+run on the caller's thread under one lock rather than hopping threads for each.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +22,10 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.chain import KEYED
+from bot.private_files import ensure_private, sqlite_files
+from bot.store_chain import ChainRecords
+from bot.store_chain import VoteRecord as VoteRecord  # re-exported: where readers look
 from bot.store_side import SideRecords
 from commands import Command, parse_command
 
@@ -122,15 +128,6 @@ class StepRecord:
     data: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class VoteRecord:
-    job_id: int
-    voter: str
-    approve: bool
-    plan_digest: str
-    at: datetime
-
-
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, cluster TEXT NOT NULL, verb TEXT NOT NULL,
@@ -155,23 +152,38 @@ CREATE TABLE IF NOT EXISTS votes (
 CREATE TABLE IF NOT EXISTS locks (
   cluster TEXT NOT NULL, resource TEXT NOT NULL, job_id INTEGER NOT NULL REFERENCES jobs(id),
   at TEXT NOT NULL, PRIMARY KEY (cluster, resource));
-CREATE TABLE IF NOT EXISTS audit (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, actor TEXT NOT NULL,
-  action TEXT NOT NULL, job_id INTEGER, cluster TEXT, target TEXT, details TEXT NOT NULL,
-  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
 """
 
 
-class Store(SideRecords):
-    def __init__(self, path: Path | str) -> None:
+class Store(SideRecords, ChainRecords):
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        chain_keys: Mapping[str, bytes] | None = None,
+        writes_with: str = KEYED,
+        read_only: bool = False,
+    ) -> None:
+        """`chain_keys`: the audit keys by scheme (from Vault); without them, the key files beside
+        the database. `read_only` (audit verify/export) makes no key and writes no event."""
+        if str(path) != ":memory:":
+            for file in sqlite_files(Path(path)):
+                ensure_private(file)
+        self.after_job_end: list[Callable[[], None]] = []  # the chain head is anchored then
+        self.before_close: list[Callable[[], None]] = []
+        self.after_event: list[Callable[[], None]] = []  # called by AuditLog after each record
         connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA busy_timeout=5000")
         connection.executescript(SCHEMA)
+        self._prepare_audit_table(connection)
         self.db = sqlite_utils.Database(connection)
         self._lock = threading.RLock()
+        self._open_chain(path, chain_keys, writes_with=writes_with, read_only=read_only)
 
     def close(self) -> None:
+        for last_words in self.before_close:
+            last_words()
         self.db.conn.close()
 
     @contextmanager
@@ -201,7 +213,16 @@ class Store(SideRecords):
                 list(fields.values()),
             )
             job_id = cursor.lastrowid
-        assert job_id is not None
+            assert job_id is not None
+            self.append_event(
+                conn,
+                action="job.state",
+                actor="system",
+                job_id=job_id,
+                cluster=fields["cluster"],
+                target=fields["target"],
+                details={"from": None, "to": fields["state"]},
+            )
         return self.job(job_id)
 
     def job(self, job_id: int) -> Job:
@@ -239,13 +260,30 @@ class Store(SideRecords):
         assignments = ", ".join(["state = ?", *(f"{key} = ?" for key in values)])
         marks = ", ".join("?" for _ in from_states)
         with self.transaction() as conn:
+            before = conn.execute(
+                "SELECT state, cluster, target FROM jobs WHERE id = ?", [job_id]
+            ).fetchone()
             cursor = conn.execute(
                 f"UPDATE jobs SET {assignments} WHERE id = ? AND state IN ({marks})",  # noqa: S608
                 [str(to), *values.values(), job_id, *(str(s) for s in from_states)],
             )
-            if to in END_STATES and cursor.rowcount:
+            if not cursor.rowcount:
+                return False
+            self.append_event(
+                conn,
+                action="job.state",
+                actor="system",
+                job_id=job_id,
+                cluster=before[1],
+                target=before[2],
+                details={"from": before[0], "to": str(to)},
+            )
+            if to in END_STATES:
                 conn.execute("DELETE FROM locks WHERE job_id = ?", [job_id])
-            return cursor.rowcount == 1
+        if to in END_STATES:
+            for anchor_chain_head in self.after_job_end:
+                anchor_chain_head()
+        return True
 
     def set_root_ts(self, job_id: int, ts: str, *, only_if_missing: bool = False) -> None:
         guard = " AND root_ts IS NULL" if only_if_missing else ""
@@ -310,31 +348,6 @@ class Store(SideRecords):
                     summary=r["summary"],
                     output=r["output"],
                     data=json.loads(r["data"]),
-                )
-                for r in rows
-            ]
-
-    # Votes -----------------------------------------------------------------------------------
-
-    def record_vote(self, job_id: int, *, voter: str, approve: bool, plan_digest: str) -> bool:
-        """False when this person already voted on this plan (a double click or a retry)."""
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO votes (job_id, voter, approve, plan_digest, at) VALUES (?, ?, ?, ?, ?)",
-                [job_id, voter, int(approve), plan_digest, iso(utcnow())],
-            )
-            return cursor.rowcount == 1
-
-    def votes(self, job_id: int) -> list[VoteRecord]:
-        with self._lock:
-            rows = self.db.query("SELECT * FROM votes WHERE job_id = ? ORDER BY at", [job_id])
-            return [
-                VoteRecord(
-                    job_id=r["job_id"],
-                    voter=r["voter"],
-                    approve=bool(r["approve"]),
-                    plan_digest=r["plan_digest"],
-                    at=datetime.fromisoformat(r["at"]),
                 )
                 for r in rows
             ]

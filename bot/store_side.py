@@ -101,8 +101,12 @@ class SideRecords:
         if not rows:
             return None
         row = rows[0]
-        return Review(job_id, datetime.fromisoformat(row["opened_at"]), row["acknowledged_by"],
-                      _parse(row["acknowledged_at"]))  # fmt: skip
+        return Review(
+            job_id,
+            datetime.fromisoformat(row["opened_at"]),
+            row["acknowledged_by"],
+            _parse(row["acknowledged_at"]),
+        )
 
     def open_reviews(self) -> list[int]:
         with self._lock:
