@@ -18,7 +18,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import handle_click
 from bot.chat import Card
 from bot.service import Kubegate
 
@@ -120,8 +119,7 @@ def bolt_app(kubegate: Kubegate, *, client: AsyncWebClient, signing_secret: str)
         action = body["actions"][0]
         channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
         kubegate.spawn(
-            handle_click(
-                kubegate,
+            kubegate.click(
                 user=body["user"]["id"],
                 channel=channel,
                 action_id=action["action_id"],
