@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from approvals import SLACK_GROUP_ID, SLACK_USER_ID
+from bot.access import default_approvals
 from commands import VERBS, format_duration
 from playbooks.inventory import duration
 
@@ -93,12 +94,27 @@ def _policy(policy: Any, *, known_roles: set[str] | None, clusters: set[str]) ->
                     f"{where}.clusters[{position}]: unknown cluster `{cluster}`"
                     f"{nearest(cluster, clusters)}"
                 )
-        approvals = rule.get("approvals")
-        if isinstance(approvals, int) and approvals > 0 and not rule.get("approvers"):
-            problems.append(
-                f"{where}.approvers: {approvals} approval(s) needed but no approver role"
-            )
+        if not rule.get("approvers"):
+            problems += _no_approvers(rule, where=where)
     return problems
+
+
+def _no_approvers(rule: dict[str, Any], *, where: str) -> list[str]:
+    """A rule that needs approvals (its own `approvals:`, or its verbs' defaults) but names
+    nobody who may give them would refuse every request it governs."""
+    approvals = rule.get("approvals")
+    if isinstance(approvals, int) and approvals > 0:
+        return [f"{where}.approvers: {approvals} approval(s) needed but no approver role"]
+    if approvals is not None:
+        return []
+    defaults = {v: default_approvals(v) for _, v in _strings(rule.get("verbs")) if v in VERBS}
+    needing = [f"`{verb}` {n}" for verb, n in defaults.items() if n > 0]
+    if not needing:
+        return []
+    return [
+        f"{where}.approvers: no approver role, but without `approvals:` each verb needs its "
+        f"default number of approvals ({', '.join(needing)})"
+    ]
 
 
 def _strings(values: Any) -> list[tuple[int, str]]:

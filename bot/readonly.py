@@ -10,7 +10,14 @@ from bot.clusters import Clusters
 from bot.config import ClusterConfig
 from bot.store import JobState, Store, utcnow
 from bot.work import Work
-from commands import DEFAULT_AUDIT_LOOKBACK, AuditCommand, Command, JobCommand, PodsCommand
+from commands import (
+    DEFAULT_AUDIT_LOOKBACK,
+    VERB_SPECS,
+    AuditCommand,
+    Command,
+    JobCommand,
+    PodsCommand,
+)
 from playbooks import NodeView, OperationError
 from playbooks.cert_checks import check_expiration, control_plane_targets
 from playbooks.certs_table import expiry_lines
@@ -44,14 +51,12 @@ class ReadOnlyAnswers:
         self._chat = chat
         self._clusters = clusters
         self._warn_days = warn_days
+        # The grammar says which verbs only read; each has the method of its name here
+        # (`help` is answered on the spot, from the grammar itself).
         self.by_verb: dict[str, Answer] = {
-            "pods": self.pods,
-            "nodes": self.nodes,
-            "status": self.status,
-            "jobs": self.jobs,
-            "job": self.job,
-            "audit": self.audit,
-            "certs": self.certs,
+            spec.name: getattr(self, spec.name)
+            for spec in VERB_SPECS
+            if spec.read_only and spec.name != "help"
         }
 
     async def _with_nodes(

@@ -3,7 +3,7 @@ plan against the live cluster, take the locks, store the job, post its root mess
 
 from __future__ import annotations
 
-from approvals import Decision, PolicyRule, Windows, may_break_glass, may_request
+from approvals import Decision, PolicyRule, Windows, may_break_glass
 from bot.access import Access
 from bot.audit import AuditLog
 from bot.chat import Chat
@@ -74,7 +74,7 @@ class ChangeRequests:
         self, command: Command, rule: PolicyRule | None, *, user: str, cluster: str
     ) -> Decision:
         roles = await self._access.roles(user)
-        decision = may_request(rule, verb=command.verb, cluster=cluster, requester_roles=roles)
+        decision = self._access.may_request(rule, verb=command.verb, cluster=cluster, roles=roles)
         if not decision.allowed:
             return decision
         # Break-glass needs a role that may use it; without it, a change freeze stops changes.

@@ -127,6 +127,19 @@ def test_a_window_of_zero_length_is_refused(tmp_path: Path) -> None:
     ]
 
 
+def test_a_rule_without_approvals_or_approvers_is_named_for_its_verbs_defaults(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kubegate.yaml"
+    path.write_text(GOOD + "  - verbs: [nodes, upgrade]\n    requesters: [sre]\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.problems == [
+        "policy[1].approvers: no approver role, but without `approvals:` each verb needs its "
+        "default number of approvals (`upgrade` 2)"
+    ]
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     result = check(tmp_path / "nope.yaml")
     assert result.returncode == 2 and "cannot read" in result.stderr
