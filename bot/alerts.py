@@ -174,11 +174,22 @@ class Alerts:
         node = await self._known_node(cluster.name, nodes.pop()) if len(nodes) == 1 else None
         store = self._store
         group = store.alert_group(hook.groupKey)
-        group_id = group["id"] if group else store.add_alert_group(hook.groupKey, cluster=cluster.name,
-                                                                  channel=channel, labels=hook.commonLabels)  # fmt: skip
-        self._audit.record("alert.received", actor="system", cluster=cluster.name, target=node,
-                                    group=hook.groupKey, status=hook.status,
-                                    alerts=[a.labels.get("alertname", "") for a in hook.alerts])  # fmt: skip
+        group_id = (
+            group["id"]
+            if group
+            else store.add_alert_group(
+                hook.groupKey, cluster=cluster.name, channel=channel, labels=hook.commonLabels
+            )
+        )
+        self._audit.record(
+            "alert.received",
+            actor="system",
+            cluster=cluster.name,
+            target=node,
+            group=hook.groupKey,
+            status=hook.status,
+            alerts=[a.labels.get("alertname", "") for a in hook.alerts],
+        )
         card = alert_card(hook, group_id=group_id, cluster=cluster.name, node=node)
         if group and group["ts"]:
             await self._chat.update(group["channel"], group["ts"], card)
@@ -209,8 +220,13 @@ class Alerts:
             {"name": k, "value": v, "isRegex": False, "isEqual": True}
             for k, v in sorted(group["labels"].items())
         ]
-        body = {"matchers": matchers, "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat(),
-                "createdBy": f"{user} via kubegate", "comment": f"Silenced for 1h from Slack by {user}"}  # fmt: skip
+        body = {
+            "matchers": matchers,
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(hours=1)).isoformat(),
+            "createdBy": f"{user} via kubegate",
+            "comment": f"Silenced for 1h from Slack by {user}",
+        }
         try:
             async with (
                 aiohttp.ClientSession() as session,
@@ -226,11 +242,21 @@ class Alerts:
         except (aiohttp.ClientError, TimeoutError) as error:
             return f"cannot reach Alertmanager to silence: {error}"
         silence_id = answer.get("silenceID", "?")
-        self._audit.record("alert.silence", actor=user, cluster=group["cluster"], target=group["node"],
-                                    group=group["group_key"], silence=silence_id, matchers=matchers)  # fmt: skip
+        self._audit.record(
+            "alert.silence",
+            actor=user,
+            cluster=group["cluster"],
+            target=group["node"],
+            group=group["group_key"],
+            silence=silence_id,
+            matchers=matchers,
+        )
         if group["ts"]:
-            await self._chat.post(group["channel"], Card(f"🔕 Silenced for 1h by <@{user}> (silence {silence_id})"),
-                                           thread_ts=group["ts"])  # fmt: skip
+            await self._chat.post(
+                group["channel"],
+                Card(f"🔕 Silenced for 1h by <@{user}> (silence {silence_id})"),
+                thread_ts=group["ts"],
+            )
         return f"Silenced for 1 hour (silence {silence_id})."
 
 

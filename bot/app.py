@@ -6,44 +6,25 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.access import Access
-from bot.actions import Clicks, expire_overdue, recover_interrupted
 from bot.alerts import Alerts
 from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.clusters import Clusters
 from bot.config import ConfigError, KubegateConfig, Settings, config_digest, load_config
-from bot.engine import Engine
-from bot.housekeeping import (
-    BackupFreshness,
-    CertExpiry,
-    Periodic,
-    control_plane_expiries,
-    start_housekeeping,
-)
-from bot.jobcontrol import JobControl
-from bot.node_health import NodeHealth
-from bot.readonly import ReadOnlyAnswers
 from bot.redact import RedactingFilter, Redactor
-from bot.requests import ChangeRequests
-from bot.roots import RootMessages
-from bot.service import CommandDesk, Kubegate
 from bot.slack_app import SlackChat, bolt_app, web_application, web_client
-from bot.starter import JobStarter
 from bot.store import Store
-from bot.timing import ChangeCalendar
-from bot.work import Background
+from bot.wiring import Parts, wire
+from bot.wiring import Runtime as Runtime  # re-exported: what `build` returns
 from playbooks.vault import VaultSettings
 
 log = logging.getLogger("kubegate")
@@ -106,38 +87,6 @@ def vault_settings(settings: Settings, config: KubegateConfig) -> VaultSettings 
     )
 
 
-@dataclass
-class Runtime:
-    """Everything `build` wired, for `serve`, the console and tests to start and stop."""
-
-    settings: Settings
-    config: KubegateConfig
-    store: Store
-    audit: AuditLog
-    redactor: Redactor
-    kubegate: Kubegate
-    backup_dir: Path
-    alerts: Alerts
-    clusters: Clusters
-    starter: JobStarter
-    periodic: list[Periodic]
-    recover: Callable[[], Awaitable[None]]
-
-    async def resume_jobs(self) -> None:
-        """After a start: show interrupted jobs as such, and set scheduled jobs' timers again."""
-        await self.recover()
-        self.starter.restore_timers()
-
-    def start_housekeeping(self) -> AsyncIOScheduler:
-        return start_housekeeping(self.periodic)
-
-    async def close(self) -> None:
-        self.starter.scheduler.shutdown()
-        await self.kubegate.idle()
-        await self.clusters.close()
-        self.store.close()
-
-
 def setup_logging(redactor: Redactor, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -184,175 +133,6 @@ def build(
         Parts(settings, config, store, audit, redactor, chat(config), clusters, backup_dir),
         alerts_token=alerts_token.get_secret_value() if alerts_token else None,
     )
-
-
-@dataclass
-class Parts:
-    """What `wire` builds kubegate's pieces from: settings, config and the outside world."""
-
-    settings: Settings
-    config: KubegateConfig
-    store: Store
-    audit: AuditLog
-    redactor: Redactor
-    chat: Chat
-    clusters: Clusters
-    backup_dir: Path
-
-
-def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
-    """The composition root: each piece gets only what it uses, wired here once."""
-    config, store, audit, chat, clusters = (
-        parts.config,
-        parts.store,
-        parts.audit,
-        parts.chat,
-        parts.clusters,
-    )
-    background = Background(chat=chat, scrub=parts.redactor.text)
-    access = Access(roles=config.roles, policy=config.policy, group_members=chat.group_members)
-    roots = RootMessages(store=store, chat=chat, access=access)
-    calendar = ChangeCalendar(
-        maintenance_windows=config.maintenance_windows, freezes=config.freezes
-    )
-    windows = config.windows.as_windows()
-    engine = Engine(
-        store=store,
-        audit=audit,
-        chat=chat,
-        clusters=clusters,
-        windows=windows,
-        refresh_root=roots.refresh,
-        active_freeze=calendar.active_freeze,
-    )
-    starter = JobStarter(
-        store=store,
-        audit=audit,
-        engine=engine,
-        windows=windows,
-        calendar=calendar,
-        refresh_root=roots.refresh,
-    )
-    desk = CommandDesk(
-        clusters=clusters,
-        answers=ReadOnlyAnswers(
-            store=store,
-            audit=audit,
-            chat=chat,
-            clusters=clusters,
-            warn_days=config.certs.warn_days,
-        ),
-        job_control=JobControl(
-            store=store,
-            audit=audit,
-            chat=chat,
-            access=access,
-            engine=engine,
-            refresh_root=roots.refresh,
-            spawner=background,
-        ),
-        requests=ChangeRequests(
-            store=store,
-            audit=audit,
-            chat=chat,
-            clusters=clusters,
-            access=access,
-            calendar=calendar,
-            windows=windows,
-            roots=roots,
-            starter=starter,
-        ),
-        background=background,
-    )
-    alerts = Alerts(
-        settings=config.alerts,
-        token=alerts_token,
-        cluster_configs=config.clusters,
-        store=store,
-        audit=audit,
-        chat=chat,
-        clusters=clusters,
-        background=background,
-    )
-    clicks = Clicks(
-        store=store,
-        audit=audit,
-        chat=chat,
-        access=access,
-        engine=engine,
-        starter=starter,
-        refresh_root=roots.refresh,
-        alerts=alerts,
-        commands=desk,
-        background=background,
-    )
-    kubegate = Kubegate(desk=desk, clicks=clicks, background=background)
-
-    async def recover() -> None:
-        await recover_interrupted(store, audit, chat, roots.refresh)
-
-    return Runtime(
-        settings=parts.settings,
-        config=config,
-        store=store,
-        audit=audit,
-        redactor=parts.redactor,
-        kubegate=kubegate,
-        backup_dir=parts.backup_dir,
-        alerts=alerts,
-        clusters=clusters,
-        starter=starter,
-        periodic=periodic_work(parts, alerts=alerts, refresh_root=roots.refresh),
-        recover=recover,
-    )
-
-
-def periodic_work(
-    parts: Parts, *, alerts: Alerts, refresh_root: Callable[[int], Awaitable[None]]
-) -> list[Periodic]:
-    config, audit, chat = parts.config, parts.audit, parts.chat
-
-    async def expire_approvals() -> None:
-        await expire_overdue(parts.store, audit, refresh_root)
-
-    freshness = BackupFreshness(
-        clusters=config.clusters,
-        max_age=config.backups.max_age,
-        backup_dir=parts.backup_dir,
-        audit=audit,
-        chat=chat,
-    )
-    certs = CertExpiry(
-        clusters=config.clusters,
-        warn_days=config.certs.warn_days,
-        read_expiries=control_plane_expiries(parts.clusters),
-        audit=audit,
-        chat=chat,
-    )
-    health = NodeHealth(
-        cluster_configs=config.clusters,
-        clusters=parts.clusters,
-        not_ready_after=config.alerts.node_not_ready_after,
-        show=alerts.show,
-    )
-    cert_every = config.certs.check_every
-    return [
-        Periodic("expire-approvals", expire_approvals, timedelta(seconds=30)),
-        Periodic(
-            "etcd-backup-freshness",
-            freshness.check,
-            config.backups.check_every,
-            first_after=timedelta(seconds=10),
-        ),
-        # First look a few minutes after start (not at once: a restart loop must not flood SSH).
-        Periodic(
-            "certificate-expiry",
-            certs.check,
-            cert_every,
-            first_after=min(cert_every, timedelta(minutes=5)),
-        ),
-        Periodic("node-health", health.check, config.alerts.node_check_every),
-    ]
 
 
 async def start_http(alerts: Alerts, app: AsyncApp, *, port: int) -> tuple[web.AppRunner, int]:

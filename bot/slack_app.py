@@ -86,9 +86,12 @@ class SlackChat:
 
     async def upload(self, channel: str, thread_ts: str, *, title: str, content: str) -> None:
         await self.client.files_upload_v2(
-            channel=channel, thread_ts=thread_ts, title=title,
-            filename=title.replace(" ", "-") + ".txt", content=content,
-        )  # fmt: skip
+            channel=channel,
+            thread_ts=thread_ts,
+            title=title,
+            filename=title.replace(" ", "-") + ".txt",
+            content=content,
+        )
 
     async def group_members(self, group_id: str) -> set[str]:
         try:
