@@ -22,7 +22,7 @@ from bot.chat import ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE, Button, Card, Cha
 from bot.clusters import Clusters
 from bot.config import AlertsConfig, ClusterConfig
 from bot.store import Store, utcnow
-from bot.work import Background, CommandReceiver, failure_ref, short_reason
+from bot.work import Background, CommandReceiver, Spawner, failure_ref, short_reason
 
 log = logging.getLogger(__name__)
 NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -94,7 +94,7 @@ class Alerts:
         audit: AuditLog,
         chat: Chat,
         clusters: Clusters,
-        background: Background,
+        spawner: Spawner,
     ) -> None:
         self._token = token
         self._alertmanager_url = settings.alertmanager_url
@@ -104,7 +104,7 @@ class Alerts:
         self._audit = audit
         self._chat = chat
         self._clusters = clusters
-        self._background = background
+        self._spawner = spawner
         self._groups: dict[str, asyncio.Lock] = {}  # one writer per group: no double post
 
     async def webhook(self, request: web.Request) -> web.Response:
@@ -126,7 +126,7 @@ class Alerts:
             return web.json_response(
                 {"error": f"webhook version {hook.version} is not supported; 4 is"}, status=400
             )
-        self._background.spawn(self._show_or_say(hook))
+        self._spawner.spawn(self._show_or_say(hook))
         return web.json_response({"ok": True})
 
     async def _show_or_say(self, hook: AlertmanagerWebhook) -> None:

@@ -113,7 +113,7 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         audit=parts.audit,
         chat=parts.chat,
         clusters=parts.clusters,
-        background=core.background,
+        spawner=core.background,
     )
     clicks = Clicks(
         store=parts.store,
