@@ -10,12 +10,15 @@ from typing import NoReturn
 import pytest
 
 import bot.actions
+import bot.alerts
 import bot.readonly
 from commands import Command
 from playbooks import PLAYBOOKS, ClusterHandle
+from testbed.slack import Message
 from testbed.up import Testbed
 from tests.e2e.conftest import Served
 from tests.e2e.slack_steps import CHANNEL, click, request, wait_ephemeral
+from tests.e2e.test_alerts import send, webhook
 
 REF = re.compile(r"ref ([0-9a-f]{4})")
 
@@ -90,3 +93,29 @@ async def test_a_click_that_crashes_is_told_to_the_clicker_with_a_log_ref(
     assert match is not None
     logged = failure_record(caplog, match.group(1)).getMessage()
     assert "U0BOB" in logged and "kubegate.approve" in logged and "job #1" in logged
+
+
+async def test_an_alert_that_cannot_be_shown_is_said_in_the_channel_with_a_log_ref(
+    testbed: Testbed,
+    kubegate: Served,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def crash(*args: object, **kwargs: object) -> NoReturn:
+        raise ValueError("labels too odd to show")
+
+    monkeypatch.setattr(bot.alerts, "alert_card", crash)
+    assert await send(kubegate, webhook("firing"), testbed.alerts_token) == 200
+
+    def said() -> Message | None:
+        return next(
+            (m for m in testbed.slack.messages(CHANNEL) if "failed showing an alert" in m.shown),
+            None,
+        )
+
+    told = await testbed.slack.wait_for(said)
+    assert "ValueError: labels too odd to show" in told.shown
+    match = REF.search(told.shown)
+    assert match is not None
+    logged = failure_record(caplog, match.group(1)).getMessage()
+    assert "NodeDiskPressure" in logged and "firing" in logged
