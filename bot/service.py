@@ -108,7 +108,7 @@ class Kubegate:
             user,
             channel,
             f"click {action_id} {value}",
-            f"handling your {button} click{about}",
+            f"handling the {button} click{about}",
             job_id,
         )
         work = self._clicks.handle(

@@ -87,7 +87,7 @@ async def test_a_click_that_crashes_is_told_to_the_clicker_with_a_log_ref(
     monkeypatch.setattr(bot.actions, "tally", crash)
     await click(testbed, "U0BOB", root, "Approve")
 
-    told = await wait_ephemeral(testbed, "U0BOB", "kubegate failed handling your approve click")
+    told = await wait_ephemeral(testbed, "U0BOB", "kubegate failed handling the approve click")
     assert "on job #1" in told.shown and "the vote count is unreadable" in told.shown
     match = REF.search(told.shown)
     assert match is not None
