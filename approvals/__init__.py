@@ -1,7 +1,6 @@
 """Approvals: policy, votes, windows, separation of duties and drift. Pure decisions, no I/O."""
 
 from approvals.policy import (
-    READ_ONLY_VERBS,
     SLACK_GROUP_ID,
     SLACK_USER_ID,
     Decision,
@@ -24,7 +23,6 @@ from approvals.windows import (
 )
 
 __all__ = [
-    "READ_ONLY_VERBS",
     "SLACK_GROUP_ID",
     "SLACK_USER_ID",
     "WEEKDAYS",

@@ -1,6 +1,7 @@
 """Who may request a verb and who may approve it: policy rules and role membership.
 
-Pure decisions over plain data; the bot resolves Slack user groups and passes them in.
+Pure decisions over plain data; the bot resolves Slack user groups and passes them in, and hands
+over what the grammar says of a verb (whether it only reads, its default approvals).
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
-
-# Verbs that only read: no rule is needed for them and they never need approval.
-READ_ONLY_VERBS = frozenset({"help", "status", "nodes", "pods", "certs", "jobs", "job", "audit"})
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -26,7 +24,8 @@ class PolicyRule(BaseModel):
     verbs: list[str] = Field(min_length=1)
     clusters: list[str] | None = None
     requesters: list[str] = Field(min_length=1)
-    approvals: int = Field(default=1, ge=0, le=10)
+    # None: each verb's own default (the grammar's, handed in by the bot).
+    approvals: int | None = Field(default=None, ge=0, le=10)
     approvers: list[str] = Field(default_factory=list)
     break_glass: list[str] = Field(default_factory=list)
 
@@ -64,10 +63,16 @@ def rule_for(rules: Sequence[PolicyRule], *, verb: str, cluster: str) -> PolicyR
 
 
 def may_request(
-    rule: PolicyRule | None, *, verb: str, cluster: str, requester_roles: frozenset[str]
+    rule: PolicyRule | None,
+    *,
+    verb: str,
+    cluster: str,
+    requester_roles: frozenset[str],
+    read_only: bool,
 ) -> Decision:
+    """`read_only`: the verb only reads, so no rule is needed for it."""
     if rule is None:
-        if verb in READ_ONLY_VERBS:
+        if read_only:
             return Decision(True)
         # Safe default: a change nobody wrote a rule for is not allowed at all.
         return Decision(
@@ -84,9 +89,10 @@ def may_request(
     )
 
 
-def approvals_needed(rule: PolicyRule | None, *, verb: str) -> int:
-    if rule is None:
-        return 0 if verb in READ_ONLY_VERBS else 1
+def approvals_needed(rule: PolicyRule | None, *, default: int) -> int:
+    """The rule's `approvals:`; the verb's `default` when there is no rule or it does not say."""
+    if rule is None or rule.approvals is None:
+        return default
     return rule.approvals
 
 

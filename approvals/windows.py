@@ -38,8 +38,9 @@ class RunTime:
     must_start_by: datetime
 
 
-def run_time(*, now: datetime, at: datetime | None, window: MaintenanceWindow | None,
-             execution: timedelta) -> RunTime | None:  # fmt: skip
+def run_time(
+    *, now: datetime, at: datetime | None, window: MaintenanceWindow | None, execution: timedelta
+) -> RunTime | None:
     """When an approved job runs: now, at `--at` (within the execution window after it), or in
     the next slot of a maintenance window (by the slot's end). None means run now."""
     if at is not None:

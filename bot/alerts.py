@@ -9,18 +9,20 @@ import asyncio
 import hmac
 import logging
 import re
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.chat import ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE, Button, Card
-from bot.store import utcnow
-
-if TYPE_CHECKING:
-    from bot.service import Kubegate
+from bot.access import Access
+from bot.audit import AuditLog
+from bot.chat import ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE, Button, Card, Chat
+from bot.clusters import Clusters
+from bot.config import AlertsConfig, ClusterConfig
+from bot.store import Store, utcnow
+from bot.work import Background, CommandReceiver, Spawner, failure_ref, short_reason
 
 log = logging.getLogger(__name__)
 NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -83,11 +85,26 @@ def alert_card(hook: AlertmanagerWebhook, *, group_id: int, cluster: str, node: 
 
 class Alerts:
     def __init__(
-        self, kubegate: Kubegate, *, token: str | None, alertmanager_url: str | None
+        self,
+        *,
+        settings: AlertsConfig,
+        token: str | None,
+        cluster_configs: Sequence[ClusterConfig],
+        store: Store,
+        audit: AuditLog,
+        chat: Chat,
+        clusters: Clusters,
+        spawner: Spawner,
     ) -> None:
-        self._kubegate = kubegate
         self._token = token
-        self._alertmanager_url = alertmanager_url
+        self._alertmanager_url = settings.alertmanager_url
+        self._channel = settings.channel
+        self._cluster_configs = cluster_configs
+        self._store = store
+        self._audit = audit
+        self._chat = chat
+        self._clusters = clusters
+        self._spawner = spawner
         self._groups: dict[str, asyncio.Lock] = {}  # one writer per group: no double post
 
     async def webhook(self, request: web.Request) -> web.Response:
@@ -109,41 +126,82 @@ class Alerts:
             return web.json_response(
                 {"error": f"webhook version {hook.version} is not supported; 4 is"}, status=400
             )
-        self._kubegate.spawn(self.show(hook))
+        self._spawner.spawn(self._show_or_say(hook))
         return web.json_response({"ok": True})
+
+    async def _show_or_say(self, hook: AlertmanagerWebhook) -> None:
+        """Nobody typed a command for an alert: if showing it fails, the channel hears (when chat
+        itself works) and the log has the traceback under the same ref."""
+        try:
+            await self.show(hook)
+        except Exception as error:
+            ref = failure_ref()
+            log.error(
+                "kubegate failed showing alert group %s (ref %s): status %s, alerts %s",
+                hook.groupKey,
+                ref,
+                hook.status,
+                [a.labels.get("alertname", "") for a in hook.alerts],
+                exc_info=error,
+            )
+            channel = self._channel or next(
+                (c.channels[0] for c in self._cluster_configs if c.channels), None
+            )
+            if channel is None:
+                return
+            text = (
+                f"⚠️ kubegate failed showing an alert from Alertmanager: {self._audit.redactor.text(short_reason(error))}; "
+                f"see kubegate's log, ref {ref}"
+            )
+            try:
+                await self._chat.post(channel, Card(text))
+            except Exception:
+                log.exception("could not tell the channel about failure ref %s", ref)
 
     async def show(self, hook: AlertmanagerWebhook) -> None:
         async with self._groups.setdefault(hook.groupKey, asyncio.Lock()):
             await self._show(hook)
 
     async def _show(self, hook: AlertmanagerWebhook) -> None:
-        config = self._kubegate.config
-        cluster = config.cluster_named(hook.commonLabels.get("cluster", "")) or config.clusters[0]
-        channel = config.alerts.channel or (cluster.channels[0] if cluster.channels else None)
+        named = hook.commonLabels.get("cluster", "")
+        cluster = next((c for c in self._cluster_configs if c.name == named), None)
+        cluster = cluster or self._cluster_configs[0]
+        channel = self._channel or (cluster.channels[0] if cluster.channels else None)
         if channel is None:
             log.warning("alert group %s has no channel to go to", hook.groupKey)
             return
         nodes = {node_of(a) for a in hook.alerts} - {None}
         node = await self._known_node(cluster.name, nodes.pop()) if len(nodes) == 1 else None
-        store = self._kubegate.store
+        store = self._store
         group = store.alert_group(hook.groupKey)
-        group_id = group["id"] if group else store.add_alert_group(hook.groupKey, cluster=cluster.name,
-                                                                  channel=channel, labels=hook.commonLabels)  # fmt: skip
-        self._kubegate.audit.record("alert.received", actor="system", cluster=cluster.name, target=node,
-                                    group=hook.groupKey, status=hook.status,
-                                    alerts=[a.labels.get("alertname", "") for a in hook.alerts])  # fmt: skip
+        group_id = (
+            group["id"]
+            if group
+            else store.add_alert_group(
+                hook.groupKey, cluster=cluster.name, channel=channel, labels=hook.commonLabels
+            )
+        )
+        self._audit.record(
+            "alert.received",
+            actor="system",
+            cluster=cluster.name,
+            target=node,
+            group=hook.groupKey,
+            status=hook.status,
+            alerts=[a.labels.get("alertname", "") for a in hook.alerts],
+        )
         card = alert_card(hook, group_id=group_id, cluster=cluster.name, node=node)
         if group and group["ts"]:
-            await self._kubegate.chat.update(group["channel"], group["ts"], card)
+            await self._chat.update(group["channel"], group["ts"], card)
         else:
-            ts = await self._kubegate.chat.post(channel, card)
+            ts = await self._chat.post(channel, card)
             store.set_alert_group_ts(group_id, ts)
         store.set_alert_group_status(group_id, hook.status, node=node)
 
     async def _known_node(self, cluster: str, name: str | None) -> str | None:
         if name is None:
             return None
-        handle = await self._kubegate.clusters.handle(cluster)
+        handle = await self._clusters.handle(cluster)
         try:
             return name if await handle.kube.get_node(name) else None
         except Exception:  # an alert must show even when the API is what is broken
@@ -152,7 +210,7 @@ class Alerts:
 
     async def silence(self, *, group_id: int, user: str, channel: str) -> str:
         """Silence the group's alerts for an hour in Alertmanager, on behalf of `user`."""
-        group = self._kubegate.store.alert_group_by_id(group_id)
+        group = self._store.alert_group_by_id(group_id)
         if group is None:
             return "That alert is no longer known to kubegate."
         if not self._alertmanager_url:
@@ -162,8 +220,13 @@ class Alerts:
             {"name": k, "value": v, "isRegex": False, "isEqual": True}
             for k, v in sorted(group["labels"].items())
         ]
-        body = {"matchers": matchers, "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat(),
-                "createdBy": f"{user} via kubegate", "comment": f"Silenced for 1h from Slack by {user}"}  # fmt: skip
+        body = {
+            "matchers": matchers,
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(hours=1)).isoformat(),
+            "createdBy": f"{user} via kubegate",
+            "comment": f"Silenced for 1h from Slack by {user}",
+        }
         try:
             async with (
                 aiohttp.ClientSession() as session,
@@ -179,29 +242,47 @@ class Alerts:
         except (aiohttp.ClientError, TimeoutError) as error:
             return f"cannot reach Alertmanager to silence: {error}"
         silence_id = answer.get("silenceID", "?")
-        self._kubegate.audit.record("alert.silence", actor=user, cluster=group["cluster"], target=group["node"],
-                                    group=group["group_key"], silence=silence_id, matchers=matchers)  # fmt: skip
+        self._audit.record(
+            "alert.silence",
+            actor=user,
+            cluster=group["cluster"],
+            target=group["node"],
+            group=group["group_key"],
+            silence=silence_id,
+            matchers=matchers,
+        )
         if group["ts"]:
-            await self._kubegate.chat.post(group["channel"], Card(f"🔕 Silenced for 1h by <@{user}> (silence {silence_id})"),
-                                           thread_ts=group["ts"])  # fmt: skip
+            await self._chat.post(
+                group["channel"],
+                Card(f"🔕 Silenced for 1h by <@{user}> (silence {silence_id})"),
+                thread_ts=group["ts"],
+            )
         return f"Silenced for 1 hour (silence {silence_id})."
 
 
-async def alert_click(alerts: Alerts, kubegate: Kubegate, *, user: str, channel: str, action_id: str,
-                      value: str) -> str | None:  # fmt: skip
+async def alert_click(
+    alerts: Alerts,
+    *,
+    access: Access,
+    audit: AuditLog,
+    commands: CommandReceiver,
+    background: Background,
+    user: str,
+    channel: str,
+    action_id: str,
+    value: str,
+) -> str | None:
     """[Cordon]/[Drain] start the normal request flow for the clicker; [Silence 1h] silences."""
     group_text, _, node = value.partition(":")
     if not group_text.isdigit() or not NODE_NAME.match(node):
         return "kubegate does not understand that button."
     if action_id == ALERT_SILENCE:
-        if not await kubegate.roles(user):
-            kubegate.audit.record(
-                "refusal", actor=user, target=node, reason="silence without a role"
-            )
+        if not await access.roles(user):
+            audit.record("refusal", actor=user, target=node, reason="silence without a role")
             return "Only people with a kubegate role may silence alerts."
         return await alerts.silence(group_id=int(group_text), user=user, channel=channel)
     verb = "cordon" if action_id == ALERT_CORDON else "drain"
-    answer = kubegate.receive_command(user=user, channel=channel, text=f"{verb} {node}")
+    answer = commands.receive_command(user=user, channel=channel, text=f"{verb} {node}")
     if answer.work is not None:
-        kubegate.answer_later(answer.work)
+        background.answer_later(answer.work)
     return answer.text

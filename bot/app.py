@@ -15,18 +15,17 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.actions import recover_interrupted
 from bot.alerts import Alerts
 from bot.audit import AuditLog
 from bot.audit_setup import open_audited_store, prefetch_audit_key
 from bot.chat import Chat
 from bot.clusters import Clusters
 from bot.config import ConfigError, KubegateConfig, Settings, config_digest, load_config
-from bot.housekeeping import start_housekeeping
 from bot.redact import RedactingFilter, Redactor
-from bot.service import Kubegate
 from bot.slack_app import SlackChat, bolt_app, web_application, web_client
 from bot.store import Store
+from bot.wiring import Parts, wire
+from bot.wiring import Runtime as Runtime  # re-exported: what `build` returns
 from playbooks.vault import VaultSettings
 
 log = logging.getLogger("kubegate")
@@ -76,7 +75,8 @@ def vault_settings(settings: Settings, config: KubegateConfig) -> VaultSettings 
     token = settings.vault_token or (vault.token if vault else None)
     secret_id = vault.secret_id if vault else None
     return VaultSettings(
-        url=url, auth=vault.auth if vault else "token",
+        url=url,
+        auth=vault.auth if vault else "token",
         token=token.get_secret_value() if token else None,
         role_id=vault.role_id if vault else None,
         secret_id=secret_id.get_secret_value() if secret_id else None,
@@ -85,23 +85,7 @@ def vault_settings(settings: Settings, config: KubegateConfig) -> VaultSettings 
         ssh_mount=vault.ssh_mount if vault else "ssh-client-signer",
         ssh_role=vault.ssh_role if vault else "kubegate",
         ca_cert=vault.ca_cert if vault else None,
-    )  # fmt: skip
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    config: KubegateConfig
-    store: Store
-    audit: AuditLog
-    redactor: Redactor
-    kubegate: Kubegate
-    backup_dir: Path
-
-    async def close(self) -> None:
-        await self.kubegate.idle()
-        await self.kubegate.clusters.close()
-        self.store.close()
+    )
 
 
 def setup_logging(redactor: Redactor, level: int = logging.INFO) -> None:
@@ -137,25 +121,27 @@ def build(
     vault = vault_settings(settings, config)
     redactor.register(vault.token if vault else None, vault.secret_id if vault else None)
     backup_dir = settings.backup_dir or config.backups.dir or Path("backups")
-    clusters = Clusters(config, default_kubeconfig=settings.kubeconfig, vault=vault,
-                        backup_dir=backup_dir, redactor=redactor)  # fmt: skip
-    kubegate = Kubegate(
-        config=config, store=store, audit=audit, chat=chat(config), clusters=clusters
+    clusters = Clusters(
+        config,
+        default_kubeconfig=settings.kubeconfig,
+        vault=vault,
+        backup_dir=backup_dir,
+        redactor=redactor,
     )
     alerts_token = settings.alerts_token or config.alerts.token
     redactor.register(alerts_token.get_secret_value() if alerts_token else None)
-    kubegate.alerts = Alerts(kubegate, token=alerts_token.get_secret_value() if alerts_token else None,
-                             alertmanager_url=config.alerts.alertmanager_url)  # fmt: skip
-    return Runtime(settings, config, store, audit, redactor, kubegate, backup_dir)
+    return wire(
+        Parts(settings, config, store, audit, redactor, chat(config), clusters, backup_dir),
+        alerts_token=alerts_token.get_secret_value() if alerts_token else None,
+    )
 
 
 async def start_http(
-    kubegate: Kubegate, app: AsyncApp, *, port: int, signing_secret: str
+    alerts: Alerts, app: AsyncApp, *, port: int, signing_secret: str
 ) -> tuple[web.AppRunner, int]:
     """`/slack/events`, `/alerts/alertmanager` and `/healthz` on `port` (0: any free one)."""
     application = web_application(app, signing_secret=signing_secret)
-    assert kubegate.alerts is not None
-    application.router.add_post("/alerts/alertmanager", kubegate.alerts.webhook)
+    application.router.add_post("/alerts/alertmanager", alerts.webhook)
     runner = web.AppRunner(application, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host="0.0.0.0", port=port)  # noqa: S104 — a server
@@ -195,7 +181,7 @@ async def serve(
         runtime.kubegate, client=holder["chat"].client, signing_secret=credentials.signing_secret
     )
     runner, port = await start_http(
-        runtime.kubegate, app, port=settings.port, signing_secret=credentials.signing_secret
+        runtime.alerts, app, port=settings.port, signing_secret=credentials.signing_secret
     )
     socket_mode = None
     if credentials.app_token:
@@ -203,9 +189,8 @@ async def serve(
         socket_mode = AsyncSocketModeHandler(app, credentials.app_token)
         await socket_mode.connect_async()  # type: ignore[no-untyped-call]
         log.info("connected to Slack in Socket Mode")
-    await recover_interrupted(runtime.kubegate)
-    runtime.kubegate.restore_timers()
-    scheduler = start_housekeeping(runtime.kubegate, backup_dir=runtime.backup_dir)
+    await runtime.resume_jobs()
+    scheduler = runtime.start_housekeeping()
     if ready:
         ready(port)
     if stop is None:
@@ -218,7 +203,6 @@ async def serve(
     if socket_mode is not None:
         await socket_mode.close_async()  # type: ignore[no-untyped-call]
     scheduler.shutdown(wait=False)
-    runtime.kubegate.scheduler.shutdown()
     await runner.cleanup()
     await runtime.close()
     await session.close()

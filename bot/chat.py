@@ -41,6 +41,12 @@ class Card:
         return "\n".join([self.headline, *self.sections])
 
 
+class ChannelPoster(Protocol):
+    """The part of a chat that periodic warnings need: post a message to a channel."""
+
+    async def post(self, channel: str, card: Card, *, thread_ts: str | None = None) -> str: ...
+
+
 class Chat(Protocol):
     async def post(self, channel: str, card: Card, *, thread_ts: str | None = None) -> str:
         """Post a message (a thread reply when thread_ts is given); returns its ts."""

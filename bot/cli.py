@@ -127,7 +127,6 @@ def _audit(settings: Settings, action: str, given: list[str]) -> int:
 
 
 async def _console(settings: Settings, *, user: str | None, channel: str | None) -> int:
-    from bot.actions import recover_interrupted
     from bot.app import build
     from bot.console import ConsoleChat, run_console, stdin_reader
 
@@ -141,12 +140,12 @@ async def _console(settings: Settings, *, user: str | None, channel: str | None)
     config = runtime.config
     first_user = user or next(iter(config.users), None) or "U0CONSOLE"
     first_channel = channel or next((c for cl in config.clusters for c in cl.channels), "C0CONSOLE")
-    await recover_interrupted(runtime.kubegate)
-    runtime.kubegate.restore_timers()
+    await runtime.resume_jobs()
     try:
         await run_console(
             runtime.kubegate,
             holder["chat"],
+            names=config.users,
             user=first_user,
             channel=first_channel,
             read_line=stdin_reader(),
@@ -154,7 +153,6 @@ async def _console(settings: Settings, *, user: str | None, channel: str | None)
             echo=not sys.stdin.isatty(),
         )
     finally:
-        runtime.kubegate.scheduler.shutdown()
         await runtime.close()
     return 0
 

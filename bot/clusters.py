@@ -17,9 +17,15 @@ from playbooks.vault import Vault, VaultError, VaultSettings
 
 
 class Clusters:
-    def __init__(self, config: KubegateConfig, *, default_kubeconfig: Path | None,
-                 vault: VaultSettings | None = None, backup_dir: Path = Path("backups"),
-                 redactor: Redactor | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: KubegateConfig,
+        *,
+        default_kubeconfig: Path | None,
+        vault: VaultSettings | None = None,
+        backup_dir: Path = Path("backups"),
+        redactor: Redactor | None = None,
+    ) -> None:
         self._config = config
         self._default_kubeconfig = default_kubeconfig
         self._vault = Vault(vault) if vault else None
@@ -57,10 +63,14 @@ class Clusters:
                     context=cluster.context,
                 )
                 self._handles[name] = ClusterHandle(
-                    name=name, kube=kube, inventory=cluster.inventory, vault=self._vault,
-                    backup_dir=self._backup_dir / name, backup_keep=self._config.backups.keep,
+                    name=name,
+                    kube=kube,
+                    inventory=cluster.inventory,
+                    vault=self._vault,
+                    backup_dir=self._backup_dir / name,
+                    backup_keep=self._config.backups.keep,
                     ssh_factory=lambda: self._open_ssh(cluster),
-                )  # fmt: skip
+                )
             return self._handles[name]
 
     async def _open_ssh(self, cluster: ClusterConfig) -> SshExecutor:
@@ -88,8 +98,12 @@ class Clusters:
             except VaultError as error:
                 raise SshError(error.message, node="-") from error
             certificate = asyncssh.import_certificate(signed)
-        return SshExecutor(known_hosts=known_hosts, credentials=Credentials(key, certificate),
-                           connect_timeout=ssh.connect_timeout, max_parallel=ssh.max_parallel)  # fmt: skip
+        return SshExecutor(
+            known_hosts=known_hosts,
+            credentials=Credentials(key, certificate),
+            connect_timeout=ssh.connect_timeout,
+            max_parallel=ssh.max_parallel,
+        )
 
     async def _secret_text(
         self, path: Path | None, vault_path: str | None, field: str, cluster: ClusterConfig

@@ -1,6 +1,7 @@
 """kubegate's configuration: environment (pydantic-settings) and the YAML file it names.
 
-A bad config is reported whole, every problem with its path, before anything starts.
+A bad config is reported whole, every problem with its path, before anything starts: the
+schema's problems and those of `bot.config_checks` (typos in verbs, roles, windows) together.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from approvals import SLACK_GROUP_ID, SLACK_USER_ID, Freeze, MaintenanceWindow, PolicyRule, Windows
+from approvals import Freeze, MaintenanceWindow, PolicyRule, Windows
+from bot.config_checks import config_problems, unique
 from playbooks.inventory import Inventory, YamlDuration
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -226,34 +228,6 @@ class Settings(BaseSettings):
     alerts_token: SecretStr | None = Field(default=None, validation_alias="KUBEGATE_ALERTS_TOKEN")
 
 
-def cross_check(config: KubegateConfig) -> list[str]:
-    """Problems pydantic cannot see alone: references between sections."""
-    problems = []
-    names = [cluster.name for cluster in config.clusters]
-    for name in {n for n in names if names.count(n) > 1}:
-        problems.append(f"clusters: cluster '{name}' is defined more than once")
-    for role, members in config.roles.items():
-        for index, member in enumerate(members):
-            if not (SLACK_USER_ID.match(member) or SLACK_GROUP_ID.match(member)):
-                problems.append(
-                    f"roles.{role}[{index}]: '{member}' is not a Slack user ID (U…/W…) "
-                    "or user-group ID (S…); display names are not accepted"
-                )
-    for index, rule in enumerate(config.policy):
-        for field in ("requesters", "approvers", "break_glass"):
-            for role in getattr(rule, field):
-                if role != "*" and role not in config.roles:
-                    problems.append(f"policy[{index}].{field}: unknown role '{role}'")
-        for cluster in rule.clusters or []:
-            if cluster not in names:
-                problems.append(f"policy[{index}].clusters: unknown cluster '{cluster}'")
-        if rule.approvals > 0 and not rule.approvers:
-            problems.append(
-                f"policy[{index}].approvers: {rule.approvals} approval(s) needed but no approver role"
-            )
-    return problems
-
-
 def load_config(path: Path) -> KubegateConfig:
     try:
         raw: Any = yaml.safe_load(path.read_text())
@@ -263,11 +237,13 @@ def load_config(path: Path) -> KubegateConfig:
         raise ConfigError([f"{path}: not valid YAML: {error}"]) from error
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping with clusters, roles and policy"])
+    # Schema errors and cross-reference problems together: one run of `config check` shows all.
     try:
         config = KubegateConfig.model_validate(raw)
+        schema: list[str] = []
     except ValidationError as error:
-        raise ConfigError([_problem(e) for e in error.errors()]) from error
-    problems = cross_check(config)
+        schema = [_problem(e) for e in error.errors()]
+    problems = unique([*schema, *config_problems(raw)])
     if problems:
         raise ConfigError(problems)
     base = path.parent

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from bot.actions import handle_click
 from bot.chat import Button, Card
 from bot.service import Kubegate
 
@@ -88,13 +87,13 @@ async def run_console(
     kubegate: Kubegate,
     chat: ConsoleChat,
     *,
+    names: dict[str, str],
     user: str,
     channel: str,
     read_line: Callable[[], str | None],
     out: TextIO,
     echo: bool,
 ) -> None:
-    names = kubegate.config.users
     print(HELP, file=out)
     while True:
         print(f"\n{names.get(user, user)} ({user})> ", end="", file=out, flush=True)
@@ -120,8 +119,7 @@ async def run_console(
                 print(f"   there is no button {line}", file=out)
                 continue
             print(f"   {names.get(user, user)} clicked [{clickable.button.label}]", file=out)
-            await handle_click(
-                kubegate,
+            await kubegate.click(
                 user=user,
                 channel=clickable.channel,
                 action_id=clickable.button.action_id,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 from bot.alerts import Alert, AlertmanagerWebhook
+from bot.clusters import Clusters
+from bot.config import ClusterConfig
 from playbooks import OperationError
-
-if TYPE_CHECKING:
-    from bot.service import Kubegate
 
 log = logging.getLogger(__name__)
 
@@ -25,27 +25,37 @@ def node_alert(cluster: str, node: str, *, firing: bool, for_minutes: float) -> 
     )
     status = "firing" if firing else "resolved"
     return AlertmanagerWebhook(
-        version="4", groupKey=f"kubegate/NodeNotReady/{cluster}/{node}", status=status, commonLabels=labels,
+        version="4",
+        groupKey=f"kubegate/NodeNotReady/{cluster}/{node}",
+        status=status,
+        commonLabels=labels,
         alerts=[Alert(status=status, labels=labels, annotations={"summary": summary})],
-    )  # fmt: skip
+    )
 
 
 class NodeHealth:
     """Tracks when each node went NotReady; alerts once past the limit, resolves when Ready."""
 
-    def __init__(self, kubegate: Kubegate) -> None:
-        self._kubegate = kubegate
+    def __init__(
+        self,
+        *,
+        cluster_configs: Sequence[ClusterConfig],
+        clusters: Clusters,
+        not_ready_after: timedelta,
+        show: Callable[[AlertmanagerWebhook], Awaitable[None]],
+    ) -> None:
+        self._cluster_configs = cluster_configs
+        self._clusters = clusters
+        self._not_ready_after = not_ready_after
+        self._show = show
         self._since: dict[tuple[str, str], float] = {}
         self._alerted: set[tuple[str, str]] = set()
 
     async def check(self) -> None:
-        limit = self._kubegate.config.alerts.node_not_ready_after.total_seconds()
-        alerts = self._kubegate.alerts
-        if alerts is None:
-            return
-        for cluster in self._kubegate.config.clusters:
+        limit = self._not_ready_after.total_seconds()
+        for cluster in self._cluster_configs:
             try:
-                nodes = await (await self._kubegate.clusters.handle(cluster.name)).kube.list_nodes()
+                nodes = await (await self._clusters.handle(cluster.name)).kube.list_nodes()
             except OperationError as error:
                 log.warning("node health of %s not checked: %s", cluster.name, error.message)
                 continue
@@ -56,7 +66,7 @@ class NodeHealth:
                     self._since.pop(key, None)
                     if key in self._alerted:
                         self._alerted.discard(key)
-                        await alerts.show(
+                        await self._show(
                             node_alert(cluster.name, node.name, firing=False, for_minutes=0)
                         )
                     continue
@@ -66,4 +76,4 @@ class NodeHealth:
                     hook = node_alert(
                         cluster.name, node.name, firing=True, for_minutes=(now - since) / 60
                     )
-                    await alerts.show(hook)
+                    await self._show(hook)

@@ -13,8 +13,9 @@ TAIL_LINES = 15
 
 
 class StepProgress:
-    def __init__(self, *, show: Callable[[str], Awaitable[None]], redactor: Redactor,
-                 interval: float = 3.0) -> None:  # fmt: skip
+    def __init__(
+        self, *, show: Callable[[str], Awaitable[None]], redactor: Redactor, interval: float = 3.0
+    ) -> None:
         self._show = show
         self._redactor = redactor
         self._interval = interval

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
+from bot.audit import AuditLog
+from bot.chat import Chat
+from bot.clusters import Clusters
 from bot.config import ClusterConfig
-from bot.store import JobState, utcnow
-from commands import DEFAULT_AUDIT_LOOKBACK, AuditCommand, Command, JobCommand, PodsCommand
+from bot.store import JobState, Store, utcnow
+from bot.work import Work
+from commands import (
+    DEFAULT_AUDIT_LOOKBACK,
+    VERB_SPECS,
+    AuditCommand,
+    Command,
+    JobCommand,
+    PodsCommand,
+)
 from playbooks import NodeView, OperationError
 from playbooks.cert_checks import check_expiration, control_plane_targets
 from playbooks.certs_table import expiry_lines
 from playbooks.pods import pod_view
 
-if TYPE_CHECKING:
-    from bot.service import Kubegate
-
-Answer = Callable[["Kubegate", Command, ClusterConfig, str, str], Coroutine[Any, Any, None]]
+Answer = Callable[[Command, ClusterConfig, str, str], Work]
 
 
 def node_line(node: NodeView) -> str:
@@ -27,160 +34,171 @@ def node_line(node: NodeView) -> str:
     return f"{node.name:<16} {state:<28} {roles:<14} {node.kubelet_version}"
 
 
-async def _with_nodes(
-    kubegate: Kubegate,
-    cluster: ClusterConfig,
-    user: str,
-    channel: str,
-    render: Callable[[list[NodeView]], str],
-) -> None:
-    try:
-        nodes = await (await kubegate.clusters.handle(cluster.name)).kube.list_nodes()
-    except OperationError as error:
-        await kubegate.chat.ephemeral(
-            channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
-        )
-        return
-    await kubegate.chat.ephemeral(channel, user, render(nodes))
+class ReadOnlyAnswers:
+    """Answers read from the store and the cluster, said privately to the one who asked."""
 
+    def __init__(
+        self,
+        *,
+        store: Store,
+        audit: AuditLog,
+        chat: Chat,
+        clusters: Clusters,
+        warn_days: Sequence[int],
+    ) -> None:
+        self._store = store
+        self._audit = audit
+        self._chat = chat
+        self._clusters = clusters
+        self._warn_days = warn_days
+        # The grammar says which verbs only read; each has the method of its name here
+        # (`help` is answered on the spot, from the grammar itself).
+        self.by_verb: dict[str, Answer] = {
+            spec.name: getattr(self, spec.name)
+            for spec in VERB_SPECS
+            if spec.read_only and spec.name != "help"
+        }
 
-async def answer_nodes(
-    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
-) -> None:
-    def render(nodes: list[NodeView]) -> str:
-        header = f"{'NAME':<16} {'STATUS':<28} {'ROLES':<14} VERSION"
-        return (
-            f"*Nodes of {cluster.name}*\n```" + "\n".join([header, *map(node_line, nodes)]) + "```"
-        )
-
-    await _with_nodes(kubegate, cluster, user, channel, render)
-
-
-async def answer_status(
-    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
-) -> None:
-    running = kubegate.store.jobs_in(
-        [JobState.RUNNING, JobState.PENDING_APPROVAL, JobState.INTERRUPTED]
-    )
-    reviews = kubegate.store.open_reviews()
-
-    def render(nodes: list[NodeView]) -> str:
-        ready = sum(n.ready for n in nodes)
-        cordoned = [n.name for n in nodes if n.unschedulable]
-        versions = sorted({n.kubelet_version for n in nodes})
-        lines = [
-            f"*{cluster.name}*: {ready}/{len(nodes)} nodes Ready · kubelet {', '.join(versions)}",
-            f"Cordoned: {', '.join(cordoned) or 'none'}",
-            "Break-glass reviews pending: " + (", ".join(f"#{j}" for j in reviews) or "none"),
-            "Jobs: "
-            + (
-                ", ".join(f"#{j.id} {j.verb} {j.target} ({j.state.value})" for j in running)
-                or "none active"
-            ),
-        ]
-        return "\n".join(lines)
-
-    await _with_nodes(kubegate, cluster, user, channel, render)
-
-
-async def answer_jobs(
-    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
-) -> None:
-    jobs = kubegate.store.recent_jobs(15)
-    lines = [f"#{j.id} {j.state.value:<17} {j.verb} {j.target} · by <@{j.requester}>" for j in jobs]
-    await kubegate.chat.ephemeral(
-        channel, user, "*Recent jobs*\n" + ("\n".join(lines) or "none yet")
-    )
-
-
-async def answer_job(
-    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
-) -> None:
-    assert isinstance(command, JobCommand)
-    job = kubegate.store.find_job(command.job_id)
-    if job is None:
-        await kubegate.chat.ephemeral(
-            channel, user, f"There is no job #{command.job_id}. `/kube jobs` lists recent ones."
-        )
-        return
-    steps = kubegate.store.steps(job.id)
-    lines = [
-        f"*Job #{job.id}* {job.command_text} · {job.state.value} · requested by <@{job.requester}>"
-    ]
-    lines += [
-        f"{s.index + 1}. {s.title} — {s.state}{': ' + s.summary if s.summary else ''}"
-        for s in steps
-    ]
-    if job.outcome:
-        lines.append(job.outcome)
-    await kubegate.chat.ephemeral(channel, user, "\n".join(lines))
-
-
-async def answer_audit(
-    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
-) -> None:
-    assert isinstance(command, AuditCommand)
-    since = utcnow() - (command.since or DEFAULT_AUDIT_LOOKBACK)
-    events = list(kubegate.audit.events(actor=command.user, target=command.node, since=since))[-30:]
-    lines = [
-        f"{e['time'][:19]} #{e['job_id'] or '-'} {e['action']} by {e['actor']} {e['target'] or ''}"
-        for e in events
-    ]
-    await kubegate.chat.ephemeral(
-        channel, user, "*Audit*\n```" + ("\n".join(lines) or "no events") + "```"
-    )
-
-
-async def answer_pods(
-    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
-) -> None:
-    assert isinstance(command, PodsCommand)
-    try:
-        kube = (await kubegate.clusters.handle(cluster.name)).kube
-        if await kube.get_node(command.node) is None:
-            await kubegate.chat.ephemeral(
-                channel, user, f"There is no node `{command.node}` in cluster {cluster.name}."
+    async def _with_nodes(
+        self,
+        cluster: ClusterConfig,
+        user: str,
+        channel: str,
+        render: Callable[[list[NodeView]], str],
+    ) -> None:
+        try:
+            nodes = await (await self._clusters.handle(cluster.name)).kube.list_nodes()
+        except OperationError as error:
+            await self._chat.ephemeral(
+                channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
             )
             return
-        pods = sorted((pod_view(p) for p in await kube.pods_on(command.node)), key=lambda p: p.key)
-    except OperationError as error:
-        await kubegate.chat.ephemeral(
-            channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
+        await self._chat.ephemeral(channel, user, render(nodes))
+
+    async def nodes(
+        self, command: Command, cluster: ClusterConfig, user: str, channel: str
+    ) -> None:
+        def render(nodes: list[NodeView]) -> str:
+            header = f"{'NAME':<16} {'STATUS':<28} {'ROLES':<14} VERSION"
+            return (
+                f"*Nodes of {cluster.name}*\n```"
+                + "\n".join([header, *map(node_line, nodes)])
+                + "```"
+            )
+
+        await self._with_nodes(cluster, user, channel, render)
+
+    async def status(
+        self, command: Command, cluster: ClusterConfig, user: str, channel: str
+    ) -> None:
+        running = self._store.jobs_in(
+            [JobState.RUNNING, JobState.PENDING_APPROVAL, JobState.INTERRUPTED]
         )
-        return
-    header = f"{'NAMESPACE/NAME':<48} {'READY':<6} {'STATUS':<12} OWNER"
-    lines = [
-        f"{p.key:<48} {'1/1' if p.ready else '0/1':<6} {('Terminating' if p.terminating else p.phase):<12} "
-        f"{'mirror' if p.mirror else (p.owner_kind or 'none')}"
-        for p in pods
-    ]
-    text = f"*Pods on {command.node}* ({len(pods)})\n```" + "\n".join([header, *lines]) + "```"
-    await kubegate.chat.ephemeral(channel, user, text)
+        reviews = self._store.open_reviews()
 
+        def render(nodes: list[NodeView]) -> str:
+            ready = sum(n.ready for n in nodes)
+            cordoned = [n.name for n in nodes if n.unschedulable]
+            versions = sorted({n.kubelet_version for n in nodes})
+            lines = [
+                f"*{cluster.name}*: {ready}/{len(nodes)} nodes Ready · kubelet {', '.join(versions)}",
+                f"Cordoned: {', '.join(cordoned) or 'none'}",
+                "Break-glass reviews pending: " + (", ".join(f"#{j}" for j in reviews) or "none"),
+                "Jobs: "
+                + (
+                    ", ".join(f"#{j.id} {j.verb} {j.target} ({j.state.value})" for j in running)
+                    or "none active"
+                ),
+            ]
+            return "\n".join(lines)
 
-async def answer_certs(
-    kubegate: Kubegate, command: Command, cluster: ClusterConfig, user: str, channel: str
-) -> None:
-    warn_within = max(kubegate.config.certs.warn_days)
-    lines = [
-        f"*Certificates of {cluster.name}* (`kubeadm certs check-expiration`, ⚠️ within {warn_within} days)"
-    ]
-    try:
-        handle = await kubegate.clusters.handle(cluster.name)
-        for target in await control_plane_targets(handle):
-            expiry = await check_expiration(handle, target)
-            lines += expiry_lines(target.node, expiry.table, now=utcnow(), warn_within=warn_within)
-    except OperationError as error:
-        lines.append(f"kubegate could not read the certificates: {error.message}")
-    await kubegate.chat.ephemeral(channel, user, "\n".join(lines))
+        await self._with_nodes(cluster, user, channel, render)
 
+    async def jobs(self, command: Command, cluster: ClusterConfig, user: str, channel: str) -> None:
+        jobs = self._store.recent_jobs(15)
+        lines = [
+            f"#{j.id} {j.state.value:<17} {j.verb} {j.target} · by <@{j.requester}>" for j in jobs
+        ]
+        await self._chat.ephemeral(
+            channel, user, "*Recent jobs*\n" + ("\n".join(lines) or "none yet")
+        )
 
-READ_ONLY_ANSWERS: dict[str, Answer] = {
-    "pods": answer_pods,
-    "nodes": answer_nodes,
-    "status": answer_status,
-    "jobs": answer_jobs,
-    "job": answer_job,
-    "audit": answer_audit,
-    "certs": answer_certs,
-}
+    async def job(self, command: Command, cluster: ClusterConfig, user: str, channel: str) -> None:
+        assert isinstance(command, JobCommand)
+        job = self._store.find_job(command.job_id)
+        if job is None:
+            await self._chat.ephemeral(
+                channel, user, f"There is no job #{command.job_id}. `/kube jobs` lists recent ones."
+            )
+            return
+        steps = self._store.steps(job.id)
+        lines = [
+            f"*Job #{job.id}* {job.command_text} · {job.state.value} · requested by <@{job.requester}>"
+        ]
+        lines += [
+            f"{s.index + 1}. {s.title} — {s.state}{': ' + s.summary if s.summary else ''}"
+            for s in steps
+        ]
+        if job.outcome:
+            lines.append(job.outcome)
+        await self._chat.ephemeral(channel, user, "\n".join(lines))
+
+    async def audit(
+        self, command: Command, cluster: ClusterConfig, user: str, channel: str
+    ) -> None:
+        assert isinstance(command, AuditCommand)
+        since = utcnow() - (command.since or DEFAULT_AUDIT_LOOKBACK)
+        events = list(self._audit.events(actor=command.user, target=command.node, since=since))[
+            -30:
+        ]
+        lines = [
+            f"{e['time'][:19]} #{e['job_id'] or '-'} {e['action']} by {e['actor']} {e['target'] or ''}"
+            for e in events
+        ]
+        await self._chat.ephemeral(
+            channel, user, "*Audit*\n```" + ("\n".join(lines) or "no events") + "```"
+        )
+
+    async def pods(self, command: Command, cluster: ClusterConfig, user: str, channel: str) -> None:
+        assert isinstance(command, PodsCommand)
+        try:
+            kube = (await self._clusters.handle(cluster.name)).kube
+            if await kube.get_node(command.node) is None:
+                await self._chat.ephemeral(
+                    channel, user, f"There is no node `{command.node}` in cluster {cluster.name}."
+                )
+                return
+            pods = sorted(
+                (pod_view(p) for p in await kube.pods_on(command.node)), key=lambda p: p.key
+            )
+        except OperationError as error:
+            await self._chat.ephemeral(
+                channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
+            )
+            return
+        header = f"{'NAMESPACE/NAME':<48} {'READY':<6} {'STATUS':<12} OWNER"
+        lines = [
+            f"{p.key:<48} {'1/1' if p.ready else '0/1':<6} {('Terminating' if p.terminating else p.phase):<12} "
+            f"{'mirror' if p.mirror else (p.owner_kind or 'none')}"
+            for p in pods
+        ]
+        text = f"*Pods on {command.node}* ({len(pods)})\n```" + "\n".join([header, *lines]) + "```"
+        await self._chat.ephemeral(channel, user, text)
+
+    async def certs(
+        self, command: Command, cluster: ClusterConfig, user: str, channel: str
+    ) -> None:
+        warn_within = max(self._warn_days)
+        lines = [
+            f"*Certificates of {cluster.name}* (`kubeadm certs check-expiration`, ⚠️ within {warn_within} days)"
+        ]
+        try:
+            handle = await self._clusters.handle(cluster.name)
+            for target in await control_plane_targets(handle):
+                expiry = await check_expiration(handle, target)
+                lines += expiry_lines(
+                    target.node, expiry.table, now=utcnow(), warn_within=warn_within
+                )
+        except OperationError as error:
+            lines.append(f"kubegate could not read the certificates: {error.message}")
+        await self._chat.ephemeral(channel, user, "\n".join(lines))

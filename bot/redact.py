@@ -6,6 +6,7 @@ import logging
 import re
 from typing import Any
 
+_FORMATTER = logging.Formatter()
 SECRET_KEY = re.compile(r"(token|secret|password|passwd|private_key|join_command|credential)", re.I)
 MASK = "[redacted]"
 
@@ -49,4 +50,8 @@ class RedactingFilter(logging.Filter):
         message = record.getMessage()
         record.msg = self._redactor.text(message)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # A traceback quotes the exception's text, which may carry a secret: the handler
+            # prints exc_text as given, so it is masked here once.
+            record.exc_text = self._redactor.text(_FORMATTER.formatException(record.exc_info))
         return True

@@ -97,18 +97,22 @@ def _break_glass_line(job: Job, review: Review | None, approver_roles: list[str]
         status = f"reviewed by {mention(review.acknowledged_by)} {hhmm(review.acknowledged_at)}"
     else:
         status = f"review by {roles} pending"
-    return (f"<!here> Break-glass by {mention(job.requester)}: “{job.break_glass}”. "
-            f"It runs without approval · {status}")  # fmt: skip
+    return (
+        f"<!here> Break-glass by {mention(job.requester)}: “{job.break_glass}”. "
+        f"It runs without approval · {status}"
+    )
 
 
 def review_card(job: Job, *, approver_roles: list[str]) -> Card:
     roles = " or ".join(approver_roles) or "an approver"
     return Card(
         headline=f"🚨 Review needed: job #{job.id} ran without approval (break-glass)",
-        sections=[f"Reason given by {mention(job.requester)}: “{job.break_glass}”. "
-                  f"Someone from {roles} other than the requester acknowledges it here."],
+        sections=[
+            f"Reason given by {mention(job.requester)}: “{job.break_glass}”. "
+            f"Someone from {roles} other than the requester acknowledges it here."
+        ],
         buttons=[Button("Acknowledge review", REVIEW, str(job.id), "primary")],
-    )  # fmt: skip
+    )
 
 
 def _approval_line(job: Job, votes: list[VoteRecord], approver_roles: list[str]) -> str:

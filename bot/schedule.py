@@ -29,5 +29,11 @@ class JobScheduler:
         when = max(when, datetime.now(UTC))
         # No misfire limit: a timer that fires late still runs; the engine then checks the
         # job's execution window and expires it if the window has closed.
-        self.apscheduler.add_job(self._run, DateTrigger(run_date=when), args=[job_id], id=f"job-{job_id}",
-                                 replace_existing=True, misfire_grace_time=None)  # fmt: skip
+        self.apscheduler.add_job(
+            self._run,
+            DateTrigger(run_date=when),
+            args=[job_id],
+            id=f"job-{job_id}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )

@@ -27,7 +27,6 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import handle_click
 from bot.chat import Card
 from bot.service import Kubegate
 
@@ -139,8 +138,7 @@ def bolt_app(kubegate: Kubegate, *, client: AsyncWebClient, signing_secret: str)
         action = body["actions"][0]
         channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
         kubegate.spawn(
-            handle_click(
-                kubegate,
+            kubegate.click(
                 user=body["user"]["id"],
                 channel=channel,
                 action_id=action["action_id"],

@@ -55,7 +55,7 @@ def _effect(spec: VerbSpec) -> str:
             f"Changes the cluster ({spec.reaches}). "
             f"Needs approval by default: {spec.default_approvals}."
         )
-    if spec.default_approvals is None:
+    if spec.acts_on_jobs:
         return (
             f"Acts on a job: {spec.reaches}. "
             f"Approvals: as your team's policy sets for `{spec.name}`."

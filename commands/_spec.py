@@ -139,10 +139,17 @@ class VerbSpec:
     default_approvals: int | None = 0
     reaches: str = ""
     notes: tuple[str, ...] = ()
+    # Acts on kubegate's jobs (cancel, retry) rather than only reading them.
+    acts_on_jobs: bool = False
 
     @property
     def changes_cluster(self) -> bool:
         return self.group is Group.CHANGES
+
+    @property
+    def read_only(self) -> bool:
+        """Changes nothing: needs no policy rule and no approval."""
+        return not self.changes_cluster and not self.acts_on_jobs
 
     @property
     def all_options(self) -> tuple[OptionSpec, ...]:

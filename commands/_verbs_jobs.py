@@ -69,6 +69,7 @@ CANCEL = VerbSpec(
     build=_build_cancel,
     examples=("/kube cancel 42",),
     default_approvals=None,
+    acts_on_jobs=True,
     reaches="stops the job after its current step; undoes what the job itself started "
     "(e.g. uncordons a node it cordoned)",
 )
@@ -81,6 +82,7 @@ RETRY = VerbSpec(
     build=_build_retry,
     examples=("/kube retry 42",),
     default_approvals=None,
+    acts_on_jobs=True,
     reaches="runs the job's remaining steps again, after re-checking the cluster",
 )
 AUDIT = VerbSpec(

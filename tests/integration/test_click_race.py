@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.actions import handle_click
 from bot.app import build
 from bot.chat import APPROVE, Card
 from bot.config import KubegateConfig, Settings
@@ -30,8 +29,7 @@ class ClickDuringPost:
         self.messages[ts] = [card]
         approve = next(b for b in card.buttons if b.action_id == APPROVE)
         assert self.kubegate is not None
-        await handle_click(
-            self.kubegate,
+        await self.kubegate.click(
             user="U0BOB",
             channel=channel,
             action_id=APPROVE,

@@ -8,6 +8,7 @@ from approvals import (
     PolicyRule,
     Tally,
     Vote,
+    approvals_needed,
     drift,
     may_request,
     may_vote,
@@ -44,14 +45,19 @@ def test_the_first_rule_for_the_verb_and_cluster_applies() -> None:
 
 
 def test_a_change_without_a_rule_is_refused_but_reading_is_allowed() -> None:
-    refused = may_request(None, verb="upgrade", cluster="prod", requester_roles=frozenset({"sre"}))
+    refused = may_request(
+        None, verb="upgrade", cluster="prod", requester_roles=frozenset({"sre"}), read_only=False
+    )
     assert not refused.allowed and "No policy rule allows `upgrade`" in refused.reason
-    assert may_request(None, verb="nodes", cluster="prod", requester_roles=frozenset()).allowed
+    reading = may_request(
+        None, verb="nodes", cluster="prod", requester_roles=frozenset(), read_only=True
+    )
+    assert reading.allowed
 
 
 def test_a_requester_without_the_role_is_told_which_role_is_needed() -> None:
     decision = may_request(
-        RULES[0], verb="cordon", cluster="prod", requester_roles=frozenset({"sre"})
+        RULES[0], verb="cordon", cluster="prod", requester_roles=frozenset({"sre"}), read_only=False
     )
     assert not decision.allowed and "`lead`" in decision.reason
 
@@ -93,3 +99,10 @@ def test_drift_names_what_changed_in_words() -> None:
     )
     assert changes == ["unschedulable: was False, now True"]
     assert drift({"a": 1}, {"a": 1}) == []
+
+
+def test_a_rule_without_approvals_takes_the_default_it_is_given() -> None:
+    rule = PolicyRule(verbs=["upgrade"], requesters=["sre"], approvers=["lead"])
+    assert approvals_needed(rule, default=2) == 2
+    assert approvals_needed(RULES[0], default=5) == 2
+    assert approvals_needed(None, default=0) == 0

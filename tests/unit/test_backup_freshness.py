@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from bot.audit import AuditLog
 from bot.chat import Card
 from bot.config import KubegateConfig
 from bot.housekeeping import BackupFreshness
 from bot.redact import Redactor
-from bot.service import Kubegate
 from bot.store import Store
 
 
@@ -25,13 +24,9 @@ class RecordingChat:
         return str(len(self.posts))
 
 
-class FakeKubegate:
-    def __init__(self, tmp_path: Path) -> None:
-        self.config = KubegateConfig.model_validate(
-            {"clusters": [{"name": "prod", "channels": ["C0OPS"]}], "backups": {"max_age": "24h"}}
-        )
-        self.audit = AuditLog(Store(tmp_path / "k.db"), Redactor())
-        self.chat = RecordingChat()
+CONFIG = KubegateConfig.model_validate(
+    {"clusters": [{"name": "prod", "channels": ["C0OPS"]}], "backups": {"max_age": "24h"}}
+)
 
 
 def snapshot(directory: Path, *, hours_old: float) -> None:
@@ -45,21 +40,27 @@ def snapshot(directory: Path, *, hours_old: float) -> None:
 async def test_a_stale_backup_is_announced_once_and_again_only_after_a_fresh_one_ages(
     tmp_path: Path,
 ) -> None:
-    kubegate = FakeKubegate(tmp_path)
-    freshness = BackupFreshness(cast(Kubegate, kubegate), backup_dir=tmp_path / "backups")
+    chat, audit = RecordingChat(), AuditLog(Store(tmp_path / "k.db"), Redactor())
+    freshness = BackupFreshness(
+        clusters=CONFIG.clusters,
+        max_age=CONFIG.backups.max_age,
+        backup_dir=tmp_path / "backups",
+        audit=audit,
+        chat=chat,
+    )
     snapshot(tmp_path / "backups" / "prod", hours_old=30)
     await freshness.check()
     await freshness.check()
-    assert len(kubegate.chat.posts) == 1
-    channel, card = kubegate.chat.posts[0]
+    assert len(chat.posts) == 1
+    channel, card = chat.posts[0]
     assert channel == "C0OPS" and "30.0 h old" in card.headline and "/kube backup etcd" in card.text
 
     snapshot(tmp_path / "backups" / "prod", hours_old=1)
     await freshness.check()
-    assert len(kubegate.chat.posts) == 1
+    assert len(chat.posts) == 1
     for path in (tmp_path / "backups" / "prod").glob("*.db"):
         path.unlink()
     await freshness.check()
-    assert "no etcd backup exists yet" in kubegate.chat.posts[-1][1].headline
-    events: list[dict[str, Any]] = list(kubegate.audit.events(action="alert"))
+    assert "no etcd backup exists yet" in chat.posts[-1][1].headline
+    events: list[dict[str, Any]] = list(audit.events(action="alert"))
     assert len(events) == 2

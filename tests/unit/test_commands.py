@@ -237,9 +237,14 @@ def test_job_ids_may_be_copied_with_their_hash() -> None:
 
 @pytest.mark.parametrize(
     ("text", "duration"),
-    [("30s", timedelta(seconds=30)), ("10m", timedelta(minutes=10)), ("2h", timedelta(hours=2)),
-     ("1h30m", timedelta(minutes=90)), ("7d", timedelta(days=7))],
-)  # fmt: skip
+    [
+        ("30s", timedelta(seconds=30)),
+        ("10m", timedelta(minutes=10)),
+        ("2h", timedelta(hours=2)),
+        ("1h30m", timedelta(minutes=90)),
+        ("7d", timedelta(days=7)),
+    ],
+)
 def test_durations_are_written_with_units(text: str, duration: timedelta) -> None:
     command = parse_command(f"audit --since {text}")
     assert isinstance(command, AuditCommand) and command.since == duration
@@ -419,9 +424,13 @@ def test_max_unavailable_is_for_cluster_upgrades_only() -> None:
 
 @pytest.mark.parametrize(
     ("text", "keyword"),
-    [("scale deployment shop/web --min 1 --max 2", "hpa"), ("backup vault", "etcd"),
-     ("provision worker-5 --address 10.0.0.1", "node"), ("rotate keys", "certs")],
-)  # fmt: skip
+    [
+        ("scale deployment shop/web --min 1 --max 2", "hpa"),
+        ("backup vault", "etcd"),
+        ("provision worker-5 --address 10.0.0.1", "node"),
+        ("rotate keys", "certs"),
+    ],
+)
 def test_verbs_that_name_their_object_refuse_any_other(text: str, keyword: str) -> None:
     error = refusal(text)
     assert f"{keyword} …" in error.message and error.usage is not None
@@ -519,9 +528,15 @@ def test_error_text_shows_message_then_usage() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["cordon 'a;rm -rf /'", "taint w k=v:Bogus", "scale hpa a/b --min x --max y",
-     "provision node w --address nope", "audit --since soon", "job abc"],
-)  # fmt: skip
+    [
+        "cordon 'a;rm -rf /'",
+        "taint w k=v:Bogus",
+        "scale hpa a/b --min x --max y",
+        "provision node w --address nope",
+        "audit --since soon",
+        "job abc",
+    ],
+)
 def test_refusals_never_show_pydantic_internals(text: str) -> None:
     message = refusal(text).message
     assert "validation error" not in message

@@ -30,8 +30,10 @@ def check(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(Path(sys.executable).parent / "kubegate"), "config", "check"],
         env={"KUBEGATE_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_the_example_config_of_the_issue_loads(tmp_path: Path) -> None:
@@ -60,7 +62,7 @@ def test_every_problem_is_listed_with_its_path(tmp_path: Path) -> None:
         GOOD.replace("approvers: [sre, lead]", "approvers: [ops]").replace("U0BOB", "bob")
     )
     result = check(path)
-    assert "policy[0].approvers: unknown role 'ops'" in result.stderr
+    assert "policy[0].approvers[0]: unknown role `ops`" in result.stderr
     assert "roles.sre[1]: 'bob' is not a Slack user ID" in result.stderr
 
 
@@ -72,6 +74,70 @@ def test_unknown_keys_and_bad_windows_are_named(tmp_path: Path) -> None:
     problems = "\n".join(raised.value.problems)
     assert "windows.approval: 'soon' is not a duration" in problems
     assert "plicy: Extra inputs are not permitted" in problems
+
+
+def test_a_misspelled_verb_an_unknown_role_and_a_bad_window_are_reported_together(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kubegate.yaml"
+    path.write_text(
+        GOOD.replace(
+            "verbs: [cordon, uncordon, drain,", "verbs: [cordon, uncordon, drian,"
+        ).replace("requesters: [sre, lead]", "requesters: [sre, leads]")
+        + "maintenance_windows:\n  weekend: {weekdays: [sat], start: '02:00', duration: 4x}\n"
+    )
+    result = check(path)
+    assert result.returncode == 2
+    assert "policy[0].verbs[2]: unknown verb `drian` — did you mean `drain`?" in result.stderr
+    assert "policy[0].requesters[1]: unknown role `leads` — did you mean `lead`?" in result.stderr
+    assert "maintenance_windows.weekend.duration: '4x' is not a duration" in result.stderr
+
+
+def test_cross_references_are_checked_even_when_the_schema_is_broken(tmp_path: Path) -> None:
+    path = tmp_path / "kubegate.yaml"
+    path.write_text(
+        GOOD.replace("approvers: [sre, lead]", "approvers: [sre, ops]")
+        + "windows:\n  approval: soon\n"
+        + "freezes:\n  - {name: xmas, start: 2026-12-24, end: 2026-12-20, clusters: [prod]}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.problems == [
+        "windows.approval: 'soon' is not a duration: write a number with a unit, "
+        "e.g. 30s, 10m, 2h, 1h30m or 7d.",
+        "policy[0].approvers[1]: unknown role `ops`",
+        "freezes[0].clusters[0]: unknown cluster `prod`",
+        "freezes[0].end: 2026-12-20 00:00:00 is not after its start 2026-12-24 00:00:00",
+    ]
+
+
+def test_a_window_of_zero_length_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "kubegate.yaml"
+    path.write_text(
+        GOOD
+        + "windows:\n  execution: 0\n"
+        + "maintenance_windows:\n  long: {weekdays: [sun], start: '01:00', duration: 8d}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.problems == [
+        "windows.execution: must be longer than zero",
+        "maintenance_windows.long.duration: 8d is longer than a week; "
+        "a weekly slot would overlap the next",
+    ]
+
+
+def test_a_rule_without_approvals_or_approvers_is_named_for_its_verbs_defaults(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kubegate.yaml"
+    path.write_text(GOOD + "  - verbs: [nodes, upgrade]\n    requesters: [sre]\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.problems == [
+        "policy[1].approvers: no approver role, but without `approvals:` each verb needs its "
+        "default number of approvals (`upgrade` 2)"
+    ]
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:

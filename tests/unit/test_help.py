@@ -7,19 +7,43 @@ import pytest
 from commands import VERB_SPECS, VERBS, CommandError, Group, help_text, parse_command
 
 DEFAULT_APPROVALS = {
-    "cordon": 1, "uncordon": 1, "drain": 1, "taint": 1, "untaint": 1, "scale": 1, "backup": 1,
-    "upgrade": 2, "provision": 2, "rotate": 2,
-}  # fmt: skip
+    "cordon": 1,
+    "uncordon": 1,
+    "drain": 1,
+    "taint": 1,
+    "untaint": 1,
+    "scale": 1,
+    "backup": 1,
+    "upgrade": 2,
+    "provision": 2,
+    "rotate": 2,
+}
 READ_ONLY = ["help", "status", "nodes", "pods", "certs", "jobs", "job", "audit"]
 
 
 def test_verbs_are_every_verb_of_the_design_in_help_order() -> None:
     assert VERBS == (
-        "help", "status", "nodes", "pods", "certs",
-        "cordon", "uncordon", "drain", "taint", "untaint", "scale", "backup", "upgrade",
-        "provision", "rotate",
-        "jobs", "job", "cancel", "retry", "audit",
-    )  # fmt: skip
+        "help",
+        "status",
+        "nodes",
+        "pods",
+        "certs",
+        "cordon",
+        "uncordon",
+        "drain",
+        "taint",
+        "untaint",
+        "scale",
+        "backup",
+        "upgrade",
+        "provision",
+        "rotate",
+        "jobs",
+        "job",
+        "cancel",
+        "retry",
+        "audit",
+    )
 
 
 def test_overview_lists_every_verb_under_its_group() -> None:

@@ -1,0 +1,260 @@
+"""The composition root: which piece of kubegate gets which collaborators, wired here once.
+
+Each piece is handed only what it uses (a store, a chat, a spawner, a root-message refresher…);
+no piece reaches through another to find its collaborators. `bot.app.build` makes the parts
+that touch the outside world (config, store, Slack, clusters) and calls `wire`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.access import Access
+from bot.actions import Clicks, expire_overdue, recover_interrupted
+from bot.alerts import Alerts
+from bot.audit import AuditLog
+from bot.chat import Chat
+from bot.clusters import Clusters
+from bot.config import KubegateConfig, Settings
+from bot.engine import Engine
+from bot.housekeeping import (
+    BackupFreshness,
+    CertExpiry,
+    Periodic,
+    control_plane_expiries,
+    start_housekeeping,
+)
+from bot.jobcontrol import JobControl
+from bot.node_health import NodeHealth
+from bot.readonly import ReadOnlyAnswers
+from bot.redact import Redactor
+from bot.requests import ChangeRequests
+from bot.roots import RootMessages
+from bot.service import CommandDesk, Kubegate
+from bot.starter import JobStarter
+from bot.store import Store
+from bot.timing import ChangeCalendar
+from bot.work import Background
+
+
+@dataclass
+class Runtime:
+    """Everything `build` wired, for `serve`, the console and tests to start and stop."""
+
+    settings: Settings
+    config: KubegateConfig
+    store: Store
+    audit: AuditLog
+    redactor: Redactor
+    kubegate: Kubegate
+    backup_dir: Path
+    alerts: Alerts
+    clusters: Clusters
+    starter: JobStarter
+    periodic: list[Periodic]
+    recover: Callable[[], Awaitable[None]]
+
+    async def resume_jobs(self) -> None:
+        """After a start: show interrupted jobs as such, and set scheduled jobs' timers again."""
+        await self.recover()
+        self.starter.restore_timers()
+
+    def start_housekeeping(self) -> AsyncIOScheduler:
+        return start_housekeeping(self.periodic)
+
+    async def close(self) -> None:
+        self.starter.scheduler.shutdown()
+        await self.kubegate.idle()
+        await self.clusters.close()
+        self.store.close()
+
+
+@dataclass
+class Parts:
+    """What `wire` builds kubegate's pieces from: settings, config and the outside world."""
+
+    settings: Settings
+    config: KubegateConfig
+    store: Store
+    audit: AuditLog
+    redactor: Redactor
+    chat: Chat
+    clusters: Clusters
+    backup_dir: Path
+
+
+@dataclass(frozen=True)
+class Core:
+    """The pieces most others are built on; only this module sees them together."""
+
+    parts: Parts
+    background: Background
+    access: Access
+    roots: RootMessages
+    calendar: ChangeCalendar
+    engine: Engine
+    starter: JobStarter
+
+
+def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
+    """Every piece from the parts: the core, the command desk, alerts, clicks, periodic work."""
+    core = _core(parts)
+    desk = _command_desk(core)
+    alerts = Alerts(
+        settings=parts.config.alerts,
+        token=alerts_token,
+        cluster_configs=parts.config.clusters,
+        store=parts.store,
+        audit=parts.audit,
+        chat=parts.chat,
+        clusters=parts.clusters,
+        spawner=core.background,
+    )
+    clicks = Clicks(
+        store=parts.store,
+        audit=parts.audit,
+        chat=parts.chat,
+        access=core.access,
+        engine=core.engine,
+        starter=core.starter,
+        refresh_root=core.roots.refresh,
+        alerts=alerts,
+        commands=desk,
+        background=core.background,
+    )
+
+    async def recover() -> None:
+        await recover_interrupted(parts.store, parts.audit, parts.chat, core.roots.refresh)
+
+    return Runtime(
+        settings=parts.settings,
+        config=parts.config,
+        store=parts.store,
+        audit=parts.audit,
+        redactor=parts.redactor,
+        kubegate=Kubegate(desk=desk, clicks=clicks, background=core.background),
+        backup_dir=parts.backup_dir,
+        alerts=alerts,
+        clusters=parts.clusters,
+        starter=core.starter,
+        periodic=periodic_work(parts, alerts=alerts, refresh_root=core.roots.refresh),
+        recover=recover,
+    )
+
+
+def _core(parts: Parts) -> Core:
+    config, chat = parts.config, parts.chat
+    access = Access(roles=config.roles, policy=config.policy, group_members=chat.group_members)
+    roots = RootMessages(store=parts.store, chat=chat, access=access)
+    calendar = ChangeCalendar(
+        maintenance_windows=config.maintenance_windows, freezes=config.freezes
+    )
+    windows = config.windows.as_windows()
+    engine = Engine(
+        store=parts.store,
+        audit=parts.audit,
+        chat=chat,
+        clusters=parts.clusters,
+        windows=windows,
+        refresh_root=roots.refresh,
+        active_freeze=calendar.active_freeze,
+    )
+    starter = JobStarter(
+        store=parts.store,
+        audit=parts.audit,
+        engine=engine,
+        windows=windows,
+        calendar=calendar,
+        refresh_root=roots.refresh,
+    )
+    background = Background(chat=chat, scrub=parts.redactor.text)
+    return Core(parts, background, access, roots, calendar, engine, starter)
+
+
+def _command_desk(core: Core) -> CommandDesk:
+    parts = core.parts
+    store, audit, chat, clusters = parts.store, parts.audit, parts.chat, parts.clusters
+    return CommandDesk(
+        clusters=clusters,
+        answers=ReadOnlyAnswers(
+            store=store,
+            audit=audit,
+            chat=chat,
+            clusters=clusters,
+            warn_days=parts.config.certs.warn_days,
+        ),
+        job_control=JobControl(
+            store=store,
+            audit=audit,
+            chat=chat,
+            access=core.access,
+            engine=core.engine,
+            refresh_root=core.roots.refresh,
+            spawner=core.background,
+        ),
+        requests=ChangeRequests(
+            store=store,
+            audit=audit,
+            chat=chat,
+            clusters=clusters,
+            access=core.access,
+            calendar=core.calendar,
+            windows=parts.config.windows.as_windows(),
+            roots=core.roots,
+            starter=core.starter,
+        ),
+        background=core.background,
+    )
+
+
+def periodic_work(
+    parts: Parts, *, alerts: Alerts, refresh_root: Callable[[int], Awaitable[None]]
+) -> list[Periodic]:
+    config, audit, chat = parts.config, parts.audit, parts.chat
+
+    async def expire_approvals() -> None:
+        await expire_overdue(parts.store, audit, refresh_root)
+
+    freshness = BackupFreshness(
+        clusters=config.clusters,
+        max_age=config.backups.max_age,
+        backup_dir=parts.backup_dir,
+        audit=audit,
+        chat=chat,
+    )
+    certs = CertExpiry(
+        clusters=config.clusters,
+        warn_days=config.certs.warn_days,
+        read_expiries=control_plane_expiries(parts.clusters),
+        audit=audit,
+        chat=chat,
+    )
+    health = NodeHealth(
+        cluster_configs=config.clusters,
+        clusters=parts.clusters,
+        not_ready_after=config.alerts.node_not_ready_after,
+        show=alerts.show,
+    )
+    cert_every = config.certs.check_every
+    return [
+        Periodic("expire-approvals", expire_approvals, timedelta(seconds=30)),
+        Periodic(
+            "etcd-backup-freshness",
+            freshness.check,
+            config.backups.check_every,
+            first_after=timedelta(seconds=10),
+        ),
+        # First look a few minutes after start (not at once: a restart loop must not flood SSH).
+        Periodic(
+            "certificate-expiry",
+            certs.check,
+            cert_every,
+            first_after=min(cert_every, timedelta(minutes=5)),
+        ),
+        Periodic("node-health", health.check, config.alerts.node_check_every),
+    ]
