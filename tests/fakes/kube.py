@@ -11,7 +11,8 @@ What it models, as the real API server does:
   404 for a pod that is not there, 429 Too Many Requests while a PodDisruptionBudget covering the
   pod allows no disruption, 500 when more than one PDB covers it; an accepted eviction deletes the
   pod and uses up one of its PDB's `disruptionsAllowed`;
-- watches: ADDED/MODIFIED/DELETED events after the call, ending at `timeout_seconds`.
+- watches: ADDED for what exists, then ADDED/MODIFIED/DELETED as it changes, ending at
+  `timeout_seconds`.
 
 And what tests ask for on demand: another writer touching a node before our next writes
 (`concurrent_writes`), evictions refused with 429 (`refuse_evictions`), any call failing with a
@@ -173,21 +174,21 @@ class FakeKube:
         self.closed = True
 
     async def get_node(self, name: str) -> NodeView | None:
-        self._called("get_node", name)
+        await self._called("get_node", name)
         found = self.get("Node", name)
         return node_view(found) if found else None
 
     async def list_nodes(self) -> list[NodeView]:
-        self._called("list_nodes", "")
+        await self._called("list_nodes", "")
         return [node_view(o) for (kind, _, _), o in sorted(self._objects.items()) if kind == "Node"]
 
     async def set_unschedulable(self, name: str, unschedulable: bool) -> NodeView:
-        self._called("set_unschedulable", name)
+        await self._called("set_unschedulable", name)
         self._others_write_first(name)
         return node_view(self._patch("Node", name, lambda n: _spec(n, unschedulable=unschedulable)))
 
     async def set_taints(self, name: str, taints: list[Obj], *, resource_version: str) -> NodeView:
-        self._called("set_taints", name)
+        await self._called("set_taints", name)
         self._others_write_first(name)
         current = self._existing("Node", name, "")
         if current["metadata"]["resourceVersion"] != resource_version:
@@ -201,28 +202,28 @@ class FakeKube:
         return node_view(patched)
 
     async def add_labels(self, name: str, labels: dict[str, str]) -> NodeView:
-        self._called("add_labels", name)
+        await self._called("add_labels", name)
         patched = self._patch("Node", name, lambda n: n["metadata"]["labels"].update(labels))
         return node_view(patched)
 
     async def server_version(self) -> str:
-        self._called("server_version", "")
+        await self._called("server_version", "")
         return self.version
 
     async def pods_on(self, node: str) -> list[Obj]:
-        self._called("pods_on", node)
+        await self._called("pods_on", node)
         return [copy.deepcopy(o) for o in self._pods() if o["spec"].get("nodeName") == node]
 
     async def get_pod(self, namespace: str, name: str) -> Obj | None:
-        self._called("get_pod", f"{namespace}/{name}")
+        await self._called("get_pod", f"{namespace}/{name}")
         return self.get("Pod", name, namespace)
 
     async def list_pdbs(self) -> list[Obj]:
-        self._called("list_pdbs", "")
+        await self._called("list_pdbs", "")
         return [copy.deepcopy(o) for (kind, _, _), o in self._objects.items() if kind == "PDB"]
 
     async def evict(self, namespace: str, name: str) -> None:
-        self._called("evict", f"{namespace}/{name}")
+        await self._called("evict", f"{namespace}/{name}")
         doing = f"evicting pod {namespace}/{name}"
         found = self._objects.get(("Pod", namespace, name))
         if found is None:
@@ -252,11 +253,11 @@ class FakeKube:
             yield event
 
     async def get_hpa(self, namespace: str, name: str) -> Obj | None:
-        self._called("get_hpa", f"{namespace}/{name}")
+        await self._called("get_hpa", f"{namespace}/{name}")
         return self.get("HPA", name, namespace)
 
     async def set_hpa_bounds(self, namespace: str, name: str, *, minimum: int, maximum: int) -> Obj:
-        self._called("set_hpa_bounds", f"{namespace}/{name}")
+        await self._called("set_hpa_bounds", f"{namespace}/{name}")
         if minimum > maximum:  # the API server's validation of autoscaling/v2
             raise KubeError(
                 f"the Kubernetes API answered 422 Unprocessable Entity while patching HPA "
@@ -272,7 +273,9 @@ class FakeKube:
 
     # Inside ---------------------------------------------------------------------------------
 
-    def _called(self, method: str, target: str) -> None:
+    async def _called(self, method: str, target: str) -> None:
+        # A real call goes over the network: other tasks (watches) run meanwhile.
+        await asyncio.sleep(0)
         self.calls.append((method, target))
         failures = self._failures.get(method)
         if failures:
@@ -323,7 +326,13 @@ class FakeKube:
                 watch.events.put_nowait((event, copy.deepcopy(obj)))
 
     async def _follow(self, watch: _Watch, timeout_seconds: int) -> AsyncIterator[tuple[str, Obj]]:
-        self._called(f"watch_{watch.kind}", watch.node or "")
+        await self._called(f"watch_{watch.kind}", watch.node or "")
+        # A watch without a resourceVersion starts with a synthetic ADDED event for every
+        # object that exists ("Semantics for watch", Kubernetes API concepts:
+        # https://kubernetes.io/docs/reference/using-api/api-concepts/#semantics-for-watch).
+        for (kind, _, _), obj in list(self._objects.items()):
+            if _watched(watch, kind, obj):
+                watch.events.put_nowait(("ADDED", copy.deepcopy(obj)))
         self._watches.append(watch)
         loop = asyncio.get_running_loop()
         ends = loop.time() + timeout_seconds
