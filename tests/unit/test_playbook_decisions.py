@@ -18,7 +18,7 @@ from commands import (
 from playbooks import PLAYBOOKS, Plan, PlanError
 from playbooks.cordon import SetSchedulableParams, decide_scheduling
 from playbooks.drain import DrainSnapshot, EvictPodsParams, WaitUntilGoneParams, decide_drain
-from playbooks.hpa import SetHpaBoundsParams, decide_hpa_bounds
+from playbooks.hpa import HpaView, SetHpaBoundsParams, decide_hpa_bounds
 from playbooks.kube import NodeView, node_view
 from playbooks.pods import pdb_view, pod_view, select_for_drain
 from playbooks.taints import EditTaintsParams, decide_taints
@@ -188,7 +188,7 @@ def test_untainting_a_key_plans_to_remove_every_effect_of_it() -> None:
 
 def test_scaling_an_hpa_plans_both_bounds_in_one_step() -> None:
     scale = command("scale hpa shop/web --min 2 --max 8", ScaleHpaCommand)
-    plan = decide_hpa_bounds(hpa("web", minimum=3, maximum=6), scale, cluster="prod")
+    plan = decide_hpa_bounds(HpaView.of(hpa("web", minimum=3, maximum=6)), scale, cluster="prod")
     assert only_params(plan) == SetHpaBoundsParams(
         namespace="shop", name="web", min_replicas=2, max_replicas=8
     )
@@ -198,7 +198,7 @@ def test_scaling_an_hpa_plans_both_bounds_in_one_step() -> None:
 
 def test_scaling_an_hpa_to_the_bounds_it_has_is_nothing_to_do() -> None:
     scale = command("scale hpa shop/web --min 3 --max 6", ScaleHpaCommand)
-    plan = decide_hpa_bounds(hpa("web", minimum=3, maximum=6), scale, cluster="prod")
+    plan = decide_hpa_bounds(HpaView.of(hpa("web", minimum=3, maximum=6)), scale, cluster="prod")
     assert plan.nothing_to_do == "HPA shop/web already has min 3, max 6; nothing to do."
 
 
