@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from approvals import Freeze, Windows, drift
 from bot.audit import AuditLog
 from bot.chat import Chat
-from bot.clusters import Clusters
 from bot.gates import Gate, Stop, gate
 from bot.render import failure_card
 from bot.step_runner import JobThread, StepRunner
 from bot.store import Job, JobState, StepRecord, Store, utcnow
 from playbooks import (
     PLAYBOOKS,
+    ClusterHandle,
     OperationError,
     Plan,
     PlanError,
@@ -33,6 +34,12 @@ from playbooks import (
 RootRefresher = Callable[[int], Awaitable[None]]
 
 
+class ClusterHandles(Protocol):
+    """The one thing the engine needs of bot.clusters.Clusters: a cluster's handle by name."""
+
+    async def handle(self, name: str) -> ClusterHandle: ...
+
+
 class Engine:
     def __init__(
         self,
@@ -40,7 +47,7 @@ class Engine:
         store: Store,
         audit: AuditLog,
         chat: Chat,
-        clusters: Clusters,
+        clusters: ClusterHandles,
         windows: Windows,
         refresh_root: RootRefresher,
         active_freeze: Callable[[str], Freeze | None] = lambda cluster: None,
@@ -86,6 +93,14 @@ class Engine:
         self._audit.record_job("job.resume", job, actor=actor)
         await self._run_checked(job, retry=True)
         return True
+
+    def retry_refusal(self, job_id: int) -> str | None:
+        """Why a retry of this job would be refused now (a change freeze), in words; None when
+        it may go ahead (it may still need a fresh approval, which its message then asks for).
+        For callers that answer the person retrying before the retry runs."""
+        job = self._store.find_job(job_id)
+        stop = self._gate(job, retry=True) if job is not None else None
+        return stop.reason if stop is not None and stop.stop is Stop.REFUSE else None
 
     def _gate(self, job: Job, *, retry: bool) -> Gate | None:
         return gate(
