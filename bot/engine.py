@@ -191,9 +191,10 @@ class Engine:
     ) -> None:
         """The job needs a fresh approval: the plan gets a new revision (so its digest, which
         votes bind to, changes and earlier votes no longer count) and a new approval window."""
-        renewed = plan.model_copy(update={"revision": plan.revision + 1})
+        revision = Plan.model_validate(job.plan).revision + 1
+        renewed = plan.model_copy(update={"revision": revision})
         if job.approvals_needed == 0:
-            await self._renew_without_votes(job, renewed, reason)
+            await self._renew_without_votes(job, renewed, reason, drift_checked=bool(changes))
             return
         self._store.transition(
             job.id,
@@ -219,9 +220,11 @@ class Engine:
         if _started(self._store.steps(job.id)):
             await self._thread.say(job, f"🔁 {reason} Approve it again in the message above.")
 
-    async def _renew_without_votes(self, job: Job, plan: Plan, reason: str) -> None:
+    async def _renew_without_votes(
+        self, job: Job, plan: Plan, reason: str, *, drift_checked: bool
+    ) -> None:
         """No vote is needed for this job (policy, or break-glass): the person who retried it
-        decides, so the gates passed, it runs on under a new execution window."""
+        decides. It runs on under a new execution window, once the cluster is re-checked."""
         now = utcnow()
         self._store.transition(
             job.id,
@@ -241,11 +244,16 @@ class Engine:
             approvals_needed=0,
             plan_digest=plan.digest,
         )
+        if not drift_checked:
+            # Only the window was renewed: the drift gate still applies (once; a drift found
+            # there comes back here with the fresh plan, checked).
+            await self._run_checked(job, retry=False)
+            return
         records = self._store.steps(job.id)
         if not _started(records):
             self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
         await self._refresh_root(job.id)
-        await self._run_from(job.id, first=_first_unfinished(records), check_done=True)
+        await self._run_from(job.id, first=_first_unfinished(records), check_done=_started(records))
 
     # Undoing --------------------------------------------------------------------------------
 
