@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from kubernetes.aio import client as kube_client
@@ -45,6 +45,35 @@ class NodeView:
     internal_ip: str | None = None
     resource_version: str = ""
     pressure: tuple[str, ...] = ()
+
+
+class Kubernetes(Protocol):
+    """What playbooks may ask of one cluster's API: the seam between them and the cluster.
+
+    `KubeApi` is the real one; tests/fakes/kube.py is an in-memory one for fast tests.
+    """
+
+    async def close(self) -> None: ...
+    async def get_node(self, name: str) -> NodeView | None: ...
+    async def list_nodes(self) -> list[NodeView]: ...
+    async def set_unschedulable(self, name: str, unschedulable: bool) -> NodeView: ...
+    async def set_taints(
+        self, name: str, taints: list[Obj], *, resource_version: str
+    ) -> NodeView: ...
+    async def add_labels(self, name: str, labels: dict[str, str]) -> NodeView: ...
+    async def server_version(self) -> str: ...
+    async def pods_on(self, node: str) -> list[Obj]: ...
+    async def get_pod(self, namespace: str, name: str) -> Obj | None: ...
+    async def list_pdbs(self) -> list[Obj]: ...
+    async def evict(self, namespace: str, name: str) -> None: ...
+    def watch_pdbs(self, *, timeout_seconds: int = 60) -> AsyncIterator[tuple[str, Obj]]: ...
+    def watch_pods_on(
+        self, node: str, *, timeout_seconds: int = 60
+    ) -> AsyncIterator[tuple[str, Obj]]: ...
+    async def get_hpa(self, namespace: str, name: str) -> Obj | None: ...
+    async def set_hpa_bounds(
+        self, namespace: str, name: str, *, minimum: int, maximum: int
+    ) -> Obj: ...
 
 
 class KubeApi:
@@ -153,9 +182,11 @@ class KubeApi:
         # which not every server or proxy in front of one routes.
         client = self._api_client
         request = await client.param_serialize(
-            method="GET", resource_path="/version", header_params={"Accept": "application/json"},
+            method="GET",
+            resource_path="/version",
+            header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
-        )  # fmt: skip
+        )
         response = await client.call_api(*request)
         await response.read()
         types = {"200": "VersionInfo"}
@@ -255,8 +286,11 @@ async def _json_answer(response: aiohttp.ClientResponse, doing: str) -> Obj:
         response.release()
     if response.status >= 400:
         reason = f"{response.status} {response.reason or ''}".strip()
-        raise KubeError(f"the Kubernetes API answered {reason} while {doing}", status=response.status,
-                        body=body.decode(errors="replace"))  # fmt: skip
+        raise KubeError(
+            f"the Kubernetes API answered {reason} while {doing}",
+            status=response.status,
+            body=body.decode(errors="replace"),
+        )
     answer: Obj = json.loads(body) if body else {}
     return answer
 

@@ -10,8 +10,8 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from playbooks.base import ClusterHandle, StepContext, StepResult
-from playbooks.ssh import CommandResult, SshExecutor, SshTarget
+from playbooks.base import ClusterHandle, RemoteShell, StepContext, StepResult
+from playbooks.ssh import CommandResult, SshTarget
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class NodeRef:
 class Remote:
     """One node's shell as a step uses it."""
 
-    ssh: SshExecutor
+    ssh: RemoteShell
     target: SshTarget
     timeout: float
 
