@@ -20,23 +20,21 @@ from bot.audit import AuditLog
 from bot.audit_setup import open_audited_store, prefetch_audit_key
 from bot.chat import Chat
 from bot.clusters import Clusters
-from bot.config import ConfigError, KubegateConfig, Settings, config_digest, load_config
+from bot.config import (
+    ConfigError,
+    KubegateConfig,
+    Settings,
+    config_digest,
+    config_path,
+    load_config,
+    vault_settings,
+)
 from bot.redact import RedactingFilter, Redactor
 from bot.slack_app import SlackChat, bolt_app, web_application, web_client
-from bot.store import Store
 from bot.wiring import Parts, wire
 from bot.wiring import Runtime as Runtime  # re-exported: what `build` returns
-from playbooks.vault import VaultSettings
 
 log = logging.getLogger("kubegate")
-
-
-def config_path(settings: Settings) -> Path:
-    if settings.config_path is not None:
-        return settings.config_path
-    if Path("kubegate.yaml").exists():
-        return Path("kubegate.yaml")
-    raise ConfigError(["KUBEGATE_CONFIG is not set and there is no ./kubegate.yaml"])
 
 
 @dataclass
@@ -63,28 +61,6 @@ def slack_credentials(settings: Settings, config: KubegateConfig) -> SlackCreden
         secret.get_secret_value(),
         settings.slack_api_url or config.slack.api_url,
         app_token.get_secret_value() if app_token else None,
-    )
-
-
-def vault_settings(settings: Settings, config: KubegateConfig) -> VaultSettings | None:
-    """Vault from the config, with the usual VAULT_ADDR / VAULT_TOKEN variables winning."""
-    vault = config.vault
-    url = settings.vault_addr or (vault.url if vault else None)
-    if url is None:
-        return None
-    token = settings.vault_token or (vault.token if vault else None)
-    secret_id = vault.secret_id if vault else None
-    return VaultSettings(
-        url=url,
-        auth=vault.auth if vault else "token",
-        token=token.get_secret_value() if token else None,
-        role_id=vault.role_id if vault else None,
-        secret_id=secret_id.get_secret_value() if secret_id else None,
-        kubernetes_role=vault.kubernetes_role if vault else None,
-        kv_mount=vault.kv_mount if vault else "secret",
-        ssh_mount=vault.ssh_mount if vault else "ssh-client-signer",
-        ssh_role=vault.ssh_role if vault else "kubegate",
-        ca_cert=vault.ca_cert if vault else None,
     )
 
 

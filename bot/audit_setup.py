@@ -57,7 +57,7 @@ def audit_places(settings: Settings, config: KubegateConfig | None) -> AuditPlac
 def _vault_for(settings: Settings, config: KubegateConfig | None) -> VaultSettings | None:
     if config is None:
         return None
-    from bot.app import vault_settings  # the one reading of Vault's settings; app imports us
+    from bot.config import vault_settings
 
     return vault_settings(settings, config)
 
@@ -68,7 +68,7 @@ _fetched_keys: dict[Path, bytes | AuditKeyError] = {}
 
 
 async def prefetch_audit_key(settings: Settings) -> None:
-    from bot.app import config_path
+    from bot.config import config_path
 
     config = load_config(config_path(settings))
     vault = _vault_for(settings, config)

@@ -72,7 +72,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _config_check(settings: Settings) -> int:
-    from bot.app import config_path
+    from bot.config import config_path
 
     path = config_path(settings)
     config = load_config(path)
@@ -85,10 +85,10 @@ def _config_check(settings: Settings) -> int:
 
 def _audit(settings: Settings, action: str, given: list[str]) -> int:
     from bot.anchors import Anchor
-    from bot.app import config_path
     from bot.audit import AuditLog
     from bot.audit_keys import AuditKeyError
     from bot.audit_setup import audit_places, reading_store
+    from bot.config import config_path
     from bot.redact import Redactor
 
     if not settings.db.exists():

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from approvals import Freeze, MaintenanceWindow, PolicyRule, Windows
 from bot.config_checks import config_problems, unique
 from playbooks.inventory import Inventory, YamlDuration
+from playbooks.vault import VaultSettings
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -274,3 +275,33 @@ def _problem(error: Any) -> str:
         )
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{location or '(top)'}: {message}"
+
+
+def config_path(settings: Settings) -> Path:
+    if settings.config_path is not None:
+        return settings.config_path
+    if Path("kubegate.yaml").exists():
+        return Path("kubegate.yaml")
+    raise ConfigError(["KUBEGATE_CONFIG is not set and there is no ./kubegate.yaml"])
+
+
+def vault_settings(settings: Settings, config: KubegateConfig) -> VaultSettings | None:
+    """Vault from the config, with the usual VAULT_ADDR / VAULT_TOKEN variables winning."""
+    vault = config.vault
+    url = settings.vault_addr or (vault.url if vault else None)
+    if url is None:
+        return None
+    token = settings.vault_token or (vault.token if vault else None)
+    secret_id = vault.secret_id if vault else None
+    return VaultSettings(
+        url=url,
+        auth=vault.auth if vault else "token",
+        token=token.get_secret_value() if token else None,
+        role_id=vault.role_id if vault else None,
+        secret_id=secret_id.get_secret_value() if secret_id else None,
+        kubernetes_role=vault.kubernetes_role if vault else None,
+        kv_mount=vault.kv_mount if vault else "secret",
+        ssh_mount=vault.ssh_mount if vault else "ssh-client-signer",
+        ssh_role=vault.ssh_role if vault else "kubegate",
+        ca_cert=vault.ca_cert if vault else None,
+    )
