@@ -282,7 +282,13 @@ async def test_stats_remember_the_most_nodes_cordoned_at_once(cluster: Cluster) 
     code, stats = await cluster.api("GET", "/testbed/stats")
 
     assert code == 200
-    assert stats == {"pdb_violations": 0, "max_unschedulable_nodes": 2, "unschedulable_nodes": 1}
+    assert stats == {
+        "pdb_violations": 0,
+        "max_unschedulable_nodes": 2,
+        "unschedulable_nodes": 1,
+        "max_apiservers_down": 0,
+        "apiservers_down": 0,
+    }
 
 
 async def test_extra_nodes_and_fault_switches(tmp_path: Path) -> None:
