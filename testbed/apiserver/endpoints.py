@@ -39,6 +39,8 @@ class ApiServerEndpoint:
         self.host, self.port = host, port
         self._app_factory = app_factory
         self._on_change = on_change
+        # Whether its etcd answers: /healthz and /readyz include that check, /livez does not.
+        self.storage_healthy = True
         self._tls: ssl.SSLContext | None = None
         self._runner: web.AppRunner | None = None
         self._lock = asyncio.Lock()

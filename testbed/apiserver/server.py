@@ -86,7 +86,7 @@ class FakeApiServer:
         self.objects = ObjectStore()
         self.token = ""
         self.ca_path = self.workdir / "ca.crt"
-        self.fail_all_with_500 = False
+        self.fail_status: int | None = None  # every API request answers this code
         self._max_unschedulable = 0
         self._released = asyncio.Event()
         self._released.set()
@@ -130,6 +130,14 @@ class FakeApiServer:
     @termination_delay.setter
     def termination_delay(self, value: float) -> None:
         self.kubelets.termination_delay = value
+
+    @property
+    def fail_all_with_500(self) -> bool:
+        return self.fail_status == 500
+
+    @fail_all_with_500.setter
+    def fail_all_with_500(self, value: bool) -> None:
+        self.fail_status = 500 if value else None
 
     @property
     def hang(self) -> bool:
@@ -319,6 +327,14 @@ class FakeApiServer:
                 raise no_such_path()
             return json_response(document)
 
+        async def probe(request: web.Request) -> web.Response:
+            if request.path != "/livez" and not endpoint.storage_healthy:
+                # kube-apiserver's words when its etcd check fails (verbose output aside)
+                return web.Response(
+                    status=500, text="[-]etcd failed: reason withheld\nhealthz check failed\n"
+                )
+            return web.Response(text="ok")
+
         app = web.Application(middlewares=[self._edge])
         app.router.add_get("/version", version)
         app.router.add_get("/version/", version)  # the python client asks with a slash
@@ -326,8 +342,8 @@ class FakeApiServer:
         app.router.add_get("/apis", self._apis)
         app.router.add_get("/openapi/v3", openapi_root)
         app.router.add_get("/openapi/v3/{path:.+}", openapi_group_version)
-        for probe in ("/healthz", "/readyz", "/livez"):
-            app.router.add_get(probe, self._probe)
+        for path in ("/healthz", "/readyz", "/livez"):
+            app.router.add_get(path, probe)
         app.router.add_get("/testbed/stats", self._stats)
         app.router.add_get("/testbed/faults", self._faults)
         app.router.add_post("/testbed/faults", self._faults)
@@ -343,8 +359,8 @@ class FakeApiServer:
             self._authenticate(request)
             if not request.path.startswith("/testbed/"):
                 await self._released.wait()
-                if self.fail_all_with_500:
-                    raise ApiError(500, "InternalError", "Internal error occurred: testbed fault")
+                if self.fail_status is not None:
+                    raise injected_error(self.fail_status)
             return await handler(request)
         except ApiError as error:
             return error.response()
@@ -364,9 +380,6 @@ class FakeApiServer:
     async def _apis(self, _request: web.Request) -> web.Response:
         return json_response(api_group_list(self.registry))
 
-    async def _probe(self, _request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
     async def _stats(self, _request: web.Request) -> web.Response:
         return json_response(self.stats())
 
@@ -378,3 +391,20 @@ class FakeApiServer:
             for name, value in switches.items():
                 setattr(self, name, bool(value))
         return json_response({name: getattr(self, name) for name in FAULTS})
+
+
+def injected_error(code: int) -> ApiError:
+    """The Status a kube-apiserver answers with `code` (as apimachinery's NewInternalError,
+    NewTooManyRequests, NewServiceUnavailable and NewTimeoutError word them)."""
+    if code == 429:
+        details = {"retryAfterSeconds": 1}
+        return ApiError(
+            429, "TooManyRequests", "Too many requests, please try again later.", details=details
+        )
+    if code == 503:
+        return ApiError(503, "ServiceUnavailable", "The server is currently unavailable")
+    if code == 504:
+        return ApiError(
+            504, "Timeout", "Timeout: request did not complete within the allowed duration"
+        )
+    return ApiError(code, "InternalError", "Internal error occurred: testbed fault")
