@@ -106,8 +106,11 @@ class EtcdMember:
                 ETCD, *args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
             )
 
-    async def stop(self) -> None:
+    async def stop(self, *, at_once: bool = False) -> None:
+        """SIGTERM (a clean stop, as the kubelet stops a pod); `at_once` kills instead."""
         process, self.process = self.process, None
+        if at_once and process is not None and process.returncode is None:
+            process.kill()
         await stop_daemon(process)
 
     def client_tls(self) -> ssl.SSLContext:
@@ -203,7 +206,9 @@ class Etcd:
         raise EtcdError(f"etcd did not start; see the etcd.log files under {self.workdir}")
 
     async def stop(self) -> None:
-        await asyncio.gather(*(member.stop() for member in self.members.values()))
+        # Members stopped together wait seconds on each other for a leader handover that
+        # cannot happen; a cluster being thrown away is killed.
+        await asyncio.gather(*(m.stop(at_once=True) for m in self.members.values()))
 
     async def stop_member(self, name: str) -> None:
         await self.member(name).stop()
