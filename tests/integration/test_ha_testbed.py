@@ -5,6 +5,7 @@ kubectl, a real three-member etcd, static-pod manifests that start and stop what
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import ssl
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from cryptography import x509
 
 from testbed.up import Testbed
 
@@ -115,6 +117,34 @@ async def test_testbed_json_names_each_control_plane_the_load_balancer_and_each_
         assert Path(node["call_log"]).exists(), name
     for key in ("kubeconfig", "apiserver_url", "slack_api_url", "vault", "etcd", "alertmanager"):
         assert key in described
+
+
+async def test_each_control_plane_holds_its_etcd_members_certificates_as_kubeadm_names_them(
+    ha_testbed: Testbed,
+) -> None:
+    nodes = description(ha_testbed)["ssh"]["nodes"]
+    for plane in ("cp-1", "cp-2", "cp-3"):
+        pki = Path(nodes[plane]["root"], "etc/kubernetes/pki/etcd")
+        for stem in ("ca", "server", "peer", "healthcheck-client"):
+            assert (pki / f"{stem}.crt").is_file() and (pki / f"{stem}.key").is_file()
+        for cert in ("server.crt", "peer.crt"):
+            certificate = x509.load_pem_x509_certificate((pki / cert).read_bytes())
+            names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            assert plane in names.value.get_values_for_type(x509.DNSName)
+            address = ipaddress.ip_address(nodes[plane]["address"])
+            assert address in names.value.get_values_for_type(x509.IPAddress)
+
+
+async def test_a_single_control_plane_testbed_describes_itself_without_a_load_balancer(
+    testbed: Testbed,
+) -> None:
+    described = description(testbed)
+
+    assert described["load_balancer_url"] is None
+    assert described["control_planes"] == [
+        {"name": "cp-1", "apiserver_url": described["apiserver_url"], "etcd_client_url": None}
+    ]
+    assert "apiserver-down" in described["faults"]["names"]
 
 
 async def test_each_control_plane_serves_its_own_version(ha_testbed: Testbed) -> None:

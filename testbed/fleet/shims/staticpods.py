@@ -20,24 +20,32 @@ GONE_TIMEOUT_S = 10.0
 
 def mirror_pod(pod: str, node: str, node_uid: str = "") -> dict[str, Any]:
     """The mirror pod a kubelet posts for a static pod: `<pod>-<node>` in kube-system."""
-    owners = [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid,
-               "controller": True}] if node_uid else []  # fmt: skip
+    owners = (
+        [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid, "controller": True}]
+        if node_uid
+        else []
+    )
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": f"{pod}-{node}", "namespace": "kube-system",
+            "name": f"{pod}-{node}",
+            "namespace": "kube-system",
             "labels": {"component": pod, "tier": "control-plane"},
-            "annotations": {MIRROR_ANNOTATION: f"{pod}-{node}-{time.time_ns()}",
-                            "kubernetes.io/config.source": "file"},
+            "annotations": {
+                MIRROR_ANNOTATION: f"{pod}-{node}-{time.time_ns()}",
+                "kubernetes.io/config.source": "file",
+            },
             "ownerReferences": owners,
         },
         "spec": {
-            "nodeName": node, "priorityClassName": "system-node-critical", "hostNetwork": True,
+            "nodeName": node,
+            "priorityClassName": "system-node-critical",
+            "hostNetwork": True,
             "containers": [{"name": pod, "image": f"registry.k8s.io/{pod}"}],
             "tolerations": [{"operator": "Exists", "effect": "NoExecute"}],
         },
-    }  # fmt: skip
+    }
 
 
 def run(node: Node, _command: str, args: list[str]) -> int:
