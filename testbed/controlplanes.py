@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from testbed.apiserver import FakeApiServer
 from testbed.apiserver.endpoints import ApiServerEndpoint
-from testbed.etcd import Etcd
+from testbed.etcd import Etcd, health_session
 
 log = logging.getLogger(__name__)
 MANIFESTS = "etc/kubernetes/manifests"
@@ -203,15 +205,19 @@ class ControlPlanes:
 
     async def _watch_quorum(self) -> None:
         assert self.etcd is not None
+        async with health_session() as session:
+            await self._watch_quorum_with(self.etcd, session)
+
+    async def _watch_quorum_with(self, etcd: Etcd, session: aiohttp.ClientSession) -> None:
         had_quorum = True
         while True:
-            health = await self.etcd.healthy_members()
+            health = await etcd.healthy_members(session)
             self.etcd_health = health
             for name, plane in self.planes.items():
                 # kube-apiserver's /healthz includes its etcd check; kubeadm points each API
                 # server at its own member only (--etcd-servers=https://127.0.0.1:2379).
                 plane.apiserver.storage_healthy = health.get(name, True)
-            quorum = self.etcd.has_quorum(health)
+            quorum = etcd.has_quorum(health)
             if had_quorum and not quorum:
                 self.etcd_quorum_lost += 1
                 log.warning("etcd has no quorum: %s", health)

@@ -122,14 +122,19 @@ class EtcdMember:
 
     async def healthy(self, session: aiohttp.ClientSession) -> bool:
         """etcd's own /health: true only with a leader and a quorum read that answers."""
-        if not self.running:
-            return False
-        try:
-            async with session.get(f"{self.client_url}/health", ssl=self.client_tls()) as reply:
-                body: Any = await reply.json(content_type=None)
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
-            return False
-        return isinstance(body, dict) and body.get("health") == "true"
+        for _attempt in range(2):  # a kept-alive connection the member closed: ask anew
+            if not self.running:
+                return False
+            try:
+                url = f"{self.client_url}/health"
+                async with session.get(url, ssl=self.client_tls()) as reply:
+                    body: Any = await reply.json(content_type=None)
+            except aiohttp.ServerDisconnectedError:
+                continue
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+                return False
+            return isinstance(body, dict) and body.get("health") == "true"
+        return False
 
 
 class Etcd:
@@ -221,10 +226,14 @@ class Etcd:
             return
         await member.spawn(self.initial_cluster(), state="existing")
 
-    async def healthy_members(self) -> dict[str, bool]:
-        timeout = aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_S)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            answers = await asyncio.gather(*(m.healthy(session) for m in self.members.values()))
+    async def healthy_members(
+        self, session: aiohttp.ClientSession | None = None
+    ) -> dict[str, bool]:
+        """Each member's own /health; pass a `session` to keep its connections between asks."""
+        if session is None:
+            async with health_session() as own:
+                return await self.healthy_members(own)
+        answers = await asyncio.gather(*(m.healthy(session) for m in self.members.values()))
         return dict(zip(self.members, answers, strict=True))
 
     def has_quorum(self, health: dict[str, bool]) -> bool:
@@ -266,3 +275,7 @@ class Etcd:
     async def _seed(self) -> None:
         for key, value in SEED_KEYS.items():
             await self.etcdctl("put", key, value)
+
+
+def health_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_S))
