@@ -72,6 +72,7 @@ class ControlPlanes:
             for name, endpoint in apiserver.endpoints.items()
         }
         self.etcd_quorum_lost = 0
+        self.max_etcd_members_down = 0
         self.etcd_health: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -85,7 +86,18 @@ class ControlPlanes:
             ) from None
 
     def stats(self) -> dict[str, Any]:
-        return {"etcd_quorum_lost": self.etcd_quorum_lost} if self.etcd is not None else {}
+        if self.etcd is None:
+            return {}
+        return {
+            "etcd_quorum_lost": self.etcd_quorum_lost,
+            "max_etcd_members_down": self.max_etcd_members_down,
+            "etcd_members_down": self._etcd_members_down(),
+        }
+
+    def _etcd_members_down(self) -> int:
+        if self.etcd is None:
+            return 0
+        return sum(not member.running for member in self.etcd.members.values())
 
     def description(self) -> list[dict[str, Any]]:
         return [
@@ -172,6 +184,7 @@ class ControlPlanes:
                 await self.etcd.start_member(plane.name)
             elif not self._wanted(plane, "etcd", "etcd") and member.running:
                 await self.etcd.stop_member(plane.name)
+            self.max_etcd_members_down = max(self.max_etcd_members_down, self._etcd_members_down())
 
     async def _reconcile_apiserver(self, plane: ControlPlane) -> None:
         wanted = self._wanted(plane, "apiserver", "kube-apiserver")

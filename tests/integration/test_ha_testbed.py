@@ -246,6 +246,8 @@ async def test_a_member_down_leaves_etcd_with_quorum_and_its_api_server_unhealth
 
     await eventually(dropped, "the load balancer to take cp-2 out")
     assert (await kubectl(ha_testbed, "get", "nodes")).code == 0
+    assert stats(ha_testbed)["etcd_members_down"] == 1
+    assert stats(ha_testbed)["max_etcd_members_down"] == 1
     assert stats(ha_testbed)["etcd_quorum_lost"] == 0
     assert (await fault(ha_testbed, "etcd-member-up", "cp-2")).code == 0
 
@@ -253,6 +255,7 @@ async def test_a_member_down_leaves_etcd_with_quorum_and_its_api_server_unhealth
         return (await etcd_health(ha_testbed, "cp-2")).code == 0
 
     await eventually(healthy_again, "cp-2's etcd member to rejoin")
+    assert stats(ha_testbed)["etcd_members_down"] == 0
 
 
 async def test_moving_etcd_yaml_out_stops_that_member_and_back_starts_it(
