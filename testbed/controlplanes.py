@@ -48,7 +48,8 @@ class ControlPlane:
 
 class ControlPlanes:
     """`follow_manifests` off keeps the single-control-plane testbed as it was: only faults
-    take its API server or etcd down."""
+    take its API server or etcd down, and a new image tag in its kube-apiserver.yaml changes
+    the version it reports without a restart."""
 
     def __init__(
         self,
@@ -188,12 +189,14 @@ class ControlPlanes:
 
     async def _reconcile_apiserver(self, plane: ControlPlane) -> None:
         wanted = self._wanted(plane, "apiserver", "kube-apiserver")
-        changed = False
-        if self.follow_manifests:
-            signature = self._signature(plane)
-            changed = signature is not None and signature != plane.manifest_seen
-            if signature is not None:
-                plane.manifest_seen = signature
+        signature = self._signature(plane)
+        changed = signature is not None and signature != plane.manifest_seen
+        if signature is not None:
+            plane.manifest_seen = signature
+        if changed and not self.follow_manifests:
+            # The single control plane keeps serving; only what it reports follows the image.
+            self._take_version(plane)
+            changed = False
         if not wanted or changed:
             if plane.starting is not None:
                 plane.starting.cancel()
@@ -204,14 +207,20 @@ class ControlPlanes:
         if wanted and not plane.apiserver.serving and plane.starting is None:
             plane.starting = asyncio.create_task(self._start_apiserver(plane))
 
+    def _take_version(self, plane: ControlPlane) -> None:
+        """The version the manifest's image tag names, as the restarted container would run."""
+        manifest = plane.manifest("kube-apiserver")
+        if manifest is None:
+            return
+        with contextlib.suppress(OSError):
+            tag = IMAGE_TAG.search(manifest.read_text())
+            if tag is not None:
+                plane.apiserver.version = tag.group(1)
+
     async def _start_apiserver(self, plane: ControlPlane) -> None:
         try:
-            manifest = plane.manifest("kube-apiserver")
-            if self.follow_manifests and manifest is not None:
-                with contextlib.suppress(OSError):
-                    tag = IMAGE_TAG.search(manifest.read_text())
-                    if tag is not None:
-                        plane.apiserver.version = tag.group(1)
+            if self.follow_manifests:
+                self._take_version(plane)
             await plane.apiserver.start(startup_delay=self.apiserver_startup)
         finally:
             plane.starting = None

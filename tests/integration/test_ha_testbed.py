@@ -165,6 +165,20 @@ async def test_each_control_plane_serves_its_own_version(ha_testbed: Testbed) ->
     assert json.loads(direct.stdout)["serverVersion"]["gitVersion"] == "v1.32.0"
 
 
+async def test_a_single_control_plane_reports_its_manifests_version_without_going_down(
+    full_testbed: Testbed,
+) -> None:
+    root = Path(description(full_testbed)["ssh"]["nodes"]["cp-1"]["root"])
+    manifest = root / MANIFESTS.lstrip("/") / "kube-apiserver.yaml"
+    manifest.write_text(manifest.read_text().replace(":v1.31.2", ":v1.31.3"))
+
+    async def upgraded() -> bool:
+        return await version_at(full_testbed, full_testbed.apiserver.url) == "v1.31.3"
+
+    await eventually(upgraded, "cp-1 to report v1.31.3")
+    assert stats(full_testbed)["max_apiservers_down"] == 0
+
+
 async def test_kubectl_through_the_load_balancer_answers_while_an_api_server_is_down(
     ha_testbed: Testbed,
 ) -> None:
