@@ -179,6 +179,22 @@ async def test_a_single_control_plane_reports_its_manifests_version_without_goin
     assert stats(full_testbed)["max_apiservers_down"] == 0
 
 
+async def test_the_only_api_server_goes_down_and_comes_back_on_its_port(testbed: Testbed) -> None:
+    url = testbed.apiserver.url
+
+    assert (await fault(testbed, "apiserver-down", "cp-1")).code == 0
+    assert await refuses_connections(url)
+    no_etcd = await fault(testbed, "etcd-member-down", "cp-1")
+    assert (await fault(testbed, "apiserver-up", "cp-1")).code == 0
+
+    async def serving() -> bool:
+        return await version_at(testbed, url) == "v1.31.2"
+
+    await eventually(serving, "the API server to serve again at the same address")
+    assert no_etcd.code == 2 and "runs no etcd" in no_etcd.stderr
+    assert stats(testbed)["max_apiservers_down"] == 1
+
+
 async def test_kubectl_through_the_load_balancer_answers_while_an_api_server_is_down(
     ha_testbed: Testbed,
 ) -> None:
