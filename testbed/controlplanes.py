@@ -28,8 +28,8 @@ IMAGE_TAG = re.compile(r"image:\s*\S*kube-apiserver:(v\d+\.\d+\.\d+)")
 COMPONENTS = ("apiserver", "etcd")
 
 
-class UnknownControlPlane(ValueError):
-    pass
+class ControlPlaneError(ValueError):
+    """No such control plane, or no such component on it: the message says what there is."""
 
 
 @dataclass
@@ -82,7 +82,7 @@ class ControlPlanes:
             return self.planes[name]
         except KeyError:
             known = ", ".join(self.planes)
-            raise UnknownControlPlane(
+            raise ControlPlaneError(
                 f"{name!r} is not a control plane of this testbed (control planes: {known})"
             ) from None
 
@@ -143,7 +143,7 @@ class ControlPlanes:
 
     def _need_etcd(self, component: str) -> None:
         if component == "etcd" and self.etcd is None:
-            raise UnknownControlPlane("this testbed runs no etcd (it was started with --no-fleet)")
+            raise ControlPlaneError("this testbed runs no etcd (it was started with --no-fleet)")
 
     def _etcd_url(self, name: str) -> str | None:
         if self.etcd is None or name not in self.etcd.members:

@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from testbed.apiserver import FakeApiServer
-from testbed.controlplanes import ControlPlanes, UnknownControlPlane
+from testbed.controlplanes import ControlPlaneError, ControlPlanes
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
 ERROR_CODES = (429, 500, 502, 503, 504)
@@ -242,7 +242,7 @@ class FaultSwitches:
             raise FaultError(f"no fault named {name!r}; the faults are:\n{fault_list()}")
         try:
             return await fault.action(self, args)
-        except UnknownControlPlane as error:
+        except ControlPlaneError as error:
             raise FaultError(str(error)) from None
 
     def schedule_clear(self, key: str, duration: float | None, clear: Callable[[], None]) -> None:
