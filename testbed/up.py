@@ -4,7 +4,7 @@ Starts the fake kube-apiserver (one per control plane, behind a load balancer wh
 several), the Slack emulator, and (unless --no-fleet) an sshd per node, a Vault stand-in and a
 real etcd (a member per control plane); then writes DIR/testbed.json (how to reach them,
 and the fault switches' endpoint) and DIR/kubegate.yaml (a complete kubegate config for it).
-`python -m testbed fault --dir DIR NAME [ARGS]` switches faults in it (testbed/faults.py).
+`python -m testbed fault --dir DIR NAME [ARGS]` switches faults in it (testbed/faults/).
 """
 
 from __future__ import annotations
@@ -313,7 +313,8 @@ async def start_testbed(
     )
     await kubelets.start()
     apiserver.add_stats(kubelets.stats)
-    switches = FaultSwitches(faults.World(apiserver, kubelets))
+    machines = (world.fleet, world.vault) if world else (None, None)
+    switches = FaultSwitches(faults.World(apiserver, kubelets, *machines))
     await switches.start()
     kubeconfig = apiserver.write_kubeconfig(directory / "kubeconfig", context="testbed")
     config_path = directory / "kubegate.yaml"

@@ -345,7 +345,7 @@ async def test_apiserver_error_answers_every_request_until_its_time_is_up(
 
     timed = await fault(ha_testbed, "apiserver-error", "500", "--for", "1s")
     assert timed.code == 0, timed.stderr
-    assert "for 1 s" in timed.stdout
+    assert "ends by itself in 1 s" in timed.stdout
 
     async def answering() -> bool:
         return (await kubectl(ha_testbed, "get", "nodes")).code == 0
@@ -367,3 +367,53 @@ async def test_apiserver_hang_holds_requests_until_cleared(ha_testbed: Testbed) 
         assert (await fault(ha_testbed, "apiserver-hang-clear")).code == 0
         async with await asyncio.wait_for(held, DEADLINE_SECONDS) as response:
             assert response.status == 200
+
+
+async def test_sshd_down_refuses_logins_until_sshd_up(full_testbed: Testbed) -> None:
+    assert (await fault(full_testbed, "sshd-down", "worker-1")).code == 0
+
+    refused = await openssh(full_testbed.fleet, "worker-1", "true")
+    assert refused.code == 255  # ssh's own failure: nothing listens
+
+    assert (await fault(full_testbed, "sshd-up", "worker-1")).code == 0
+    assert (await openssh(full_testbed.fleet, "worker-1", "true")).code == 0
+    unknown = await fault(full_testbed, "sshd-down", "worker-9")
+    assert unknown.code == 2 and "no node 'worker-9'" in unknown.stderr
+
+
+async def test_vault_sealed_for_a_while_answers_503_then_unseals_itself(
+    full_testbed: Testbed,
+) -> None:
+    vault = description(full_testbed)["vault"]
+    headers = {"X-Vault-Token": vault["token"]}
+    secret = f"{vault['url']}/v1/secret/data/anything"
+
+    async def status() -> int:
+        async with (
+            aiohttp.ClientSession(headers=headers) as session,
+            session.get(secret) as response,
+        ):
+            return response.status
+
+    sealed = await fault(full_testbed, "vault-seal", "--for", "1s")
+    assert sealed.code == 0, sealed.stderr
+    assert await status() == 503
+
+    async def unsealed() -> bool:
+        return await status() != 503
+
+    await eventually(unsealed, "Vault to unseal itself after 1 s")
+
+
+async def test_a_hung_shim_command_returns_once_cleared(full_testbed: Testbed) -> None:
+    hung = await fault(full_testbed, "shim-hang", "worker-2", "kubeadm", "version")
+    assert hung.code == 0, hung.stderr
+
+    running = asyncio.create_task(openssh(full_testbed.fleet, "worker-2", "kubeadm version"))
+    done, _ = await asyncio.wait([running], timeout=1.0)
+    assert not done
+
+    assert (await fault(full_testbed, "shim-hang-clear", "worker-2")).code == 0
+    finished = await running
+    assert finished.code == 0, finished.stderr
+    assert "kubeadm version" in finished.stdout
