@@ -18,6 +18,8 @@ import aiohttp
 import pytest
 from cryptography import x509
 
+from testbed.fleet.shims.nodestate import Node
+from testbed.fleet.shims.staticpods import upgrade_manifest
 from testbed.up import Testbed
 
 from .fleet_helpers import Ran, openssh
@@ -147,11 +149,18 @@ async def test_a_single_control_plane_testbed_describes_itself_without_a_load_ba
     assert "apiserver-down" in described["faults"]["names"]
 
 
-async def test_each_control_plane_serves_its_own_version(ha_testbed: Testbed) -> None:
-    root = Path(description(ha_testbed)["ssh"]["nodes"]["cp-2"]["root"])
-    manifest = root / MANIFESTS.lstrip("/") / "kube-apiserver.yaml"
+def on_node(testbed: Testbed, name: str, monkeypatch: pytest.MonkeyPatch) -> Node:
+    """A shim's view of that node, as the kubeadm shim has it."""
+    monkeypatch.setenv("TESTBED_NODE", name)
+    monkeypatch.setenv("TESTBED_STATE", str(testbed.fleet.nodes[name].state_dir))
+    return Node()
+
+
+async def test_each_control_plane_serves_its_own_version(
+    ha_testbed: Testbed, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # What `kubeadm upgrade node` does on cp-2: a new image tag in its API server's manifest.
-    manifest.write_text(manifest.read_text().replace(":v1.31.2", ":v1.32.0"))
+    upgrade_manifest(on_node(ha_testbed, "cp-2", monkeypatch), "kube-apiserver", "v1.32.0")
     cp2 = apiserver_url(ha_testbed, "cp-2")
 
     async def cp2_upgraded() -> bool:
@@ -166,11 +175,9 @@ async def test_each_control_plane_serves_its_own_version(ha_testbed: Testbed) ->
 
 
 async def test_a_single_control_plane_reports_its_manifests_version_without_going_down(
-    full_testbed: Testbed,
+    full_testbed: Testbed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = Path(description(full_testbed)["ssh"]["nodes"]["cp-1"]["root"])
-    manifest = root / MANIFESTS.lstrip("/") / "kube-apiserver.yaml"
-    manifest.write_text(manifest.read_text().replace(":v1.31.2", ":v1.31.3"))
+    upgrade_manifest(on_node(full_testbed, "cp-1", monkeypatch), "kube-apiserver", "v1.31.3")
 
     async def upgraded() -> bool:
         return await version_at(full_testbed, full_testbed.apiserver.url) == "v1.31.3"
