@@ -215,8 +215,9 @@ async def test_kubectl_through_the_load_balancer_answers_while_an_api_server_is_
         assert "node/cp-1" in listed.stdout.split()
 
     assert stats(ha_testbed)["max_apiservers_down"] == 1
-    back = await fault(ha_testbed, "apiserver-up", "cp-1")
-    assert back.code == 0, back.stderr
+    assert ha_testbed.control_planes is not None
+    await ha_testbed.control_planes.release("cp-1", "apiserver")  # what apiserver-up does
+    assert await refuses_connections(apiserver_url(ha_testbed, "cp-1"))  # still starting
 
     async def serving() -> bool:
         return await version_at(ha_testbed, apiserver_url(ha_testbed, "cp-1")) is not None
@@ -239,7 +240,6 @@ async def test_moving_the_apiserver_manifest_out_takes_that_api_server_down_unti
     assert (await kubectl(ha_testbed, "get", "nodes")).code == 0
     back = await openssh(ha_testbed.fleet, "cp-3", f"mv /tmp/kube-apiserver.yaml {MANIFESTS}/")
     assert back.code == 0, back.stderr
-    assert await refuses_connections(cp3)  # starting takes a while, as a real one's does
 
     async def serving() -> bool:
         return await version_at(ha_testbed, cp3) == "v1.31.2"
