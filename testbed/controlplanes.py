@@ -25,7 +25,8 @@ from testbed.etcd import Etcd, health_session
 log = logging.getLogger(__name__)
 MANIFESTS = "etc/kubernetes/manifests"
 IMAGE_TAG = re.compile(r"image:\s*\S*kube-apiserver:(v\d+\.\d+\.\d+)")
-COMPONENTS = ("apiserver", "etcd")
+# etcd's default --election-timeout is 1000 ms; a new leader is in place well within this.
+ELECTION_GRACE_S = 3.0
 
 
 class ControlPlaneError(ValueError):
@@ -232,6 +233,8 @@ class ControlPlanes:
 
     async def _watch_quorum_with(self, etcd: Etcd, session: aiohttp.ClientSession) -> None:
         had_quorum = True
+        without_since: float | None = None  # since when the members' health shows no quorum
+        loop = asyncio.get_running_loop()
         while True:
             health = await etcd.healthy_members(session)
             self.etcd_health = health
@@ -239,7 +242,17 @@ class ControlPlanes:
                 # kube-apiserver's /healthz includes its etcd check; kubeadm points each API
                 # server at its own member only (--etcd-servers=https://127.0.0.1:2379).
                 plane.apiserver.storage_healthy = health.get(name, True)
-            quorum = etcd.has_quorum(health)
+            if etcd.has_quorum(health):
+                without_since = None
+            elif without_since is None:
+                without_since = loop.time()
+            # Fewer than a majority running is a lost quorum at once; members that run but
+            # answer unhealthy may be electing a leader (a leader killed outright leaves the
+            # rest leaderless for an election timeout), which is a loss only if it lasts.
+            running = {name: m.running for name, m in etcd.members.items()}
+            quorum = etcd.has_quorum(running) and (
+                without_since is None or loop.time() - without_since < ELECTION_GRACE_S
+            )
             if had_quorum and not quorum:
                 self.etcd_quorum_lost += 1
                 log.warning("etcd has no quorum: %s", health)
