@@ -29,6 +29,7 @@ from testbed.apiserver.endpoints import ApiServerEndpoint
 from testbed.apiserver.errors import ApiError, json_response, unauthorized
 from testbed.apiserver.eviction import Disruptions
 from testbed.apiserver.handlers import RestHandlers, no_such_path, read_json
+from testbed.apiserver.injected import injected_error
 from testbed.apiserver.kubelets import Kubelets
 from testbed.apiserver.nodes import NodeSpec, build_node, default_nodes, heartbeat_all
 from testbed.apiserver.openapi import group_version_document, root_document
@@ -391,20 +392,3 @@ class FakeApiServer:
             for name, value in switches.items():
                 setattr(self, name, bool(value))
         return json_response({name: getattr(self, name) for name in FAULTS})
-
-
-def injected_error(code: int) -> ApiError:
-    """The Status a kube-apiserver answers with `code` (as apimachinery's NewInternalError,
-    NewTooManyRequests, NewServiceUnavailable and NewTimeoutError word them)."""
-    if code == 429:
-        details = {"retryAfterSeconds": 1}
-        return ApiError(
-            429, "TooManyRequests", "Too many requests, please try again later.", details=details
-        )
-    if code == 503:
-        return ApiError(503, "ServiceUnavailable", "The server is currently unavailable")
-    if code == 504:
-        return ApiError(
-            504, "Timeout", "Timeout: request did not complete within the allowed duration"
-        )
-    return ApiError(code, "InternalError", "Internal error occurred: testbed fault")
