@@ -257,4 +257,5 @@ class ControlPlanes:
                 self.etcd_quorum_lost += 1
                 log.warning("etcd has no quorum: %s", health)
             had_quorum = quorum
+            self.apiserver.storage_available = quorum
             await asyncio.sleep(self.quorum_interval)

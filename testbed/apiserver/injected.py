@@ -1,4 +1,5 @@
-"""What a kube-apiserver answers while the testbed's `apiserver-error CODE` fault is on."""
+"""What a kube-apiserver answers while the testbed's `apiserver-error CODE` fault is on, or while
+its etcd has no quorum."""
 
 from __future__ import annotations
 
@@ -38,3 +39,18 @@ def injected_error(code: int) -> ApiError:
             504, "Timeout", "Timeout: request did not complete within the allowed duration"
         )
     return ApiError(code, "InternalError", "Internal error occurred: testbed fault")
+
+
+def needs_storage(path: str) -> bool:
+    """Resource requests (`/api/v1/nodes`, `/apis/apps/v1/...`) read or write etcd; discovery
+    (`/api`, `/apis/apps/v1`), `/version` and the probes are served from memory."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api":
+        return len(parts) >= 3
+    return parts[0] == "apis" and len(parts) >= 4
+
+
+def storage_unavailable() -> ApiError:
+    """What kube-apiserver answers once its etcd client gives up on a cluster without quorum
+    (apiserver's storage error for etcd's ErrTimeout)."""
+    return ApiError(500, "InternalError", "etcdserver: request timed out")

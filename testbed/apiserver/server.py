@@ -29,7 +29,7 @@ from testbed.apiserver.endpoints import ApiServerEndpoint
 from testbed.apiserver.errors import ApiError, json_response, unauthorized
 from testbed.apiserver.eviction import Disruptions
 from testbed.apiserver.handlers import RestHandlers, no_such_path, read_json
-from testbed.apiserver.injected import injected_error
+from testbed.apiserver.injected import injected_error, needs_storage, storage_unavailable
 from testbed.apiserver.kubelets import Kubelets
 from testbed.apiserver.nodes import NodeSpec, build_node, default_nodes, heartbeat_all
 from testbed.apiserver.openapi import group_version_document, root_document
@@ -88,6 +88,8 @@ class FakeApiServer:
         self.token = ""
         self.ca_path = self.workdir / "ca.crt"
         self.fail_status: int | None = None  # every API request answers this code
+        # False while etcd has no quorum: what needs storage fails, discovery still answers.
+        self.storage_available = True
         self._max_unschedulable = 0
         self._released = asyncio.Event()
         self._released.set()
@@ -362,6 +364,8 @@ class FakeApiServer:
                 await self._released.wait()
                 if self.fail_status is not None:
                     raise injected_error(self.fail_status)
+                if not self.storage_available and needs_storage(request.path):
+                    raise storage_unavailable()
             return await handler(request)
         except ApiError as error:
             return error.response()

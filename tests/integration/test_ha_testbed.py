@@ -319,7 +319,9 @@ async def test_moving_etcd_yaml_out_stops_that_member_and_back_starts_it(
     assert stats(ha_testbed)["etcd_quorum_lost"] == 0
 
 
-async def test_two_members_down_is_counted_as_a_quorum_loss(ha_testbed: Testbed) -> None:
+async def test_two_members_down_is_a_quorum_loss_that_stops_the_api_until_one_is_back(
+    ha_testbed: Testbed,
+) -> None:
     assert (await fault(ha_testbed, "etcd-member-down", "cp-2")).code == 0
     assert (await fault(ha_testbed, "etcd-member-down", "cp-3")).code == 0
 
@@ -328,6 +330,17 @@ async def test_two_members_down_is_counted_as_a_quorum_loss(ha_testbed: Testbed)
 
     await eventually(lost, "the quorum loss to be counted")
     assert (await etcd_health(ha_testbed, "cp-1")).code != 0  # alone, it has no leader
+    failing = await kubectl(ha_testbed, "get", "nodes")
+    assert failing.code != 0
+    assert "etcdserver: request timed out" in failing.stderr
+
+    assert (await fault(ha_testbed, "etcd-member-up", "cp-2")).code == 0
+
+    async def answering() -> bool:
+        return (await kubectl(ha_testbed, "get", "nodes")).code == 0
+
+    await eventually(answering, "the API to answer once two members run again")
+    assert stats(ha_testbed)["etcd_quorum_lost"] == 1
 
 
 async def test_unknown_faults_and_nodes_are_refused_with_what_exists(ha_testbed: Testbed) -> None:
