@@ -300,18 +300,9 @@ async def start_testbed(
         world = await start_world(
             directory, apiserver, spare=spare, alerts_token=alerts_token, app_url=app_url
         )
-    kubelets = ControlPlanes(
-        apiserver,
-        world.etcd if world else None,
-        {name: world.fleet.nodes[name].state_dir / "root" for name in planes} if world else {},
-        follow_manifests=control_planes > 1,
-        apiserver_startup=apiserver_startup,
+    kubelets, switches = await start_kubelets_and_faults(
+        apiserver, world, follow_manifests=control_planes > 1, apiserver_startup=apiserver_startup
     )
-    await kubelets.start()
-    apiserver.add_stats(kubelets.stats)
-    machines = (world.fleet, world.vault) if world else (None, None)
-    switches = FaultSwitches(faults.World(apiserver, kubelets, *machines))
-    await switches.start()
     kubeconfig = apiserver.write_kubeconfig(directory / "kubeconfig", context="testbed")
     config_path = directory / "kubegate.yaml"
     config = kubegate_config(
@@ -330,6 +321,35 @@ async def start_testbed(
     partial.write_text(json.dumps(testbed.description(), indent=2))
     partial.replace(description)  # readers never see half a file
     return testbed
+
+
+async def start_kubelets_and_faults(
+    apiserver: FakeApiServer,
+    world: World | None,
+    *,
+    follow_manifests: bool,
+    apiserver_startup: float,
+) -> tuple[ControlPlanes, FaultSwitches]:
+    """What keeps each control plane's API server and etcd member running, and the switches
+    that take them (and the machines) down."""
+    roots = {}
+    if world is not None:
+        planes = apiserver.endpoints
+        roots = {name: node.state_dir / "root" for name, node in world.fleet.nodes.items()}
+        roots = {name: root for name, root in roots.items() if name in planes}
+    kubelets = ControlPlanes(
+        apiserver,
+        world.etcd if world else None,
+        roots,
+        follow_manifests=follow_manifests,
+        apiserver_startup=apiserver_startup,
+    )
+    await kubelets.start()
+    apiserver.add_stats(kubelets.stats)
+    machines = (world.fleet, world.vault) if world else (None, None)
+    switches = FaultSwitches(faults.World(apiserver, kubelets, *machines))
+    await switches.start()
+    return kubelets, switches
 
 
 async def start_load_balancer(apiserver: FakeApiServer) -> LoadBalancer:
