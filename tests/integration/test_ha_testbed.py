@@ -441,3 +441,16 @@ async def test_a_hung_shim_command_returns_once_cleared(full_testbed: Testbed) -
     finished = await running
     assert finished.code == 0, finished.stderr
     assert "kubeadm version" in finished.stdout
+
+
+async def test_a_fault_asked_wrongly_is_answered_with_its_usage(testbed: Testbed) -> None:
+    no_node = await fault(testbed, "apiserver-down")
+    bad_duration = await fault(testbed, "apiserver-hang", "--for", "20 seconds")
+    not_lasting = await fault(testbed, "apiserver-up", "cp-1", "--for", "2s")
+    no_machines = await fault(testbed, "sshd-down", "worker-1")
+
+    assert no_node.code == 2 and "usage: apiserver-down NODE [--for DURATION]" in no_node.stderr
+    assert bad_duration.code == 2 and "is not a duration" in bad_duration.stderr
+    assert not_lasting.code == 2 and "unknown option --for" in not_lasting.stderr
+    assert no_machines.code == 2 and "no machines" in no_machines.stderr
+    assert not testbed.apiserver.hang
