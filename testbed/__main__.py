@@ -1,5 +1,5 @@
 """Entry point of `python -m testbed`."""
 
-from testbed.up import main
+from testbed.cli import main
 
 main()

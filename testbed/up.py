@@ -1,29 +1,33 @@
-"""`python -m testbed up --dir DIR`: the stand-in world, running until stopped.
+"""`start_testbed`: the stand-in world that `python -m testbed up --dir DIR` runs (testbed/cli.py).
 
-Starts the fake kube-apiserver, the Slack emulator, and (unless --no-fleet) an sshd per node,
-a Vault stand-in and a real etcd; then writes DIR/testbed.json (how to
-reach them) and DIR/kubegate.yaml (a complete kubegate config for this testbed).
+Starts the fake kube-apiserver (one per control plane, behind a load balancer when there are
+several), the Slack emulator, and (unless --no-fleet) an sshd per node, a Vault stand-in and a
+real etcd (a member per control plane); then writes DIR/testbed.json (how to reach them,
+and the fault switches' endpoint) and DIR/kubegate.yaml (a complete kubegate config for it).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import json
 import os
 import secrets
-import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from testbed import faults
 from testbed.alertmanager import Alertmanager
 from testbed.apiserver import FakeApiServer, NodeSpec
+from testbed.controlplanes import ControlPlanes
 from testbed.etcd import Etcd
+from testbed.faults import FaultSwitches
 from testbed.fleet import Fleet, apiserver_nodes
+from testbed.fleet.fleet import FleetNode
+from testbed.loadbalancer import LoadBalancer
 from testbed.slack import SlackEmulator
 from testbed.vault import FakeVault
 
@@ -32,29 +36,60 @@ USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave
 ROLES = {"sre": ["U0ALICE", "U0BOB"], "lead": ["U0CAROL"]}
 
 
-def kubegate_config(*, kubeconfig: Path, emulator: SlackEmulator, world: World | None,
-                    directory: Path, alerts_token: str) -> dict[str, Any]:  # fmt: skip
+ONE_APPROVAL = [
+    "cordon",
+    "uncordon",
+    "drain",
+    "taint",
+    "untaint",
+    "scale",
+    "backup",
+    "cancel",
+    "retry",
+]
+
+
+def policy_rule(verbs: list[str], approvals: int) -> dict[str, Any]:
+    return {
+        "verbs": verbs,
+        "requesters": ["sre", "lead"],
+        "approvals": approvals,
+        "approvers": ["sre", "lead"],
+        "break_glass": ["lead"],
+    }
+
+
+def kubegate_config(
+    *,
+    kubeconfig: Path,
+    emulator: SlackEmulator,
+    world: World | None,
+    directory: Path,
+    alerts_token: str,
+) -> dict[str, Any]:
     cluster: dict[str, Any] = {
-        "name": "testbed", "context": "testbed", "kubeconfig": str(kubeconfig), "channels": [CHANNEL],
-    }  # fmt: skip
+        "name": "testbed",
+        "context": "testbed",
+        "kubeconfig": str(kubeconfig),
+        "channels": [CHANNEL],
+    }
     config: dict[str, Any] = {
         "clusters": [cluster],
         "roles": ROLES,
         "policy": [
-            {"verbs": ["cordon", "uncordon", "drain", "taint", "untaint", "scale", "backup", "cancel", "retry"],
-             "requesters": ["sre", "lead"], "approvals": 1, "approvers": ["sre", "lead"],
-             "break_glass": ["lead"]},
-            {"verbs": ["upgrade", "provision", "rotate"],
-             "requesters": ["sre", "lead"], "approvals": 2, "approvers": ["sre", "lead"],
-             "break_glass": ["lead"]},
+            policy_rule(ONE_APPROVAL, 1),
+            policy_rule(["upgrade", "provision", "rotate"], 2),
         ],
         "windows": {"approval": "30m", "execution": "2h"},
-        "slack": {"bot_token": emulator.bot_token, "signing_secret": emulator.signing_secret,
-                  "api_url": emulator.api_url},
+        "slack": {
+            "bot_token": emulator.bot_token,
+            "signing_secret": emulator.signing_secret,
+            "api_url": emulator.api_url,
+        },
         "backups": {"dir": str(directory / "backups"), "keep": 5, "max_age": "24h"},
         "alerts": {"token": alerts_token},
         "users": USERS,
-    }  # fmt: skip
+    }
     if world is not None:
         cluster["inventory"] = world.inventory()
         config["vault"] = {"url": world.vault.url, "token": world.vault.root_token}
@@ -73,32 +108,47 @@ class World:
 
     def inventory(self) -> dict[str, Any]:
         fleet = self.fleet
+        nodes = fleet.nodes.items()
         return {
-            "ssh": {"user": fleet.user, "known_hosts": str(fleet.known_hosts_path),
-                    "private_key": str(fleet.client_key_path), "sudo": True},
-            "nodes": {name: {"address": node.address, "port": node.port} for name, node in fleet.nodes.items()},
+            "ssh": {
+                "user": fleet.user,
+                "known_hosts": str(fleet.known_hosts_path),
+                "private_key": str(fleet.client_key_path),
+                "sudo": True,
+            },
+            "nodes": {name: {"address": node.address, "port": node.port} for name, node in nodes},
             "package_manager": "apt",
-            "control_planes": [n for n, node in fleet.nodes.items() if node.role == "control-plane"],
+            "control_planes": [name for name, node in nodes if node.role == "control-plane"],
             "node_subnet": "127.0.10.0/24",
             "etcd": {"snapshot_dir": "/var/lib/kubegate/etcd"},
-            "static_pod_pause": 0.5, "static_pod_ready_timeout": "30s",  # seconds: a fast testbed
-        }  # fmt: skip
+            "static_pod_pause": 0.5,  # seconds: a fast testbed
+            "static_pod_ready_timeout": "30s",
+        }
 
     def description(self) -> dict[str, Any]:
         fleet = self.fleet
         return {
             "ssh": {
-                "user": fleet.user, "private_key": str(fleet.client_key_path),
-                "known_hosts": str(fleet.known_hosts_path), "user_ca_key": str(fleet.user_ca_key_path),
-                "nodes": {name: {"address": n.address, "port": n.port, "host_key_fingerprint": n.host_key_fingerprint,
-                                 "state_dir": str(n.state_dir), "role": n.role} for name, n in fleet.nodes.items()},
+                "user": fleet.user,
+                "private_key": str(fleet.client_key_path),
+                "known_hosts": str(fleet.known_hosts_path),
+                "user_ca_key": str(fleet.user_ca_key_path),
+                "nodes": {name: node_description(node) for name, node in fleet.nodes.items()},
             },
-            "vault": {"url": self.vault.url, "token": self.vault.root_token, "kv_mount": "secret",
-                      "ssh_mount": "ssh-client-signer"},
-            "etcd": {"client_url": self.etcd.client_url, "ca": str(self.etcd.ca_path),
-                     "cert": str(self.etcd.cert_path), "key": str(self.etcd.key_path)},
+            "vault": {
+                "url": self.vault.url,
+                "token": self.vault.root_token,
+                "kv_mount": "secret",
+                "ssh_mount": "ssh-client-signer",
+            },
+            "etcd": {
+                "client_url": self.etcd.client_url,
+                "ca": str(self.etcd.ca_path),
+                "cert": str(self.etcd.cert_path),
+                "key": str(self.etcd.key_path),
+            },
             "alertmanager": self.alertmanager.description(),
-        }  # fmt: skip
+        }
 
     async def stop(self) -> None:
         await self.alertmanager.stop()
@@ -107,13 +157,33 @@ class World:
         await self.etcd.stop()
 
 
-async def start_world(directory: Path, apiserver: FakeApiServer, *, spare: int, alerts_token: str,
-                      app_url: str | None) -> World:  # fmt: skip
+def node_description(node: FleetNode) -> dict[str, Any]:
+    return {
+        "address": node.address,
+        "port": node.port,
+        "host_key_fingerprint": node.host_key_fingerprint,
+        "state_dir": str(node.state_dir),
+        "role": node.role,
+        "root": str(node.state_dir / "root"),  # what the node's shims see as /
+        "call_log": str(node.state_dir / "calls.jsonl"),  # one JSON line per shim call
+    }
+
+
+async def start_world(
+    directory: Path,
+    apiserver: FakeApiServer,
+    *,
+    spare: int,
+    alerts_token: str,
+    app_url: str | None,
+) -> World:
     nodes = apiserver_nodes(apiserver)
+    # Each control plane runs its etcd member on its own address, as kubeadm's stacked etcd.
+    members = [(name, address) for name, address, role in nodes if role == "control-plane"]
     # Spare hosts have an sshd but no Node until they are provisioned and join.
     nodes += [(f"spare-{i}", f"127.0.10.{100 + i}", "worker") for i in range(1, spare + 1)]
     fleet = Fleet(directory / "fleet", nodes, apiserver)
-    etcd = Etcd(directory / "etcd")
+    etcd = Etcd(directory / "etcd", members)
     # Until kubegate's address is known (set_webhook), alerts wait at a closed port and are retried.
     webhook = alerts_url(app_url) if app_url else "http://127.0.0.1:9/alerts/alertmanager"
     alertmanager = Alertmanager(
@@ -142,6 +212,9 @@ class Testbed:
     config_path: Path
     world: World | None = None
     alerts_token: str = ""  # what Alertmanager must send kubegate as its bearer token
+    control_planes: ControlPlanes | None = None
+    load_balancer: LoadBalancer | None = None
+    faults: FaultSwitches | None = None
 
     @property
     def fleet(self) -> Fleet:
@@ -164,12 +237,21 @@ class Testbed:
             "kubegate_config": str(self.config_path),
             "alerts_token": self.alerts_token,
             "pid": os.getpid(),
+            "load_balancer_url": self.load_balancer.url if self.load_balancer else None,
+            "control_planes": self.control_planes.description() if self.control_planes else [],
+            **({"faults": self.faults.description()} if self.faults else {}),
             **(self.world.description() if self.world else {}),
         }
 
     async def stop(self) -> None:
+        if self.faults is not None:
+            await self.faults.stop()
+        if self.control_planes is not None:
+            await self.control_planes.stop()
         if self.world is not None:
             await self.world.stop()
+        if self.load_balancer is not None:
+            await self.load_balancer.stop()
         await self.slack.stop()
         await self.apiserver.stop()
 
@@ -183,10 +265,18 @@ async def start_testbed(
     fleet: bool = True,
     spare: int = 0,
     version: str = "v1.31.2",
+    control_planes: int = 1,
+    apiserver_startup: float = 2.0,
 ) -> Testbed:
-    """Start the testbed; `fleet=False` leaves out SSH, Vault and etcd (API-only tests)."""
+    """Start the testbed; `fleet=False` leaves out SSH, Vault and etcd (API-only tests).
+    With several `control_planes`, clients reach the API servers through a load balancer and
+    each control plane's kubelet follows its static-pod manifests (`apiserver_startup`:
+    seconds an API server takes to serve again after its manifest is back)."""
+    if control_planes < 1:
+        raise ValueError("a cluster needs at least one control plane")
     directory.mkdir(parents=True, exist_ok=True)
-    nodes = [NodeSpec(name="cp-1", role="control-plane", kubelet_version=version)]
+    planes = [f"cp-{i}" for i in range(1, control_planes + 1)]
+    nodes = [NodeSpec(name=name, role="control-plane", kubelet_version=version) for name in planes]
     nodes += [
         NodeSpec(name=f"worker-{i}", role="worker", kubelet_version=version)
         for i in range(1, workers + 1)
@@ -196,8 +286,10 @@ async def start_testbed(
         nodes=nodes,
         heartbeat_interval=heartbeat_interval,
         version=version,
+        control_planes=planes,
     )
     await apiserver.start()
+    balancer = await start_load_balancer(apiserver) if control_planes > 1 else None
     slack = SlackEmulator(users=USERS)
     await slack.start()
     if app_url is not None:
@@ -208,13 +300,22 @@ async def start_testbed(
         world = await start_world(
             directory, apiserver, spare=spare, alerts_token=alerts_token, app_url=app_url
         )
+    kubelets, switches = await start_kubelets_and_faults(
+        apiserver, world, follow_manifests=control_planes > 1, apiserver_startup=apiserver_startup
+    )
     kubeconfig = apiserver.write_kubeconfig(directory / "kubeconfig", context="testbed")
     config_path = directory / "kubegate.yaml"
-    config = kubegate_config(kubeconfig=kubeconfig, emulator=slack, world=world, directory=directory,
-                             alerts_token=alerts_token)  # fmt: skip
+    config = kubegate_config(
+        kubeconfig=kubeconfig,
+        emulator=slack,
+        world=world,
+        directory=directory,
+        alerts_token=alerts_token,
+    )
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     config_path.chmod(0o600)  # it holds the Slack token, signing secret and Vault token
     testbed = Testbed(directory, apiserver, slack, kubeconfig, config_path, world, alerts_token)
+    testbed.control_planes, testbed.load_balancer, testbed.faults = kubelets, balancer, switches
     description = directory / "testbed.json"
     partial = description.with_suffix(".json.tmp")
     partial.write_text(json.dumps(testbed.description(), indent=2))
@@ -222,46 +323,43 @@ async def start_testbed(
     return testbed
 
 
-async def run_until_stopped(args: argparse.Namespace) -> None:
-    testbed = await start_testbed(
-        Path(args.dir).resolve(),
-        workers=args.workers,
-        heartbeat_interval=args.heartbeat,
-        app_url=args.app_url,
-        fleet=not args.no_fleet,
-        spare=args.spare,
-        version=args.version,
+async def start_kubelets_and_faults(
+    apiserver: FakeApiServer,
+    world: World | None,
+    *,
+    follow_manifests: bool,
+    apiserver_startup: float,
+) -> tuple[ControlPlanes, FaultSwitches]:
+    """What keeps each control plane's API server and etcd member running, and the switches
+    that take them (and the machines) down."""
+    roots = {}
+    if world is not None:
+        planes = apiserver.endpoints
+        roots = {name: node.state_dir / "root" for name, node in world.fleet.nodes.items()}
+        roots = {name: root for name, root in roots.items() if name in planes}
+    kubelets = ControlPlanes(
+        apiserver,
+        world.etcd if world else None,
+        roots,
+        follow_manifests=follow_manifests,
+        apiserver_startup=apiserver_startup,
     )
-    print(f"testbed up: {testbed.directory / 'testbed.json'}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await testbed.stop()
+    await kubelets.start()
+    apiserver.add_stats(kubelets.stats)
+    machines = (world.fleet, world.vault) if world else (None, None)
+    switches = FaultSwitches(faults.World(apiserver, kubelets, *machines))
+    await switches.start()
+    return kubelets, switches
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m testbed")
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser(
-        "up", help="start the testbed and write DIR/testbed.json and DIR/kubegate.yaml"
-    )
-    up.add_argument(
-        "--dir", required=True, help="where to write testbed.json, kubegate.yaml, certs"
-    )
-    up.add_argument("--workers", type=int, default=3, help="number of worker nodes (default 3)")
-    up.add_argument("--heartbeat", type=float, default=5.0, help="node heartbeat interval, seconds")
-    up.add_argument(
-        "--app-url", default=None, help="kubegate's /slack/events URL, for signed requests"
-    )
-    up.add_argument(
-        "--no-fleet", action="store_true", help="no SSH fleet, Vault or etcd (API only)"
-    )
-    up.add_argument(
-        "--spare", type=int, default=0, help="extra hosts with sshd but no Node, to provision"
-    )
-    up.add_argument("--version", default="v1.31.2", help="Kubernetes version of the cluster")
-    args = parser.parse_args(argv)
-    asyncio.run(run_until_stopped(args))
+async def start_load_balancer(apiserver: FakeApiServer) -> LoadBalancer:
+    """The control-plane endpoint kubeconfigs and kubelets use, in front of every API server."""
+
+    def address_of(name: str) -> Callable[[], tuple[str, int]]:
+        endpoint = apiserver.endpoints[name]
+        return lambda: (endpoint.host, endpoint.port)
+
+    balancer = LoadBalancer({name: address_of(name) for name in apiserver.endpoints})
+    await balancer.start()
+    apiserver.front_url = balancer.url
+    return balancer

@@ -40,3 +40,13 @@ async def big_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
     """One control plane and eight workers, each with its sshd: for cluster-wide upgrades."""
     async with running_testbed(tmp_path / "testbed", workers=8) as world:
         yield world
+
+
+@pytest.fixture
+async def ha_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
+    """Three control planes (an API server and a real etcd member each) behind the load
+    balancer, and two workers; an API server serves again 1 s after its manifest is back."""
+    async with running_testbed(
+        tmp_path / "testbed", control_planes=3, workers=2, apiserver_startup=1.0
+    ) as world:
+        yield world

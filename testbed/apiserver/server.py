@@ -1,5 +1,7 @@
 """`FakeApiServer`: the HTTPS edge (bearer-token auth, fault switches, testbed endpoints) around
 the store, the REST handlers, the controllers and the node heartbeats, in the caller's loop.
+One kube-apiserver per control plane (`endpoints`), each with its own port and version, all
+over the one store, as the API servers of a kubeadm HA cluster share etcd.
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ import dataclasses
 import hmac
 import logging
 import secrets
-import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,11 @@ from testbed.apiserver.catalog import builtin_registry
 from testbed.apiserver.certs import write_certificates
 from testbed.apiserver.controllers import ControllerManager
 from testbed.apiserver.discovery import api_group_list, api_versions, version_info
+from testbed.apiserver.endpoints import ApiServerEndpoint
 from testbed.apiserver.errors import ApiError, json_response, unauthorized
 from testbed.apiserver.eviction import Disruptions
 from testbed.apiserver.handlers import RestHandlers, no_such_path, read_json
+from testbed.apiserver.injected import injected_error, needs_storage, storage_unavailable
 from testbed.apiserver.kubelets import Kubelets
 from testbed.apiserver.nodes import NodeSpec, build_node, default_nodes, heartbeat_all
 from testbed.apiserver.openapi import group_version_document, root_document
@@ -38,6 +41,11 @@ Object = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SEED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 FAULTS = ("fail_all_with_500", "hang")
+# What kube-apiserver answers without credentials: the system:public-info-viewer ClusterRole is
+# bound to system:unauthenticated (kubernetes.io/docs/reference/access-authn-authz/rbac/
+# "Discovery roles"), which is how load balancers health-check it.
+PUBLIC_PATHS = ("/healthz", "/readyz", "/livez", "/version", "/version/")
+StatsSource = Callable[[], dict[str, Any]]
 
 
 class FakeApiServer:
@@ -54,20 +62,37 @@ class FakeApiServer:
         heartbeat_interval: float = 5.0,
         readiness_delay: float = 0.5,
         termination_delay: float = 0.5,
+        control_planes: Sequence[str] = ("cp-1",),
     ) -> None:
+        """One API server per name in `control_planes`; the first takes `port`."""
         self.workdir = Path(workdir)
-        self.host, self.port = host, port
-        self.version = version
+        self.endpoints = {
+            name: ApiServerEndpoint(
+                name,
+                app_factory=self._app,
+                version=version,
+                host=host,
+                port=port if position == 0 else 0,
+                on_change=self._track_apiservers_down,
+            )
+            for position, name in enumerate(control_planes)
+        }
+        # Where clients should go (a load balancer in front of several); else the first's URL.
+        self.front_url: str | None = None
+        self._started = False
+        self._max_apiservers_down = 0
+        self._stats_sources: list[StatsSource] = []
         self.heartbeat_interval = heartbeat_interval
         self.registry = builtin_registry()
         self.objects = ObjectStore()
         self.token = ""
         self.ca_path = self.workdir / "ca.crt"
-        self.fail_all_with_500 = False
+        self.fail_status: int | None = None  # every API request answers this code
+        # False while etcd has no quorum: what needs storage fails, discovery still answers.
+        self.storage_available = True
         self._max_unschedulable = 0
         self._released = asyncio.Event()
         self._released.set()
-        self._runner: web.AppRunner | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self.disruptions = Disruptions(self.objects, Budgets(self.objects))
         self.kubelets = Kubelets(
@@ -110,6 +135,14 @@ class FakeApiServer:
         self.kubelets.termination_delay = value
 
     @property
+    def fail_all_with_500(self) -> bool:
+        return self.fail_status == 500
+
+    @fail_all_with_500.setter
+    def fail_all_with_500(self, value: bool) -> None:
+        self.fail_status = 500 if value else None
+
+    @property
     def hang(self) -> bool:
         """While true, every API request waits (until cleared, or the server stops)."""
         return not self._released.is_set()
@@ -122,25 +155,47 @@ class FakeApiServer:
             self._released.set()
 
     @property
+    def first(self) -> ApiServerEndpoint:
+        return next(iter(self.endpoints.values()))
+
+    @property
+    def host(self) -> str:
+        return self.first.host
+
+    @property
+    def port(self) -> int:
+        return self.first.port
+
+    @property
+    def version(self) -> str:
+        """The first control plane's API server version (the only one on a single control
+        plane); `endpoints[name].version` is each one's."""
+        return self.first.version
+
+    @version.setter
+    def version(self, value: str) -> None:
+        self.first.version = value
+
+    @property
     def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        return self.front_url or self.first.url
+
+    def add_stats(self, source: StatsSource) -> None:
+        """More counters for GET /testbed/stats, from what lives beside the API (etcd)."""
+        self._stats_sources.append(source)
 
     async def start(self) -> None:
         certificates = write_certificates(self.workdir)
         self.ca_path = certificates.ca_path
         self.token = secrets.token_urlsafe(32)
         (self.workdir / "token").write_text(self.token)
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(certificates.cert_path, certificates.key_path)
-        # Cancelling a handler when its client leaves is what ends abandoned watch streams.
-        self._runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=tls)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        for endpoint in self.endpoints.values():
+            endpoint.use_certificate(certificates.cert_path, certificates.key_path)
+        await asyncio.gather(*(endpoint.start() for endpoint in self.endpoints.values()))
+        self._started = True
         self._heartbeat = asyncio.create_task(self._beat_forever(), name="apiserver-heartbeat")
         self.controllers.start()
-        log.info("fake apiserver listening on %s", self.url)
+        log.info("fake apiserver listening on %s", ", ".join(self._urls()))
 
     async def stop(self) -> None:
         await self.controllers.stop()
@@ -151,9 +206,8 @@ class FakeApiServer:
             self._heartbeat = None
         self.hang = False
         self.objects.close_watches()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        self._started = False
+        await asyncio.gather(*(endpoint.stop() for endpoint in self.endpoints.values()))
 
     def write_kubeconfig(self, path: Path, context: str = "testbed") -> Path:
         config = {
@@ -179,7 +233,7 @@ class FakeApiServer:
     async def load_scenario(self, source: Path | str | Object) -> None:
         """Apply a scenario (path, name in testbed/scenarios, or dict) to the started server:
         knobs first, then extra nodes, then its manifests; returns once everything is Ready."""
-        if self._runner is None:
+        if not self._started:
             raise RuntimeError("start() the server before loading a scenario")
         scenario = parse_scenario(source)
         if scenario.readiness_delay is not None:
@@ -198,11 +252,27 @@ class FakeApiServer:
         )
 
     def stats(self) -> Object:
-        return {
+        stats: Object = {
             "pdb_violations": self.pdb_violations,
             "max_unschedulable_nodes": self._max_unschedulable,
             "unschedulable_nodes": self._count_unschedulable(),
+            "max_apiservers_down": self._max_apiservers_down,
+            "apiservers_down": self._count_apiservers_down(),
         }
+        for source in self._stats_sources:
+            stats.update(source())
+        return stats
+
+    def _urls(self) -> list[str]:
+        return [endpoint.url for endpoint in self.endpoints.values()]
+
+    def _count_apiservers_down(self) -> int:
+        if not self._started:
+            return 0
+        return sum(not endpoint.serving for endpoint in self.endpoints.values())
+
+    def _track_apiservers_down(self) -> None:
+        self._max_apiservers_down = max(self._max_apiservers_down, self._count_apiservers_down())
 
     def _seed(self, nodes: list[NodeSpec]) -> None:
         for namespace in SEED_NAMESPACES:
@@ -240,16 +310,43 @@ class FakeApiServer:
             await asyncio.sleep(self.heartbeat_interval)
             heartbeat_all(self.objects)
 
-    def _app(self) -> web.Application:
+    def _app(self, endpoint: ApiServerEndpoint) -> web.Application:
+        """The routes of one API server: its own version, the shared everything else."""
+
+        async def version(_request: web.Request) -> web.Response:
+            return json_response(version_info(endpoint.version))
+
+        async def api(_request: web.Request) -> web.Response:
+            return json_response(api_versions(f"{endpoint.host}:{endpoint.port}"))
+
+        async def openapi_root(_request: web.Request) -> web.Response:
+            return json_response(root_document(self.registry, endpoint.version))
+
+        async def openapi_group_version(request: web.Request) -> web.Response:
+            path = request.match_info["path"]
+            api_version = path.split("/", 1)[1] if path.startswith(("api/", "apis/")) else ""
+            document = group_version_document(self.registry, api_version, endpoint.version)
+            if document is None:
+                raise no_such_path()
+            return json_response(document)
+
+        async def probe(request: web.Request) -> web.Response:
+            if request.path != "/livez" and not endpoint.storage_healthy:
+                # kube-apiserver's words when its etcd check fails (verbose output aside)
+                return web.Response(
+                    status=500, text="[-]etcd failed: reason withheld\nhealthz check failed\n"
+                )
+            return web.Response(text="ok")
+
         app = web.Application(middlewares=[self._edge])
-        app.router.add_get("/version", self._version)
-        app.router.add_get("/version/", self._version)  # the python client asks with a slash
-        app.router.add_get("/api", self._api)
+        app.router.add_get("/version", version)
+        app.router.add_get("/version/", version)  # the python client asks with a slash
+        app.router.add_get("/api", api)
         app.router.add_get("/apis", self._apis)
-        app.router.add_get("/openapi/v3", self._openapi_root)
-        app.router.add_get("/openapi/v3/{path:.+}", self._openapi_group_version)
-        for probe in ("/healthz", "/readyz", "/livez"):
-            app.router.add_get(probe, self._probe)
+        app.router.add_get("/openapi/v3", openapi_root)
+        app.router.add_get("/openapi/v3/{path:.+}", openapi_group_version)
+        for path in ("/healthz", "/readyz", "/livez"):
+            app.router.add_get(path, probe)
         app.router.add_get("/testbed/stats", self._stats)
         app.router.add_get("/testbed/faults", self._faults)
         app.router.add_post("/testbed/faults", self._faults)
@@ -260,11 +357,15 @@ class FakeApiServer:
     @web.middleware
     async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            if request.method == "GET" and request.path in PUBLIC_PATHS:
+                return await handler(request)  # anonymous, and what health checks see
             self._authenticate(request)
             if not request.path.startswith("/testbed/"):
                 await self._released.wait()
-                if self.fail_all_with_500:
-                    raise ApiError(500, "InternalError", "Internal error occurred: testbed fault")
+                if self.fail_status is not None:
+                    raise injected_error(self.fail_status)
+                if not self.storage_available and needs_storage(request.path):
+                    raise storage_unavailable()
             return await handler(request)
         except ApiError as error:
             return error.response()
@@ -281,28 +382,8 @@ class FakeApiServer:
         if scheme != "Bearer" or not hmac.compare_digest(presented.encode(), self.token.encode()):
             raise unauthorized()
 
-    async def _version(self, _request: web.Request) -> web.Response:
-        return json_response(version_info(self.version))
-
-    async def _api(self, _request: web.Request) -> web.Response:
-        return json_response(api_versions(f"{self.host}:{self.port}"))
-
     async def _apis(self, _request: web.Request) -> web.Response:
         return json_response(api_group_list(self.registry))
-
-    async def _openapi_root(self, _request: web.Request) -> web.Response:
-        return json_response(root_document(self.registry, self.version))
-
-    async def _openapi_group_version(self, request: web.Request) -> web.Response:
-        path = request.match_info["path"]
-        api_version = path.split("/", 1)[1] if path.startswith(("api/", "apis/")) else ""
-        document = group_version_document(self.registry, api_version, self.version)
-        if document is None:
-            raise no_such_path()
-        return json_response(document)
-
-    async def _probe(self, _request: web.Request) -> web.Response:
-        return web.Response(text="ok")
 
     async def _stats(self, _request: web.Request) -> web.Response:
         return json_response(self.stats())

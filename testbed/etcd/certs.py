@@ -1,8 +1,13 @@
-"""The etcd PKI a kubeadm cluster has: an etcd CA, a server certificate (serving and client
-use, SAN 127.0.0.1/localhost) and a healthcheck client certificate, as PEM files."""
+"""The etcd PKI of a kubeadm cluster, as kubeadm lays it out under /etc/kubernetes/pki/etcd on
+every control plane (kubernetes.io/docs/setup/best-practices/certificates/, "All
+certificates"): one etcd CA (`ca.crt`/`ca.key`, shared by the members), and per member
+`server` (kube-etcd: server and client use, SANs the host name, its IP, localhost,
+127.0.0.1), `peer` (kube-etcd-peer: the same) and `healthcheck-client`
+(kube-etcd-healthcheck-client: client use), each a `.crt`/`.key` pair of PEM files."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 from dataclasses import dataclass
@@ -17,10 +22,17 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 @dataclass(frozen=True)
 class EtcdPki:
     ca: Path
+    ca_key: Path
     server_cert: Path
     server_key: Path
+    peer_cert: Path
+    peer_key: Path
     client_cert: Path
     client_key: Path
+
+    def kubeadm_files(self) -> dict[str, Path]:
+        """kubeadm's file names under /etc/kubernetes/pki/etcd -> these files."""
+        return {path.name: path for path in dataclasses.astuple(self)}
 
 
 def _name(common_name: str, organization: str | None = None) -> x509.Name:
@@ -84,7 +96,13 @@ def _leaf(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def write_etcd_pki(directory: Path) -> EtcdPki:
+@dataclass(frozen=True)
+class EtcdCa:
+    cert: Path
+    key: Path
+
+
+def write_etcd_ca(directory: Path) -> EtcdCa:
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("etcd-ca")
@@ -102,24 +120,45 @@ def write_etcd_pki(directory: Path) -> EtcdPki:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
-    sans: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    ]
+    ca = EtcdCa(directory / "ca.crt", directory / "ca.key")
+    ca.cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(ca_key, ca.key)
+    return ca
+
+
+def write_member_pki(directory: Path, *, ca: EtcdCa, member: str, address: str) -> EtcdPki:
+    """One member's files, named as kubeadm names them, signed by the shared etcd CA."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    hosts = {address, "127.0.0.1"}
+    sans: list[x509.GeneralName] = [x509.DNSName(member), x509.DNSName("localhost")]
+    sans += [x509.IPAddress(ipaddress.ip_address(host)) for host in sorted(hosts)]
     both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    server, server_key = _leaf(ca_key, ca_name, _name("cp-1"), both, sans)
+    issuer = ca_cert.subject
+    server, server_key = _leaf(ca_key, issuer, _name(member), both, sans)
+    peer, peer_key = _leaf(ca_key, issuer, _name(member), both, sans)
     client_name = _name("kube-etcd-healthcheck-client")
-    client, client_key = _leaf(ca_key, ca_name, client_name, [ExtendedKeyUsageOID.CLIENT_AUTH], [])
+    client, client_key = _leaf(ca_key, issuer, client_name, [ExtendedKeyUsageOID.CLIENT_AUTH], [])
     pki = EtcdPki(
-        directory / "ca.crt",
-        directory / "server.crt",
-        directory / "server.key",
-        directory / "healthcheck-client.crt",
-        directory / "healthcheck-client.key",
+        ca=directory / "ca.crt",
+        ca_key=directory / "ca.key",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        peer_cert=directory / "peer.crt",
+        peer_key=directory / "peer.key",
+        client_cert=directory / "healthcheck-client.crt",
+        client_key=directory / "healthcheck-client.key",
     )
-    pki.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    pki.server_cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    pki.client_cert.write_bytes(client.public_bytes(serialization.Encoding.PEM))
-    _write_key(server_key, pki.server_key)
-    _write_key(client_key, pki.client_key)
+    pki.ca.write_bytes(ca.cert.read_bytes())
+    pki.ca_key.write_bytes(ca.key.read_bytes())
+    pki.ca_key.chmod(0o600)
+    for certificate, key, cert_path, key_path in (
+        (server, server_key, pki.server_cert, pki.server_key),
+        (peer, peer_key, pki.peer_cert, pki.peer_key),
+        (client, client_key, pki.client_cert, pki.client_key),
+    ):
+        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        _write_key(key, key_path)
     return pki

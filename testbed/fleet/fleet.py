@@ -128,20 +128,25 @@ class Fleet:
             shutil.rmtree(self.public_dir, ignore_errors=True)
 
     def attach_etcd(self, etcd: Etcd, node: str | None = None) -> None:
-        """Give a control-plane node the etcd certs under kubeadm's names and point its etcdctl
-        shim's https://127.0.0.1:2379 at the real etcd."""
-        name = node or next(n.name for n in self.nodes.values() if n.role == "control-plane")
-        state_dir = self.nodes[name].state_dir
-        pki = state_dir / "root/etc/kubernetes/pki/etcd"
-        for target, source in etcd.kubeadm_files().items():
-            shutil.copyfile(source, pki / target)
-        config_path = state_dir / "config.json"
-        config = json.loads(config_path.read_text())
-        config["etcd_endpoint"] = etcd.client_url
-        config_path.write_text(json.dumps(config, indent=2))
-        layout.chown_tree(pki, fleet_account())
-        for path in pki.iterdir():
-            path.chmod(0o600)
+        """Give each control plane that has an etcd member of its name (or just `node`) that
+        member's certs under kubeadm's names, and point its etcdctl shim's
+        https://127.0.0.1:2379 at that member, as kubeadm's stacked etcd listens locally."""
+        names = [node] if node else [n for n in self.nodes if n in etcd.members]
+        if not names:  # a lone member named otherwise: the first control plane's
+            names = [next(n.name for n in self.nodes.values() if n.role == "control-plane")]
+        for name in names:
+            member = etcd.members.get(name, etcd.first)
+            state_dir = self.nodes[name].state_dir
+            pki = state_dir / "root/etc/kubernetes/pki/etcd"
+            for target, source in member.pki.kubeadm_files().items():
+                shutil.copyfile(source, pki / target)
+            config_path = state_dir / "config.json"
+            config = json.loads(config_path.read_text())
+            config["etcd_endpoint"] = member.client_url
+            config_path.write_text(json.dumps(config, indent=2))
+            layout.chown_tree(pki, fleet_account())
+            for path in pki.iterdir():
+                path.chmod(0o600)
 
     def calls(self, node: str) -> list[Call]:
         lines = (self.nodes[node].state_dir / "calls.jsonl").read_text().splitlines()

@@ -21,23 +21,25 @@ from typing import Any
 from testbed.fleet.account import Account
 
 SHIM_COMMANDS = (
-    "kubeadm", "kubelet", "kubectl", "apt-get", "apt-mark", "dnf", "systemctl", "swapoff",
-    "modprobe", "sysctl", "etcdctl", "sudo", "containerd", "mv",
-)  # fmt: skip
+    *("kubeadm", "kubelet", "kubectl", "apt-get", "apt-mark", "dnf", "systemctl", "swapoff"),
+    *("modprobe", "sysctl", "etcdctl", "sudo", "containerd", "mv"),
+)
 NODE_PATHS = (
-    "/etc/kubernetes", "/var/lib/kubegate", "/etc/containerd", "/etc/sysctl.d",
-    "/etc/modules-load.d", "/etc/fstab",
-)  # fmt: skip
+    *("/etc/kubernetes", "/var/lib/kubegate", "/etc/containerd", "/etc/sysctl.d"),
+    *("/etc/modules-load.d", "/etc/fstab"),
+)
 SHIM_SOURCES = Path(__file__).parent / "shims"
 DAY = 86400.0
 LEAF_CERTS = (
-    ("admin.conf", "ca"), ("apiserver", "ca"), ("apiserver-etcd-client", "etcd-ca"),
-    ("apiserver-kubelet-client", "ca"), ("controller-manager.conf", "ca"),
-    ("etcd-healthcheck-client", "etcd-ca"), ("etcd-peer", "etcd-ca"), ("etcd-server", "etcd-ca"),
-    ("front-proxy-client", "front-proxy-ca"), ("scheduler.conf", "ca"),
-    ("super-admin.conf", "ca"),
-)  # fmt: skip
+    *(("admin.conf", "ca"), ("apiserver", "ca"), ("apiserver-etcd-client", "etcd-ca")),
+    *(("apiserver-kubelet-client", "ca"), ("controller-manager.conf", "ca")),
+    *(("etcd-healthcheck-client", "etcd-ca"), ("etcd-peer", "etcd-ca")),
+    *(("etcd-server", "etcd-ca"), ("front-proxy-client", "front-proxy-ca")),
+    *(("scheduler.conf", "ca"), ("super-admin.conf", "ca")),
+)
 STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# The etcd image kubeadm v1.31 deploys (cmd/kubeadm/app/constants: SupportedEtcdVersion).
+ETCD_IMAGE = "registry.k8s.io/etcd:3.5.15-0"
 
 
 def reachable_by(path: Path, account: Account) -> bool:
@@ -149,8 +151,41 @@ def _admin_kubeconfig(url: str, token: str, ca_pem: bytes) -> str:
     return json.dumps(config, indent=2)  # JSON is YAML: kubectl reads it
 
 
+def static_pod_manifest(pod: str, version: str) -> str:
+    """A static pod as kubeadm writes it, reduced to what the testbed reads: the image tag
+    (the kubelet runs that version) and the local etcd endpoint the API server uses."""
+    image = ETCD_IMAGE if pod == "etcd" else f"registry.k8s.io/{pod}:{version}"
+    command = [pod]
+    if pod == "kube-apiserver":
+        command.append("--etcd-servers=https://127.0.0.1:2379")
+    lines = [
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata:",
+        f"  name: {pod}",
+        "  namespace: kube-system",
+        "  labels:",
+        f"    component: {pod}",
+        "    tier: control-plane",
+        "spec:",
+        "  hostNetwork: true",
+        "  priorityClassName: system-node-critical",
+        "  containers:",
+        f"  - name: {pod}",
+        f"    image: {image}",
+        "    command:",
+        *(f"    - {word}" for word in command),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_node_root(
-    root: Path, *, role: str, joined: bool, apiserver: dict[str, Any] | None
+    root: Path,
+    *,
+    role: str,
+    joined: bool,
+    apiserver: dict[str, Any] | None,
+    version: str = "v1.31.2",
 ) -> None:
     """The node's own /etc and /var/lib pieces."""
     for path in NODE_PATHS[:-1]:
@@ -169,10 +204,8 @@ def write_node_root(
                 (root / "etc/kubernetes" / name).write_text(kubeconfig)
     if joined and role == "control-plane":
         for pod in STATIC_PODS:
-            (root / f"etc/kubernetes/manifests/{pod}.yaml").write_text(
-                f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\n  namespace: kube-system\n"
-                f"spec:\n  containers:\n  - name: {pod}\n    image: registry.k8s.io/{pod}\n"
-            )
+            manifest = root / f"etc/kubernetes/manifests/{pod}.yaml"
+            manifest.write_text(static_pod_manifest(pod, version))
 
 
 def chown_tree(path: Path, account: Account) -> None:
@@ -212,6 +245,7 @@ def prepare_node(
         role=role,
         joined=kubelet_version is not None,
         apiserver=config["apiserver"],
+        version=kubelet_version or "v1.31.2",
     )
     if config["apiserver"] is not None:
         config["apiserver"]["ca"] = str(state_dir / "root/etc/kubernetes/pki/ca.crt")

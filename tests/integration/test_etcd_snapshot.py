@@ -24,10 +24,16 @@ SAVE = (
 
 async def etcdctl_status(path: Path) -> dict[str, int]:
     process = await asyncio.create_subprocess_exec(
-        "/usr/bin/etcdctl", "snapshot", "status", str(path), "-w", "json",
+        "/usr/bin/etcdctl",
+        "snapshot",
+        "status",
+        str(path),
+        "-w",
+        "json",
         env={**os.environ, "ETCDCTL_API": "3"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     status: dict[str, int] = json.loads(out)
@@ -62,11 +68,16 @@ async def test_etcd_serves_only_clients_with_a_certificate(tmp_path: Path) -> No
         listed = await etcd.etcdctl("get", "/registry", "--prefix", "--keys-only")
         assert "/registry/namespaces/default" in listed
         process = await asyncio.create_subprocess_exec(
-            "/usr/bin/etcdctl", f"--endpoints={etcd.client_url}", f"--cacert={etcd.ca_path}",
-            "--command-timeout=2s", "get", "x",
+            "/usr/bin/etcdctl",
+            f"--endpoints={etcd.client_url}",
+            f"--cacert={etcd.ca_path}",
+            "--command-timeout=2s",
+            "get",
+            "x",
             env={**os.environ, "ETCDCTL_API": "3"},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         await process.communicate()
         assert process.returncode != 0
     finally:

@@ -282,7 +282,13 @@ async def test_stats_remember_the_most_nodes_cordoned_at_once(cluster: Cluster) 
     code, stats = await cluster.api("GET", "/testbed/stats")
 
     assert code == 200
-    assert stats == {"pdb_violations": 0, "max_unschedulable_nodes": 2, "unschedulable_nodes": 1}
+    assert stats == {
+        "pdb_violations": 0,
+        "max_unschedulable_nodes": 2,
+        "unschedulable_nodes": 1,
+        "max_apiservers_down": 0,
+        "apiservers_down": 0,
+    }
 
 
 async def test_extra_nodes_and_fault_switches(tmp_path: Path) -> None:
@@ -308,3 +314,19 @@ async def test_extra_nodes_and_fault_switches(tmp_path: Path) -> None:
         assert len(listing["items"]) == 2
     finally:
         await cluster.server.stop()
+
+
+async def test_a_throttled_apiserver_answers_429_with_retry_after(cluster: Cluster) -> None:
+    cluster.server.fail_status = 429
+    tls = ssl.create_default_context(cafile=str(cluster.server.ca_path))
+    headers = {"Authorization": f"Bearer {cluster.server.token}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        session.get(cluster.server.url + "/api/v1/nodes", ssl=tls) as response,
+    ):
+        status = await response.json()
+
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "1"
+    assert status["reason"] == "TooManyRequests"
+    assert status["details"] == {"retryAfterSeconds": 1}

@@ -1,11 +1,17 @@
 """`mv` on a node, and what the kubelet would do about it: a static pod manifest moved out of
 /etc/kubernetes/manifests takes its mirror pod away, moved back brings a new one (Ready after
-the apiserver's readiness delay). Also the mirror pod object the fleet seeds at start.
+the apiserver's readiness delay). Also the mirror pod object the fleet seeds at start, and
+`upgrade_manifest`, kubeadm's rewrite of a manifest's image for a new version.
+
+The testbed itself watches every control plane's manifests (testbed/controlplanes.py): on an
+HA testbed, the API server and etcd member a manifest names stop while it is out, and a new
+image tag restarts that API server at that version.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from typing import Any
@@ -16,28 +22,37 @@ MANIFESTS = "/etc/kubernetes/manifests"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 GONE_TIMEOUT_S = 10.0
+IMAGE = re.compile(r"(image:\s*\S+?):[^\s:]+$", re.MULTILINE)
 
 
 def mirror_pod(pod: str, node: str, node_uid: str = "") -> dict[str, Any]:
     """The mirror pod a kubelet posts for a static pod: `<pod>-<node>` in kube-system."""
-    owners = [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid,
-               "controller": True}] if node_uid else []  # fmt: skip
+    owners = (
+        [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid, "controller": True}]
+        if node_uid
+        else []
+    )
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": f"{pod}-{node}", "namespace": "kube-system",
+            "name": f"{pod}-{node}",
+            "namespace": "kube-system",
             "labels": {"component": pod, "tier": "control-plane"},
-            "annotations": {MIRROR_ANNOTATION: f"{pod}-{node}-{time.time_ns()}",
-                            "kubernetes.io/config.source": "file"},
+            "annotations": {
+                MIRROR_ANNOTATION: f"{pod}-{node}-{time.time_ns()}",
+                "kubernetes.io/config.source": "file",
+            },
             "ownerReferences": owners,
         },
         "spec": {
-            "nodeName": node, "priorityClassName": "system-node-critical", "hostNetwork": True,
+            "nodeName": node,
+            "priorityClassName": "system-node-critical",
+            "hostNetwork": True,
             "containers": [{"name": pod, "image": f"registry.k8s.io/{pod}"}],
             "tolerations": [{"operator": "Exists", "effect": "NoExecute"}],
         },
-    }  # fmt: skip
+    }
 
 
 def run(node: Node, _command: str, args: list[str]) -> int:
@@ -80,3 +95,18 @@ def _wait_gone(node: Node, path: str) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{path} still there {GONE_TIMEOUT_S:.0f} s after its deletion")
         time.sleep(0.05)
+
+
+def upgrade_manifest(node: Node, pod: str, version: str) -> None:
+    """Write `pod`'s manifest with its image at `version`, as `kubeadm upgrade apply|node` does
+    for each control-plane component (kubeadm writes the new manifest in place of the old; the
+    kubelet then restarts the pod). etcd keeps its own image version, as kubeadm's does
+    within a Kubernetes minor."""
+    path = os.path.join(node.host_path(MANIFESTS), f"{pod}.yaml")
+    with open(path) as file:
+        manifest = file.read()
+    upgraded = IMAGE.sub(lambda m: f"{m.group(1)}:{version}", manifest, count=1)
+    partial = os.path.join(os.path.dirname(path), f".{pod}.yaml.{os.getpid()}")  # hidden
+    with open(partial, "w") as file:
+        file.write(upgraded)
+    os.replace(partial, path)  # the kubelet never reads half a manifest

@@ -1,0 +1,261 @@
+"""The control planes as their kubelets keep them: each node's kube-apiserver and etcd member run
+while their static-pod manifest is in that node's /etc/kubernetes/manifests and no fault holds
+them down. The kubelet watches that directory (kubernetes/kubernetes pkg/kubelet/config/
+file_linux.go: inotify plus a periodic re-list), so a manifest moved out stops its pod, moved
+back starts it again, and a changed manifest restarts it (a new image tag is a new version).
+Also the etcd quorum watch behind `etcd_quorum_lost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from testbed.apiserver import FakeApiServer
+from testbed.apiserver.endpoints import ApiServerEndpoint
+from testbed.etcd import Etcd, health_session
+
+log = logging.getLogger(__name__)
+MANIFESTS = "etc/kubernetes/manifests"
+IMAGE_TAG = re.compile(r"image:\s*\S*kube-apiserver:(v\d+\.\d+\.\d+)")
+# etcd's default --election-timeout is 1000 ms; a new leader is in place well within this.
+ELECTION_GRACE_S = 3.0
+
+
+class ControlPlaneError(ValueError):
+    """No such control plane, or no such component on it: the message says what there is."""
+
+
+@dataclass
+class ControlPlane:
+    name: str
+    apiserver: ApiServerEndpoint
+    root: Path | None  # the node's own /, None without a fleet
+    held_down: set[str] = field(default_factory=set)  # components a fault keeps down
+    manifest_seen: tuple[int, int] | None = None  # kube-apiserver.yaml's (mtime, size)
+    starting: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one kubelet pass at a time
+
+    def manifest(self, pod: str) -> Path | None:
+        return None if self.root is None else self.root / MANIFESTS / f"{pod}.yaml"
+
+
+class ControlPlanes:
+    """`follow_manifests` off keeps the single-control-plane testbed as it was: only faults
+    take its API server or etcd down, and a new image tag in its kube-apiserver.yaml changes
+    the version it reports without a restart."""
+
+    def __init__(
+        self,
+        apiserver: FakeApiServer,
+        etcd: Etcd | None,
+        roots: dict[str, Path],
+        *,
+        follow_manifests: bool,
+        apiserver_startup: float = 2.0,
+        interval: float = 0.1,
+        quorum_interval: float = 0.25,
+    ) -> None:
+        self.apiserver = apiserver
+        self.etcd = etcd
+        self.follow_manifests = follow_manifests
+        self.apiserver_startup = apiserver_startup
+        self.interval = interval
+        self.quorum_interval = quorum_interval
+        self.planes = {
+            name: ControlPlane(name, endpoint, roots.get(name))
+            for name, endpoint in apiserver.endpoints.items()
+        }
+        self.etcd_quorum_lost = 0
+        self.max_etcd_members_down = 0
+        self.etcd_health: dict[str, bool] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def plane(self, name: str) -> ControlPlane:
+        try:
+            return self.planes[name]
+        except KeyError:
+            known = ", ".join(self.planes)
+            raise ControlPlaneError(
+                f"{name!r} is not a control plane of this testbed (control planes: {known})"
+            ) from None
+
+    def stats(self) -> dict[str, Any]:
+        if self.etcd is None:
+            return {}
+        return {
+            "etcd_quorum_lost": self.etcd_quorum_lost,
+            "max_etcd_members_down": self.max_etcd_members_down,
+            "etcd_members_down": self._etcd_members_down(),
+        }
+
+    def _etcd_members_down(self) -> int:
+        if self.etcd is None:
+            return 0
+        return sum(not member.running for member in self.etcd.members.values())
+
+    def description(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "apiserver_url": plane.apiserver.url,
+                "etcd_client_url": self._etcd_url(name),
+            }
+            for name, plane in self.planes.items()
+        ]
+
+    async def start(self) -> None:
+        for plane in self.planes.values():
+            plane.manifest_seen = self._signature(plane)
+        self._tasks = [asyncio.create_task(self._reconcile_forever(), name="kubelets")]
+        if self.etcd is not None:
+            self._tasks.append(asyncio.create_task(self._watch_quorum(), name="etcd-quorum"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for plane in self.planes.values():
+            if plane.starting is not None:
+                plane.starting.cancel()
+                self._tasks.append(plane.starting)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def hold_down(self, name: str, component: str) -> None:
+        """A fault: stop the component now and keep it down until `release`."""
+        plane = self.plane(name)
+        self._need_etcd(component)
+        plane.held_down.add(component)
+        await self._reconcile(plane)
+
+    async def release(self, name: str, component: str) -> None:
+        """Let the kubelet run it again (the API server serves after its startup time)."""
+        plane = self.plane(name)
+        self._need_etcd(component)
+        plane.held_down.discard(component)
+        await self._reconcile(plane)
+
+    def _need_etcd(self, component: str) -> None:
+        if component == "etcd" and self.etcd is None:
+            raise ControlPlaneError("this testbed runs no etcd (it was started with --no-fleet)")
+
+    def _etcd_url(self, name: str) -> str | None:
+        if self.etcd is None or name not in self.etcd.members:
+            return None
+        return self.etcd.members[name].client_url
+
+    def _wanted(self, plane: ControlPlane, component: str, pod: str) -> bool:
+        if component in plane.held_down:
+            return False
+        manifest = plane.manifest(pod)
+        return not self.follow_manifests or manifest is None or manifest.exists()
+
+    def _signature(self, plane: ControlPlane) -> tuple[int, int] | None:
+        manifest = plane.manifest("kube-apiserver")
+        try:
+            info = manifest.stat() if manifest is not None else None
+        except OSError:
+            return None
+        return None if info is None else (info.st_mtime_ns, info.st_size)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            for plane in self.planes.values():
+                try:
+                    await self._reconcile(plane)
+                except Exception:  # one bad pass must not end the kubelets for good
+                    log.exception("testbed kubelet on %s failed; trying again", plane.name)
+            await asyncio.sleep(self.interval)
+
+    async def _reconcile(self, plane: ControlPlane) -> None:
+        async with plane.lock:
+            await self._reconcile_apiserver(plane)
+            await self._reconcile_etcd(plane)
+
+    async def _reconcile_etcd(self, plane: ControlPlane) -> None:
+        if self.etcd is not None and plane.name in self.etcd.members:
+            member = self.etcd.members[plane.name]
+            if self._wanted(plane, "etcd", "etcd") and not member.running:
+                await self.etcd.start_member(plane.name)
+            elif not self._wanted(plane, "etcd", "etcd") and member.running:
+                await self.etcd.stop_member(plane.name)
+            self.max_etcd_members_down = max(self.max_etcd_members_down, self._etcd_members_down())
+
+    async def _reconcile_apiserver(self, plane: ControlPlane) -> None:
+        wanted = self._wanted(plane, "apiserver", "kube-apiserver")
+        signature = self._signature(plane)
+        changed = signature is not None and signature != plane.manifest_seen
+        if signature is not None:
+            plane.manifest_seen = signature
+        if changed and not self.follow_manifests:
+            # The single control plane keeps serving; only what it reports follows the image.
+            self._take_version(plane)
+            changed = False
+        if not wanted or changed:
+            if plane.starting is not None:
+                plane.starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await plane.starting
+                plane.starting = None
+            await plane.apiserver.stop()
+        if wanted and not plane.apiserver.serving and plane.starting is None:
+            plane.starting = asyncio.create_task(self._start_apiserver(plane))
+
+    def _take_version(self, plane: ControlPlane) -> None:
+        """The version the manifest's image tag names, as the restarted container would run."""
+        manifest = plane.manifest("kube-apiserver")
+        if manifest is None:
+            return
+        with contextlib.suppress(OSError):
+            tag = IMAGE_TAG.search(manifest.read_text())
+            if tag is not None:
+                plane.apiserver.version = tag.group(1)
+
+    async def _start_apiserver(self, plane: ControlPlane) -> None:
+        try:
+            if self.follow_manifests:
+                self._take_version(plane)
+            await plane.apiserver.start(startup_delay=self.apiserver_startup)
+        finally:
+            plane.starting = None
+
+    async def _watch_quorum(self) -> None:
+        assert self.etcd is not None
+        async with health_session() as session:
+            await self._watch_quorum_with(self.etcd, session)
+
+    async def _watch_quorum_with(self, etcd: Etcd, session: aiohttp.ClientSession) -> None:
+        had_quorum = True
+        without_since: float | None = None  # since when the members' health shows no quorum
+        loop = asyncio.get_running_loop()
+        while True:
+            health = await etcd.healthy_members(session)
+            self.etcd_health = health
+            for name, plane in self.planes.items():
+                # kube-apiserver's /healthz includes its etcd check; kubeadm points each API
+                # server at its own member only (--etcd-servers=https://127.0.0.1:2379).
+                plane.apiserver.storage_healthy = health.get(name, True)
+            if etcd.has_quorum(health):
+                without_since = None
+            elif without_since is None:
+                without_since = loop.time()
+            # Fewer than a majority running is a lost quorum at once; members that run but
+            # answer unhealthy may be electing a leader (a leader killed outright leaves the
+            # rest leaderless for an election timeout), which is a loss only if it lasts.
+            running = {name: m.running for name, m in etcd.members.items()}
+            quorum = etcd.has_quorum(running) and (
+                without_since is None or loop.time() - without_since < ELECTION_GRACE_S
+            )
+            if had_quorum and not quorum:
+                self.etcd_quorum_lost += 1
+                log.warning("etcd has no quorum: %s", health)
+            had_quorum = quorum
+            self.apiserver.storage_available = quorum
+            await asyncio.sleep(self.quorum_interval)
