@@ -24,9 +24,14 @@ PKI_DIR = "/etc/kubernetes/pki"
 # Public halves only: the kubeconfig files (admin.conf…) embed their private keys, so they are
 # never read, and no `*.key` is ever named here (see public_certificate_paths).
 RENEWED_CERTIFICATES = (
-    "apiserver.crt", "apiserver-kubelet-client.crt", "apiserver-etcd-client.crt",
-    "front-proxy-client.crt", "etcd/server.crt", "etcd/peer.crt", "etcd/healthcheck-client.crt",
-)  # fmt: skip
+    "apiserver.crt",
+    "apiserver-kubelet-client.crt",
+    "apiserver-etcd-client.crt",
+    "front-proxy-client.crt",
+    "etcd/server.crt",
+    "etcd/peer.crt",
+    "etcd/healthcheck-client.crt",
+)
 # Prints each readable file as `==> name <==` and its text; a missing file prints nothing.
 _PRINT_FILES = 'cd "$1" && shift && for f; do [ -f "$f" ] && printf "==> %s <==\\n" "$f" && cat -- "$f"; done; true'
 
@@ -45,8 +50,10 @@ class NodeExpiry:
         if soonest is None:
             return f"{self.node}: no certificates listed"
         left = left_words(soonest.days_left(now))
-        return (f"{self.node}: soonest {soonest.name}, expires {soonest.expires:%Y-%m-%d %H:%M} UTC "
-                f"({left} left)")  # fmt: skip
+        return (
+            f"{self.node}: soonest {soonest.name}, expires {soonest.expires:%Y-%m-%d %H:%M} UTC "
+            f"({left} left)"
+        )
 
 
 async def control_plane_targets(cluster: ClusterHandle, only: str | None = None) -> list[SshTarget]:
@@ -58,17 +65,23 @@ async def control_plane_targets(cluster: ClusterHandle, only: str | None = None)
             raise PlanError(f"There is no node `{only}` in cluster {cluster.name}.")
         ours = [node for node in ours if node.name == only]
         if not ours:
-            raise PlanError(f"{only} is not a control-plane node: kubeadm certificates live on "
-                            "control planes only. `/kube certs` lists them.")  # fmt: skip
+            raise PlanError(
+                f"{only} is not a control-plane node: kubeadm certificates live on "
+                "control planes only. `/kube certs` lists them."
+            )
     if not ours:
-        raise PlanError(f"No control-plane node found in cluster {cluster.name}: "
-                        "set `control_planes` in the inventory.")  # fmt: skip
+        raise PlanError(
+            f"No control-plane node found in cluster {cluster.name}: "
+            "set `control_planes` in the inventory."
+        )
     targets = []
     for node in ours:
         target = cluster.inventory.target(node)
         if target is None:
-            raise PlanError(f"kubegate does not know how to reach {node.name} over SSH: it has "
-                            "no InternalIP and no address in the inventory.")  # fmt: skip
+            raise PlanError(
+                f"kubegate does not know how to reach {node.name} over SSH: it has "
+                "no InternalIP and no address in the inventory."
+            )
         targets.append(target)
     return targets
 
@@ -78,8 +91,10 @@ async def check_expiration(cluster: ClusterHandle, target: SshTarget) -> NodeExp
     timeout = cluster.inventory.ssh.command_timeout
     result = await ssh.run(target, CHECK_EXPIRATION.argv, timeout=timeout)
     if not result.ok:
-        raise CertsReadError(f"`{CHECK_EXPIRATION.label}` failed on {target.node} "
-                             f"(exit {result.exit_status}): {result.tail(3)}")  # fmt: skip
+        raise CertsReadError(
+            f"`{CHECK_EXPIRATION.label}` failed on {target.node} "
+            f"(exit {result.exit_status}): {result.tail(3)}"
+        )
     try:
         return NodeExpiry(target.node, parse_check_expiration(result.stdout))
     except CertsTableError as error:
@@ -114,7 +129,9 @@ async def read_public_certificates(cluster: ClusterHandle, target: SshTarget) ->
     ssh = await cluster.ssh()
     result = await ssh.run(target, printing.argv, timeout=cluster.inventory.ssh.command_timeout)
     if not result.ok:
-        raise CertsReadError(f"reading the certificates in {PKI_DIR} on {target.node} failed "
-                             f"(exit {result.exit_status})")  # fmt: skip
+        raise CertsReadError(
+            f"reading the certificates in {PKI_DIR} on {target.node} failed "
+            f"(exit {result.exit_status})"
+        )
     files = split_printed_files(result.stdout)
     return {name: pem for name, pem in files.items() if "PRIVATE KEY" not in pem}

@@ -22,9 +22,15 @@ SNAPSHOT_GLOB = "etcd-*.db"
 def etcdctl(ctx_cluster: ClusterHandle, *args: str) -> list[str]:
     etcd = ctx_cluster.inventory.etcd
     return [
-        "env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={etcd.endpoint}", f"--cacert={etcd.ca}",
-        f"--cert={etcd.cert}", f"--key={etcd.key}", *args,
-    ]  # fmt: skip
+        "env",
+        "ETCDCTL_API=3",
+        "etcdctl",
+        f"--endpoints={etcd.endpoint}",
+        f"--cacert={etcd.ca}",
+        f"--cert={etcd.cert}",
+        f"--key={etcd.key}",
+        *args,
+    ]
 
 
 async def control_plane_target(cluster: ClusterHandle) -> SshTarget:
@@ -41,8 +47,11 @@ async def control_plane_target(cluster: ClusterHandle) -> SshTarget:
 
 
 def failed(result: CommandResult, doing: str) -> StepResult:
-    return StepResult(ok=False, summary=f"{doing} failed on {result.node} (exit {result.exit_status})",
-                      output=result.tail())  # fmt: skip
+    return StepResult(
+        ok=False,
+        summary=f"{doing} failed on {result.node} (exit {result.exit_status})",
+        output=result.tail(),
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -82,8 +91,12 @@ class SaveSnapshot(Step):
         )
         if not saved.ok:
             return failed(saved, "etcdctl snapshot save")
-        return StepResult(ok=True, summary=f"snapshot saved on {target.node}: {remote}", output=saved.tail(5),
-                          data={"node": target.node, "remote": remote})  # fmt: skip
+        return StepResult(
+            ok=True,
+            summary=f"snapshot saved on {target.node}: {remote}",
+            output=saved.tail(5),
+            data={"node": target.node, "remote": remote},
+        )
 
 
 class VerifySnapshot(Step):
@@ -110,10 +123,17 @@ class VerifySnapshot(Step):
                 output=status.tail(),
             )
         sha256 = summed.stdout.split()[0]
-        data = {"revision": facts.get("revision"), "keys": facts.get("totalKey"), "size": facts.get("totalSize"),
-                "sha256": sha256}  # fmt: skip
-        return StepResult(ok=True, summary=f"revision {data['revision']}, {data['keys']} keys, {data['size']} bytes, sha256 {sha256[:12]}…",
-                          data=data)  # fmt: skip
+        data = {
+            "revision": facts.get("revision"),
+            "keys": facts.get("totalKey"),
+            "size": facts.get("totalSize"),
+            "sha256": sha256,
+        }
+        return StepResult(
+            ok=True,
+            summary=f"revision {data['revision']}, {data['keys']} keys, {data['size']} bytes, sha256 {sha256[:12]}…",
+            data=data,
+        )
 
 
 class CopyOffHost(Step):
@@ -138,8 +158,11 @@ class CopyOffHost(Step):
         await ssh.run(target, ["rm", "-f", saved["remote"]])
         removed = await asyncio.to_thread(prune, directory, ctx.cluster.backup_keep)
         kept = f"; removed {len(removed)} older" if removed else ""
-        return StepResult(ok=True, summary=f"copied to {local} (sha256 {sha256}){kept}",
-                          data={"file": str(local), "sha256": sha256, "removed": removed})  # fmt: skip
+        return StepResult(
+            ok=True,
+            summary=f"copied to {local} (sha256 {sha256}){kept}",
+            data={"file": str(local), "sha256": sha256, "removed": removed},
+        )
 
 
 class BackupEtcdPlaybook(Playbook):
@@ -150,17 +173,31 @@ class BackupEtcdPlaybook(Playbook):
         target = await control_plane_target(cluster)
         etcd = cluster.inventory.etcd
         return Plan(
-            verb=self.verb, cluster=cluster.name, target="etcd", title=f"Back up etcd of {cluster.name}",
+            verb=self.verb,
+            cluster=cluster.name,
+            target="etcd",
+            title=f"Back up etcd of {cluster.name}",
             steps=[
-                PlannedStep(name=SaveSnapshot.name, title=f"etcdctl snapshot save on {target.node} ({etcd.endpoint})",
-                            touches=[f"node/{target.node}"]),
-                PlannedStep(name=VerifySnapshot.name, title="Verify it (etcdctl snapshot status, sha256)"),
-                PlannedStep(name=CopyOffHost.name, title=f"Copy it off the host to {cluster.backup_dir} (keep {cluster.backup_keep})"),
+                PlannedStep(
+                    name=SaveSnapshot.name,
+                    title=f"etcdctl snapshot save on {target.node} ({etcd.endpoint})",
+                    touches=[f"node/{target.node}"],
+                ),
+                PlannedStep(
+                    name=VerifySnapshot.name, title="Verify it (etcdctl snapshot status, sha256)"
+                ),
+                PlannedStep(
+                    name=CopyOffHost.name,
+                    title=f"Copy it off the host to {cluster.backup_dir} (keep {cluster.backup_keep})",
+                ),
             ],
             facts={"control_plane": target.node},
-            preview=[f"Snapshot of etcd on {target.node}, copied to kubegate's backup directory over SFTP"],
-            risk="low", locks=["etcd-backup"],
-        )  # fmt: skip
+            preview=[
+                f"Snapshot of etcd on {target.node}, copied to kubegate's backup directory over SFTP"
+            ],
+            risk="low",
+            locks=["etcd-backup"],
+        )
 
     def steps(self, plan: Plan, command: Command) -> list[Step]:
         return [

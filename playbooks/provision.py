@@ -37,8 +37,15 @@ class JoinCommand:
 
     @property
     def command(self) -> RemoteCommand:
-        argv = ("kubeadm", "join", self.endpoint, "--token", self.token,
-                "--discovery-token-ca-cert-hash", self.ca_hash)  # fmt: skip
+        argv = (
+            "kubeadm",
+            "join",
+            self.endpoint,
+            "--token",
+            self.token,
+            "--discovery-token-ca-cert-hash",
+            self.ca_hash,
+        )
         return RemoteCommand(argv, f"kubeadm join {self.endpoint} --token … (secret)")
 
 
@@ -81,8 +88,11 @@ class JoinCluster(Step):
             return failed(created, TOKEN_CREATE.label)
         join = parse_join_command(created.stdout)
         if join is None:
-            return StepResult(ok=False, summary=f"`{TOKEN_CREATE.label}` on {self.control_plane} "
-                              "printed no join command kubegate can read")  # fmt: skip
+            return StepResult(
+                ok=False,
+                summary=f"`{TOKEN_CREATE.label}` on {self.control_plane} "
+                "printed no join command kubegate can read",
+            )
         host = await Remote.open(ctx, self.node)
         try:
             joined = await host.run(join.command)
@@ -94,8 +104,12 @@ class JoinCluster(Step):
             )
         if not joined.ok:
             return failed(joined, join.command.label)
-        return StepResult(ok=True, summary=f"{self.node.name} joined through {join.endpoint} "
-                          f"(token from {self.control_plane}, valid 1h)", output=joined.tail(5))  # fmt: skip
+        return StepResult(
+            ok=True,
+            summary=f"{self.node.name} joined through {join.endpoint} "
+            f"(token from {self.control_plane}, valid 1h)",
+            output=joined.tail(5),
+        )
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
         if await ctx.cluster.kube.get_node(self.node.name) is None:
@@ -172,20 +186,28 @@ async def check_request(command: ProvisionNodeCommand, cluster: ClusterHandle) -
     """Refuse what must never be provisioned; the cluster's nodes when all is well."""
     name, address = command.node, str(command.address)
     if command.role == "control-plane":
-        raise PlanError("Provisioning a control-plane node is not available yet in this version "
-                        "of kubegate: provision it as a worker, or join it by hand.")  # fmt: skip
+        raise PlanError(
+            "Provisioning a control-plane node is not available yet in this version "
+            "of kubegate: provision it as a worker, or join it by hand."
+        )
     if not cluster.inventory.in_node_subnet(address):
-        raise PlanError(f"{address} is outside cluster {cluster.name}'s node subnet "
-                        f"{cluster.inventory.node_subnet}: kubegate only provisions hosts there. "
-                        "Check the address.")  # fmt: skip
+        raise PlanError(
+            f"{address} is outside cluster {cluster.name}'s node subnet "
+            f"{cluster.inventory.node_subnet}: kubegate only provisions hosts there. "
+            "Check the address."
+        )
     nodes = await cluster.kube.list_nodes()
     if any(node.name == name for node in nodes):
-        raise PlanError(f"There is already a node `{name}` in cluster {cluster.name}: "
-                        "pick another name (`/kube nodes` lists them).")  # fmt: skip
+        raise PlanError(
+            f"There is already a node `{name}` in cluster {cluster.name}: "
+            "pick another name (`/kube nodes` lists them)."
+        )
     known = cluster.inventory.nodes.get(name)
     if known is not None and known.address not in (None, address):
-        raise PlanError(f"kubegate's inventory has {name} at {known.address}, not {address}: "
-                        "check the address (or the inventory).")  # fmt: skip
+        raise PlanError(
+            f"kubegate's inventory has {name} at {known.address}, not {address}: "
+            "check the address (or the inventory)."
+        )
     holder = next((node.name for node in nodes if node.internal_ip == address), None)
     if holder is not None:
         raise PlanError(f"{address} is already the address of node {holder}: check the address.")
@@ -208,24 +230,49 @@ class ProvisionPlaybook(Playbook):
         manager = cluster.inventory.package_manager_of(name)
         ssh = cluster.inventory.target_for_address(name, address)
         titles = [(step.name, title) for step, title in HOST_PREPARATION] + [
-            (ProvisionPackages.name, f"Install kubeadm, kubelet and kubectl {version.package} ({manager}, held)"),
-            (JoinCluster.name, f"Join the cluster with a 1h token from {source.name} (the token is never shown)"),
-            (NodeReady.name, f"Wait until {name} is Ready with kubelet {version} (timeout {HEALTH_TIMEOUT_S / 60:.0f}m)"),
-        ]  # fmt: skip
+            (
+                ProvisionPackages.name,
+                f"Install kubeadm, kubelet and kubectl {version.package} ({manager}, held)",
+            ),
+            (
+                JoinCluster.name,
+                f"Join the cluster with a 1h token from {source.name} (the token is never shown)",
+            ),
+            (
+                NodeReady.name,
+                f"Wait until {name} is Ready with kubelet {version} (timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
+            ),
+        ]
         if labels or taints:
             shown = [f"{k}={v}" for k, v in labels.items()] + [t.taint for t in taints]
             titles.append((LabelAndTaint.name, f"Label and taint {name}: {', '.join(shown)}"))
         return Plan(
-            verb=self.verb, cluster=cluster.name, target=name, title=command.summary(),
-            steps=[PlannedStep(name=step, title=title, touches=[f"node/{name}"]) for step, title in titles],
-            facts={"node": name, "node_exists": False, "address": address, "role": command.role,
-                   "cluster_version": str(version), "join_from": source.name,
-                   "labels": labels, "taints": [t.taint for t in taints]},
-            preview=[f"{name} at {address} (SSH {ssh.host}:{ssh.port} as {ssh.user}) joins cluster "
-                     f"{cluster.name} as a worker at {version}",
-                     f"Join token created on {source.name} for 1 hour; never shown, logged or audited"],
-            risk="medium", locks=[f"node/{name}"],
-        )  # fmt: skip
+            verb=self.verb,
+            cluster=cluster.name,
+            target=name,
+            title=command.summary(),
+            steps=[
+                PlannedStep(name=step, title=title, touches=[f"node/{name}"])
+                for step, title in titles
+            ],
+            facts={
+                "node": name,
+                "node_exists": False,
+                "address": address,
+                "role": command.role,
+                "cluster_version": str(version),
+                "join_from": source.name,
+                "labels": labels,
+                "taints": [t.taint for t in taints],
+            },
+            preview=[
+                f"{name} at {address} (SSH {ssh.host}:{ssh.port} as {ssh.user}) joins cluster "
+                f"{cluster.name} as a worker at {version}",
+                f"Join token created on {source.name} for 1 hour; never shown, logged or audited",
+            ],
+            risk="medium",
+            locks=[f"node/{name}"],
+        )
 
     def steps(self, plan: Plan, command: Command) -> list[Step]:
         assert isinstance(command, ProvisionNodeCommand)
@@ -241,7 +288,7 @@ class ProvisionPlaybook(Playbook):
             ProvisionPackages(titles[4], node=node, version=version),
             JoinCluster(titles[5], node=node, control_plane=str(plan.facts["join_from"])),
             NodeReady(titles[6], node=plan.target, kubelet_version=str(version)),
-        ]  # fmt: skip
+        ]
         if len(titles) > len(steps):
             # As planned and approved, whatever the config says by now.
             labels = dict(plan.facts.get("labels") or {})

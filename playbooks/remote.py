@@ -55,8 +55,9 @@ class Remote:
     @classmethod
     async def open(cls, ctx: StepContext, node: NodeRef) -> Remote:
         cluster = ctx.cluster
-        return cls(await cluster.ssh(), await node.target(cluster),
-                   cluster.inventory.ssh.command_timeout)  # fmt: skip
+        return cls(
+            await cluster.ssh(), await node.target(cluster), cluster.inventory.ssh.command_timeout
+        )
 
     async def run(self, command: RemoteCommand) -> CommandResult:
         return await self.ssh.run(self.target, command.argv, timeout=self.timeout)

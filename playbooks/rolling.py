@@ -28,14 +28,24 @@ async def upgrade_one(
         return StepResult(ok=True, summary=f"{node} already at {version}")
     # The node's state before this job touched it, not after a restart found it cordoned.
     plan = plan.model_copy(update={"facts": {**plan.facts, "was_unschedulable": was_unschedulable}})
-    sub = StepContext(cluster=ctx.cluster, plan=plan, job_id=ctx.job_id, results={}, say=ctx.say,
-                      secret=ctx.secret, progress=ctx.progress)  # fmt: skip
+    sub = StepContext(
+        cluster=ctx.cluster,
+        plan=plan,
+        job_id=ctx.job_id,
+        results={},
+        say=ctx.say,
+        secret=ctx.secret,
+        progress=ctx.progress,
+    )
     for step in UpgradePlaybook().steps(plan, command):
         result = await step.already_done(sub) or await step.run(sub)
         sub.results[step.name] = result
         if not result.ok:
-            return StepResult(ok=False, summary=f"{node}: {step.title} failed: {result.summary}",
-                              output=result.output)  # fmt: skip
+            return StepResult(
+                ok=False,
+                summary=f"{node}: {step.title} failed: {result.summary}",
+                output=result.output,
+            )
     return StepResult(ok=True, summary=f"{node} at {version}")
 
 
@@ -61,8 +71,14 @@ async def unschedulable_now(ctx: StepContext) -> set[str]:
     return {node.name for node in await ctx.cluster.kube.list_nodes() if node.unschedulable}
 
 
-async def roll(ctx: StepContext, nodes: list[str], version: str, *, max_unavailable: int,
-               at_once: int | None = None) -> StepResult:  # fmt: skip
+async def roll(
+    ctx: StepContext,
+    nodes: list[str],
+    version: str,
+    *,
+    max_unavailable: int,
+    at_once: int | None = None,
+) -> StepResult:
     """Upgrade `nodes`, starting the next the moment there is room; stop starting at a failure."""
     wave = Wave.from_checkpoint(ctx.partial)
     pending = deque(n for n in nodes if n not in wave.done)
@@ -89,8 +105,12 @@ async def roll(ctx: StepContext, nodes: list[str], version: str, *, max_unavaila
             running[task] = (node, time.monotonic())
         if not running:
             if pending and not wave.failed:
-                return StepResult(ok=False, summary=f"no room to take a node down: {max_unavailable} or more nodes "
-                                  "are cordoned by others", data=wave.as_checkpoint())  # fmt: skip
+                return StepResult(
+                    ok=False,
+                    summary=f"no room to take a node down: {max_unavailable} or more nodes "
+                    "are cordoned by others",
+                    data=wave.as_checkpoint(),
+                )
             break
         finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         for task in finished:
@@ -117,8 +137,12 @@ def _report(wave: Wave, nodes: list[str], tails: dict[str, str]) -> StepResult:
             states.append(f"{node}: not started")
     output = "\n".join(states + [f"--- {node} ---\n{tail}" for node, tail in tails.items() if tail])
     if wave.failed:
-        return StepResult(ok=False, summary=f"stopped after a failure; no new node was started. {'; '.join(states)}",
-                          output=output, data=wave.as_checkpoint())  # fmt: skip
+        return StepResult(
+            ok=False,
+            summary=f"stopped after a failure; no new node was started. {'; '.join(states)}",
+            output=output,
+            data=wave.as_checkpoint(),
+        )
     return StepResult(
         ok=True,
         summary=f"{len(wave.done)} node(s) upgraded",

@@ -48,8 +48,9 @@ class CheckExpiry(Step):
             expiry = await check_expiration(ctx.cluster, target)
             before[target.node] = {
                 ("ca:" if row.is_authority else "") + row.name: row.expires.isoformat()
-                for row in expiry.table.rows() if not row.externally_managed
-            }  # fmt: skip
+                for row in expiry.table.rows()
+                if not row.externally_managed
+            }
             lines.append(expiry.soonest_words(now))
         return StepResult(ok=True, summary="; ".join(lines), data={"before": before})
 
@@ -65,8 +66,10 @@ class RenewAndRestart(Step):
         self.nodes = nodes
 
     async def run(self, ctx: StepContext) -> StepResult:
-        done: dict[str, Any] = {"renewed": list(ctx.partial.get("renewed", [])),
-                                "restarted": dict(ctx.partial.get("restarted", {}))}  # fmt: skip
+        done: dict[str, Any] = {
+            "renewed": list(ctx.partial.get("renewed", [])),
+            "restarted": dict(ctx.partial.get("restarted", {})),
+        }
         inventory, said = ctx.cluster.inventory, []
 
         async def say(line: str) -> None:  # kept as the step's output once the step is done
@@ -77,8 +80,9 @@ class RenewAndRestart(Step):
             remote = await Remote.open(ctx, NodeRef(node))
             if node not in done["renewed"]:
                 await say(f"{node}: {RENEW_ALL.label}")
-                renewed = await remote.ssh.run(remote.target, RENEW_ALL.argv, timeout=remote.timeout,
-                                               on_output=say)  # fmt: skip
+                renewed = await remote.ssh.run(
+                    remote.target, RENEW_ALL.argv, timeout=remote.timeout, on_output=say
+                )
                 if not renewed.ok:
                     return failed(renewed, RENEW_ALL.label)
                 done["renewed"].append(node)
@@ -89,15 +93,23 @@ class RenewAndRestart(Step):
                     continue
                 pod = StaticPod(name, node, inventory.static_pod_holding_dir)
                 await restart_static_pod(
-                    ctx.cluster, remote, pod, say=say,
+                    ctx.cluster,
+                    remote,
+                    pod,
+                    say=say,
                     pause=inventory.static_pod_pause.total_seconds(),
                     timeout=inventory.static_pod_ready_timeout.total_seconds(),
-                )  # fmt: skip
+                )
                 restarted.append(name)
                 done["restarted"][node] = restarted
                 ctx.checkpoint(done)
-        return StepResult(ok=True, data=done, output="\n".join(said), summary=f"renewed and restarted {', '.join(CONTROL_PLANE_PODS)} "
-                          f"on {', '.join(self.nodes)}")  # fmt: skip
+        return StepResult(
+            ok=True,
+            data=done,
+            output="\n".join(said),
+            summary=f"renewed and restarted {', '.join(CONTROL_PLANE_PODS)} "
+            f"on {', '.join(self.nodes)}",
+        )
 
 
 class CheckRenewed(Step):
@@ -120,8 +132,12 @@ class CheckRenewed(Step):
                     stale.append(f"{name} on {target.node} still expires {then[:16]}")
             lines.append(expiry.soonest_words(now))
         if stale:
-            return StepResult(ok=False, summary="not renewed: " + "; ".join(stale) +
-                              f". Look at `{CHECK_EXPIRATION.label}` on the node.")  # fmt: skip
+            return StepResult(
+                ok=False,
+                summary="not renewed: "
+                + "; ".join(stale)
+                + f". Look at `{CHECK_EXPIRATION.label}` on the node.",
+            )
         return StepResult(ok=True, summary="; ".join(lines))
 
 
@@ -144,8 +160,11 @@ class StoreInVault(Step):
     async def run(self, ctx: StepContext) -> StepResult:
         vault = ctx.cluster.vault
         if vault is None:
-            return StepResult(ok=True, summary="skipped: no Vault is configured, so the renewed "
-                              "certificates stay only on the nodes")  # fmt: skip
+            return StepResult(
+                ok=True,
+                summary="skipped: no Vault is configured, so the renewed "
+                "certificates stay only on the nodes",
+            )
         versions: dict[str, int] = dict(ctx.partial.get("versions", {}))
         for target in await _targets(ctx, self.nodes):
             if target.node in versions:
@@ -160,8 +179,10 @@ class StoreInVault(Step):
             secret = {**certificates, "kubegate_job": str(ctx.job_id)}
             versions[target.node] = await vault.write(path, secret, cas=cas)
             ctx.checkpoint({"versions": versions})
-            await ctx.progress(f"{target.node}: {len(certificates)} certificate(s) at {path}, "
-                               f"version {versions[target.node]}")  # fmt: skip
+            await ctx.progress(
+                f"{target.node}: {len(certificates)} certificate(s) at {path}, "
+                f"version {versions[target.node]}"
+            )
         stored = ", ".join(f"{node} v{version}" for node, version in versions.items())
         return StepResult(
             ok=True, summary=f"stored in Vault: {stored}", data={"versions": versions}
@@ -182,17 +203,28 @@ class RotateCertsPlaybook(Playbook):
         preview = [(await check_expiration(cluster, t)).soonest_words(now) for t in targets]
         nodes = [target.node for target in targets]
         return Plan(
-            verb=self.verb, cluster=cluster.name, target=command.target, title=command.summary(),
-            steps=[PlannedStep(name=name, title=title, touches=[f"node/{n}" for n in nodes])
-                   for name, title in step_titles(cluster, nodes)],
-            facts={"control_planes": nodes}, preview=preview, risk="high", locks=["*"],
-        )  # fmt: skip
+            verb=self.verb,
+            cluster=cluster.name,
+            target=command.target,
+            title=command.summary(),
+            steps=[
+                PlannedStep(name=name, title=title, touches=[f"node/{n}" for n in nodes])
+                for name, title in step_titles(cluster, nodes)
+            ],
+            facts={"control_planes": nodes},
+            preview=preview,
+            risk="high",
+            locks=["*"],
+        )
 
     def steps(self, plan: Plan, command: Command) -> list[Step]:
         nodes = list(plan.facts["control_planes"])
         kinds: tuple[type[CheckExpiry | RenewAndRestart | CheckRenewed | StoreInVault], ...] = (
-            CheckExpiry, RenewAndRestart, CheckRenewed, StoreInVault,
-        )  # fmt: skip
+            CheckExpiry,
+            RenewAndRestart,
+            CheckRenewed,
+            StoreInVault,
+        )
         return [kind(step.title, nodes=nodes) for kind, step in zip(kinds, plan.steps, strict=True)]
 
     def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
@@ -204,14 +236,25 @@ class RotateCertsPlaybook(Playbook):
 def step_titles(cluster: ClusterHandle, nodes: list[str]) -> list[tuple[str, str]]:
     inventory, where = cluster.inventory, ", ".join(nodes)
     pause = inventory.static_pod_pause.total_seconds()
-    vault = (f"Store the renewed public certificates (*.crt, never keys) in Vault KV v2 at "
-             f"{vault_path(cluster, '<node>')} with check-and-set") if cluster.vault else \
-        "Store the renewed certificates in Vault (skipped: no Vault configured)"  # fmt: skip
+    vault = (
+        (
+            f"Store the renewed public certificates (*.crt, never keys) in Vault KV v2 at "
+            f"{vault_path(cluster, '<node>')} with check-and-set"
+        )
+        if cluster.vault
+        else "Store the renewed certificates in Vault (skipped: no Vault configured)"
+    )
     return [
         (CheckExpiry.name, f"Check expiry on {where} (`{CHECK_EXPIRATION.label}`)"),
-        (RenewAndRestart.name, f"On {where}, one node at a time: `{RENEW_ALL.label}`, then restart "
-                               f"{', '.join(CONTROL_PLANE_PODS)} (manifest out for {pause:g} s, back, "
-                               "wait for its mirror pod to be Ready)"),
-        (CheckRenewed.name, "Check expiry again: every renewed certificate expires later than before"),
+        (
+            RenewAndRestart.name,
+            f"On {where}, one node at a time: `{RENEW_ALL.label}`, then restart "
+            f"{', '.join(CONTROL_PLANE_PODS)} (manifest out for {pause:g} s, back, "
+            "wait for its mirror pod to be Ready)",
+        ),
+        (
+            CheckRenewed.name,
+            "Check expiry again: every renewed certificate expires later than before",
+        ),
         (StoreInVault.name, vault),
-    ]  # fmt: skip
+    ]

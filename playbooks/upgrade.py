@@ -181,20 +181,36 @@ def step_titles(
         (UpgradeKubeadm.name, f"Upgrade the kubeadm package to {target.package} ({manager}{held})"),
         (KubeadmUpgrade.name, kubeadm_title),
         (UpgradeKubelet.name, f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})"),
-        (RestartKubelet.name, "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)"),
-        (UncordonIfItWas.name, f"Uncordon {node.name}" + (" (no: it was cordoned before)" if node.unschedulable else "")),
-        (HealthGate.name, f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
-                          f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)"),
-    ]  # fmt: skip
+        (
+            RestartKubelet.name,
+            "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)",
+        ),
+        (
+            UncordonIfItWas.name,
+            f"Uncordon {node.name}"
+            + (" (no: it was cordoned before)" if node.unschedulable else ""),
+        ),
+        (
+            HealthGate.name,
+            f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
+            f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
+        ),
+    ]
 
 
-def refuse_skew(node: str, kubelet: Version, target: Version, api_server: Version, *,
-                kubeadm: str) -> str | None:  # fmt: skip
+def refuse_skew(
+    node: str, kubelet: Version, target: Version, api_server: Version, *, kubeadm: str
+) -> str | None:
     """The nothing-to-do sentence when the node is there already; raises on a skew rule."""
     if kubelet == target and api_server >= target:
         return f"{node} already runs {target}; nothing to do."
-    problems = skew_problems(node=node, kubelet=kubelet, target=target, api_server=api_server,
-                             moves_api_server=kubeadm == "apply")  # fmt: skip
+    problems = skew_problems(
+        node=node,
+        kubelet=kubelet,
+        target=target,
+        api_server=api_server,
+        moves_api_server=kubeadm == "apply",
+    )
     if problems:
         raise PlanError(
             f"Refusing to upgrade {node} to {target}; nothing was changed. "
@@ -210,8 +226,10 @@ async def plan_node_upgrade(command: UpgradeNodeCommand, cluster: ClusterHandle)
     api_server = _version(await cluster.kube.server_version(), "the API server version")
     role, kubeadm = await _procedure(cluster, node)
     if cluster.inventory.target(node) is None:
-        raise PlanError(f"kubegate does not know how to reach {node.name} over SSH: it has "
-                        "no InternalIP and no address in the inventory.")  # fmt: skip
+        raise PlanError(
+            f"kubegate does not know how to reach {node.name} over SSH: it has "
+            "no InternalIP and no address in the inventory."
+        )
     nothing = refuse_skew(node.name, kubelet, target, api_server, kubeadm=kubeadm)
     selection, pdbs = await snapshot(cluster, node.name)
     blockers = selection.blockers(force=False, delete_emptydir_data=False)
@@ -235,8 +253,14 @@ async def plan_node_upgrade(command: UpgradeNodeCommand, cluster: ClusterHandle)
     }
     state = "cordoned already" if node.unschedulable else "schedulable now"
     return Plan(
-        verb="upgrade", cluster=cluster.name, target=node.name, title=command.summary(),
-        steps=[PlannedStep(name=name, title=title, touches=[f"node/{node.name}"]) for name, title in titles],
+        verb="upgrade",
+        cluster=cluster.name,
+        target=node.name,
+        title=command.summary(),
+        steps=[
+            PlannedStep(name=name, title=title, touches=[f"node/{node.name}"])
+            for name, title in titles
+        ],
         facts=facts,
         preview=[
             f"{node.name} ({role}): kubelet {kubelet} → {target} · API server {api_server} · "
@@ -244,8 +268,9 @@ async def plan_node_upgrade(command: UpgradeNodeCommand, cluster: ClusterHandle)
             *eviction_preview(selection, pdbs),
         ],
         risk="high" if role == "control-plane" else "medium",
-        nothing_to_do=nothing, locks=[f"node/{node.name}"],
-    )  # fmt: skip
+        nothing_to_do=nothing,
+        locks=[f"node/{node.name}"],
+    )
 
 
 class UpgradePlaybook(Playbook):
@@ -265,13 +290,14 @@ class UpgradePlaybook(Playbook):
             EvictPods(titles[1], command=drain),
             WaitUntilGone(titles[2], node=node),
             UpgradeKubeadm(titles[3], node=NodeRef(node), version=version),
-            KubeadmUpgrade(titles[4], node=node, version=version,
-                           apply=plan.facts.get("kubeadm") == "apply"),
+            KubeadmUpgrade(
+                titles[4], node=node, version=version, apply=plan.facts.get("kubeadm") == "apply"
+            ),
             UpgradeKubelet(titles[5], node=NodeRef(node), version=version),
             RestartKubelet(titles[6], node=node, version=version),
             UncordonIfItWas(titles[7], node=node),
             HealthGate(titles[8], node=node, kubelet_version=str(version)),
-        ]  # fmt: skip
+        ]
 
     def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
         changes = [

@@ -52,8 +52,13 @@ async def plan_cluster_upgrade(command: UpgradeClusterCommand, cluster: ClusterH
         raise PlanError(
             f"No control-plane node found in cluster {cluster.name}: set `control_planes` in the inventory."
         )
-    problems = skew_problems(node=control_planes[0].name, kubelet=api_server, target=target,
-                             api_server=api_server, moves_api_server=True)  # fmt: skip
+    problems = skew_problems(
+        node=control_planes[0].name,
+        kubelet=api_server,
+        target=target,
+        api_server=api_server,
+        moves_api_server=True,
+    )
     if problems:
         raise PlanError(
             f"Refusing to upgrade cluster {cluster.name} to {target}; nothing was changed. "
@@ -77,24 +82,49 @@ async def plan_cluster_upgrade(command: UpgradeClusterCommand, cluster: ClusterH
         await _refuse_pod_loss(cluster, workers + cps)
     cordoned = sorted(n.name for n in nodes if n.unschedulable)
     if workers and len(set(cordoned) - set(workers)) >= command.max_unavailable:
-        raise PlanError(f"{len(cordoned)} node(s) are already cordoned ({', '.join(cordoned)}): "
-                        f"--max-unavailable {command.max_unavailable} leaves no room. Uncordon them or allow more.")  # fmt: skip
+        raise PlanError(
+            f"{len(cordoned)} node(s) are already cordoned ({', '.join(cordoned)}): "
+            f"--max-unavailable {command.max_unavailable} leaves no room. Uncordon them or allow more."
+        )
     await control_plane_target(cluster)  # the etcd snapshot needs a reachable, Ready control plane
     return Plan(
-        verb="upgrade", cluster=cluster.name, target="cluster", title=command.summary(),
+        verb="upgrade",
+        cluster=cluster.name,
+        target="cluster",
+        title=command.summary(),
         steps=[
-            PlannedStep(name=SaveSnapshot.name, title="etcd snapshot on a control plane (before anything else)"),
+            PlannedStep(
+                name=SaveSnapshot.name,
+                title="etcd snapshot on a control plane (before anything else)",
+            ),
             PlannedStep(name=VerifySnapshot.name, title="Verify the snapshot"),
-            PlannedStep(name=CopyOffHost.name, title=f"Copy it off the host to {cluster.backup_dir}"),
-            PlannedStep(name=UpgradeControlPlanes.name, title=f"Upgrade control planes one at a time: {', '.join(cps) or 'none left'}"),
-            PlannedStep(name=UpgradeWorkers.name, title=f"Upgrade {len(workers)} worker(s), at most {command.max_unavailable} "
-                        f"unschedulable at once: {', '.join(workers) or 'none left'}"),
+            PlannedStep(
+                name=CopyOffHost.name, title=f"Copy it off the host to {cluster.backup_dir}"
+            ),
+            PlannedStep(
+                name=UpgradeControlPlanes.name,
+                title=f"Upgrade control planes one at a time: {', '.join(cps) or 'none left'}",
+            ),
+            PlannedStep(
+                name=UpgradeWorkers.name,
+                title=f"Upgrade {len(workers)} worker(s), at most {command.max_unavailable} "
+                f"unschedulable at once: {', '.join(workers) or 'none left'}",
+            ),
         ],
-        facts={"api_server_version": str(api_server), "control_planes": cps, "workers": workers, "cordoned": cordoned},
-        preview=[f"API server {api_server} → {target}; nodes behind: {len(behind)} of {len(nodes)}",
-                 *(_node_line(n) for n in nodes)],
-        risk="high", nothing_to_do=nothing, locks=["*"],
-    )  # fmt: skip
+        facts={
+            "api_server_version": str(api_server),
+            "control_planes": cps,
+            "workers": workers,
+            "cordoned": cordoned,
+        },
+        preview=[
+            f"API server {api_server} → {target}; nodes behind: {len(behind)} of {len(nodes)}",
+            *(_node_line(n) for n in nodes),
+        ],
+        risk="high",
+        nothing_to_do=nothing,
+        locks=["*"],
+    )
 
 
 async def _refuse_pod_loss(cluster: ClusterHandle, names: list[str]) -> None:
@@ -104,8 +134,11 @@ async def _refuse_pod_loss(cluster: ClusterHandle, names: list[str]) -> None:
         for reason in selection.blockers(force=False, delete_emptydir_data=False):
             reasons.append(f"{name}: {reason}")
     if reasons:
-        raise PlanError("Refusing to upgrade the cluster; nothing was changed. Draining would lose pods — "
-                        + " ".join(reasons) + " Drain those nodes first with the flags, then upgrade.")  # fmt: skip
+        raise PlanError(
+            "Refusing to upgrade the cluster; nothing was changed. Draining would lose pods — "
+            + " ".join(reasons)
+            + " Drain those nodes first with the flags, then upgrade."
+        )
 
 
 def _node_line(node: NodeView) -> str:
@@ -118,10 +151,12 @@ def cluster_steps(plan: Plan, command: UpgradeClusterCommand) -> list[Step]:
     cps, workers = list(plan.facts["control_planes"]), list(plan.facts["workers"])
     n = command.max_unavailable
     return [
-        SaveSnapshot(titles[0]), VerifySnapshot(titles[1]), CopyOffHost(titles[2]),
+        SaveSnapshot(titles[0]),
+        VerifySnapshot(titles[1]),
+        CopyOffHost(titles[2]),
         UpgradeControlPlanes(titles[3], nodes=cps, version=command.to_version, max_unavailable=n),
         UpgradeWorkers(titles[4], nodes=workers, version=command.to_version, max_unavailable=n),
-    ]  # fmt: skip
+    ]
 
 
 class UpgradeAnyPlaybook(Playbook):
