@@ -15,6 +15,8 @@ from playbooks.certs_table import (
     parse_check_expiration,
 )
 from playbooks.errors import OperationError
+from playbooks.inventory import Inventory
+from playbooks.kube import NodeView
 from playbooks.remote import RemoteCommand
 from playbooks.ssh import SshTarget
 
@@ -56,13 +58,15 @@ class NodeExpiry:
         )
 
 
-async def control_plane_targets(cluster: ClusterHandle, only: str | None = None) -> list[SshTarget]:
-    """The control planes in the inventory's order (or just `only`), each reachable over SSH."""
-    nodes = await cluster.kube.list_nodes()
-    ours = cluster.inventory.control_plane_order(nodes)
+def certificate_holders(
+    cluster: str, inventory: Inventory, nodes: list[NodeView], only: str | None = None
+) -> list[SshTarget]:
+    """The control planes in the inventory's order (or just `only`), each reachable over SSH;
+    a PlanError saying why when there is none to ask. Pure."""
+    ours = inventory.control_plane_order(nodes)
     if only is not None:
         if only not in {node.name for node in nodes}:
-            raise PlanError(f"There is no node `{only}` in cluster {cluster.name}.")
+            raise PlanError(f"There is no node `{only}` in cluster {cluster}.")
         ours = [node for node in ours if node.name == only]
         if not ours:
             raise PlanError(
@@ -71,12 +75,12 @@ async def control_plane_targets(cluster: ClusterHandle, only: str | None = None)
             )
     if not ours:
         raise PlanError(
-            f"No control-plane node found in cluster {cluster.name}: "
+            f"No control-plane node found in cluster {cluster}: "
             "set `control_planes` in the inventory."
         )
     targets = []
     for node in ours:
-        target = cluster.inventory.target(node)
+        target = inventory.target(node)
         if target is None:
             raise PlanError(
                 f"kubegate does not know how to reach {node.name} over SSH: it has "
@@ -84,6 +88,11 @@ async def control_plane_targets(cluster: ClusterHandle, only: str | None = None)
             )
         targets.append(target)
     return targets
+
+
+async def control_plane_targets(cluster: ClusterHandle, only: str | None = None) -> list[SshTarget]:
+    nodes = await cluster.kube.list_nodes()
+    return certificate_holders(cluster.name, cluster.inventory, nodes, only)
 
 
 async def check_expiration(cluster: ClusterHandle, target: SshTarget) -> NodeExpiry:

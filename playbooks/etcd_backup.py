@@ -8,11 +8,14 @@ import asyncio
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from commands import BackupEtcdCommand, Command
 from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
+from playbooks.inventory import Inventory
+from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep
 from playbooks.ssh import CommandResult, SshTarget
 
@@ -33,17 +36,28 @@ def etcdctl(ctx_cluster: ClusterHandle, *args: str) -> list[str]:
     ]
 
 
-async def control_plane_target(cluster: ClusterHandle) -> SshTarget:
-    """The first Ready control-plane node: where etcd answers on 127.0.0.1."""
-    nodes = await cluster.kube.list_nodes()
+def snapshot_source(inventory: Inventory, nodes: list[NodeView]) -> SshTarget | None:
+    """The first Ready control-plane node (by name) kubegate can reach: where etcd answers on
+    127.0.0.1. Pure."""
     for node in sorted(nodes, key=lambda n: n.name):
-        if cluster.inventory.is_control_plane(node) and node.ready:
-            target = cluster.inventory.target(node)
+        if inventory.is_control_plane(node) and node.ready:
+            target = inventory.target(node)
             if target is not None:
                 return target
-    raise PlanError(
-        f"No Ready control-plane node in cluster {cluster.name} to take an etcd snapshot on."
+    return None
+
+
+def no_snapshot_source(cluster: str) -> PlanError:
+    return PlanError(
+        f"No Ready control-plane node in cluster {cluster} to take an etcd snapshot on."
     )
+
+
+async def control_plane_target(cluster: ClusterHandle) -> SshTarget:
+    target = snapshot_source(cluster.inventory, await cluster.kube.list_nodes())
+    if target is None:
+        raise no_snapshot_source(cluster.name)
+    return target
 
 
 def failed(result: CommandResult, doing: str) -> StepResult:
@@ -165,39 +179,63 @@ class CopyOffHost(Step):
         )
 
 
+@dataclass(frozen=True)
+class BackupSnapshot:
+    """What a backup is decided from: the nodes as the API lists them, and where copies go."""
+
+    cluster: str
+    inventory: Inventory
+    nodes: list[NodeView]
+    backup_dir: Path
+    backup_keep: int
+
+
+async def observe_backup(cluster: ClusterHandle) -> BackupSnapshot:
+    nodes = await cluster.kube.list_nodes()
+    return BackupSnapshot(
+        cluster.name, cluster.inventory, nodes, cluster.backup_dir, cluster.backup_keep
+    )
+
+
+def decide_backup(seen: BackupSnapshot) -> Plan:
+    """The backup plan on the first Ready control plane, or a PlanError when there is none. Pure."""
+    target = snapshot_source(seen.inventory, seen.nodes)
+    if target is None:
+        raise no_snapshot_source(seen.cluster)
+    return Plan(
+        verb=BackupEtcdPlaybook.verb,
+        cluster=seen.cluster,
+        target="etcd",
+        title=f"Back up etcd of {seen.cluster}",
+        steps=[
+            PlannedStep(
+                name=SaveSnapshot.name,
+                title=f"etcdctl snapshot save on {target.node} ({seen.inventory.etcd.endpoint})",
+                touches=[f"node/{target.node}"],
+            ),
+            PlannedStep(
+                name=VerifySnapshot.name, title="Verify it (etcdctl snapshot status, sha256)"
+            ),
+            PlannedStep(
+                name=CopyOffHost.name,
+                title=f"Copy it off the host to {seen.backup_dir} (keep {seen.backup_keep})",
+            ),
+        ],
+        facts={"control_plane": target.node},
+        preview=[
+            f"Snapshot of etcd on {target.node}, copied to kubegate's backup directory over SFTP"
+        ],
+        risk="low",
+        locks=["etcd-backup"],
+    )
+
+
 class BackupEtcdPlaybook(Playbook):
     verb: ClassVar[str] = "backup"
 
     async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
         assert isinstance(command, BackupEtcdCommand)
-        target = await control_plane_target(cluster)
-        etcd = cluster.inventory.etcd
-        return Plan(
-            verb=self.verb,
-            cluster=cluster.name,
-            target="etcd",
-            title=f"Back up etcd of {cluster.name}",
-            steps=[
-                PlannedStep(
-                    name=SaveSnapshot.name,
-                    title=f"etcdctl snapshot save on {target.node} ({etcd.endpoint})",
-                    touches=[f"node/{target.node}"],
-                ),
-                PlannedStep(
-                    name=VerifySnapshot.name, title="Verify it (etcdctl snapshot status, sha256)"
-                ),
-                PlannedStep(
-                    name=CopyOffHost.name,
-                    title=f"Copy it off the host to {cluster.backup_dir} (keep {cluster.backup_keep})",
-                ),
-            ],
-            facts={"control_plane": target.node},
-            preview=[
-                f"Snapshot of etcd on {target.node}, copied to kubegate's backup directory over SFTP"
-            ],
-            risk="low",
-            locks=["etcd-backup"],
-        )
+        return decide_backup(await observe_backup(cluster))
 
     def steps(self, plan: Plan, command: Command) -> list[Step]:
         return [

@@ -15,7 +15,8 @@ from typing import Any
 
 from commands import UpgradeNodeCommand
 from playbooks.base import StepContext, StepResult
-from playbooks.upgrade import UpgradePlaybook, plan_node_upgrade
+from playbooks.upgrade import UpgradePlaybook
+from playbooks.upgrade_plan import plan_node_upgrade
 
 
 async def upgrade_one(

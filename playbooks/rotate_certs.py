@@ -5,17 +5,21 @@ public certificates in Vault KV v2 with check-and-set.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from commands import Command, RotateCertsCommand
-from playbooks.base import ClusterHandle, Playbook, Step, StepContext, StepResult
+from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
 from playbooks.cert_checks import (
     CHECK_EXPIRATION,
+    NodeExpiry,
+    certificate_holders,
     check_expiration,
-    control_plane_targets,
     read_public_certificates,
 )
+from playbooks.inventory import Inventory
+from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep
 from playbooks.remote import NodeRef, Remote, RemoteCommand, failed
 from playbooks.ssh import SshTarget
@@ -174,7 +178,7 @@ class StoreInVault(Step):
                 return StepResult(
                     ok=False, summary=f"no renewed certificate file found on {target.node}"
                 )
-            path = vault_path(ctx.cluster, target.node)
+            path = vault_path(ctx.cluster.inventory, ctx.cluster.name, target.node)
             cas = await vault.version(path)
             secret = {**certificates, "kubegate_job": str(ctx.job_id)}
             versions[target.node] = await vault.write(path, secret, cas=cas)
@@ -189,8 +193,59 @@ class StoreInVault(Step):
         )
 
 
-def vault_path(cluster: ClusterHandle, node: str) -> str:
-    return f"{cluster.inventory.certs_vault_path}/{cluster.name}/{node}"
+def vault_path(inventory: Inventory, cluster: str, node: str) -> str:
+    return f"{inventory.certs_vault_path}/{cluster}/{node}"
+
+
+@dataclass(frozen=True)
+class RotationSnapshot:
+    """What a rotation is decided from: the nodes, and each asked control plane's expiry table
+    (read only when the request names control planes kubegate can reach)."""
+
+    cluster: str
+    inventory: Inventory
+    vault_configured: bool
+    nodes: list[NodeView]
+    expiries: dict[str, NodeExpiry]
+    observed_at: datetime
+
+
+async def observe_rotation(command: RotateCertsCommand, cluster: ClusterHandle) -> RotationSnapshot:
+    nodes = await cluster.kube.list_nodes()
+    try:
+        targets = certificate_holders(cluster.name, cluster.inventory, nodes, command.node)
+    except PlanError:
+        targets = []  # nothing to read; deciding says why
+    expiries = {t.node: await check_expiration(cluster, t) for t in targets}
+    return RotationSnapshot(
+        cluster=cluster.name,
+        inventory=cluster.inventory,
+        vault_configured=cluster.vault is not None,
+        nodes=nodes,
+        expiries=expiries,
+        observed_at=datetime.now(UTC),
+    )
+
+
+def decide_rotation(command: RotateCertsCommand, seen: RotationSnapshot) -> Plan:
+    """Which control planes, one at a time, with their soonest expiry; a PlanError when the
+    request names none kubegate can reach. Pure."""
+    targets = certificate_holders(seen.cluster, seen.inventory, seen.nodes, command.node)
+    nodes = [target.node for target in targets]
+    return Plan(
+        verb=RotateCertsPlaybook.verb,
+        cluster=seen.cluster,
+        target=command.target,
+        title=command.summary(),
+        steps=[
+            PlannedStep(name=name, title=title, touches=[f"node/{n}" for n in nodes])
+            for name, title in step_titles(seen, nodes)
+        ],
+        facts={"control_planes": nodes},
+        preview=[seen.expiries[node].soonest_words(seen.observed_at) for node in nodes],
+        risk="high",
+        locks=["*"],
+    )
 
 
 class RotateCertsPlaybook(Playbook):
@@ -198,24 +253,7 @@ class RotateCertsPlaybook(Playbook):
 
     async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
         assert isinstance(command, RotateCertsCommand)
-        targets = await control_plane_targets(cluster, command.node)
-        now = datetime.now(UTC)
-        preview = [(await check_expiration(cluster, t)).soonest_words(now) for t in targets]
-        nodes = [target.node for target in targets]
-        return Plan(
-            verb=self.verb,
-            cluster=cluster.name,
-            target=command.target,
-            title=command.summary(),
-            steps=[
-                PlannedStep(name=name, title=title, touches=[f"node/{n}" for n in nodes])
-                for name, title in step_titles(cluster, nodes)
-            ],
-            facts={"control_planes": nodes},
-            preview=preview,
-            risk="high",
-            locks=["*"],
-        )
+        return decide_rotation(command, await observe_rotation(command, cluster))
 
     def steps(self, plan: Plan, command: Command) -> list[Step]:
         nodes = list(plan.facts["control_planes"])
@@ -233,15 +271,15 @@ class RotateCertsPlaybook(Playbook):
         return [] if then == now else [f"control planes: {then} then, {now} now"]
 
 
-def step_titles(cluster: ClusterHandle, nodes: list[str]) -> list[tuple[str, str]]:
-    inventory, where = cluster.inventory, ", ".join(nodes)
+def step_titles(seen: RotationSnapshot, nodes: list[str]) -> list[tuple[str, str]]:
+    inventory, where = seen.inventory, ", ".join(nodes)
     pause = inventory.static_pod_pause.total_seconds()
     vault = (
         (
             f"Store the renewed public certificates (*.crt, never keys) in Vault KV v2 at "
-            f"{vault_path(cluster, '<node>')} with check-and-set"
+            f"{vault_path(inventory, seen.cluster, '<node>')} with check-and-set"
         )
-        if cluster.vault
+        if seen.vault_configured
         else "Store the renewed certificates in Vault (skipped: no Vault configured)"
     )
     return [

@@ -7,18 +7,20 @@ from __future__ import annotations
 from typing import ClassVar
 
 from commands import Command, UpgradeClusterCommand
-from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
-from playbooks.drain import snapshot
-from playbooks.etcd_backup import CopyOffHost, SaveSnapshot, VerifySnapshot, control_plane_target
-from playbooks.kube import NodeView
-from playbooks.plan import Plan, PlannedStep
+from playbooks.base import ClusterHandle, Playbook, Step, StepContext, StepResult
+from playbooks.etcd_backup import CopyOffHost, SaveSnapshot, VerifySnapshot
+from playbooks.plan import Plan
 from playbooks.rolling import roll
 from playbooks.upgrade import UpgradePlaybook
-from playbooks.versions import Version, skew_problems
+from playbooks.upgrade_cluster_plan import (
+    UPGRADE_CONTROL_PLANES,
+    UPGRADE_WORKERS,
+    plan_cluster_upgrade,
+)
 
 
 class UpgradeControlPlanes(Step):
-    name: ClassVar[str] = "upgrade-control-planes"
+    name: ClassVar[str] = UPGRADE_CONTROL_PLANES
 
     def __init__(self, title: str, *, nodes: list[str], version: str, max_unavailable: int) -> None:
         super().__init__(title)
@@ -31,119 +33,10 @@ class UpgradeControlPlanes(Step):
 
 
 class UpgradeWorkers(UpgradeControlPlanes):
-    name: ClassVar[str] = "upgrade-workers"
+    name: ClassVar[str] = UPGRADE_WORKERS
 
     async def run(self, ctx: StepContext) -> StepResult:
         return await roll(ctx, self.nodes, self.version, max_unavailable=self.max_unavailable)
-
-
-def _version(text: str) -> Version:
-    version = Version.parse(text)
-    if version is None:
-        raise PlanError(f"kubegate cannot read `{text}` as a Kubernetes version.")
-    return version
-
-
-async def plan_cluster_upgrade(command: UpgradeClusterCommand, cluster: ClusterHandle) -> Plan:
-    target, api_server = _version(command.to_version), _version(await cluster.kube.server_version())
-    nodes = await cluster.kube.list_nodes()
-    control_planes = cluster.inventory.control_plane_order(nodes)
-    if not control_planes:
-        raise PlanError(
-            f"No control-plane node found in cluster {cluster.name}: set `control_planes` in the inventory."
-        )
-    problems = skew_problems(
-        node=control_planes[0].name,
-        kubelet=api_server,
-        target=target,
-        api_server=api_server,
-        moves_api_server=True,
-    )
-    if problems:
-        raise PlanError(
-            f"Refusing to upgrade cluster {cluster.name} to {target}; nothing was changed. "
-            + " ".join(problems)
-        )
-    behind = [n for n in nodes if _version(n.kubelet_version) < target]
-    cps = [
-        n.name
-        for n in control_planes
-        if n in behind or (n is control_planes[0] and api_server < target)
-    ]
-    workers = [
-        n.name
-        for n in sorted(behind, key=lambda n: n.name)
-        if n.name not in {c.name for c in control_planes}
-    ]
-    if not cps and not workers:
-        nothing: str | None = f"Every node of {cluster.name} already runs {target}; nothing to do."
-    else:
-        nothing = None
-        await _refuse_pod_loss(cluster, workers + cps)
-    cordoned = sorted(n.name for n in nodes if n.unschedulable)
-    if workers and len(set(cordoned) - set(workers)) >= command.max_unavailable:
-        raise PlanError(
-            f"{len(cordoned)} node(s) are already cordoned ({', '.join(cordoned)}): "
-            f"--max-unavailable {command.max_unavailable} leaves no room. Uncordon them or allow more."
-        )
-    await control_plane_target(cluster)  # the etcd snapshot needs a reachable, Ready control plane
-    return Plan(
-        verb="upgrade",
-        cluster=cluster.name,
-        target="cluster",
-        title=command.summary(),
-        steps=[
-            PlannedStep(
-                name=SaveSnapshot.name,
-                title="etcd snapshot on a control plane (before anything else)",
-            ),
-            PlannedStep(name=VerifySnapshot.name, title="Verify the snapshot"),
-            PlannedStep(
-                name=CopyOffHost.name, title=f"Copy it off the host to {cluster.backup_dir}"
-            ),
-            PlannedStep(
-                name=UpgradeControlPlanes.name,
-                title=f"Upgrade control planes one at a time: {', '.join(cps) or 'none left'}",
-            ),
-            PlannedStep(
-                name=UpgradeWorkers.name,
-                title=f"Upgrade {len(workers)} worker(s), at most {command.max_unavailable} "
-                f"unschedulable at once: {', '.join(workers) or 'none left'}",
-            ),
-        ],
-        facts={
-            "api_server_version": str(api_server),
-            "control_planes": cps,
-            "workers": workers,
-            "cordoned": cordoned,
-        },
-        preview=[
-            f"API server {api_server} → {target}; nodes behind: {len(behind)} of {len(nodes)}",
-            *(_node_line(n) for n in nodes),
-        ],
-        risk="high",
-        nothing_to_do=nothing,
-        locks=["*"],
-    )
-
-
-async def _refuse_pod_loss(cluster: ClusterHandle, names: list[str]) -> None:
-    reasons = []
-    for name in names:
-        selection, _ = await snapshot(cluster, name)
-        for reason in selection.blockers(force=False, delete_emptydir_data=False):
-            reasons.append(f"{name}: {reason}")
-    if reasons:
-        raise PlanError(
-            "Refusing to upgrade the cluster; nothing was changed. Draining would lose pods — "
-            + " ".join(reasons)
-            + " Drain those nodes first with the flags, then upgrade."
-        )
-
-
-def _node_line(node: NodeView) -> str:
-    state = "cordoned" if node.unschedulable else "schedulable"
-    return f"{node.name}: kubelet {node.kubelet_version}, {'Ready' if node.ready else 'NotReady'}, {state}"
 
 
 def cluster_steps(plan: Plan, command: UpgradeClusterCommand) -> list[Step]:

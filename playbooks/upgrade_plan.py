@@ -1,0 +1,198 @@
+"""Planning one node's upgrade: observe the cluster into a snapshot (I/O), then decide the plan
+or the refusal from that snapshot alone (pure: the unit tests call it with data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from commands import DrainCommand, UpgradeNodeCommand, format_duration
+from playbooks.base import ClusterHandle, PlanError
+from playbooks.drain import EvictPods, WaitUntilGone, drain_facts, snapshot
+from playbooks.health import HEALTH_TIMEOUT_S, HealthGate
+from playbooks.inventory import Inventory
+from playbooks.kube import NodeView
+from playbooks.packages import UpgradeKubeadm, UpgradeKubelet
+from playbooks.plan import Plan, PlannedStep
+from playbooks.pods import DrainSelection, Pdb, eviction_preview
+from playbooks.upgrade_steps import (
+    CordonForUpgrade,
+    KubeadmUpgrade,
+    RestartKubelet,
+    UncordonIfItWas,
+)
+from playbooks.versions import Version, skew_problems
+
+NO_PODS = DrainSelection(evict=[], daemonset=[], mirror=[], bare=[], empty_dir=[])
+
+
+@dataclass(frozen=True)
+class NodeUpgradeSnapshot:
+    """What upgrading one node is decided from, as the cluster was when it was read."""
+
+    cluster: str
+    inventory: Inventory
+    nodes: list[NodeView]
+    api_server_version: str
+    # The node's pods and the PDBs as a drain sees them (none when there is no such node).
+    drain: DrainSelection = NO_PODS
+    pdbs: list[Pdb] = field(default_factory=list)
+
+
+async def observe_node_upgrade(node: str, cluster: ClusterHandle) -> NodeUpgradeSnapshot:
+    nodes = await cluster.kube.list_nodes()
+    api_server = await cluster.kube.server_version()
+    seen = NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_server)
+    if not any(n.name == node for n in nodes):
+        return seen
+    selection, pdbs = await snapshot(cluster, node)
+    return NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_server, selection, pdbs)
+
+
+async def plan_node_upgrade(command: UpgradeNodeCommand, cluster: ClusterHandle) -> Plan:
+    return decide_node_upgrade(command, await observe_node_upgrade(command.node, cluster))
+
+
+def parse_version(text: str, what: str) -> Version:
+    version = Version.parse(text)
+    if version is None:
+        raise PlanError(f"kubegate cannot read {what} `{text}` as a Kubernetes version.")
+    return version
+
+
+def find_node(seen: NodeUpgradeSnapshot, name: str) -> NodeView:
+    for node in seen.nodes:
+        if node.name == name:
+            return node
+    raise PlanError(
+        f"There is no node `{name}` in cluster {seen.cluster}. `/kube nodes` lists them."
+    )
+
+
+def procedure(inventory: Inventory, nodes: list[NodeView], node: NodeView) -> tuple[str, str]:
+    """The node's role and kubeadm procedure: `apply` on the first control plane, else `node`."""
+    if not inventory.is_control_plane(node):
+        return "worker", "node"
+    order = inventory.control_plane_order(nodes)
+    return "control-plane", "apply" if order and order[0].name == node.name else "node"
+
+
+def step_titles(
+    node: NodeView, target: Version, *, kubeadm: str, manager: str, evict: int
+) -> list[tuple[str, str]]:
+    """The planned steps, by name, as the approvers read them."""
+    held = ", held" if manager == "apt" else ""
+    state = "cordoned already" if node.unschedulable else "schedulable now"
+    kubeadm_title = (
+        f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the API server)"
+        if kubeadm == "apply"
+        else f"`kubeadm upgrade node` on {node.name}"
+    )
+    drain_timeout = format_duration(DrainCommand(node=node.name).timeout)
+    uncordon = f"Uncordon {node.name}" + (
+        " (no: it was cordoned before)" if node.unschedulable else ""
+    )
+    health = (
+        f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
+        f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)"
+    )
+    # Drained first: the node is out of service before anything on it changes, and a failure
+    # at any later step leaves it cordoned, its workloads safe elsewhere.
+    return [
+        (CordonForUpgrade.name, f"Drain: cordon {node.name} ({state})"),
+        (EvictPods.name, f"Drain: evict {evict} pod(s) through their PDBs"),
+        (WaitUntilGone.name, f"Drain: wait until they are gone (timeout {drain_timeout})"),
+        (UpgradeKubeadm.name, f"Upgrade the kubeadm package to {target.package} ({manager}{held})"),
+        (KubeadmUpgrade.name, kubeadm_title),
+        (UpgradeKubelet.name, f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})"),
+        (
+            RestartKubelet.name,
+            "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)",
+        ),
+        (UncordonIfItWas.name, uncordon),
+        (HealthGate.name, health),
+    ]
+
+
+def refuse_skew(
+    node: str, kubelet: Version, target: Version, api_server: Version, *, kubeadm: str
+) -> str | None:
+    """The nothing-to-do sentence when the node is there already; raises on a skew rule."""
+    if kubelet == target and api_server >= target:
+        return f"{node} already runs {target}; nothing to do."
+    problems = skew_problems(
+        node=node,
+        kubelet=kubelet,
+        target=target,
+        api_server=api_server,
+        moves_api_server=kubeadm == "apply",
+    )
+    if problems:
+        raise PlanError(
+            f"Refusing to upgrade {node} to {target}; nothing was changed. "
+            + " ".join(p[0].upper() + p[1:] for p in problems)
+        )
+    return None
+
+
+def refuse_pod_loss(node: str, selection: DrainSelection) -> None:
+    """`upgrade` drains without --force or --delete-emptydir-data: refuse what that would lose."""
+    blockers = selection.blockers(force=False, delete_emptydir_data=False)
+    if blockers:
+        raise PlanError(
+            f"Refusing to upgrade {node}; nothing was changed. Draining it would lose pods: "
+            + " ".join(blockers)
+            + f" `upgrade` takes no such flags: drain it first (`/kube drain {node}` with "
+            "them), then upgrade."
+        )
+
+
+def decide_node_upgrade(command: UpgradeNodeCommand, seen: NodeUpgradeSnapshot) -> Plan:
+    """The plan to upgrade `command.node`, or a PlanError saying why not. Pure."""
+    node = find_node(seen, command.node)
+    target = parse_version(command.to_version, "the target version")
+    kubelet = parse_version(node.kubelet_version, f"{node.name}'s kubelet version")
+    api_server = parse_version(seen.api_server_version, "the API server version")
+    role, kubeadm = procedure(seen.inventory, seen.nodes, node)
+    if seen.inventory.target(node) is None:
+        raise PlanError(
+            f"kubegate does not know how to reach {node.name} over SSH: it has "
+            "no InternalIP and no address in the inventory."
+        )
+    nothing = refuse_skew(node.name, kubelet, target, api_server, kubeadm=kubeadm)
+    if nothing is None:
+        refuse_pod_loss(node.name, seen.drain)
+    facts: dict[str, Any] = {
+        **drain_facts(seen.drain, seen.pdbs),
+        "node": node.name,
+        "kubelet_version": str(kubelet),
+        "api_server_version": str(api_server),
+        "role": role,
+        "kubeadm": kubeadm,
+        "was_unschedulable": node.unschedulable,
+    }
+    manager = seen.inventory.package_manager_of(node.name)
+    titles = step_titles(
+        node, target, kubeadm=kubeadm, manager=manager, evict=len(seen.drain.evict)
+    )
+    state = "cordoned already" if node.unschedulable else "schedulable now"
+    return Plan(
+        verb="upgrade",
+        cluster=seen.cluster,
+        target=node.name,
+        title=command.summary(),
+        steps=[
+            PlannedStep(name=name, title=title, touches=[f"node/{node.name}"])
+            for name, title in titles
+        ],
+        facts=facts,
+        preview=[
+            f"{node.name} ({role}): kubelet {kubelet} → {target} · API server {api_server} · "
+            f"{'Ready' if node.ready else 'NotReady'}, {state}",
+            *eviction_preview(seen.drain, seen.pdbs),
+        ],
+        risk="high" if role == "control-plane" else "medium",
+        nothing_to_do=nothing,
+        locks=[f"node/{node.name}"],
+    )
