@@ -17,6 +17,7 @@ from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep
+from playbooks.private_files import write_private
 from playbooks.ssh import CommandResult, SshTarget
 
 SNAPSHOT_GLOB = "etcd-*.db"
@@ -158,7 +159,8 @@ class CopyOffHost(Step):
         target = await ctx.cluster.ssh_target(saved["node"])
         ssh = await ctx.cluster.ssh()
         directory = ctx.cluster.backup_dir
-        await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+        # Only kubegate's own user may list the snapshots, let alone read them.
+        await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
         local = directory / Path(saved["remote"]).name
         await ssh.sftp_get(target, saved["remote"], str(local))
         sha256 = await asyncio.to_thread(file_sha256, local)
@@ -168,7 +170,8 @@ class CopyOffHost(Step):
                 ok=False,
                 summary=f"the copy's sha256 {sha256[:12]}… differs from the node's {verified['sha256'][:12]}…",
             )
-        local.with_suffix(".db.sha256").write_text(f"{sha256}  {local.name}\n")
+        checksum = f"{sha256}  {local.name}\n".encode()
+        await asyncio.to_thread(write_private, local.with_suffix(".db.sha256"), checksum)
         await ssh.run(target, ["rm", "-f", saved["remote"]])
         removed = await asyncio.to_thread(prune, directory, ctx.cluster.backup_keep)
         kept = f"; removed {len(removed)} older" if removed else ""

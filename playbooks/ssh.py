@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncssh
 
 from playbooks.errors import OperationError
+from playbooks.private_files import create_private
 
 OutputSink = Callable[[str], Awaitable[None]]
 
@@ -173,11 +176,16 @@ class SshExecutor:
         return list(await asyncio.gather(*(one(target) for target in targets)))
 
     async def sftp_get(self, target: SshTarget, remote: str, local: str) -> None:
+        """Copy `remote` into a new local file that is 0600 before a byte arrives; a copy that
+        fails midway is removed."""
         connection = await self._connection(target)
+        await asyncio.to_thread(lambda: os.close(create_private(local)))
         try:
             async with connection.start_sftp_client() as sftp:
+                # asyncssh opens the local file "wb": it writes into ours, keeping its mode.
                 await sftp.get(remote, local)
         except (OSError, asyncssh.Error) as error:
+            await asyncio.to_thread(Path(local).unlink, missing_ok=True)
             raise SshError(
                 f"cannot copy {remote} from {target.where}: {error}", node=target.node
             ) from error
