@@ -19,7 +19,16 @@ from bot.clusters import Clusters
 from bot.progress import TAIL_LINES, StepProgress
 from bot.render import failure_card, step_card
 from bot.store import Job, JobState, Store, utcnow
-from playbooks import PLAYBOOKS, OperationError, Plan, PlanError, Step, StepContext, StepResult
+from playbooks import (
+    PLAYBOOKS,
+    OperationError,
+    Plan,
+    PlanError,
+    Step,
+    StepContext,
+    StepResult,
+    steps_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +318,7 @@ class Engine:
 
     async def _replan(self, job: Job) -> Plan:
         cluster = await self._clusters.handle(job.cluster)
-        return await PLAYBOOKS[job.verb].plan(job.command, cluster)
+        return await PLAYBOOKS[job.verb].plan_command(job.command, cluster)
 
     async def _context(self, job: Job) -> StepContext:
         cluster = await self._clusters.handle(job.cluster)
@@ -322,7 +331,7 @@ class Engine:
                            secret=self._audit.redactor.register)  # fmt: skip
 
     def _playbook_steps(self, job: Job) -> list[Step]:
-        return PLAYBOOKS[job.verb].steps(Plan.model_validate(job.plan), job.command)
+        return steps_of(PLAYBOOKS[job.verb], Plan.model_validate(job.plan), job.command)
 
     async def _post(self, job: Job, card: Card) -> str | None:
         root_ts = self._root_ts(job)

@@ -1,6 +1,8 @@
-"""What a playbook is: it plans a command against the live cluster and supplies the steps.
+"""What a playbook is: it plans a command against the live cluster into typed steps.
 
-The engine runs any playbook's steps the same way, so adding a verb never touches the engine.
+A plan's steps carry typed parameters (`StepParams`); the engine builds each step by its name
+from the step registry (`Step.kinds`), so it runs any playbook's steps the same way and adding a
+verb never touches the engine.
 """
 
 from __future__ import annotations
@@ -9,13 +11,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, cast
+
+from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypeVar
 
 from commands import Command
 from playbooks.errors import OperationError
 from playbooks.inventory import Inventory
 from playbooks.kube import KubeApi
-from playbooks.plan import Plan
+from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.ssh import SshExecutor, SshTarget
 from playbooks.vault import Vault
 
@@ -62,12 +67,39 @@ class ClusterHandle:
         await self.kube.close()
 
 
+class StepOutcome(BaseModel):
+    """What a finished step found or changed that later steps or its compensation read.
+
+    Stored as the step's result data (JSON), read back typed with `StepResult.outcome`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+
+OutcomeT = TypeVar("OutcomeT", bound=StepOutcome)
+
+
 @dataclass
 class StepResult:
     ok: bool
     summary: str
     output: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def done(cls, summary: str, outcome: StepOutcome, *, output: str = "") -> StepResult:
+        return cls(ok=True, summary=summary, output=output, data=outcome.model_dump(mode="json"))
+
+    @classmethod
+    def failed(
+        cls, summary: str, outcome: StepOutcome | None = None, *, output: str = ""
+    ) -> StepResult:
+        data = outcome.model_dump(mode="json") if outcome is not None else {}
+        return cls(ok=False, summary=summary, output=output, data=data)
+
+    def outcome(self, model: type[OutcomeT]) -> OutcomeT:
+        """The result's data read as the step's outcome model (validated)."""
+        return model.model_validate(self.data)
 
 
 @dataclass
@@ -87,21 +119,60 @@ class StepContext:
     partial: dict[str, Any] = field(default_factory=dict)
     checkpoint: Callable[[dict[str, Any]], None] = lambda data: None
 
+    def outcome(self, step_name: str, model: type[OutcomeT]) -> OutcomeT:
+        """The typed outcome of an earlier step of this job (it must have finished)."""
+        result = self.results.get(step_name)
+        if result is None:
+            raise OperationError(f"step `{step_name}` has not finished in this job")
+        return result.outcome(model)
+
 
 async def _nothing() -> None:
     return None
 
 
-class Step(ABC):
-    """One named, idempotent unit of work."""
+ParamsT = TypeVar("ParamsT", bound=StepParams, default=StepParams, covariant=True)
+
+
+class Step(ABC, Generic[ParamsT]):
+    """One named, idempotent unit of work, built from its typed parameters.
+
+    A class that sets both its `name` and its parameters model (`params_model`, whose `step`
+    literal is that name) is registered in `Step.kinds`, from which `build_step` builds it.
+    """
 
     name: ClassVar[str]
+    params_model: ClassVar[type[StepParams] | None] = None
     # True when stopping it midway is safe (its remote command is ended, compensation undoes
     # the rest); otherwise a cancel waits for it to finish.
     stoppable: ClassVar[bool] = False
+    # Step name -> the Step class that runs it.
+    kinds: ClassVar[dict[str, type[Step[Any]]]] = {}
 
-    def __init__(self, title: str) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__ or "params_model" not in cls.__dict__:
+            return  # helpers, subclasses reusing a kind, and legacy steps are not built by name
+        assert cls.params_model is not None
+        wanted = cls.params_model.model_fields["step"].default
+        if wanted != cls.name:
+            raise TypeError(f"{cls.__name__}: name {cls.name!r} but parameters of {wanted!r}")
+        known = Step.kinds.get(cls.name)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise TypeError(f"step {cls.name!r} is defined twice: {known} and {cls}")
+        Step.kinds[cls.name] = cls
+
+    # LEGACY: `params` may be omitted by steps that are still built by a playbook's `steps()`;
+    # make it required once every playbook plans typed parameters.
+    def __init__(self, title: str, params: ParamsT | None = None) -> None:
         self.title = title
+        self._params = params
+
+    @property
+    def params(self) -> ParamsT:
+        if self._params is None:
+            raise TypeError(f"{type(self).__name__} was built without its parameters")
+        return self._params
 
     @abstractmethod
     async def run(self, ctx: StepContext) -> StepResult: ...
@@ -115,17 +186,66 @@ class Step(ABC):
         return None
 
 
-class Playbook(ABC):
+def build_step(planned: PlannedStep) -> Step:
+    """The step a plan names, built from its parameters (never from its position)."""
+    kind = Step.kinds.get(planned.name)
+    if kind is None or planned.params is None:
+        raise OperationError(
+            f"kubegate cannot run step `{planned.name}` ({planned.title}): it was planned by a "
+            "kubegate without typed steps for it. Request the change again."
+        )
+    if kind.params_model is None or not isinstance(planned.params, kind.params_model):
+        raise OperationError(f"step `{planned.name}` carries the wrong parameters")
+    return kind(planned.title, planned.params)
+
+
+CommandT = TypeVar("CommandT", bound=Command, default=Command)
+
+
+class Playbook(ABC, Generic[CommandT]):
+    """Plans one verb's command against the live cluster.
+
+    `command_type` is the command this playbook plans; `plan_command` narrows a parsed command
+    to it once, so `plan` and `drift` receive it typed.
+    """
+
     verb: ClassVar[str]
+    command_type: type[CommandT]
     # The failure message's undo button, in the operator's words for this verb.
     abort_label: ClassVar[str] = "Abort"
 
     @abstractmethod
-    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan: ...
+    async def plan(self, command: CommandT, cluster: ClusterHandle) -> Plan: ...
 
-    @abstractmethod
-    def steps(self, plan: Plan, command: Command) -> list[Step]: ...
+    async def plan_command(self, command: Command, cluster: ClusterHandle) -> Plan:
+        """Plan a parsed command; the one place it is narrowed to this playbook's type."""
+        return await self.plan(self.narrow(command), cluster)
+
+    def narrow(self, command: Command) -> CommandT:
+        wanted = getattr(self, "command_type", None)
+        if wanted is None:
+            # LEGACY: a playbook without command_type still checks the command itself.
+            return cast(CommandT, command)
+        if not isinstance(command, wanted):
+            raise TypeError(f"{self.verb} cannot plan {type(command).__name__}")
+        return cast(CommandT, command)
+
+    def steps(self, plan: Plan, command: CommandT) -> list[Step]:
+        """The plan's steps. LEGACY hook: playbooks not yet planning typed parameters override
+        it; typed playbooks leave it, and their steps are built by name."""
+        return [build_step(planned) for planned in plan.steps]
 
     def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
         """What changed that bears on risk; None: compare all the facts for equality."""
         return None
+
+
+def steps_of(playbook: Playbook[Any], plan: Plan, command: Command) -> list[Step]:
+    """The steps the engine runs for a stored plan: built by name from their parameters.
+
+    LEGACY: a plan whose steps carry no parameters is still rebuilt by its playbook's
+    `steps()`; delete this branch (and `Playbook.steps`) once every playbook is converted.
+    """
+    if all(planned.params is not None for planned in plan.steps):
+        return [build_step(planned) for planned in plan.steps]
+    return playbook.steps(plan, playbook.narrow(command))

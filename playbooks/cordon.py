@@ -6,12 +6,20 @@ uncordons a node this job itself cordoned.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from commands import Command, CordonCommand, UncordonCommand
-from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
+from commands import CordonCommand, UncordonCommand
+from playbooks.base import (
+    ClusterHandle,
+    PlanError,
+    Playbook,
+    Step,
+    StepContext,
+    StepOutcome,
+    StepResult,
+)
 from playbooks.kube import NodeView
-from playbooks.plan import Plan, PlannedStep
+from playbooks.plan import Plan, PlannedStep, StepParams
 
 
 async def read_node(cluster: ClusterHandle, name: str) -> NodeView:
@@ -27,34 +35,62 @@ def _schedulable_words(node: NodeView) -> str:
     return "cordoned now" if node.unschedulable else "schedulable now"
 
 
-class SetSchedulable(Step):
+class SetSchedulableParams(StepParams):
+    step: Literal["set-schedulable"] = "set-schedulable"
+    node: str
+    unschedulable: bool
+
+
+class SchedulingChange(StepOutcome):
+    """Whether this job changed the node, and what it was before (for the undo)."""
+
+    changed: bool
+    was_unschedulable: bool
+
+
+class SetSchedulable(Step[SetSchedulableParams]):
     """Patch spec.unschedulable to the wanted value, reporting a node already there."""
 
     name: ClassVar[str] = "set-schedulable"
+    params_model: ClassVar[type[StepParams]] = SetSchedulableParams
 
-    def __init__(self, title: str, *, node: str, unschedulable: bool) -> None:
-        super().__init__(title)
-        self.node = node
-        self.unschedulable = unschedulable
+    # LEGACY: upgrade.py builds its CordonForUpgrade subclass with `node=`/`unschedulable=`;
+    # drop these keywords once it plans typed parameters.
+    def __init__(
+        self,
+        title: str,
+        params: SetSchedulableParams | None = None,
+        *,
+        node: str | None = None,
+        unschedulable: bool | None = None,
+    ) -> None:
+        if params is None:
+            assert node is not None and unschedulable is not None
+            params = SetSchedulableParams(node=node, unschedulable=unschedulable)
+        super().__init__(title, params)
+
+    @property
+    def node(self) -> str:
+        return self.params.node
+
+    @property
+    def unschedulable(self) -> bool:
+        return self.params.unschedulable
 
     async def run(self, ctx: StepContext) -> StepResult:
         before = await read_node(ctx.cluster, self.node)
         word = "cordoned" if self.unschedulable else "uncordoned"
         if before.unschedulable == self.unschedulable:
-            return StepResult(
-                ok=True,
-                summary=f"{self.node} was already {word}; nothing changed",
-                data={"changed": False, "was_unschedulable": before.unschedulable},
+            return StepResult.done(
+                f"{self.node} was already {word}; nothing changed",
+                SchedulingChange(changed=False, was_unschedulable=before.unschedulable),
             )
         after = await ctx.cluster.kube.set_unschedulable(self.node, self.unschedulable)
         if after.unschedulable != self.unschedulable:
-            return StepResult(
-                ok=False, summary=f"the API accepted the patch but {self.node} is not {word}"
-            )
-        return StepResult(
-            ok=True,
-            summary=f"{self.node} {word}",
-            data={"changed": True, "was_unschedulable": before.unschedulable},
+            return StepResult.failed(f"the API accepted the patch but {self.node} is not {word}")
+        return StepResult.done(
+            f"{self.node} {word}",
+            SchedulingChange(changed=True, was_unschedulable=before.unschedulable),
         )
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
@@ -62,62 +98,62 @@ class SetSchedulable(Step):
         if node.unschedulable != self.unschedulable:
             return None
         # We cannot know whether we or someone else made the change: claim nothing to undo.
-        return StepResult(
-            ok=True,
-            summary=f"{self.node} was already done before the restart",
-            data={"changed": False, "was_unschedulable": node.unschedulable},
+        return StepResult.done(
+            f"{self.node} was already done before the restart",
+            SchedulingChange(changed=False, was_unschedulable=node.unschedulable),
         )
 
     async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
-        if not result.data.get("changed"):
+        if not result.outcome(SchedulingChange).changed:
             return None
         await ctx.cluster.kube.set_unschedulable(self.node, not self.unschedulable)
-        return f"{self.node} {'uncordoned' if self.unschedulable else 'cordoned'} again, as it was before"
+        again = "uncordoned" if self.unschedulable else "cordoned"
+        return f"{self.node} {again} again, as it was before"
 
 
-class _SchedulingPlaybook(Playbook):
-    unschedulable: ClassVar[bool]
-
-    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
-        assert isinstance(command, CordonCommand | UncordonCommand)
-        node = await read_node(cluster, command.node)
-        verb = "Cordon" if self.unschedulable else "Uncordon"
-        nothing = None
-        if node.unschedulable == self.unschedulable:
-            nothing = f"{node.name} is already {'cordoned' if self.unschedulable else 'schedulable'}; nothing to do."
-        return Plan(
-            verb=self.verb,
-            cluster=cluster.name,
-            target=node.name,
-            title=f"{verb} {node.name}",
-            steps=[
-                PlannedStep(
-                    name=SetSchedulable.name,
-                    title=f"{verb} {node.name} ({_schedulable_words(node)})",
-                    touches=[f"node/{node.name}"],
-                )
-            ],
-            facts={"node": node.name, "node_exists": True, "unschedulable": node.unschedulable},
-            preview=[
-                f"{node.name}: {'Ready' if node.ready else 'NotReady'}, kubelet {node.kubelet_version}, "
-                f"{_schedulable_words(node)}"
-            ],
-            risk="low",
-            nothing_to_do=nothing,
-            locks=[f"node/{node.name}"],
-        )
-
-    def steps(self, plan: Plan, command: Command) -> list[Step]:
-        return [
-            SetSchedulable(plan.steps[0].title, node=plan.target, unschedulable=self.unschedulable)
-        ]
+def decide_scheduling(node: NodeView, *, verb: str, cluster: str, unschedulable: bool) -> Plan:
+    """The (un)cordon plan for a node as observed (pure: no cluster access)."""
+    action = "Cordon" if unschedulable else "Uncordon"
+    nothing = None
+    if node.unschedulable == unschedulable:
+        state = "cordoned" if unschedulable else "schedulable"
+        nothing = f"{node.name} is already {state}; nothing to do."
+    ready = "Ready" if node.ready else "NotReady"
+    return Plan(
+        verb=verb,
+        cluster=cluster,
+        target=node.name,
+        title=f"{action} {node.name}",
+        steps=[
+            PlannedStep.of(
+                SetSchedulableParams(node=node.name, unschedulable=unschedulable),
+                f"{action} {node.name} ({_schedulable_words(node)})",
+                touches=[f"node/{node.name}"],
+            )
+        ],
+        facts={"node": node.name, "node_exists": True, "unschedulable": node.unschedulable},
+        preview=[
+            f"{node.name}: {ready}, kubelet {node.kubelet_version}, {_schedulable_words(node)}"
+        ],
+        risk="low",
+        nothing_to_do=nothing,
+        locks=[f"node/{node.name}"],
+    )
 
 
-class CordonPlaybook(_SchedulingPlaybook):
+class CordonPlaybook(Playbook[CordonCommand]):
     verb: ClassVar[str] = "cordon"
-    unschedulable: ClassVar[bool] = True
+    command_type = CordonCommand
+
+    async def plan(self, command: CordonCommand, cluster: ClusterHandle) -> Plan:
+        node = await read_node(cluster, command.node)
+        return decide_scheduling(node, verb=self.verb, cluster=cluster.name, unschedulable=True)
 
 
-class UncordonPlaybook(_SchedulingPlaybook):
+class UncordonPlaybook(Playbook[UncordonCommand]):
     verb: ClassVar[str] = "uncordon"
-    unschedulable: ClassVar[bool] = False
+    command_type = UncordonCommand
+
+    async def plan(self, command: UncordonCommand, cluster: ClusterHandle) -> Plan:
+        node = await read_node(cluster, command.node)
+        return decide_scheduling(node, verb=self.verb, cluster=cluster.name, unschedulable=False)

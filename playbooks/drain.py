@@ -5,13 +5,23 @@ be lost (bare pods, emptyDir), evict the rest through PDBs, and wait until they 
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
-from commands import Command, DrainCommand, format_duration
-from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
-from playbooks.cordon import SetSchedulable, read_node
+from commands import DrainCommand, format_duration
+from playbooks.base import (
+    ClusterHandle,
+    PlanError,
+    Playbook,
+    Step,
+    StepContext,
+    StepOutcome,
+    StepResult,
+)
+from playbooks.cordon import SetSchedulableParams, read_node
 from playbooks.eviction import evict_pods, wait_until_gone
-from playbooks.plan import Plan, PlannedStep
+from playbooks.kube import NodeView
+from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import (
     DrainSelection,
     Pdb,
@@ -65,114 +75,177 @@ def drain_drift(approved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return changes
 
 
-class EvictPods(Step):
-    name: ClassVar[str] = "evict-pods"
+@dataclass(frozen=True)
+class DrainSnapshot:
+    """What a drain's plan is decided from: the node, its pods (sorted for the drain), the PDBs."""
 
-    def __init__(self, title: str, *, command: DrainCommand) -> None:
-        super().__init__(title)
-        self.command = command
+    node: NodeView
+    selection: DrainSelection
+    pdbs: list[Pdb]
+
+
+async def observe_drain(cluster: ClusterHandle, node_name: str) -> DrainSnapshot:
+    node = await read_node(cluster, node_name)
+    selection, pdbs = await snapshot(cluster, node.name)
+    return DrainSnapshot(node=node, selection=selection, pdbs=pdbs)
+
+
+class EvictPodsParams(StepParams):
+    step: Literal["evict-pods"] = "evict-pods"
+    node: str
+    timeout_seconds: float
+    force: bool = False
+    delete_emptydir_data: bool = False
+
+    @classmethod
+    def of(cls, command: DrainCommand) -> EvictPodsParams:
+        return cls(
+            node=command.node,
+            timeout_seconds=command.timeout.total_seconds(),
+            force=command.force,
+            delete_emptydir_data=command.delete_emptydir_data,
+        )
+
+
+class EvictedPod(StepOutcome):
+    namespace: str
+    name: str
+    uid: str
+
+
+class Evictions(StepOutcome):
+    """The pods evicted, and when the drain's timeout ends (the wait step keeps to it)."""
+
+    deadline_unix: float
+    evicted: list[EvictedPod]
+
+
+class EvictPods(Step[EvictPodsParams]):
+    name: ClassVar[str] = "evict-pods"
+    params_model: ClassVar[type[StepParams]] = EvictPodsParams
+
+    # LEGACY: upgrade.py builds it with `command=DrainCommand`; drop once it plans params.
+    def __init__(
+        self,
+        title: str,
+        params: EvictPodsParams | None = None,
+        *,
+        command: DrainCommand | None = None,
+    ) -> None:
+        if params is None:
+            assert command is not None
+            params = EvictPodsParams.of(command)
+        super().__init__(title, params)
 
     async def run(self, ctx: StepContext) -> StepResult:
-        selection, _ = await snapshot(ctx.cluster, self.command.node)
+        wanted = self.params
+        selection, _ = await snapshot(ctx.cluster, wanted.node)
         blockers = selection.blockers(
-            force=self.command.force, delete_emptydir_data=self.command.delete_emptydir_data
+            force=wanted.force, delete_emptydir_data=wanted.delete_emptydir_data
         )
         if blockers:
-            return StepResult(ok=False, summary=" ".join(blockers))
-        deadline = time.monotonic() + self.command.timeout.total_seconds()
+            return StepResult.failed(" ".join(blockers))
+        deadline = time.monotonic() + wanted.timeout_seconds
         report = await evict_pods(ctx.cluster.kube, selection.evict, deadline=deadline)
-        data = {
-            "deadline_unix": time.time() + (deadline - time.monotonic()),
-            "evicted": [
-                {"namespace": p.namespace, "name": p.name, "uid": p.uid} for p in report.evicted
+        outcome = Evictions(
+            deadline_unix=time.time() + (deadline - time.monotonic()),
+            evicted=[
+                EvictedPod(namespace=p.namespace, name=p.name, uid=p.uid) for p in report.evicted
             ],
-        }
+        )
         problems = [f"{key}: {why}" for key, why in report.refused.items()]
         if report.blocked:
             held = "; ".join(f"{pod} held by PDB {pdbs}" for pod, pdbs in report.blocked.items())
             problems.append(
-                f"timed out with pods still on {self.command.node}: {held}. The node stays cordoned"
+                f"timed out with pods still on {wanted.node}: {held}. The node stays cordoned"
             )
         if problems:
-            return StepResult(ok=False, summary="; ".join(problems), data=data)
-        return StepResult(ok=True, summary=f"{len(report.evicted)} pod(s) evicted", data=data)
+            return StepResult.failed("; ".join(problems), outcome)
+        return StepResult.done(f"{len(report.evicted)} pod(s) evicted", outcome)
 
 
-class WaitUntilGone(Step):
+class WaitUntilGoneParams(StepParams):
+    step: Literal["wait-gone"] = "wait-gone"
+    node: str
+
+
+class WaitUntilGone(Step[WaitUntilGoneParams]):
     name: ClassVar[str] = "wait-gone"
+    params_model: ClassVar[type[StepParams]] = WaitUntilGoneParams
 
-    def __init__(self, title: str, *, node: str) -> None:
-        super().__init__(title)
-        self.node = node
+    # LEGACY: upgrade.py builds it with `node=`; drop once it plans params.
+    def __init__(
+        self, title: str, params: WaitUntilGoneParams | None = None, *, node: str | None = None
+    ) -> None:
+        if params is None:
+            assert node is not None
+            params = WaitUntilGoneParams(node=node)
+        super().__init__(title, params)
 
     async def run(self, ctx: StepContext) -> StepResult:
-        evicted = ctx.results[EvictPods.name].data
-        deadline = time.monotonic() + max(0.0, evicted["deadline_unix"] - time.time())
-        selection, _ = await snapshot(ctx.cluster, self.node)
+        node = self.params.node
+        evictions = ctx.outcome(EvictPods.name, Evictions)
+        deadline = time.monotonic() + max(0.0, evictions.deadline_unix - time.time())
+        selection, _ = await snapshot(ctx.cluster, node)
         # What is left to wait for: every evicted pod, identified by its UID.
-        pods = [p for p in selection.evict if any(e["uid"] == p.uid for e in evicted["evicted"])]
-        left = await wait_until_gone(ctx.cluster.kube, self.node, pods, deadline=deadline)
+        uids = {pod.uid for pod in evictions.evicted}
+        pods = [p for p in selection.evict if p.uid in uids]
+        left = await wait_until_gone(ctx.cluster.kube, node, pods, deadline=deadline)
         if left:
-            return StepResult(
-                ok=False,
-                summary="still terminating at the timeout: " + ", ".join(p.key for p in left),
+            return StepResult.failed(
+                "still terminating at the timeout: " + ", ".join(p.key for p in left)
             )
-        return StepResult(
-            ok=True, summary=f"{len(evicted['evicted'])} pod(s) gone from {self.node}"
+        return StepResult(ok=True, summary=f"{len(evictions.evicted)} pod(s) gone from {node}")
+
+
+def decide_drain(seen: DrainSnapshot, command: DrainCommand, *, cluster: str) -> Plan:
+    """The drain plan for what was observed, or a PlanError saying why not (pure)."""
+    node, selection = seen.node, seen.selection
+    blockers = selection.blockers(
+        force=command.force, delete_emptydir_data=command.delete_emptydir_data
+    )
+    if blockers:
+        raise PlanError(
+            f"Refusing to drain {node.name}; nothing was changed. " + " ".join(blockers)
         )
+    state = "cordoned already" if node.unschedulable else "schedulable now"
+    steps = [
+        PlannedStep.of(
+            SetSchedulableParams(node=node.name, unschedulable=True),
+            f"Cordon {node.name} ({state})",
+            touches=[f"node/{node.name}"],
+        ),
+        PlannedStep.of(
+            EvictPodsParams.of(command),
+            f"Evict {len(selection.evict)} pod(s) through their PDBs",
+            touches=[f"pod/{p.key}" for p in selection.evict],
+        ),
+        PlannedStep.of(
+            WaitUntilGoneParams(node=node.name),
+            f"Wait until they are gone (timeout {format_duration(command.timeout)})",
+        ),
+    ]
+    return Plan(
+        verb="drain",
+        cluster=cluster,
+        target=node.name,
+        title=command.summary(),
+        steps=steps,
+        facts=drain_facts(selection, seen.pdbs),
+        preview=eviction_preview(selection, seen.pdbs),
+        risk="medium",
+        locks=[f"node/{node.name}"],
+    )
 
 
-class DrainPlaybook(Playbook):
+class DrainPlaybook(Playbook[DrainCommand]):
     verb: ClassVar[str] = "drain"
+    command_type = DrainCommand
     abort_label: ClassVar[str] = "Uncordon"
 
-    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
-        assert isinstance(command, DrainCommand)
-        node = await read_node(cluster, command.node)
-        selection, pdbs = await snapshot(cluster, node.name)
-        blockers = selection.blockers(
-            force=command.force, delete_emptydir_data=command.delete_emptydir_data
-        )
-        if blockers:
-            raise PlanError(
-                f"Refusing to drain {node.name}; nothing was changed. " + " ".join(blockers)
-            )
-        state = "cordoned already" if node.unschedulable else "schedulable now"
-        steps = [
-            PlannedStep(
-                name=SetSchedulable.name,
-                title=f"Cordon {node.name} ({state})",
-                touches=[f"node/{node.name}"],
-            ),
-            PlannedStep(
-                name=EvictPods.name,
-                title=f"Evict {len(selection.evict)} pod(s) through their PDBs",
-                touches=[f"pod/{p.key}" for p in selection.evict],
-            ),
-            PlannedStep(
-                name=WaitUntilGone.name,
-                title=f"Wait until they are gone (timeout {format_duration(command.timeout)})",
-            ),
-        ]
-        return Plan(
-            verb=self.verb,
-            cluster=cluster.name,
-            target=node.name,
-            title=command.summary(),
-            steps=steps,
-            facts=drain_facts(selection, pdbs),
-            preview=eviction_preview(selection, pdbs),
-            risk="medium",
-            locks=[f"node/{node.name}"],
-        )
-
-    def steps(self, plan: Plan, command: Command) -> list[Step]:
-        assert isinstance(command, DrainCommand)
-        return [
-            SetSchedulable(plan.steps[0].title, node=plan.target, unschedulable=True),
-            EvictPods(plan.steps[1].title, command=command),
-            WaitUntilGone(plan.steps[2].title, node=plan.target),
-        ]
+    async def plan(self, command: DrainCommand, cluster: ClusterHandle) -> Plan:
+        seen = await observe_drain(cluster, command.node)
+        return decide_drain(seen, command, cluster=cluster.name)
 
     def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
         return drain_drift(approved.facts, fresh.facts)

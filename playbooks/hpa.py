@@ -4,80 +4,115 @@ validated (1 ≤ min ≤ max) by the command before any API call.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
-from commands import Command, ScaleHpaCommand
-from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
-from playbooks.plan import Plan, PlannedStep
+from commands import ScaleHpaCommand
+from playbooks.base import (
+    ClusterHandle,
+    PlanError,
+    Playbook,
+    Step,
+    StepContext,
+    StepOutcome,
+    StepResult,
+)
+from playbooks.plan import Plan, PlannedStep, StepParams
 
 
-class SetHpaBounds(Step):
+class SetHpaBoundsParams(StepParams):
+    step: Literal["set-hpa-bounds"] = "set-hpa-bounds"
+    namespace: str
+    name: str
+    min_replicas: int
+    max_replicas: int
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class HpaBounds(StepOutcome):
+    """The bounds before the patch, which an abort puts back."""
+
+    min: int
+    max: int
+
+
+class SetHpaBounds(Step[SetHpaBoundsParams]):
     name: ClassVar[str] = "set-hpa-bounds"
-
-    def __init__(self, title: str, *, command: ScaleHpaCommand) -> None:
-        super().__init__(title)
-        self.command = command
+    params_model: ClassVar[type[StepParams]] = SetHpaBoundsParams
 
     async def run(self, ctx: StepContext) -> StepResult:
-        c = self.command
-        before = await ctx.cluster.kube.get_hpa(c.namespace, c.name)
+        wanted = self.params
+        before = await ctx.cluster.kube.get_hpa(wanted.namespace, wanted.name)
         if before is None:
-            return StepResult(ok=False, summary=f"HPA {c.target} no longer exists")
+            return StepResult.failed(f"HPA {wanted.target} no longer exists")
         old = (before["spec"].get("minReplicas", 1), before["spec"]["maxReplicas"])
         after = await ctx.cluster.kube.set_hpa_bounds(
-            c.namespace, c.name, minimum=c.min_replicas, maximum=c.max_replicas
+            wanted.namespace, wanted.name, minimum=wanted.min_replicas, maximum=wanted.max_replicas
         )
         new = (after["spec"].get("minReplicas", 1), after["spec"]["maxReplicas"])
-        return StepResult(
-            ok=True,
-            summary=f"HPA {c.target}: min {old[0]} → {new[0]}, max {old[1]} → {new[1]}",
-            data={"min": old[0], "max": old[1]},
+        return StepResult.done(
+            f"HPA {wanted.target}: min {old[0]} → {new[0]}, max {old[1]} → {new[1]}",
+            HpaBounds(min=old[0], max=old[1]),
         )
 
     async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
-        c = self.command
+        wanted, before = self.params, result.outcome(HpaBounds)
         await ctx.cluster.kube.set_hpa_bounds(
-            c.namespace, c.name, minimum=result.data["min"], maximum=result.data["max"]
+            wanted.namespace, wanted.name, minimum=before.min, maximum=before.max
         )
-        return f"HPA {c.target} back to min {result.data['min']}, max {result.data['max']}"
+        return f"HPA {wanted.target} back to min {before.min}, max {before.max}"
 
 
-class ScaleHpaPlaybook(Playbook):
-    verb: ClassVar[str] = "scale"
-
-    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
-        assert isinstance(command, ScaleHpaCommand)
-        hpa = await cluster.kube.get_hpa(command.namespace, command.name)
-        if hpa is None:
-            raise PlanError(
-                f"There is no HorizontalPodAutoscaler `{command.target}` in cluster {cluster.name}."
+def decide_hpa_bounds(
+    hpa: dict[str, Any] | None, command: ScaleHpaCommand, *, cluster: str
+) -> Plan:
+    """The plan for new bounds on the HPA as observed (None: it does not exist) (pure)."""
+    if hpa is None:
+        raise PlanError(
+            f"There is no HorizontalPodAutoscaler `{command.target}` in cluster {cluster}."
+        )
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    current = (spec.get("minReplicas", 1), spec.get("maxReplicas"))
+    nothing = None
+    if current == (command.min_replicas, command.max_replicas):
+        nothing = (
+            f"HPA {command.target} already has min {current[0]}, max {current[1]}; nothing to do."
+        )
+    running = status.get("currentReplicas", "?")
+    params = SetHpaBoundsParams(
+        namespace=command.namespace,
+        name=command.name,
+        min_replicas=command.min_replicas,
+        max_replicas=command.max_replicas,
+    )
+    return Plan(
+        verb="scale",
+        cluster=cluster,
+        target=command.target,
+        title=command.summary(),
+        steps=[
+            PlannedStep.of(
+                params,
+                f"Patch minReplicas and maxReplicas of {command.target} in one change",
+                touches=[f"hpa/{command.target}"],
             )
-        spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
-        current = (spec.get("minReplicas", 1), spec.get("maxReplicas"))
-        nothing = None
-        if current == (command.min_replicas, command.max_replicas):
-            nothing = f"HPA {command.target} already has min {current[0]}, max {current[1]}; nothing to do."
-        return Plan(
-            verb=self.verb,
-            cluster=cluster.name,
-            target=command.target,
-            title=command.summary(),
-            steps=[
-                PlannedStep(
-                    name=SetHpaBounds.name,
-                    title=f"Patch minReplicas and maxReplicas of {command.target} in one change",
-                    touches=[f"hpa/{command.target}"],
-                )
-            ],
-            facts={"hpa_exists": True, "min": current[0], "max": current[1]},
-            preview=[
-                f"Now: min {current[0]}, max {current[1]}, {status.get('currentReplicas', '?')} replica(s) running · "
-                f"after: min {command.min_replicas}, max {command.max_replicas}"
-            ],
-            nothing_to_do=nothing,
-            locks=[f"hpa/{command.target}"],
-        )
+        ],
+        facts={"hpa_exists": True, "min": current[0], "max": current[1]},
+        preview=[
+            f"Now: min {current[0]}, max {current[1]}, {running} replica(s) running · "
+            f"after: min {command.min_replicas}, max {command.max_replicas}"
+        ],
+        nothing_to_do=nothing,
+        locks=[f"hpa/{command.target}"],
+    )
 
-    def steps(self, plan: Plan, command: Command) -> list[Step]:
-        assert isinstance(command, ScaleHpaCommand)
-        return [SetHpaBounds(plan.steps[0].title, command=command)]
+
+class ScaleHpaPlaybook(Playbook[ScaleHpaCommand]):
+    verb: ClassVar[str] = "scale"
+    command_type = ScaleHpaCommand
+
+    async def plan(self, command: ScaleHpaCommand, cluster: ClusterHandle) -> Plan:
+        hpa = await cluster.kube.get_hpa(command.namespace, command.name)
+        return decide_hpa_bounds(hpa, command, cluster=cluster.name)

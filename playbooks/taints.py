@@ -4,13 +4,20 @@ with the resourceVersion read, re-trying on a 409 (someone else wrote in between
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from commands import Command, TaintCommand, UntaintCommand
-from playbooks.base import ClusterHandle, Playbook, Step, StepContext, StepResult
+from commands import TaintCommand, UntaintCommand
+from playbooks.base import (
+    ClusterHandle,
+    Playbook,
+    Step,
+    StepContext,
+    StepOutcome,
+    StepResult,
+)
 from playbooks.cordon import read_node
-from playbooks.kube import KubeError
-from playbooks.plan import Plan, PlannedStep
+from playbooks.kube import KubeError, NodeView
+from playbooks.plan import Plan, PlannedStep, StepParams
 
 Taint = dict[str, Any]
 CONFLICT_RETRIES = 5
@@ -40,31 +47,70 @@ def _matching(taints: list[Taint], key: str, effect: str | None) -> list[str]:
     )
 
 
-class EditTaints(Step):
+class EditTaintsParams(StepParams):
+    """One taint change: add (or re-value) `key[=value]:effect`, or remove `key[:effect]`."""
+
+    step: Literal["edit-taints"] = "edit-taints"
+    node: str
+    remove: bool
+    key: str
+    value: str | None = None
+    # None only when removing: every effect of the key.
+    effect: str | None = None
+
+    @classmethod
+    def of(cls, command: TaintCommand | UntaintCommand) -> EditTaintsParams:
+        if isinstance(command, TaintCommand):
+            return cls(
+                node=command.node,
+                remove=False,
+                key=command.key,
+                value=command.value,
+                effect=command.effect,
+            )
+        return cls(node=command.node, remove=True, key=command.key, effect=command.effect)
+
+    def change(self, taints: list[Taint]) -> list[Taint]:
+        if self.remove:
+            return without_taint(taints, key=self.key, effect=self.effect)
+        assert self.effect is not None, "a taint to add always has an effect"
+        return with_taint(taints, key=self.key, value=self.value, effect=self.effect)
+
+
+class TaintChange(StepOutcome):
+    """The node's taints before the change, and whether this job changed them (for the undo)."""
+
+    before: list[dict[str, Any]]
+    changed: bool = False
+
+
+class EditTaints(Step[EditTaintsParams]):
     """Apply one taint change to the node's current list (re-read on every attempt)."""
 
     name: ClassVar[str] = "edit-taints"
+    params_model: ClassVar[type[StepParams]] = EditTaintsParams
 
-    def __init__(self, title: str, *, command: TaintCommand | UntaintCommand) -> None:
-        super().__init__(title)
-        self.command = command
-
-    def change(self, taints: list[Taint]) -> list[Taint]:
-        c = self.command
-        if isinstance(c, TaintCommand):
-            return with_taint(taints, key=c.key, value=c.value, effect=c.effect)
-        return without_taint(taints, key=c.key, effect=c.effect)
+    # LEGACY: provision.py builds it with `command=TaintCommand`; drop once it plans params.
+    def __init__(
+        self,
+        title: str,
+        params: EditTaintsParams | None = None,
+        *,
+        command: TaintCommand | UntaintCommand | None = None,
+    ) -> None:
+        if params is None:
+            assert command is not None
+            params = EditTaintsParams.of(command)
+        super().__init__(title, params)
 
     async def run(self, ctx: StepContext) -> StepResult:
         for _ in range(CONFLICT_RETRIES):
-            node = await read_node(ctx.cluster, self.command.node)
+            node = await read_node(ctx.cluster, self.params.node)
             before = [dict(t) for t in node.taints]
-            after = self.change(before)
+            after = self.params.change(before)
             if after == before:
-                return StepResult(
-                    ok=True,
-                    summary="taints already as asked; nothing changed",
-                    data={"before": before},
+                return StepResult.done(
+                    "taints already as asked; nothing changed", TaintChange(before=before)
                 )
             try:
                 patched = await ctx.cluster.kube.set_taints(
@@ -75,61 +121,64 @@ class EditTaints(Step):
                     continue  # the node changed under us: read again
                 raise
             shown = ", ".join(taint_text(t) for t in patched.taints) or "none"
-            return StepResult(
-                ok=True,
-                summary=f"taints of {node.name} now: {shown}",
-                data={"before": before, "changed": True},
+            return StepResult.done(
+                f"taints of {node.name} now: {shown}", TaintChange(before=before, changed=True)
             )
-        return StepResult(
-            ok=False,
-            summary=f"{self.command.node} kept changing; gave up after {CONFLICT_RETRIES} conflicts",
+        return StepResult.failed(
+            f"{self.params.node} kept changing; gave up after {CONFLICT_RETRIES} conflicts"
         )
 
     async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
-        if not result.data.get("changed"):
+        change = result.outcome(TaintChange)
+        if not change.changed:
             return None
-        node = await read_node(ctx.cluster, self.command.node)
+        node = await read_node(ctx.cluster, self.params.node)
         await ctx.cluster.kube.set_taints(
-            node.name, result.data["before"], resource_version=node.resource_version
+            node.name, change.before, resource_version=node.resource_version
         )
         return f"taints of {node.name} restored"
 
 
-class _TaintPlaybook(Playbook):
-    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
-        assert isinstance(command, TaintCommand | UntaintCommand)
-        node = await read_node(cluster, command.node)
-        taints = [dict(t) for t in node.taints]
-        effect = command.effect
-        step = EditTaints(command.summary(), command=command)
-        nothing = None
-        if step.change(taints) == taints:
-            nothing = f"{node.name} already has {'that taint' if isinstance(command, TaintCommand) else 'no such taint'}; nothing to do."
-        current = ", ".join(taint_text(t) for t in taints) or "none"
-        return Plan(
-            verb=self.verb,
-            cluster=cluster.name,
-            target=node.name,
-            title=command.summary(),
-            steps=[
-                PlannedStep(
-                    name=EditTaints.name, title=command.summary(), touches=[f"node/{node.name}"]
-                )
-            ],
-            facts={"node_exists": True, "taints_with_key": _matching(taints, command.key, effect)},
-            preview=[f"Taints of {node.name} now: {current}"],
-            nothing_to_do=nothing,
-            locks=[f"node/{node.name}"],
-        )
-
-    def steps(self, plan: Plan, command: Command) -> list[Step]:
-        assert isinstance(command, TaintCommand | UntaintCommand)
-        return [EditTaints(plan.steps[0].title, command=command)]
+def decide_taints(
+    node: NodeView, command: TaintCommand | UntaintCommand, *, verb: str, cluster: str
+) -> Plan:
+    """The plan for one taint change on the node as observed (pure)."""
+    taints = [dict(t) for t in node.taints]
+    params = EditTaintsParams.of(command)
+    nothing = None
+    if params.change(taints) == taints:
+        had = "no such taint" if params.remove else "that taint"
+        nothing = f"{node.name} already has {had}; nothing to do."
+    current = ", ".join(taint_text(t) for t in taints) or "none"
+    return Plan(
+        verb=verb,
+        cluster=cluster,
+        target=node.name,
+        title=command.summary(),
+        steps=[PlannedStep.of(params, command.summary(), touches=[f"node/{node.name}"])],
+        facts={
+            "node_exists": True,
+            "taints_with_key": _matching(taints, command.key, command.effect),
+        },
+        preview=[f"Taints of {node.name} now: {current}"],
+        nothing_to_do=nothing,
+        locks=[f"node/{node.name}"],
+    )
 
 
-class TaintPlaybook(_TaintPlaybook):
+class TaintPlaybook(Playbook[TaintCommand]):
     verb: ClassVar[str] = "taint"
+    command_type = TaintCommand
+
+    async def plan(self, command: TaintCommand, cluster: ClusterHandle) -> Plan:
+        node = await read_node(cluster, command.node)
+        return decide_taints(node, command, verb=self.verb, cluster=cluster.name)
 
 
-class UntaintPlaybook(_TaintPlaybook):
+class UntaintPlaybook(Playbook[UntaintCommand]):
     verb: ClassVar[str] = "untaint"
+    command_type = UntaintCommand
+
+    async def plan(self, command: UntaintCommand, cluster: ClusterHandle) -> Plan:
+        node = await read_node(cluster, command.node)
+        return decide_taints(node, command, verb=self.verb, cluster=cluster.name)
