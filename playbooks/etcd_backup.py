@@ -10,13 +10,21 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from commands import BackupEtcdCommand, Command
-from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
+from commands import BackupEtcdCommand
+from playbooks.base import (
+    ClusterHandle,
+    PlanError,
+    Playbook,
+    Step,
+    StepContext,
+    StepOutcome,
+    StepResult,
+)
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
-from playbooks.plan import Plan, PlannedStep
+from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.private_files import write_private
 from playbooks.ssh import CommandResult, SshTarget
 
@@ -88,8 +96,21 @@ def prune(directory: Path, keep: int) -> list[str]:
     return removed
 
 
-class SaveSnapshot(Step):
+class SaveSnapshotParams(StepParams):
+    """Nothing to fix at planning time: the step takes the first Ready control plane it finds
+    when it runs, as etcd is the same cluster-wide on any of them."""
+
+    step: Literal["snapshot"] = "snapshot"
+
+
+class SavedSnapshot(StepOutcome):
+    node: str
+    remote: str  # the snapshot's path on that node
+
+
+class SaveSnapshot(Step[SaveSnapshotParams]):
     name: ClassVar[str] = "snapshot"
+    params_model: ClassVar[type[StepParams]] = SaveSnapshotParams
     stoppable: ClassVar[bool] = True  # a half-written snapshot file harms nothing
 
     async def run(self, ctx: StepContext) -> StepResult:
@@ -106,79 +127,97 @@ class SaveSnapshot(Step):
         )
         if not saved.ok:
             return failed(saved, "etcdctl snapshot save")
-        return StepResult(
-            ok=True,
-            summary=f"snapshot saved on {target.node}: {remote}",
+        return StepResult.done(
+            f"snapshot saved on {target.node}: {remote}",
+            SavedSnapshot(node=target.node, remote=remote),
             output=saved.tail(5),
-            data={"node": target.node, "remote": remote},
         )
 
 
-class VerifySnapshot(Step):
+class VerifySnapshotParams(StepParams):
+    step: Literal["verify"] = "verify"
+
+
+class VerifiedSnapshot(StepOutcome):
+    revision: int | None
+    keys: int | None
+    size: int | None
+    sha256: str
+
+
+class VerifySnapshot(Step[VerifySnapshotParams]):
     name: ClassVar[str] = "verify"
+    params_model: ClassVar[type[StepParams]] = VerifySnapshotParams
 
     async def run(self, ctx: StepContext) -> StepResult:
-        saved = ctx.results[SaveSnapshot.name].data
-        target = await ctx.cluster.ssh_target(saved["node"])
+        saved = ctx.outcome(SaveSnapshot.name, SavedSnapshot)
+        target = await ctx.cluster.ssh_target(saved.node)
         ssh = await ctx.cluster.ssh()
         status = await ssh.run(
-            target, etcdctl(ctx.cluster, "snapshot", "status", saved["remote"], "-w", "json")
+            target, etcdctl(ctx.cluster, "snapshot", "status", saved.remote, "-w", "json")
         )
         if not status.ok:
             return failed(status, "etcdctl snapshot status")
-        summed = await ssh.run(target, ["sha256sum", saved["remote"]])
+        summed = await ssh.run(target, ["sha256sum", saved.remote])
         if not summed.ok:
             return failed(summed, "sha256sum")
         try:
-            facts = json.loads(status.stdout)
+            status_json = json.loads(status.stdout)
         except json.JSONDecodeError:
-            return StepResult(
-                ok=False,
-                summary="etcdctl snapshot status did not answer JSON",
-                output=status.tail(),
+            return StepResult.failed(
+                "etcdctl snapshot status did not answer JSON", output=status.tail()
             )
-        sha256 = summed.stdout.split()[0]
-        data = {
-            "revision": facts.get("revision"),
-            "keys": facts.get("totalKey"),
-            "size": facts.get("totalSize"),
-            "sha256": sha256,
-        }
-        return StepResult(
-            ok=True,
-            summary=f"revision {data['revision']}, {data['keys']} keys, {data['size']} bytes, sha256 {sha256[:12]}…",
-            data=data,
+        verified = VerifiedSnapshot(
+            revision=status_json.get("revision"),
+            keys=status_json.get("totalKey"),
+            size=status_json.get("totalSize"),
+            sha256=summed.stdout.split()[0],
+        )
+        return StepResult.done(
+            f"revision {verified.revision}, {verified.keys} keys, {verified.size} bytes, "
+            f"sha256 {verified.sha256[:12]}…",
+            verified,
         )
 
 
-class CopyOffHost(Step):
+class CopyOffHostParams(StepParams):
+    step: Literal["copy-off-host"] = "copy-off-host"
+
+
+class CopiedSnapshot(StepOutcome):
+    file: str
+    sha256: str
+    removed: list[str]  # older copies pruned to keep N
+
+
+class CopyOffHost(Step[CopyOffHostParams]):
     name: ClassVar[str] = "copy-off-host"
+    params_model: ClassVar[type[StepParams]] = CopyOffHostParams
 
     async def run(self, ctx: StepContext) -> StepResult:
-        saved, verified = ctx.results[SaveSnapshot.name].data, ctx.results[VerifySnapshot.name].data
-        target = await ctx.cluster.ssh_target(saved["node"])
+        saved = ctx.outcome(SaveSnapshot.name, SavedSnapshot)
+        verified = ctx.outcome(VerifySnapshot.name, VerifiedSnapshot)
+        target = await ctx.cluster.ssh_target(saved.node)
         ssh = await ctx.cluster.ssh()
         directory = ctx.cluster.backup_dir
         # Only kubegate's own user may list the snapshots, let alone read them.
         await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
-        local = directory / Path(saved["remote"]).name
-        await ssh.sftp_get(target, saved["remote"], str(local))
+        local = directory / Path(saved.remote).name
+        await ssh.sftp_get(target, saved.remote, str(local))
         sha256 = await asyncio.to_thread(file_sha256, local)
-        if sha256 != verified["sha256"]:
-            local.unlink(missing_ok=True)
-            return StepResult(
-                ok=False,
-                summary=f"the copy's sha256 {sha256[:12]}… differs from the node's {verified['sha256'][:12]}…",
+        if sha256 != verified.sha256:
+            await asyncio.to_thread(local.unlink, missing_ok=True)
+            return StepResult.failed(
+                f"the copy's sha256 {sha256[:12]}… differs from the node's {verified.sha256[:12]}…"
             )
         checksum = f"{sha256}  {local.name}\n".encode()
         await asyncio.to_thread(write_private, local.with_suffix(".db.sha256"), checksum)
-        await ssh.run(target, ["rm", "-f", saved["remote"]])
+        await ssh.run(target, ["rm", "-f", saved.remote])
         removed = await asyncio.to_thread(prune, directory, ctx.cluster.backup_keep)
         kept = f"; removed {len(removed)} older" if removed else ""
-        return StepResult(
-            ok=True,
-            summary=f"copied to {local} (sha256 {sha256}){kept}",
-            data={"file": str(local), "sha256": sha256, "removed": removed},
+        return StepResult.done(
+            f"copied to {local} (sha256 {sha256}){kept}",
+            CopiedSnapshot(file=str(local), sha256=sha256, removed=removed),
         )
 
 
@@ -211,17 +250,15 @@ def decide_backup(seen: BackupSnapshot) -> Plan:
         target="etcd",
         title=f"Back up etcd of {seen.cluster}",
         steps=[
-            PlannedStep(
-                name=SaveSnapshot.name,
-                title=f"etcdctl snapshot save on {target.node} ({seen.inventory.etcd.endpoint})",
+            PlannedStep.of(
+                SaveSnapshotParams(),
+                f"etcdctl snapshot save on {target.node} ({seen.inventory.etcd.endpoint})",
                 touches=[f"node/{target.node}"],
             ),
-            PlannedStep(
-                name=VerifySnapshot.name, title="Verify it (etcdctl snapshot status, sha256)"
-            ),
-            PlannedStep(
-                name=CopyOffHost.name,
-                title=f"Copy it off the host to {seen.backup_dir} (keep {seen.backup_keep})",
+            PlannedStep.of(VerifySnapshotParams(), "Verify it (etcdctl snapshot status, sha256)"),
+            PlannedStep.of(
+                CopyOffHostParams(),
+                f"Copy it off the host to {seen.backup_dir} (keep {seen.backup_keep})",
             ),
         ],
         facts={"control_plane": target.node},
@@ -233,16 +270,9 @@ def decide_backup(seen: BackupSnapshot) -> Plan:
     )
 
 
-class BackupEtcdPlaybook(Playbook):
+class BackupEtcdPlaybook(Playbook[BackupEtcdCommand]):
     verb: ClassVar[str] = "backup"
+    command_type = BackupEtcdCommand
 
-    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
-        assert isinstance(command, BackupEtcdCommand)
+    async def plan(self, command: BackupEtcdCommand, cluster: ClusterHandle) -> Plan:
         return decide_backup(await observe_backup(cluster))
-
-    def steps(self, plan: Plan, command: Command) -> list[Step]:
-        return [
-            SaveSnapshot(plan.steps[0].title),
-            VerifySnapshot(plan.steps[1].title),
-            CopyOffHost(plan.steps[2].title),
-        ]

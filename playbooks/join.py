@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from playbooks.base import Step, StepContext, StepResult
+from playbooks.plan import StepParams
 from playbooks.remote import NodeRef, Remote, RemoteCommand, failed
 from playbooks.ssh import SshError
 
@@ -55,19 +56,29 @@ def parse_join_command(printed: str) -> JoinCommand | None:
     return JoinCommand(endpoint, token, ca_hash)
 
 
-class JoinCluster(Step):
+class JoinClusterParams(StepParams):
+    step: Literal["join"] = "join"
+    host: NodeRef  # the new host, by the address it was asked for
+    control_plane: str  # where the token is created
+
+
+class JoinCluster(Step[JoinClusterParams]):
     """Create a token and join with it in one step: the token lives only in this step's memory,
     so a restart in between never needs it again (a retry simply creates a new one)."""
 
     name: ClassVar[str] = "join"
+    params_model: ClassVar[type[StepParams]] = JoinClusterParams
 
-    def __init__(self, title: str, *, node: NodeRef, control_plane: str) -> None:
-        super().__init__(title)
-        self.node = node
-        self.control_plane = control_plane
+    @property
+    def node(self) -> NodeRef:
+        return self.params.host
+
+    @property
+    def control_plane(self) -> str:
+        return self.params.control_plane
 
     async def run(self, ctx: StepContext) -> StepResult:
-        source = await Remote.open(ctx, NodeRef(self.control_plane))
+        source = await Remote.open(ctx, NodeRef(name=self.control_plane))
         created = await source.run(TOKEN_CREATE)
         # Mask before anything can show it: the whole printed line and every token in it.
         ctx.secret(created.stdout.strip())

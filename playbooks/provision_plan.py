@@ -10,13 +10,21 @@ from pydantic import ValidationError
 
 from commands import ProvisionNodeCommand, TaintCommand
 from playbooks.base import ClusterHandle, PlanError
-from playbooks.health import HEALTH_TIMEOUT_S
-from playbooks.host_prep import HOST_PREPARATION
+from playbooks.health import HEALTH_TIMEOUT_S, Healthy
+from playbooks.host_prep import host_preparation
 from playbooks.inventory import Inventory
-from playbooks.join import JoinCluster
+from playbooks.join import JoinClusterParams
 from playbooks.kube import NodeView
+from playbooks.packages import PackagesAt
 from playbooks.plan import Plan, PlannedStep
-from playbooks.provision_steps import LabelAndTaint, NodeReady, ProvisionPackages, taint_command
+from playbooks.provision_steps import (
+    LabelAndTaintParams,
+    NodeReadyParams,
+    ProvisionPackagesParams,
+    taint_command,
+)
+from playbooks.remote import NodeRef
+from playbooks.taints import EditTaintsParams
 from playbooks.versions import Version
 
 
@@ -93,35 +101,40 @@ def refuse_request(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> No
         raise PlanError(f"{address} is already the address of node {holder}: check the address.")
 
 
-def step_titles(
+def planned_steps(
     command: ProvisionNodeCommand,
     seen: ProvisionSnapshot,
     *,
     version: Version,
     source: str,
     taints: list[TaintCommand],
-) -> list[tuple[str, str]]:
+) -> list[PlannedStep]:
     name, labels = command.node, seen.inventory.new_nodes.labels
+    host = NodeRef(name=name, address=str(command.address))
     manager = seen.inventory.package_manager_of(name)
-    titles = [(step.name, title) for step, title in HOST_PREPARATION] + [
+    steps = [
+        *host_preparation(host),
         (
-            ProvisionPackages.name,
+            ProvisionPackagesParams(at=PackagesAt(host=host, version=str(version))),
             f"Install kubeadm, kubelet and kubectl {version.package} ({manager}, held)",
         ),
         (
-            JoinCluster.name,
+            JoinClusterParams(host=host, control_plane=source),
             f"Join the cluster with a 1h token from {source} (the token is never shown)",
         ),
         (
-            NodeReady.name,
+            NodeReadyParams(expect=Healthy(node=name, kubelet_version=str(version))),
             f"Wait until {name} is Ready with kubelet {version} "
             f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
         ),
     ]
     if labels or taints:
         shown = [f"{k}={v}" for k, v in labels.items()] + [t.taint for t in taints]
-        titles.append((LabelAndTaint.name, f"Label and taint {name}: {', '.join(shown)}"))
-    return titles
+        wanted = LabelAndTaintParams(
+            node=name, labels=labels, taints=[EditTaintsParams.of(t) for t in taints]
+        )
+        steps.append((wanted, f"Label and taint {name}: {', '.join(shown)}"))
+    return [PlannedStep.of(params, title, touches=[f"node/{name}"]) for params, title in steps]
 
 
 def decide_provision(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> Plan:
@@ -133,16 +146,14 @@ def decide_provision(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> 
         raise PlanError("kubegate cannot read the API server's version to install the same.")
     source = join_source(seen)
     taints = configured_taints(seen.inventory, name)
-    titles = step_titles(command, seen, version=version, source=source.name, taints=taints)
+    steps = planned_steps(command, seen, version=version, source=source.name, taints=taints)
     ssh = seen.inventory.target_for_address(name, address)
     return Plan(
         verb="provision",
         cluster=seen.cluster,
         target=name,
         title=command.summary(),
-        steps=[
-            PlannedStep(name=step, title=title, touches=[f"node/{name}"]) for step, title in titles
-        ],
+        steps=steps,
         facts={
             "node": name,
             "node_exists": False,

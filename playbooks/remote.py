@@ -10,6 +10,8 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict
+
 from playbooks.base import ClusterHandle, StepContext, StepResult
 from playbooks.ssh import CommandResult, SshExecutor, SshTarget
 
@@ -31,9 +33,11 @@ class RemoteCommand:
         return cls(("sh", "-c", script, "sh", *values), label)
 
 
-@dataclass(frozen=True)
-class NodeRef:
-    """A node by name; `address` is set for a host that is not a Node in the API yet."""
+class NodeRef(BaseModel):
+    """A node by name; `address` is set for a host that is not a Node in the API yet. Part of
+    the step parameters of every step that reaches a host over SSH."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
     address: str | None = None

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from commands import UpgradeNodeCommand
-from playbooks.base import StepContext, StepResult
-from playbooks.upgrade import UpgradePlaybook
+from playbooks.base import StepContext, StepResult, build_step
 from playbooks.upgrade_plan import plan_node_upgrade
 
 
@@ -24,11 +23,11 @@ async def upgrade_one(
 ) -> StepResult:
     """Every step of one node's upgrade, each first checked for having taken effect already."""
     command = UpgradeNodeCommand(node=node, to_version=version)
-    plan = await plan_node_upgrade(command, ctx.cluster)
+    # Planned with the node's state before this job touched it, not after a restart found it
+    # cordoned.
+    plan = await plan_node_upgrade(command, ctx.cluster, cordoned_before=was_unschedulable)
     if plan.nothing_to_do:
         return StepResult(ok=True, summary=f"{node} already at {version}")
-    # The node's state before this job touched it, not after a restart found it cordoned.
-    plan = plan.model_copy(update={"facts": {**plan.facts, "was_unschedulable": was_unschedulable}})
     sub = StepContext(
         cluster=ctx.cluster,
         plan=plan,
@@ -38,14 +37,12 @@ async def upgrade_one(
         secret=ctx.secret,
         progress=ctx.progress,
     )
-    for step in UpgradePlaybook().steps(plan, command):
+    for step in map(build_step, plan.steps):
         result = await step.already_done(sub) or await step.run(sub)
         sub.results[step.name] = result
         if not result.ok:
-            return StepResult(
-                ok=False,
-                summary=f"{node}: {step.title} failed: {result.summary}",
-                output=result.output,
+            return StepResult.failed(
+                f"{node}: {step.title} failed: {result.summary}", output=result.output
             )
     return StepResult(ok=True, summary=f"{node} at {version}")
 

@@ -1,76 +1,65 @@
 """Upgrade the whole cluster: etcd snapshot first, then the control planes one at a time, then
-the workers rolling with at most `--max-unavailable` nodes unschedulable at once.
+the workers rolling with at most `--max-unavailable` nodes unschedulable at once. Planned in
+playbooks/upgrade_cluster_plan.py. `upgrade <node>` shares the verb: one playbook plans both.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from commands import Command, UpgradeClusterCommand
+from commands import Command, UpgradeClusterCommand, UpgradeNodeCommand
 from playbooks.base import ClusterHandle, Playbook, Step, StepContext, StepResult
-from playbooks.etcd_backup import CopyOffHost, SaveSnapshot, VerifySnapshot
-from playbooks.plan import Plan
+from playbooks.plan import Plan, StepParams
 from playbooks.rolling import roll
-from playbooks.upgrade import UpgradePlaybook
+from playbooks.upgrade import node_upgrade_drift
 from playbooks.upgrade_cluster_plan import (
-    UPGRADE_CONTROL_PLANES,
-    UPGRADE_WORKERS,
+    UpgradeControlPlanesParams,
+    UpgradeWorkersParams,
     plan_cluster_upgrade,
 )
+from playbooks.upgrade_plan import plan_node_upgrade
+
+UpgradeCommand = UpgradeNodeCommand | UpgradeClusterCommand
 
 
-class UpgradeControlPlanes(Step):
-    name: ClassVar[str] = UPGRADE_CONTROL_PLANES
+class UpgradeControlPlanes(Step[UpgradeControlPlanesParams]):
+    """Each control plane's whole upgrade in turn: never two control planes changed at once."""
 
-    def __init__(self, title: str, *, nodes: list[str], version: str, max_unavailable: int) -> None:
-        super().__init__(title)
-        self.nodes, self.version, self.max_unavailable = nodes, version, max_unavailable
+    name: ClassVar[str] = "upgrade-control-planes"
+    params_model: ClassVar[type[StepParams]] = UpgradeControlPlanesParams
 
     async def run(self, ctx: StepContext) -> StepResult:
+        wave = self.params
         return await roll(
-            ctx, self.nodes, self.version, max_unavailable=self.max_unavailable, at_once=1
+            ctx, wave.nodes, wave.version, max_unavailable=wave.max_unavailable, at_once=1
         )
 
 
-class UpgradeWorkers(UpgradeControlPlanes):
-    name: ClassVar[str] = UPGRADE_WORKERS
+class UpgradeWorkers(Step[UpgradeWorkersParams]):
+    name: ClassVar[str] = "upgrade-workers"
+    params_model: ClassVar[type[StepParams]] = UpgradeWorkersParams
 
     async def run(self, ctx: StepContext) -> StepResult:
-        return await roll(ctx, self.nodes, self.version, max_unavailable=self.max_unavailable)
+        wave = self.params
+        return await roll(ctx, wave.nodes, wave.version, max_unavailable=wave.max_unavailable)
 
 
-def cluster_steps(plan: Plan, command: UpgradeClusterCommand) -> list[Step]:
-    titles = [step.title for step in plan.steps]
-    cps, workers = list(plan.facts["control_planes"]), list(plan.facts["workers"])
-    n = command.max_unavailable
-    return [
-        SaveSnapshot(titles[0]),
-        VerifySnapshot(titles[1]),
-        CopyOffHost(titles[2]),
-        UpgradeControlPlanes(titles[3], nodes=cps, version=command.to_version, max_unavailable=n),
-        UpgradeWorkers(titles[4], nodes=workers, version=command.to_version, max_unavailable=n),
-    ]
-
-
-class UpgradeAnyPlaybook(Playbook):
+class UpgradeAnyPlaybook(Playbook[UpgradeCommand]):
     """`upgrade <node>` and `upgrade cluster` share the verb (and its policy): pick by target."""
 
     verb: ClassVar[str] = "upgrade"
 
-    def __init__(self) -> None:
-        self.node = UpgradePlaybook()
+    def narrow(self, command: Command) -> UpgradeCommand:
+        if isinstance(command, UpgradeNodeCommand | UpgradeClusterCommand):
+            return command
+        raise TypeError(f"{self.verb} cannot plan {type(command).__name__}")
 
-    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
+    async def plan(self, command: UpgradeCommand, cluster: ClusterHandle) -> Plan:
         if isinstance(command, UpgradeClusterCommand):
             return await plan_cluster_upgrade(command, cluster)
-        return await self.node.plan(command, cluster)
-
-    def steps(self, plan: Plan, command: Command) -> list[Step]:
-        if isinstance(command, UpgradeClusterCommand):
-            return cluster_steps(plan, command)
-        return self.node.steps(plan, command)
+        return await plan_node_upgrade(command, cluster)
 
     def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
         if approved.target == "cluster":
             return None  # every fact counts: nodes behind, API server version, cordons
-        return self.node.drift(approved, fresh)
+        return node_upgrade_drift(approved, fresh)

@@ -6,27 +6,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from commands import UpgradeClusterCommand
 from playbooks.base import ClusterHandle, PlanError
 from playbooks.drain import snapshot
 from playbooks.etcd_backup import (
-    CopyOffHost,
-    SaveSnapshot,
-    VerifySnapshot,
+    CopyOffHostParams,
+    SaveSnapshotParams,
+    VerifySnapshotParams,
     no_snapshot_source,
     snapshot_source,
 )
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
-from playbooks.plan import Plan, PlannedStep
+from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection
 from playbooks.upgrade_plan import parse_version
 from playbooks.versions import Version, skew_problems
 
-# The step names: the rolling steps are defined with the playbook, which imports this module.
-UPGRADE_CONTROL_PLANES = "upgrade-control-planes"
-UPGRADE_WORKERS = "upgrade-workers"
+
+class UpgradeControlPlanesParams(StepParams):
+    step: Literal["upgrade-control-planes"] = "upgrade-control-planes"
+    nodes: list[str]  # in the inventory's order: the first one moves the API server
+    version: str
+    max_unavailable: int
+
+
+class UpgradeWorkersParams(StepParams):
+    step: Literal["upgrade-workers"] = "upgrade-workers"
+    nodes: list[str]
+    version: str
+    max_unavailable: int
 
 
 @dataclass(frozen=True)
@@ -144,7 +155,7 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
         cluster=seen.cluster,
         target="cluster",
         title=command.summary(),
-        steps=cluster_steps(seen, behind, command.max_unavailable),
+        steps=cluster_steps(seen, behind, command),
         facts={
             "api_server_version": str(api_server),
             "control_planes": behind.control_planes,
@@ -162,22 +173,23 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
 
 
 def cluster_steps(
-    seen: ClusterUpgradeSnapshot, behind: Behind, max_unavailable: int
+    seen: ClusterUpgradeSnapshot, behind: Behind, command: UpgradeClusterCommand
 ) -> list[PlannedStep]:
     cps, workers = behind.control_planes, behind.workers
+    version, room = command.to_version, command.max_unavailable
     return [
-        PlannedStep(
-            name=SaveSnapshot.name, title="etcd snapshot on a control plane (before anything else)"
+        PlannedStep.of(
+            SaveSnapshotParams(), "etcd snapshot on a control plane (before anything else)"
         ),
-        PlannedStep(name=VerifySnapshot.name, title="Verify the snapshot"),
-        PlannedStep(name=CopyOffHost.name, title=f"Copy it off the host to {seen.backup_dir}"),
-        PlannedStep(
-            name=UPGRADE_CONTROL_PLANES,
-            title=f"Upgrade control planes one at a time: {', '.join(cps) or 'none left'}",
+        PlannedStep.of(VerifySnapshotParams(), "Verify the snapshot"),
+        PlannedStep.of(CopyOffHostParams(), f"Copy it off the host to {seen.backup_dir}"),
+        PlannedStep.of(
+            UpgradeControlPlanesParams(nodes=cps, version=version, max_unavailable=room),
+            f"Upgrade control planes one at a time: {', '.join(cps) or 'none left'}",
         ),
-        PlannedStep(
-            name=UPGRADE_WORKERS,
-            title=f"Upgrade {len(workers)} worker(s), at most {max_unavailable} "
+        PlannedStep.of(
+            UpgradeWorkersParams(nodes=workers, version=version, max_unavailable=room),
+            f"Upgrade {len(workers)} worker(s), at most {room} "
             f"unschedulable at once: {', '.join(workers) or 'none left'}",
         ),
     ]

@@ -9,18 +9,19 @@ from typing import Any
 
 from commands import DrainCommand, UpgradeNodeCommand, format_duration
 from playbooks.base import ClusterHandle, PlanError
-from playbooks.drain import EvictPods, WaitUntilGone, drain_facts, snapshot
-from playbooks.health import HEALTH_TIMEOUT_S, HealthGate
+from playbooks.drain import EvictPodsParams, WaitUntilGoneParams, drain_facts, snapshot
+from playbooks.health import HEALTH_TIMEOUT_S, HealthGateParams, Healthy
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
-from playbooks.packages import UpgradeKubeadm, UpgradeKubelet
+from playbooks.packages import PackagesAt, UpgradeKubeadmParams, UpgradeKubeletParams
 from playbooks.plan import Plan, PlannedStep
 from playbooks.pods import DrainSelection, Pdb, eviction_preview
+from playbooks.remote import NodeRef
 from playbooks.upgrade_steps import (
-    CordonForUpgrade,
-    KubeadmUpgrade,
-    RestartKubelet,
-    UncordonIfItWas,
+    CordonForUpgradeParams,
+    KubeadmUpgradeParams,
+    RestartKubeletParams,
+    UncordonIfItWasParams,
 )
 from playbooks.versions import Version, skew_problems
 
@@ -50,8 +51,11 @@ async def observe_node_upgrade(node: str, cluster: ClusterHandle) -> NodeUpgrade
     return NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_server, selection, pdbs)
 
 
-async def plan_node_upgrade(command: UpgradeNodeCommand, cluster: ClusterHandle) -> Plan:
-    return decide_node_upgrade(command, await observe_node_upgrade(command.node, cluster))
+async def plan_node_upgrade(
+    command: UpgradeNodeCommand, cluster: ClusterHandle, *, cordoned_before: bool | None = None
+) -> Plan:
+    seen = await observe_node_upgrade(command.node, cluster)
+    return decide_node_upgrade(command, seen, cordoned_before=cordoned_before)
 
 
 def parse_version(text: str, what: str) -> Version:
@@ -78,41 +82,62 @@ def procedure(inventory: Inventory, nodes: list[NodeView], node: NodeView) -> tu
     return "control-plane", "apply" if order and order[0].name == node.name else "node"
 
 
-def step_titles(
-    node: NodeView, target: Version, *, kubeadm: str, manager: str, evict: int
-) -> list[tuple[str, str]]:
-    """The planned steps, by name, as the approvers read them."""
+def planned_steps(
+    node: NodeView,
+    target: Version,
+    *,
+    apply: bool,
+    manager: str,
+    evict: int,
+    was_unschedulable: bool,
+) -> list[PlannedStep]:
+    """The planned steps with their parameters, as the approvers read them."""
     held = ", held" if manager == "apt" else ""
     state = "cordoned already" if node.unschedulable else "schedulable now"
     kubeadm_title = (
         f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the API server)"
-        if kubeadm == "apply"
+        if apply
         else f"`kubeadm upgrade node` on {node.name}"
     )
-    drain_timeout = format_duration(DrainCommand(node=node.name).timeout)
+    drain = DrainCommand(node=node.name)
     uncordon = f"Uncordon {node.name}" + (
-        " (no: it was cordoned before)" if node.unschedulable else ""
+        " (no: it was cordoned before)" if was_unschedulable else ""
     )
     health = (
         f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
         f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)"
     )
+    at = PackagesAt(host=NodeRef(name=node.name), version=str(target))
+    name, version = node.name, str(target)
     # Drained first: the node is out of service before anything on it changes, and a failure
     # at any later step leaves it cordoned, its workloads safe elsewhere.
-    return [
-        (CordonForUpgrade.name, f"Drain: cordon {node.name} ({state})"),
-        (EvictPods.name, f"Drain: evict {evict} pod(s) through their PDBs"),
-        (WaitUntilGone.name, f"Drain: wait until they are gone (timeout {drain_timeout})"),
-        (UpgradeKubeadm.name, f"Upgrade the kubeadm package to {target.package} ({manager}{held})"),
-        (KubeadmUpgrade.name, kubeadm_title),
-        (UpgradeKubelet.name, f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})"),
+    steps = [
         (
-            RestartKubelet.name,
+            CordonForUpgradeParams(node=name, was_unschedulable=was_unschedulable),
+            f"Drain: cordon {name} ({state})",
+        ),
+        (EvictPodsParams.of(drain), f"Drain: evict {evict} pod(s) through their PDBs"),
+        (
+            WaitUntilGoneParams(node=name),
+            f"Drain: wait until they are gone (timeout {format_duration(drain.timeout)})",
+        ),
+        (
+            UpgradeKubeadmParams(at=at),
+            f"Upgrade the kubeadm package to {target.package} ({manager}{held})",
+        ),
+        (KubeadmUpgradeParams(node=name, version=version, apply=apply), kubeadm_title),
+        (
+            UpgradeKubeletParams(at=at),
+            f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})",
+        ),
+        (
+            RestartKubeletParams(node=name, version=version),
             "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)",
         ),
-        (UncordonIfItWas.name, uncordon),
-        (HealthGate.name, health),
+        (UncordonIfItWasParams(node=name), uncordon),
+        (HealthGateParams(expect=Healthy(node=name, kubelet_version=version)), health),
     ]
+    return [PlannedStep.of(params, title, touches=[f"node/{name}"]) for params, title in steps]
 
 
 def refuse_skew(
@@ -148,8 +173,13 @@ def refuse_pod_loss(node: str, selection: DrainSelection) -> None:
         )
 
 
-def decide_node_upgrade(command: UpgradeNodeCommand, seen: NodeUpgradeSnapshot) -> Plan:
-    """The plan to upgrade `command.node`, or a PlanError saying why not. Pure."""
+def decide_node_upgrade(
+    command: UpgradeNodeCommand, seen: NodeUpgradeSnapshot, *, cordoned_before: bool | None = None
+) -> Plan:
+    """The plan to upgrade `command.node`, or a PlanError saying why not. Pure.
+
+    `cordoned_before`: whether the node was cordoned before the job began, when the job (a
+    rolling upgrade) knows better than the snapshot; by default, as the snapshot shows it."""
     node = find_node(seen, command.node)
     target = parse_version(command.to_version, "the target version")
     kubelet = parse_version(node.kubelet_version, f"{node.name}'s kubelet version")
@@ -163,6 +193,7 @@ def decide_node_upgrade(command: UpgradeNodeCommand, seen: NodeUpgradeSnapshot) 
     nothing = refuse_skew(node.name, kubelet, target, api_server, kubeadm=kubeadm)
     if nothing is None:
         refuse_pod_loss(node.name, seen.drain)
+    was_unschedulable = node.unschedulable if cordoned_before is None else cordoned_before
     facts: dict[str, Any] = {
         **drain_facts(seen.drain, seen.pdbs),
         "node": node.name,
@@ -170,11 +201,15 @@ def decide_node_upgrade(command: UpgradeNodeCommand, seen: NodeUpgradeSnapshot) 
         "api_server_version": str(api_server),
         "role": role,
         "kubeadm": kubeadm,
-        "was_unschedulable": node.unschedulable,
+        "was_unschedulable": was_unschedulable,
     }
-    manager = seen.inventory.package_manager_of(node.name)
-    titles = step_titles(
-        node, target, kubeadm=kubeadm, manager=manager, evict=len(seen.drain.evict)
+    steps = planned_steps(
+        node,
+        target,
+        apply=kubeadm == "apply",
+        manager=seen.inventory.package_manager_of(node.name),
+        evict=len(seen.drain.evict),
+        was_unschedulable=was_unschedulable,
     )
     state = "cordoned already" if node.unschedulable else "schedulable now"
     return Plan(
@@ -182,10 +217,7 @@ def decide_node_upgrade(command: UpgradeNodeCommand, seen: NodeUpgradeSnapshot) 
         cluster=seen.cluster,
         target=node.name,
         title=command.summary(),
-        steps=[
-            PlannedStep(name=name, title=title, touches=[f"node/{node.name}"])
-            for name, title in titles
-        ],
+        steps=steps,
         facts=facts,
         preview=[
             f"{node.name} ({role}): kubelet {kubelet} → {target} · API server {api_server} · "

@@ -1,124 +1,156 @@
 """The steps of one node's upgrade that are its own (the drain and package steps live with
-drain and packages): `kubeadm upgrade apply|node`, the kubelet restart, uncordon-if-it-was.
+drain and packages): the cordon that remembers, `kubeadm upgrade apply|node`, the kubelet
+restart, uncordon-if-it-was.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from playbooks.base import Step, StepContext, StepResult
-from playbooks.cordon import SetSchedulable, read_node
+from playbooks.cordon import SchedulingChange, SetSchedulable, SetSchedulableParams, read_node
+from playbooks.plan import StepParams
 from playbooks.remote import NodeRef, Remote, RemoteCommand
 from playbooks.versions import Version
 
 
-class KubeadmUpgrade(Step):
+class CordonForUpgradeParams(StepParams):
+    step: Literal["cordon"] = "cordon"
+    node: str
+    # Whether the node was cordoned before this job began (as planned, or as a rolling
+    # upgrade found it before it touched the node): then this job leaves it cordoned.
+    was_unschedulable: bool
+
+
+class CordonForUpgrade(Step[CordonForUpgradeParams]):
+    """Cordon, remembering whether the node was schedulable before this job."""
+
+    name: ClassVar[str] = "cordon"
+    params_model: ClassVar[type[StepParams]] = CordonForUpgradeParams
+
+    @property
+    def cordon(self) -> SetSchedulable:
+        wanted = SetSchedulableParams(node=self.params.node, unschedulable=True)
+        return SetSchedulable(self.title, wanted)
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        return await self.cordon.run(ctx)
+
+    async def already_done(self, ctx: StepContext) -> StepResult | None:
+        node = await read_node(ctx.cluster, self.params.node)
+        if not node.unschedulable:
+            return None
+        # The job holds the node's lock: if it was schedulable before, we cordoned it.
+        was = self.params.was_unschedulable
+        return StepResult.done(
+            f"{node.name} was already cordoned before the restart",
+            SchedulingChange(changed=not was, was_unschedulable=was),
+        )
+
+    async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
+        return await self.cordon.compensate(ctx, result)
+
+
+class KubeadmUpgradeParams(StepParams):
+    step: Literal["kubeadm-upgrade"] = "kubeadm-upgrade"
+    node: str
+    version: str
+    # `kubeadm upgrade apply` on the first control plane; `kubeadm upgrade node` elsewhere.
+    apply: bool
+
+
+class KubeadmUpgrade(Step[KubeadmUpgradeParams]):
     """`kubeadm upgrade apply vX --yes` on the first control plane, `kubeadm upgrade node`
     elsewhere; both are safe to run again, so on resume only `apply` checks the API server."""
 
     name: ClassVar[str] = "kubeadm-upgrade"
-
-    def __init__(self, title: str, *, node: str, version: Version, apply: bool) -> None:
-        super().__init__(title)
-        self.node = node
-        self.version = version
-        self.apply = apply
+    params_model: ClassVar[type[StepParams]] = KubeadmUpgradeParams
 
     @property
     def command(self) -> RemoteCommand:
-        if self.apply:
-            return RemoteCommand.of("kubeadm", "upgrade", "apply", str(self.version), "--yes")
+        if self.params.apply:
+            return RemoteCommand.of("kubeadm", "upgrade", "apply", self.params.version, "--yes")
         return RemoteCommand.of("kubeadm", "upgrade", "node")
 
     async def run(self, ctx: StepContext) -> StepResult:
-        remote = await Remote.open(ctx, NodeRef(self.node))
+        remote = await Remote.open(ctx, NodeRef(name=self.params.node))
         ran = await remote.run_in_order([self.command])
         if isinstance(ran, StepResult):
             return ran
-        return StepResult(ok=True, summary=f"`{self.command.label}` done on {self.node}")
+        return StepResult(ok=True, summary=f"`{self.command.label}` done on {self.params.node}")
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
-        if not self.apply:
+        if not self.params.apply:
             return None
-        if Version.parse(await ctx.cluster.kube.server_version()) != self.version:
+        wanted = Version.parse(self.params.version)
+        if Version.parse(await ctx.cluster.kube.server_version()) != wanted:
             return None
-        return StepResult(ok=True, summary=f"the API server was already at {self.version}")
+        return StepResult(ok=True, summary=f"the API server was already at {wanted}")
 
 
-class CordonForUpgrade(SetSchedulable):
-    name: ClassVar[str] = "cordon"
-
-    async def already_done(self, ctx: StepContext) -> StepResult | None:
-        node = await read_node(ctx.cluster, self.node)
-        if not node.unschedulable:
-            return None
-        # The job holds the node's lock: if it was schedulable when planned, we cordoned it.
-        was = bool(ctx.plan.facts.get("was_unschedulable"))
-        return StepResult(
-            ok=True,
-            summary=f"{self.node} was already cordoned before the restart",
-            data={"changed": not was, "was_unschedulable": was},
-        )
+class RestartKubeletParams(StepParams):
+    step: Literal["restart-kubelet"] = "restart-kubelet"
+    node: str
+    version: str
 
 
-class RestartKubelet(Step):
+class RestartKubelet(Step[RestartKubeletParams]):
     name: ClassVar[str] = "restart-kubelet"
+    params_model: ClassVar[type[StepParams]] = RestartKubeletParams
     commands = (
         RemoteCommand.of("systemctl", "daemon-reload"),
         RemoteCommand.of("systemctl", "restart", "kubelet"),
     )
 
-    def __init__(self, title: str, *, node: str, version: Version) -> None:
-        super().__init__(title)
-        self.node = node
-        self.version = version
-
     async def run(self, ctx: StepContext) -> StepResult:
-        remote = await Remote.open(ctx, NodeRef(self.node))
+        remote = await Remote.open(ctx, NodeRef(name=self.params.node))
         ran = await remote.run_in_order(self.commands)
         if isinstance(ran, StepResult):
             return ran
-        return StepResult(ok=True, summary=f"kubelet restarted on {self.node}")
+        return StepResult(ok=True, summary=f"kubelet restarted on {self.params.node}")
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
-        node = await read_node(ctx.cluster, self.node)
-        if Version.parse(node.kubelet_version) != self.version:
+        node = await read_node(ctx.cluster, self.params.node)
+        wanted = Version.parse(self.params.version)
+        if Version.parse(node.kubelet_version) != wanted:
             return None
-        return StepResult(ok=True, summary=f"the kubelet already reported {self.version}")
+        return StepResult(ok=True, summary=f"the kubelet already reported {wanted}")
 
 
-class UncordonIfItWas(Step):
+class UncordonIfItWasParams(StepParams):
+    step: Literal["uncordon"] = "uncordon"
+    node: str
+
+
+class UncordonIfItWas(Step[UncordonIfItWasParams]):
     """Uncordon only a node that was schedulable before this job cordoned it."""
 
     name: ClassVar[str] = "uncordon"
-
-    def __init__(self, title: str, *, node: str) -> None:
-        super().__init__(title)
-        self.node = node
+    params_model: ClassVar[type[StepParams]] = UncordonIfItWasParams
 
     def _left_cordoned(self, ctx: StepContext) -> StepResult | None:
-        if ctx.results[CordonForUpgrade.name].data.get("was_unschedulable"):
+        if ctx.outcome(CordonForUpgrade.name, SchedulingChange).was_unschedulable:
             return StepResult(
-                ok=True, summary=f"{self.node} left cordoned: it was cordoned before this job"
+                ok=True,
+                summary=f"{self.params.node} left cordoned: it was cordoned before this job",
             )
         return None
 
     async def run(self, ctx: StepContext) -> StepResult:
+        node = self.params.node
         skipped = self._left_cordoned(ctx)
         if skipped:
             return skipped
-        after = await ctx.cluster.kube.set_unschedulable(self.node, False)
+        after = await ctx.cluster.kube.set_unschedulable(node, False)
         if after.unschedulable:
-            return StepResult(
-                ok=False, summary=f"the API accepted the patch but {self.node} is still cordoned"
-            )
-        return StepResult(ok=True, summary=f"{self.node} uncordoned")
+            return StepResult.failed(f"the API accepted the patch but {node} is still cordoned")
+        return StepResult(ok=True, summary=f"{node} uncordoned")
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
         skipped = self._left_cordoned(ctx)
         if skipped:
             return skipped
-        node = await read_node(ctx.cluster, self.node)
-        return (
-            None if node.unschedulable else StepResult(ok=True, summary=f"{self.node} uncordoned")
-        )
+        node = await read_node(ctx.cluster, self.params.node)
+        if node.unschedulable:
+            return None
+        return StepResult(ok=True, summary=f"{node.name} uncordoned")

@@ -13,6 +13,7 @@ from playbooks.kube import NodeView
 from playbooks.plan import Plan
 from playbooks.pods import DrainSelection
 from playbooks.upgrade_plan import NO_PODS, NodeUpgradeSnapshot, decide_node_upgrade
+from playbooks.upgrade_steps import CordonForUpgradeParams
 from tests.unit.cluster_snapshots import CLUSTER, INVENTORY, drain_of, node, pod
 
 
@@ -132,3 +133,18 @@ def test_the_preview_counts_the_pods_to_evict_and_dnf_nodes_are_not_held() -> No
     assert plan.steps[1].title == "Drain: evict 2 pod(s) through their PDBs"
     assert "(dnf)" in plan.steps[3].title and "held" not in plan.steps[3].title
     assert any("Evict 2 pod(s)" in line for line in plan.preview)
+
+
+def test_a_rolling_upgrade_that_cordoned_the_node_itself_plans_to_uncordon_it_after_a_restart() -> (
+    None
+):
+    # After a restart the node is found cordoned; the wave knows it was schedulable before.
+    nodes = [dataclasses.replace(n, unschedulable=n.name == "worker-1") for n in CLUSTER]
+    plan = decide_node_upgrade(
+        UpgradeNodeCommand(node="worker-1", to_version="v1.31.3"),
+        seen(nodes, api_server="v1.31.3"),
+        cordoned_before=False,
+    )
+    cordon = plan.steps[0].params
+    assert isinstance(cordon, CordonForUpgradeParams) and cordon.was_unschedulable is False
+    assert plan.steps[7].title == "Uncordon worker-1"
