@@ -1,24 +1,24 @@
 """The engine: runs an approved job's steps in order, checkpointing each one.
 
 Every transition is written to the store (and the audit log) before anything is said in chat.
-The first failed step halts the job; abort runs the compensation of the steps that finished.
+Every start passes the same gates (bot/gates.py, then drift against the live cluster): the
+first start, a retry, a resume after a restart. The first failed step halts the job; abort runs
+the compensation of the steps that finished.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from approvals import Freeze, Windows, drift, within
+from approvals import Freeze, Windows, drift
 from bot.audit import AuditLog
-from bot.chat import Card, Chat
+from bot.chat import Chat
 from bot.clusters import Clusters
-from bot.progress import TAIL_LINES, StepProgress
-from bot.render import failure_card, step_card
-from bot.store import Job, JobState, Store, utcnow
+from bot.gates import Gate, Stop, gate
+from bot.render import failure_card
+from bot.step_runner import JobThread, StepRunner
+from bot.store import Job, JobState, StepRecord, Store, utcnow
 from playbooks import (
     PLAYBOOKS,
     OperationError,
@@ -29,8 +29,6 @@ from playbooks import (
     StepResult,
     steps_of,
 )
-
-log = logging.getLogger(__name__)
 
 RootRefresher = Callable[[int], Awaitable[None]]
 
@@ -51,53 +49,79 @@ class Engine:
         self._active_freeze = active_freeze
         self._windows = windows
         self._audit = audit
-        self._chat = chat
         self._clusters = clusters
         self._refresh_root = refresh_root
+        self._thread = JobThread(store=store, chat=chat)
+        self._runner = StepRunner(store=store, audit=audit, chat=chat, thread=self._thread)
         self._cancel_requested: set[int] = set()
-        self._current: dict[int, tuple[asyncio.Task[StepResult], Step]] = {}
+
+    # Starting: the first start, a retry, a resume ------------------------------------------
 
     async def start(self, job_id: int) -> None:
-        """Run a freshly approved job: re-check the plan against the live cluster first."""
+        """Run an approved job: freshly approved, or approved again after a retry needed it."""
         if not self._store.transition(job_id, from_states=[JobState.APPROVED], to=JobState.RUNNING):
             return  # someone else started it (a double click, a retried delivery)
         job = self._store.job(job_id)
         self._audit.record_job("job.start", job, actor="system")
-        await self._begin(job)
+        await self._run_checked(job, retry=False)
 
     async def resume(self, job_id: int, *, actor: str, from_states: list[JobState]) -> bool:
-        """Resume (after a restart) or retry (after a failure) at the first unfinished step."""
+        """Resume (after a restart) or retry (after a failure) at the first unfinished step,
+        through the same gates as the first start. False when the job was not in `from_states`.
+
+        During a change freeze the job stays as it is, said in its thread; after its execution
+        window closed, or when the cluster drifted, it goes back for a fresh approval.
+        """
+        job = self._store.find_job(job_id)
+        if job is None or job.state not in from_states:
+            return False
+        stop = self._gate(job, retry=True)
+        if stop is not None and stop.stop is Stop.REFUSE:
+            self._audit.record_job("refusal", job, actor=actor, reason=stop.reason)
+            await self._thread.say(job, f"🧊 {stop.reason}")
+            return True
         if not self._store.transition(job_id, from_states=from_states, to=JobState.RUNNING):
             return False
         job = self._store.job(job_id)
         self._audit.record_job("job.resume", job, actor=actor)
-        steps = self._store.steps(job.id)
-        if all(step.state == "pending" for step in steps):
-            await self._begin(job)  # nothing ran yet: the pre-run checks still apply
-            return True
-        first = next((s.index for s in steps if s.state != "succeeded"), len(steps))
-        await self._refresh_root(job.id)
-        await self._run_from(job.id, first=first, check_done=True)
+        await self._run_checked(job, retry=True)
         return True
 
+    def _gate(self, job: Job, *, retry: bool) -> Gate | None:
+        return gate(
+            job,
+            now=utcnow(),
+            freeze=self._active_freeze(job.cluster),
+            started=_started(self._store.steps(job.id)),
+            retry=retry,
+        )
+
+    async def _run_checked(self, job: Job, *, retry: bool) -> None:
+        stop = self._gate(job, retry=retry)
+        if stop is None:
+            if _started(self._store.steps(job.id)):
+                await self._continue(job)
+            else:
+                await self._begin(job)
+        elif stop.stop is Stop.EXPIRE:
+            await self._finish(job, JobState.EXPIRED, stop.reason)
+        elif stop.stop is Stop.REAPPROVE:
+            await self._approve_again(job, Plan.model_validate(job.plan), stop.reason)
+        else:  # HALT, or a freeze that began between a retry's click and its start
+            await self._halt(job, stop.reason)
+
     async def _begin(self, job: Job) -> None:
-        """The checks before the first step: execution window, then drift against the live cluster."""
-        freeze = self._active_freeze(job.cluster)
-        if freeze is not None and not job.break_glass:
-            await self._halt(job, f"Change freeze `{freeze.name}` until {freeze.end:%Y-%m-%d %H:%M} UTC: "
-                                  "nothing was changed. Retry after it ends.")  # fmt: skip
-            return
-        if job.execution_deadline and not within(utcnow(), job.execution_deadline):
-            await self._finish(
-                job, JobState.EXPIRED, "The execution window closed before the job could start."
-            )
-            return
+        """Nothing ran yet: plan again from the live cluster and compare with what was approved."""
         try:
             fresh = await self._replan(job)
         except PlanError as error:
             # The cluster changed so that the request cannot be planned at all any more.
-            await self._finish(job, JobState.FAILED, "The cluster changed since approval: "
-                               f"{error.message} Request it again if it is still needed.")  # fmt: skip
+            await self._finish(
+                job,
+                JobState.FAILED,
+                f"The cluster changed since approval: {error.message} "
+                "Request it again if it is still needed.",
+            )
             return
         except OperationError as error:
             await self._halt(job, f"kubegate failed re-checking the plan before step 1: {error}")
@@ -106,19 +130,120 @@ class Engine:
             await self._finish(job, JobState.SUCCEEDED, f"Nothing done: {fresh.nothing_to_do}")
             return
         approved = Plan.model_validate(job.plan)
-        changes = PLAYBOOKS[job.verb].drift(approved, fresh)
-        if changes is None:
-            changes = drift(approved.facts, fresh.facts)
+        changes = self._drift(job, approved, fresh)
         if changes:
-            await self._ask_again(job, fresh, changes)
+            await self._approve_again(job, fresh, _changed(changes), changes=changes)
             return
-        plan = Plan.model_validate(job.plan)
-        self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
+        self._store.add_steps(job.id, [(s.name, s.title) for s in approved.steps])
         await self._refresh_root(job.id)
         await self._run_from(job.id, first=0)
 
+    async def _continue(self, job: Job) -> None:
+        """Some steps ran: re-check only what bears on the steps left (the playbook says what),
+        then go on at the first unfinished step, first checking whether it already took effect.
+        """
+        records = self._store.steps(job.id)
+        first = _first_unfinished(records)
+        approved = Plan.model_validate(job.plan)
+        finished = frozenset(r.name for r in records if r.state == "succeeded")
+        try:
+            cluster = await self._clusters.handle(job.cluster)
+            facts = await PLAYBOOKS[job.verb].facts_for_remaining(
+                approved, cluster, finished=finished
+            )
+        except PlanError as error:
+            await self._halt(job, f"The cluster changed since approval: {error.message}")
+            return
+        except OperationError as error:
+            await self._halt(
+                job, f"kubegate failed re-checking the plan before step {first + 1}: {error}"
+            )
+            return
+        fresh = approved.model_copy(update={"facts": facts})
+        changes = self._drift(job, approved, fresh)
+        if changes:
+            await self._approve_again(job, fresh, _changed(changes), changes=changes)
+            return
+        await self._refresh_root(job.id)
+        await self._run_from(job.id, first=first, check_done=True)
+
+    def _drift(self, job: Job, approved: Plan, fresh: Plan) -> list[str]:
+        changes = PLAYBOOKS[job.verb].drift(approved, fresh)
+        return drift(approved.facts, fresh.facts) if changes is None else changes
+
+    async def _approve_again(
+        self, job: Job, plan: Plan, reason: str, *, changes: list[str] | None = None
+    ) -> None:
+        """The job needs a fresh approval: the plan gets a new revision (so its digest, which
+        votes bind to, changes and earlier votes no longer count) and a new approval window."""
+        renewed = plan.model_copy(update={"revision": plan.revision + 1})
+        if job.approvals_needed == 0:
+            await self._renew_without_votes(job, renewed, reason)
+            return
+        self._store.transition(
+            job.id,
+            from_states=[JobState.RUNNING],
+            to=JobState.PENDING_APPROVAL,
+            plan=renewed.model_dump(mode="json"),
+            plan_digest=renewed.digest,
+            approval_deadline=utcnow() + self._windows.approval,
+            approved_at=None,
+            execution_deadline=None,
+            outcome=f"{reason} Fresh approval needed.",
+        )
+        action = "plan.drift" if changes else "approval.renewal"
+        self._audit.record_job(
+            action,
+            job,
+            actor="system",
+            reason=reason,
+            changes=changes or [],
+            plan_digest=renewed.digest,
+        )
+        await self._refresh_root(job.id)
+        if _started(self._store.steps(job.id)):
+            await self._thread.say(job, f"🔁 {reason} Approve it again in the message above.")
+
+    async def _renew_without_votes(self, job: Job, plan: Plan, reason: str) -> None:
+        """No vote is needed for this job (policy, or break-glass): the person who retried it
+        decides, so the gates passed, it runs on under a new execution window."""
+        now = utcnow()
+        self._store.transition(
+            job.id,
+            from_states=[JobState.RUNNING],
+            to=JobState.RUNNING,
+            plan=plan.model_dump(mode="json"),
+            plan_digest=plan.digest,
+            approved_at=now,
+            execution_deadline=now + self._windows.execution,
+        )
+        job = self._store.job(job.id)
+        self._audit.record_job(
+            "approval.renewal",
+            job,
+            actor="system",
+            reason=reason,
+            approvals_needed=0,
+            plan_digest=plan.digest,
+        )
+        records = self._store.steps(job.id)
+        if not _started(records):
+            self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
+        await self._refresh_root(job.id)
+        await self._run_from(job.id, first=_first_unfinished(records), check_done=True)
+
+    # Undoing --------------------------------------------------------------------------------
+
     async def abort(self, job_id: int, *, actor: str, from_states: list[JobState]) -> bool:
-        """Undo what finished steps changed, newest first, then end the job as CANCELLED."""
+        """Undo what finished steps changed, newest first, then end the job as CANCELLED.
+
+        Abort passes no freeze, execution-window or approval gate, by decision: it only puts
+        back the state from before this job. A freeze is there to stop new changes, not to keep
+        a half-done one (a cordoned node, a half-drained one) in place until it ends; each
+        compensation acts on the live state and leaves alone what someone else changed since
+        (so drift cannot make an undo do harm); and only the people responsible for the job
+        (its requester, its approvers) may abort it, each use audited.
+        """
         if not self._store.transition(job_id, from_states=from_states, to=JobState.RUNNING):
             return False
         job = self._store.job(job_id)
@@ -130,9 +255,7 @@ class Engine:
         """Stop a running job at its next safe point, then compensate. A step that is safe to
         stop midway (its remote command is ended) is stopped at once; others run to their end."""
         self._cancel_requested.add(job_id)
-        work, step = self._current.get(job_id, (None, None))
-        if work is not None and step is not None and step.stoppable:
-            work.cancel()
+        self._runner.stop(job_id)
 
     async def _compensate_and_cancel(self, job: Job, why: str) -> None:
         ctx = await self._context(job)
@@ -156,6 +279,8 @@ class Engine:
             f"{why} " + ("; ".join(undone) if undone else "Nothing to undo."),
         )
 
+    # Running --------------------------------------------------------------------------------
+
     async def _run_from(self, job_id: int, *, first: int, check_done: bool = False) -> None:
         job = self._store.job(job_id)
         ctx = await self._context(job)
@@ -171,14 +296,10 @@ class Engine:
                 self._cancel_requested.discard(job.id)
                 await self._compensate_and_cancel(job, f"Cancelled before step {index + 1}.")
                 return
-            result = await self._run_step(job, ctx, index, check_done=check_done and index == first)
-            if not result.ok and job.id in self._cancel_requested:
-                self._cancel_requested.discard(job.id)
-                await self._compensate_and_cancel(job, f"Cancelled during step {index + 1}.")
-                return
+            check = check_done and index == first
+            result = await self._runner.run(job, ctx, steps[index], index, check_done=check)
             if not result.ok:
-                self._cancel_requested.discard(job.id)
-                await self._halt(job, f"kubegate failed at step {index + 1}: {result.summary}")
+                await self._stop_after_failure(job, index, result)
                 return
         self._cancel_requested.discard(job.id)
         took = time.monotonic() - started
@@ -186,134 +307,27 @@ class Engine:
             job, JobState.SUCCEEDED, f"All {len(steps)} step(s) done in {took:.1f} s."
         )
 
-    async def _run_step(
-        self, job: Job, ctx: StepContext, index: int, *, check_done: bool
-    ) -> StepResult:
-        step = self._playbook_steps(job)[index]
-        total = len(ctx.plan.steps)
-        self._store.step_started(job.id, index)
-        self._audit.record_job("step.start", job, actor="system", step=index + 1, name=step.title)
-        reply_ts = await self._post(job, step_card(self._store.steps(job.id)[index], total=total))
-        progress = StepProgress(show=lambda tail: self._show_progress(job, reply_ts, index, total, tail),
-                                redactor=self._audit.redactor)  # fmt: skip
-        ctx.progress = progress.line
-        ctx.partial = dict(self._store.steps(job.id)[index].data)
-        ctx.checkpoint = lambda data: self._store.step_checkpoint(
-            job.id, index, self._audit.redactor.scrub(data)
-        )
-        work = asyncio.create_task(self._attempt(job, step, ctx, index, check_done=check_done))
-        self._current[job.id] = (work, step)
-        try:
-            result = await work
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # kubegate itself is stopping
-            result = StepResult(
-                ok=False, summary="stopped midway by a cancel", data={"cancelled": True}
-            )
-        finally:
-            self._current.pop(job.id, None)
-        result = self._masked(result)
-        self._store.step_finished(
-            job.id,
-            index,
-            ok=result.ok,
-            summary=result.summary,
-            output=result.output,
-            data=result.data,
-        )
-        ctx.results[step.name] = result
-        self._audit.record_job(
-            "step.finish",
-            job,
-            actor="system",
-            step=index + 1,
-            name=step.title,
-            ok=result.ok,
-            summary=result.summary,
-            output_sha256=hashlib.sha256(result.output.encode()).hexdigest(),
-            result=result.data,
-        )
-        record = self._store.steps(job.id)[index]
-        if reply_ts:
-            await self._chat.update(job.channel, reply_ts, step_card(record, total=total))
-            root_ts = self._root_ts(job)
-            if result.output.count("\n") >= TAIL_LINES and root_ts:
-                await self._chat.upload(job.channel, root_ts, title=f"job-{job.id} step {index + 1} output",
-                                        content=result.output)  # fmt: skip
-        return result
-
-    async def _attempt(
-        self, job: Job, step: Step, ctx: StepContext, index: int, *, check_done: bool
-    ) -> StepResult:
-        try:
-            return (await step.already_done(ctx) if check_done else None) or await step.run(ctx)
-        except OperationError as error:
-            return StepResult(ok=False, summary=str(error))
-        except Exception as error:  # ours: log with context, show a sentence, never a traceback
-            log.exception("job %s step %s (%s) crashed", job.id, index + 1, step.title)
-            return StepResult(
-                ok=False, summary=f"internal error ({type(error).__name__}); see kubegate's log"
-            )
-
-    async def _show_progress(
-        self, job: Job, reply_ts: str | None, index: int, total: int, tail: str
-    ) -> None:
-        if reply_ts:
-            record = self._store.steps(job.id)[index]
-            card = step_card(record, total=total)
-            await self._chat.update(
-                job.channel, reply_ts, Card(card.headline, [*card.sections, f"```{tail}```"])
-            )
-
-    def _masked(self, result: StepResult) -> StepResult:
-        """Whatever a step returns passes the redactor before it is stored, audited or posted."""
-        redactor = self._audit.redactor
-        return StepResult(ok=result.ok, summary=redactor.text(result.summary),
-                          output=redactor.text(result.output), data=redactor.scrub(result.data))  # fmt: skip
+    async def _stop_after_failure(self, job: Job, index: int, result: StepResult) -> None:
+        """A step failed: a cancel asked for meanwhile undoes the job, otherwise it halts."""
+        if job.id in self._cancel_requested:
+            self._cancel_requested.discard(job.id)
+            await self._compensate_and_cancel(job, f"Cancelled during step {index + 1}.")
+            return
+        await self._halt(job, f"kubegate failed at step {index + 1}: {result.summary}")
 
     async def _halt(self, job: Job, reason: str) -> None:
         """The first failure stops the job; the thread offers Retry and Abort."""
         await self._finish(job, JobState.FAILED, reason)
         label = PLAYBOOKS[job.verb].abort_label
-        await self._post(job, failure_card(self._store.job(job.id), reason, abort_label=label))
+        await self._thread.post(
+            job, failure_card(self._store.job(job.id), reason, abort_label=label)
+        )
 
     async def _finish(self, job: Job, state: JobState, outcome: str) -> None:
         self._store.transition(
             job.id, from_states=[JobState.RUNNING], to=state, finished_at=utcnow(), outcome=outcome
         )
-        self._audit.record_job(
-            "job.end",
-            job,
-            actor="system",
-            state=state.value,
-            outcome=outcome,
-        )
-        await self._refresh_root(job.id)
-
-    async def _ask_again(self, job: Job, fresh: Plan, changes: list[str]) -> None:
-        """The cluster moved since approval: the old votes no longer count."""
-        self._store.transition(
-            job.id,
-            from_states=[JobState.RUNNING],
-            to=JobState.PENDING_APPROVAL,
-            plan=fresh.model_dump(mode="json"),
-            plan_digest=fresh.digest,
-            approval_deadline=utcnow() + self._windows.approval,
-            approved_at=None,
-            execution_deadline=None,
-            outcome="The cluster changed since approval: "
-            + "; ".join(changes)
-            + ". Fresh approval needed.",
-        )
-        self._audit.record_job(
-            "plan.drift",
-            job,
-            actor="system",
-            changes=changes,
-            plan_digest=fresh.digest,
-        )
+        self._audit.record_job("job.end", job, actor="system", state=state.value, outcome=outcome)
         await self._refresh_root(job.id)
 
     async def _replan(self, job: Job) -> Plan:
@@ -322,26 +336,31 @@ class Engine:
 
     async def _context(self, job: Job) -> StepContext:
         cluster = await self._clusters.handle(job.cluster)
-        plan = Plan.model_validate(job.plan)
 
         async def say(text: str) -> None:
-            await self._post_text(job, text)
+            await self._thread.say(job, text)
 
-        return StepContext(cluster=cluster, plan=plan, job_id=job.id, results={}, say=say,
-                           secret=self._audit.redactor.register)  # fmt: skip
+        return StepContext(
+            cluster=cluster,
+            plan=Plan.model_validate(job.plan),
+            job_id=job.id,
+            results={},
+            say=say,
+            secret=self._audit.redactor.register,
+        )
 
     def _playbook_steps(self, job: Job) -> list[Step]:
         return steps_of(PLAYBOOKS[job.verb], Plan.model_validate(job.plan), job.command)
 
-    async def _post(self, job: Job, card: Card) -> str | None:
-        root_ts = self._root_ts(job)
-        if not root_ts:
-            return None
-        return await self._chat.post(job.channel, card, thread_ts=root_ts)
 
-    def _root_ts(self, job: Job) -> str | None:
-        # Read afresh: a click can reach us before the root message's ts was stored.
-        return job.root_ts or self._store.job(job.id).root_ts
+def _started(records: list[StepRecord]) -> bool:
+    """Some step of the job already ran (or began to): a retry goes on where it stopped."""
+    return any(record.state != "pending" for record in records)
 
-    async def _post_text(self, job: Job, text: str) -> None:
-        await self._post(job, Card(headline=text))
+
+def _first_unfinished(records: list[StepRecord]) -> int:
+    return next((r.index for r in records if r.state != "succeeded"), len(records))
+
+
+def _changed(changes: list[str]) -> str:
+    return "The cluster changed since approval: " + "; ".join(changes) + "."

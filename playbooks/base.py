@@ -239,6 +239,19 @@ class Playbook(ABC, Generic[CommandT]):
         """What changed that bears on risk; None: compare all the facts for equality."""
         return None
 
+    async def facts_for_remaining(
+        self, approved: Plan, cluster: ClusterHandle, *, finished: frozenset[str]
+    ) -> dict[str, Any]:
+        """For a job that already ran some steps (a retry, a resume): the plan's facts as they
+        are now, for what bears on the steps still to run; `drift` then compares them.
+
+        Not a fresh plan: a half-done job's own changes (a node it cordoned, pods it evicted)
+        are not drift, and planning again could refuse because of them. The default: nothing
+        left depends on a fact the approvers saw (each step re-reads what it acts on and checks
+        whether it already took effect), so the approved facts stand.
+        """
+        return approved.facts
+
 
 def steps_of(playbook: Playbook[Any], plan: Plan, command: Command) -> list[Step]:
     """The steps the engine runs for a stored plan: built by name from their parameters.

@@ -106,8 +106,12 @@ class SetSchedulable(Step[SetSchedulableParams]):
     async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
         if not result.outcome(SchedulingChange).changed:
             return None
-        await ctx.cluster.kube.set_unschedulable(self.node, not self.unschedulable)
         again = "uncordoned" if self.unschedulable else "cordoned"
+        # The live state decides: if someone already put it back, there is nothing to undo.
+        node = await read_node(ctx.cluster, self.node)
+        if node.unschedulable != self.unschedulable:
+            return f"{self.node} was already {again} by someone else; left as it is"
+        await ctx.cluster.kube.set_unschedulable(self.node, not self.unschedulable)
         return f"{self.node} {again} again, as it was before"
 
 

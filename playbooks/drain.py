@@ -120,6 +120,20 @@ class Evictions(StepOutcome):
     evicted: list[EvictedPod]
 
 
+def facts_mid_drain(approved: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The facts that bear on the evictions still to do of a drain that already began.
+
+    New pods that need --force/--delete-emptydir-data and PDBs newly guarding the node's pods
+    count as at the start; less headroom of a PDB approvers saw does not: this drain's own
+    evictions use it up, and the Eviction API keeps to it whatever it is.
+    """
+    headroom = dict(now.get("pdb_headroom", {}))
+    for key, allowed in approved.get("pdb_headroom", {}).items():
+        if key in headroom:
+            headroom[key] = allowed
+    return {**now, "pdb_headroom": headroom}
+
+
 class EvictPods(Step[EvictPodsParams]):
     name: ClassVar[str] = "evict-pods"
     params_model: ClassVar[type[StepParams]] = EvictPodsParams
@@ -249,3 +263,12 @@ class DrainPlaybook(Playbook[DrainCommand]):
 
     def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
         return drain_drift(approved.facts, fresh.facts)
+
+    async def facts_for_remaining(
+        self, approved: Plan, cluster: ClusterHandle, *, finished: frozenset[str]
+    ) -> dict[str, Any]:
+        # Once the pods are evicted, waiting for them to go depends on nothing approvers saw.
+        if EvictPods.name in finished:
+            return approved.facts
+        seen = await observe_drain(cluster, approved.target)
+        return facts_mid_drain(approved.facts, drain_facts(seen.selection, seen.pdbs))

@@ -153,9 +153,11 @@ class KubeApi:
         # which not every server or proxy in front of one routes.
         client = self._api_client
         request = await client.param_serialize(
-            method="GET", resource_path="/version", header_params={"Accept": "application/json"},
+            method="GET",
+            resource_path="/version",
+            header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
-        )  # fmt: skip
+        )
         response = await client.call_api(*request)
         await response.read()
         types = {"200": "VersionInfo"}
@@ -255,8 +257,11 @@ async def _json_answer(response: aiohttp.ClientResponse, doing: str) -> Obj:
         response.release()
     if response.status >= 400:
         reason = f"{response.status} {response.reason or ''}".strip()
-        raise KubeError(f"the Kubernetes API answered {reason} while {doing}", status=response.status,
-                        body=body.decode(errors="replace"))  # fmt: skip
+        raise KubeError(
+            f"the Kubernetes API answered {reason} while {doing}",
+            status=response.status,
+            body=body.decode(errors="replace"),
+        )
     answer: Obj = json.loads(body) if body else {}
     return answer
 

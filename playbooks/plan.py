@@ -95,11 +95,14 @@ class Plan(BaseModel):
     # Set when the cluster is already as asked: reported, not repeated.
     nothing_to_do: str | None = None
     locks: list[str] = Field(default_factory=list)
+    # Raised each time the plan goes back for approval (drift, a closed execution window). Votes
+    # bind to the digest, so a vote given for an earlier revision never counts for this one.
+    revision: int = 0
 
     @property
     def digest(self) -> str:
         bound = self.model_dump(
-            mode="json", include={"verb", "cluster", "target", "steps", "facts"}
+            mode="json", include={"verb", "cluster", "target", "steps", "facts", "revision"}
         )
         return hashlib.sha256(canonical_json(bound).encode()).hexdigest()
 

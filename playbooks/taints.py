@@ -4,6 +4,7 @@ with the resourceVersion read, re-trying on a 409 (someone else wrote in between
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from commands import TaintCommand, UntaintCommand
@@ -16,6 +17,7 @@ from playbooks.base import (
     StepResult,
 )
 from playbooks.cordon import read_node
+from playbooks.errors import OperationError
 from playbooks.kube import KubeError, NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams
 
@@ -70,11 +72,31 @@ class EditTaintsParams(StepParams):
             )
         return cls(node=command.node, remove=True, key=command.key, effect=command.effect)
 
+    def _same_slot(self, taint: Taint) -> bool:
+        """The taint is one this change is about: its key, and its effect when one is given."""
+        return taint.get("key") == self.key and self.effect in (None, taint.get("effect"))
+
     def change(self, taints: list[Taint]) -> list[Taint]:
         if self.remove:
             return without_taint(taints, key=self.key, effect=self.effect)
         assert self.effect is not None, "a taint to add always has an effect"
         return with_taint(taints, key=self.key, value=self.value, effect=self.effect)
+
+    def undo(self, taints: list[Taint], *, before: list[Taint]) -> list[Taint]:
+        """This change taken back from the node's current taints, from the list it was applied
+        to; what someone else changed since is left alone."""
+        then = [t for t in before if self._same_slot(t)]
+        if self.remove:
+            back = [t for t in then if not any(_same_key_effect(t, now) for now in taints)]
+            return [*taints, *back]
+        ours = self.change([])[0]
+        if not any(t == ours for t in taints):
+            return taints  # our taint is gone or re-valued by someone else: not ours to undo
+        return [*(t for t in taints if not self._same_slot(t)), *then]
+
+
+def _same_key_effect(one: Taint, other: Taint) -> bool:
+    return one.get("key") == other.get("key") and one.get("effect") == other.get("effect")
 
 
 class TaintChange(StepOutcome):
@@ -82,6 +104,30 @@ class TaintChange(StepOutcome):
 
     before: list[dict[str, Any]]
     changed: bool = False
+
+
+async def write_taints(
+    ctx: StepContext, node_name: str, change: Callable[[list[Taint]], list[Taint]]
+) -> tuple[list[Taint], NodeView] | None:
+    """Apply `change` to the node's taints as read, with the resourceVersion read; on a 409
+    (someone wrote in between) read again and re-apply. The taints before and the node after
+    (unchanged when there was nothing to do); None when it kept conflicting."""
+    for _ in range(CONFLICT_RETRIES):
+        node = await read_node(ctx.cluster, node_name)
+        before = [dict(t) for t in node.taints]
+        after = change(before)
+        if after == before:
+            return before, node
+        try:
+            patched = await ctx.cluster.kube.set_taints(
+                node.name, after, resource_version=node.resource_version
+            )
+        except KubeError as error:
+            if error.status == 409:
+                continue  # the node changed under us: read again
+            raise
+        return before, patched
+    return None
 
 
 class EditTaints(Step[EditTaintsParams]):
@@ -104,39 +150,37 @@ class EditTaints(Step[EditTaintsParams]):
         super().__init__(title, params)
 
     async def run(self, ctx: StepContext) -> StepResult:
-        for _ in range(CONFLICT_RETRIES):
-            node = await read_node(ctx.cluster, self.params.node)
-            before = [dict(t) for t in node.taints]
-            after = self.params.change(before)
-            if after == before:
-                return StepResult.done(
-                    "taints already as asked; nothing changed", TaintChange(before=before)
-                )
-            try:
-                patched = await ctx.cluster.kube.set_taints(
-                    node.name, after, resource_version=node.resource_version
-                )
-            except KubeError as error:
-                if error.status == 409:
-                    continue  # the node changed under us: read again
-                raise
-            shown = ", ".join(taint_text(t) for t in patched.taints) or "none"
-            return StepResult.done(
-                f"taints of {node.name} now: {shown}", TaintChange(before=before, changed=True)
+        written = await write_taints(ctx, self.params.node, self.params.change)
+        if written is None:
+            return StepResult.failed(
+                f"{self.params.node} kept changing; gave up after {CONFLICT_RETRIES} conflicts"
             )
-        return StepResult.failed(
-            f"{self.params.node} kept changing; gave up after {CONFLICT_RETRIES} conflicts"
+        before, node = written
+        if self.params.change(before) == before:
+            return StepResult.done(
+                "taints already as asked; nothing changed", TaintChange(before=before)
+            )
+        shown = ", ".join(taint_text(t) for t in node.taints) or "none"
+        return StepResult.done(
+            f"taints of {node.name} now: {shown}", TaintChange(before=before, changed=True)
         )
 
     async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
         change = result.outcome(TaintChange)
         if not change.changed:
             return None
-        node = await read_node(ctx.cluster, self.params.node)
-        await ctx.cluster.kube.set_taints(
-            node.name, change.before, resource_version=node.resource_version
+        node = self.params.node
+        written = await write_taints(
+            ctx, node, lambda taints: self.params.undo(taints, before=change.before)
         )
-        return f"taints of {node.name} restored"
+        if written is None:
+            raise OperationError(
+                f"{node} kept changing; gave up after {CONFLICT_RETRIES} conflicts"
+            )
+        taints, _ = written
+        if self.params.undo(taints, before=change.before) == taints:
+            return f"taints of {node} left as they are: someone else changed them since"
+        return f"taints of {node} restored"
 
 
 def decide_taints(

@@ -9,8 +9,16 @@ from playbooks.pods import eviction_preview, pdb_view, pod_view, select_for_drai
 from playbooks.taints import with_taint, without_taint
 
 
-def pod(name: str, *, ns: str = "shop", owner: tuple[str, str] | None = None, labels: dict[str, str] | None = None,
-        empty_dir: bool = False, mirror: bool = False, phase: str = "Running") -> dict[str, Any]:  # fmt: skip
+def pod(
+    name: str,
+    *,
+    ns: str = "shop",
+    owner: tuple[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    empty_dir: bool = False,
+    mirror: bool = False,
+    phase: str = "Running",
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "name": name,
         "namespace": ns,
@@ -47,8 +55,11 @@ NODE_PODS = [
     pod("debug", ns="default"),
     pod("job-done", ns="default", phase="Succeeded"),
 ]
-WEB_PDB = {"metadata": {"name": "web", "namespace": "shop"},
-           "spec": {"selector": {"matchLabels": {"app": "web"}}}, "status": {"disruptionsAllowed": 1}}  # fmt: skip
+WEB_PDB = {
+    "metadata": {"name": "web", "namespace": "shop"},
+    "spec": {"selector": {"matchLabels": {"app": "web"}}},
+    "status": {"disruptionsAllowed": 1},
+}
 
 
 def test_daemonset_and_mirror_pods_are_skipped_and_the_rest_evicted() -> None:
