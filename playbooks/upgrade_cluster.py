@@ -5,13 +5,13 @@ playbooks/upgrade_cluster_plan.py. `upgrade <node>` shares the verb: one playboo
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from commands import Command, UpgradeClusterCommand, UpgradeNodeCommand
 from playbooks.base import ClusterHandle, Playbook, Step, StepContext, StepResult
 from playbooks.plan import Plan, StepParams
 from playbooks.rolling import roll
-from playbooks.upgrade import node_upgrade_drift
+from playbooks.upgrade import node_facts_for_remaining, node_upgrade_drift
 from playbooks.upgrade_cluster_plan import (
     UpgradeControlPlanesParams,
     UpgradeWorkersParams,
@@ -63,3 +63,12 @@ class UpgradeAnyPlaybook(Playbook[UpgradeCommand]):
         if approved.target == "cluster":
             return None  # every fact counts: nodes behind, API server version, cordons
         return node_upgrade_drift(approved, fresh)
+
+    async def facts_for_remaining(
+        self, approved: Plan, cluster: ClusterHandle, *, finished: frozenset[str]
+    ) -> dict[str, Any]:
+        if approved.target == "cluster":
+            # Each node's upgrade is planned afresh when the rollout reaches it (and refuses
+            # there what it must); the nodes approvers saw are the ones it takes.
+            return approved.facts
+        return await node_facts_for_remaining(approved, cluster, finished=finished)

@@ -14,7 +14,7 @@ from playbooks.health import HEALTH_TIMEOUT_S, HealthGateParams, Healthy
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.packages import PackagesAt, UpgradeKubeadmParams, UpgradeKubeletParams
-from playbooks.plan import Plan, PlannedStep
+from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection, Pdb, eviction_preview
 from playbooks.remote import NodeRef
 from playbooks.upgrade_steps import (
@@ -92,52 +92,63 @@ def planned_steps(
     was_unschedulable: bool,
 ) -> list[PlannedStep]:
     """The planned steps with their parameters, as the approvers read them."""
-    held = ", held" if manager == "apt" else ""
-    state = "cordoned already" if node.unschedulable else "schedulable now"
-    kubeadm_title = (
-        f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the API server)"
-        if apply
-        else f"`kubeadm upgrade node` on {node.name}"
-    )
-    drain = DrainCommand(node=node.name)
-    uncordon = f"Uncordon {node.name}" + (
-        " (no: it was cordoned before)" if was_unschedulable else ""
-    )
-    health = (
-        f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
-        f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)"
-    )
-    at = PackagesAt(host=NodeRef(name=node.name), version=str(target))
     name, version = node.name, str(target)
+    at = PackagesAt(host=NodeRef(name=name), version=version)
+    titles = step_titles(
+        node, target, apply=apply, manager=manager, evict=evict, was_unschedulable=was_unschedulable
+    )
+    cordon = CordonForUpgradeParams(
+        node=name,
+        was_unschedulable=was_unschedulable,
+        from_version=node.kubelet_version,
+        to_version=version,
+    )
     # Drained first: the node is out of service before anything on it changes, and a failure
     # at any later step leaves it cordoned, its workloads safe elsewhere.
-    steps = [
-        (
-            CordonForUpgradeParams(node=name, was_unschedulable=was_unschedulable),
-            f"Drain: cordon {name} ({state})",
-        ),
-        (EvictPodsParams.of(drain), f"Drain: evict {evict} pod(s) through their PDBs"),
-        (
-            WaitUntilGoneParams(node=name),
-            f"Drain: wait until they are gone (timeout {format_duration(drain.timeout)})",
-        ),
-        (
-            UpgradeKubeadmParams(at=at),
-            f"Upgrade the kubeadm package to {target.package} ({manager}{held})",
-        ),
-        (KubeadmUpgradeParams(node=name, version=version, apply=apply), kubeadm_title),
-        (
-            UpgradeKubeletParams(at=at),
-            f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})",
-        ),
-        (
-            RestartKubeletParams(node=name, version=version),
-            "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)",
-        ),
-        (UncordonIfItWasParams(node=name), uncordon),
-        (HealthGateParams(expect=Healthy(node=name, kubelet_version=version)), health),
+    params: list[StepParams] = [
+        cordon,
+        EvictPodsParams.of(DrainCommand(node=name)),
+        WaitUntilGoneParams(node=name),
+        UpgradeKubeadmParams(at=at),
+        KubeadmUpgradeParams(node=name, version=version, apply=apply),
+        UpgradeKubeletParams(at=at),
+        RestartKubeletParams(node=name, version=version),
+        UncordonIfItWasParams(node=name),
+        HealthGateParams(expect=Healthy(node=name, kubelet_version=version)),
     ]
-    return [PlannedStep.of(params, title, touches=[f"node/{name}"]) for params, title in steps]
+    return [
+        PlannedStep.of(each, title, touches=[f"node/{name}"])
+        for each, title in zip(params, titles, strict=True)
+    ]
+
+
+def step_titles(
+    node: NodeView,
+    target: Version,
+    *,
+    apply: bool,
+    manager: str,
+    evict: int,
+    was_unschedulable: bool,
+) -> list[str]:
+    """The nine steps' titles, in order, as the approvers read them."""
+    held = ", held" if manager == "apt" else ""
+    state = "cordoned already" if node.unschedulable else "schedulable now"
+    timeout = format_duration(DrainCommand(node=node.name).timeout)
+    return [
+        f"Drain: cordon {node.name} ({state})",
+        f"Drain: evict {evict} pod(s) through their PDBs",
+        f"Drain: wait until they are gone (timeout {timeout})",
+        f"Upgrade the kubeadm package to {target.package} ({manager}{held})",
+        f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the API server)"
+        if apply
+        else f"`kubeadm upgrade node` on {node.name}",
+        f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})",
+        "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)",
+        f"Uncordon {node.name}" + (" (no: it was cordoned before)" if was_unschedulable else ""),
+        f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
+        f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
+    ]
 
 
 def refuse_skew(

@@ -9,6 +9,8 @@ from typing import ClassVar, Literal
 
 from playbooks.base import Step, StepContext, StepResult
 from playbooks.cordon import SchedulingChange, SetSchedulable, SetSchedulableParams, read_node
+from playbooks.errors import OperationError
+from playbooks.packages import UpgradeKubeadm, UpgradeKubelet, reported_version
 from playbooks.plan import StepParams
 from playbooks.remote import NodeRef, Remote, RemoteCommand
 from playbooks.versions import Version
@@ -20,6 +22,10 @@ class CordonForUpgradeParams(StepParams):
     # Whether the node was cordoned before this job began (as planned, or as a rolling
     # upgrade found it before it touched the node): then this job leaves it cordoned.
     was_unschedulable: bool
+    # The kubelet's version before the upgrade: an abort leaves the node cordoned once its
+    # kubeadm or kubelet package has moved off it.
+    from_version: str
+    to_version: str
 
 
 class CordonForUpgrade(Step[CordonForUpgradeParams]):
@@ -48,7 +54,35 @@ class CordonForUpgrade(Step[CordonForUpgradeParams]):
         )
 
     async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
+        if not result.outcome(SchedulingChange).changed:
+            return None
+        why = await self._packages_moved(ctx)
+        if why is not None:
+            node, to = self.params.node, self.params.to_version
+            return (
+                f"{node} left cordoned: {why}. Finish the upgrade (`/kube upgrade {node} "
+                f"--to {to}`), or check the node before uncordoning it"
+            )
         return await self.cordon.compensate(ctx, result)
+
+    async def _packages_moved(self, ctx: StepContext) -> str | None:
+        """Why the node must not go back into service half-upgraded; None when its kubeadm and
+        kubelet still report the version they had before this job."""
+        try:
+            remote = await Remote.open(ctx, NodeRef(name=self.params.node))
+            kubeadm = reported_version(await remote.answer(UpgradeKubeadm.probe))
+            kubelet = reported_version(await remote.answer(UpgradeKubelet.probe))
+        except OperationError as error:
+            return f"kubegate could not check its kubeadm and kubelet ({error.message})"
+        before = Version.parse(self.params.from_version)
+        moved = [
+            f"{package} {'at ' + str(found) if found else 'not answering'}"
+            for package, found in (("kubeadm", kubeadm), ("kubelet", kubelet))
+            if found != before
+        ]
+        if not moved:
+            return None
+        return f"its packages changed ({', '.join(moved)}; it was at {before})"
 
 
 class KubeadmUpgradeParams(StepParams):

@@ -12,6 +12,7 @@ from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan
 from playbooks.pods import DrainSelection
+from playbooks.upgrade import facts_mid_upgrade, node_upgrade_drift
 from playbooks.upgrade_plan import NO_PODS, NodeUpgradeSnapshot, decide_node_upgrade
 from playbooks.upgrade_steps import CordonForUpgradeParams
 from tests.unit.cluster_snapshots import CLUSTER, INVENTORY, drain_of, node, pod
@@ -148,3 +149,34 @@ def test_a_rolling_upgrade_that_cordoned_the_node_itself_plans_to_uncordon_it_af
     cordon = plan.steps[0].params
     assert isinstance(cordon, CordonForUpgradeParams) and cordon.was_unschedulable is False
     assert plan.steps[7].title == "Uncordon worker-1"
+
+
+def approved_upgrade_of_worker_1() -> Plan:
+    return decide_node_upgrade(
+        UpgradeNodeCommand(node="worker-1", to_version="v1.31.3"),
+        seen(api_server="v1.31.3", drain=drain_of(pod("web-1"))),
+    )
+
+
+def test_a_retry_after_the_cordon_does_not_count_the_jobs_own_cordon_as_drift() -> None:
+    approved = approved_upgrade_of_worker_1()
+    nodes = [dataclasses.replace(n, unschedulable=n.name == "worker-1") for n in CLUSTER]
+    now = seen(nodes, api_server="v1.31.3", drain=drain_of(pod("web-1")))
+    facts = facts_mid_upgrade(approved, now, finished=frozenset({"cordon"}))
+    fresh = approved.model_copy(update={"facts": facts})
+    assert node_upgrade_drift(approved, fresh) == []
+
+
+def test_a_retry_before_the_evictions_sees_a_new_pod_that_would_be_lost() -> None:
+    approved = approved_upgrade_of_worker_1()
+    now = seen(api_server="v1.31.3", drain=drain_of(pod("web-1"), pod("debug", owner=None)))
+    facts = facts_mid_upgrade(approved, now, finished=frozenset({"cordon"}))
+    changes = node_upgrade_drift(approved, approved.model_copy(update={"facts": facts}))
+    assert changes == ["new pod(s) that need --force: shop/debug"]
+
+
+def test_once_the_pods_are_evicted_the_approved_facts_stand() -> None:
+    approved = approved_upgrade_of_worker_1()
+    moved = seen(api_server="v1.32.0", drain=drain_of(pod("debug", owner=None)))
+    finished = frozenset({"cordon", "evict-pods", "wait-gone", "kubeadm-package"})
+    assert facts_mid_upgrade(approved, moved, finished=finished) == approved.facts
