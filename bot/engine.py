@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from approvals import Freeze, Windows, drift
 from bot.audit import AuditLog
 from bot.chat import Chat
-from bot.clusters import Clusters
 from bot.gates import Gate, Stop, gate
 from bot.render import failure_card
 from bot.step_runner import JobThread, StepRunner
 from bot.store import Job, JobState, StepRecord, Store, utcnow
 from playbooks import (
     PLAYBOOKS,
+    ClusterHandle,
     OperationError,
     Plan,
     PlanError,
@@ -33,6 +34,12 @@ from playbooks import (
 RootRefresher = Callable[[int], Awaitable[None]]
 
 
+class ClusterHandles(Protocol):
+    """The one thing the engine needs of bot.clusters.Clusters: a cluster's handle by name."""
+
+    async def handle(self, name: str) -> ClusterHandle: ...
+
+
 class Engine:
     def __init__(
         self,
@@ -40,7 +47,7 @@ class Engine:
         store: Store,
         audit: AuditLog,
         chat: Chat,
-        clusters: Clusters,
+        clusters: ClusterHandles,
         windows: Windows,
         refresh_root: RootRefresher,
         active_freeze: Callable[[str], Freeze | None] = lambda cluster: None,
@@ -86,6 +93,14 @@ class Engine:
         self._audit.record_job("job.resume", job, actor=actor)
         await self._run_checked(job, retry=True)
         return True
+
+    def retry_refusal(self, job_id: int) -> str | None:
+        """Why a retry of this job would be refused now (a change freeze), in words; None when
+        it may go ahead (it may still need a fresh approval, which its message then asks for).
+        For callers that answer the person retrying before the retry runs."""
+        job = self._store.find_job(job_id)
+        stop = self._gate(job, retry=True) if job is not None else None
+        return stop.reason if stop is not None and stop.stop is Stop.REFUSE else None
 
     def _gate(self, job: Job, *, retry: bool) -> Gate | None:
         return gate(
@@ -176,9 +191,10 @@ class Engine:
     ) -> None:
         """The job needs a fresh approval: the plan gets a new revision (so its digest, which
         votes bind to, changes and earlier votes no longer count) and a new approval window."""
-        renewed = plan.model_copy(update={"revision": plan.revision + 1})
+        revision = Plan.model_validate(job.plan).revision + 1
+        renewed = plan.model_copy(update={"revision": revision})
         if job.approvals_needed == 0:
-            await self._renew_without_votes(job, renewed, reason)
+            await self._renew_without_votes(job, renewed, reason, drift_checked=bool(changes))
             return
         self._store.transition(
             job.id,
@@ -204,9 +220,11 @@ class Engine:
         if _started(self._store.steps(job.id)):
             await self._thread.say(job, f"🔁 {reason} Approve it again in the message above.")
 
-    async def _renew_without_votes(self, job: Job, plan: Plan, reason: str) -> None:
+    async def _renew_without_votes(
+        self, job: Job, plan: Plan, reason: str, *, drift_checked: bool
+    ) -> None:
         """No vote is needed for this job (policy, or break-glass): the person who retried it
-        decides, so the gates passed, it runs on under a new execution window."""
+        decides. It runs on under a new execution window, once the cluster is re-checked."""
         now = utcnow()
         self._store.transition(
             job.id,
@@ -226,11 +244,16 @@ class Engine:
             approvals_needed=0,
             plan_digest=plan.digest,
         )
+        if not drift_checked:
+            # Only the window was renewed: the drift gate still applies (once; a drift found
+            # there comes back here with the fresh plan, checked).
+            await self._run_checked(job, retry=False)
+            return
         records = self._store.steps(job.id)
         if not _started(records):
             self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
         await self._refresh_root(job.id)
-        await self._run_from(job.id, first=_first_unfinished(records), check_done=True)
+        await self._run_from(job.id, first=_first_unfinished(records), check_done=_started(records))
 
     # Undoing --------------------------------------------------------------------------------
 

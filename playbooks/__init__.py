@@ -6,6 +6,7 @@ from playbooks.base import (
     ClusterHandle,
     PlanError,
     Playbook,
+    RemoteShell,
     Step,
     StepContext,
     StepOutcome,
@@ -18,7 +19,7 @@ from playbooks.drain import DrainPlaybook
 from playbooks.errors import OperationError
 from playbooks.etcd_backup import BackupEtcdPlaybook
 from playbooks.hpa import ScaleHpaPlaybook
-from playbooks.kube import KubeApi, KubeError, NodeView
+from playbooks.kube import KubeApi, KubeError, Kubernetes, NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams, canonical_json
 from playbooks.provision import ProvisionPlaybook
 from playbooks.rotate_certs import RotateCertsPlaybook
@@ -47,12 +48,14 @@ __all__ = [
     "ClusterHandle",
     "KubeApi",
     "KubeError",
+    "Kubernetes",
     "NodeView",
     "OperationError",
     "Plan",
     "PlanError",
     "PlannedStep",
     "Playbook",
+    "RemoteShell",
     "Step",
     "StepContext",
     "StepOutcome",

@@ -8,10 +8,10 @@ verb never touches the engine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, cast
+from typing import Any, ClassVar, Generic, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypeVar
@@ -19,9 +19,9 @@ from typing_extensions import TypeVar
 from commands import Command
 from playbooks.errors import OperationError
 from playbooks.inventory import Inventory
-from playbooks.kube import KubeApi
+from playbooks.kube import Kubernetes
 from playbooks.plan import Plan, PlannedStep, StepParams
-from playbooks.ssh import SshExecutor, SshTarget
+from playbooks.ssh import CommandResult, OutputSink, SshError, SshTarget
 from playbooks.vault import Vault
 
 
@@ -29,21 +29,45 @@ class PlanError(OperationError):
     """The command cannot be planned (no such node, …); the message is for the requester."""
 
 
+class RemoteShell(Protocol):
+    """What steps may ask of the nodes' shells: the seam between them and SSH.
+
+    `playbooks.ssh.SshExecutor` is the real one; tests/fakes/ssh.py an in-memory one.
+    """
+
+    async def run(
+        self,
+        target: SshTarget,
+        argv: Sequence[str],
+        *,
+        timeout: float = 600,
+        on_output: OutputSink | None = None,
+    ) -> CommandResult: ...
+
+    async def run_many(
+        self, targets: Sequence[SshTarget], argv: Sequence[str], *, timeout: float = 600
+    ) -> list[CommandResult | SshError]: ...
+
+    async def sftp_get(self, target: SshTarget, remote: str, local: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass
 class ClusterHandle:
     """What the steps may reach on one cluster: its API, its nodes over SSH, Vault."""
 
     name: str
-    kube: KubeApi
+    kube: Kubernetes
     inventory: Inventory = field(default_factory=Inventory)
     vault: Vault | None = None
     backup_dir: Path = Path("backups")
     backup_keep: int = 7
     # Opens the SSH executor on first use (it may need Vault for keys or a certificate).
-    ssh_factory: Callable[[], Awaitable[SshExecutor]] | None = None
-    _ssh: SshExecutor | None = None
+    ssh_factory: Callable[[], Awaitable[RemoteShell]] | None = None
+    _ssh: RemoteShell | None = None
 
-    async def ssh(self) -> SshExecutor:
+    async def ssh(self) -> RemoteShell:
         if self._ssh is None:
             if self.ssh_factory is None:
                 raise PlanError(f"Cluster {self.name} has no SSH inventory in kubegate's config.")

@@ -9,7 +9,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from playbooks.kube import KubeApi, KubeError
+from playbooks.kube import KubeError, Kubernetes
 from playbooks.pods import Pdb, PodView, pdb_view, pod_view
 
 # If a watch event is missed, a blocked eviction is still re-tried this often.
@@ -21,7 +21,7 @@ WATCH_LAP_S = 2
 class PdbWatch:
     """Live `disruptionsAllowed` of every PDB; wakes blocked evictions when one changes."""
 
-    def __init__(self, kube: KubeApi, pdbs: list[Pdb]) -> None:
+    def __init__(self, kube: Kubernetes, pdbs: list[Pdb]) -> None:
         self._kube = kube
         self.pdbs = {pdb.key: pdb for pdb in pdbs}
         self._changed = asyncio.Condition()
@@ -71,7 +71,7 @@ class EvictionReport:
     blocked: dict[str, str] = field(default_factory=dict)  # pod key -> the PDB(s) still holding it
 
 
-async def evict_pods(kube: KubeApi, pods: list[PodView], *, deadline: float) -> EvictionReport:
+async def evict_pods(kube: Kubernetes, pods: list[PodView], *, deadline: float) -> EvictionReport:
     """Evict every pod, each re-tried as soon as its PDB allows, until the monotonic deadline."""
     report = EvictionReport()
     limit = asyncio.Semaphore(MAX_PARALLEL_EVICTIONS)
@@ -86,7 +86,7 @@ async def evict_pods(kube: KubeApi, pods: list[PodView], *, deadline: float) -> 
 
 
 async def _evict_until_accepted(
-    kube: KubeApi, watch: PdbWatch, pod: PodView, *, deadline: float, report: EvictionReport
+    kube: Kubernetes, watch: PdbWatch, pod: PodView, *, deadline: float, report: EvictionReport
 ) -> None:
     while True:
         try:
@@ -115,7 +115,7 @@ async def _evict_until_accepted(
 
 
 async def wait_until_gone(
-    kube: KubeApi, node: str, pods: list[PodView], *, deadline: float
+    kube: Kubernetes, node: str, pods: list[PodView], *, deadline: float
 ) -> list[PodView]:
     """Wait until each pod is deleted (404, or its name now holds another UID); the ones left."""
     waiting = {pod.key: pod for pod in pods}

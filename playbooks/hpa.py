@@ -4,6 +4,7 @@ validated (1 ≤ min ≤ max) by the command before any API call.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from commands import ScaleHpaCommand
@@ -65,22 +66,42 @@ class SetHpaBounds(Step[SetHpaBoundsParams]):
         return f"HPA {wanted.target} back to min {before.min}, max {before.max}"
 
 
-def decide_hpa_bounds(
-    hpa: dict[str, Any] | None, command: ScaleHpaCommand, *, cluster: str
-) -> Plan:
+@dataclass(frozen=True)
+class HpaView:
+    """What scaling an HPA is decided from: its bounds and how many replicas run now."""
+
+    min_replicas: int
+    max_replicas: int | None
+    current_replicas: int | None
+
+    @classmethod
+    def of(cls, hpa: dict[str, Any]) -> HpaView:
+        spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+        return cls(
+            min_replicas=spec.get("minReplicas", 1),  # the API's default when unset
+            max_replicas=spec.get("maxReplicas"),
+            current_replicas=status.get("currentReplicas"),
+        )
+
+
+async def observe_hpa(cluster: ClusterHandle, command: ScaleHpaCommand) -> HpaView | None:
+    hpa = await cluster.kube.get_hpa(command.namespace, command.name)
+    return HpaView.of(hpa) if hpa is not None else None
+
+
+def decide_hpa_bounds(seen: HpaView | None, command: ScaleHpaCommand, *, cluster: str) -> Plan:
     """The plan for new bounds on the HPA as observed (None: it does not exist) (pure)."""
-    if hpa is None:
+    if seen is None:
         raise PlanError(
             f"There is no HorizontalPodAutoscaler `{command.target}` in cluster {cluster}."
         )
-    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
-    current = (spec.get("minReplicas", 1), spec.get("maxReplicas"))
+    current = (seen.min_replicas, seen.max_replicas)
     nothing = None
     if current == (command.min_replicas, command.max_replicas):
         nothing = (
             f"HPA {command.target} already has min {current[0]}, max {current[1]}; nothing to do."
         )
-    running = status.get("currentReplicas", "?")
+    running = "?" if seen.current_replicas is None else seen.current_replicas
     params = SetHpaBoundsParams(
         namespace=command.namespace,
         name=command.name,
@@ -114,5 +135,5 @@ class ScaleHpaPlaybook(Playbook[ScaleHpaCommand]):
     command_type = ScaleHpaCommand
 
     async def plan(self, command: ScaleHpaCommand, cluster: ClusterHandle) -> Plan:
-        hpa = await cluster.kube.get_hpa(command.namespace, command.name)
-        return decide_hpa_bounds(hpa, command, cluster=cluster.name)
+        seen = await observe_hpa(cluster, command)
+        return decide_hpa_bounds(seen, command, cluster=cluster.name)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from playbooks.base import ClusterHandle, StepContext, StepResult
-from playbooks.ssh import CommandResult, SshExecutor, SshTarget
+from playbooks.base import ClusterHandle, RemoteShell, StepContext, StepResult
+from playbooks.ssh import CommandResult, SshTarget
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class NodeRef(BaseModel):
 class Remote:
     """One node's shell as a step uses it."""
 
-    ssh: SshExecutor
+    ssh: RemoteShell
     target: SshTarget
     timeout: float
 

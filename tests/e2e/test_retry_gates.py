@@ -77,7 +77,10 @@ async def test_a_retry_after_the_execution_window_closed_waits_for_a_fresh_appro
     root, _ = await halted_drain(testbed, timeout="5s")
     closes = datetime.fromisoformat(job_row(kubegate.db, 1)["execution_deadline"])
     await until(lambda: datetime.now(UTC) > closes)
-    testbed.apiserver.readiness_delay = 0.05  # from now on the PDB lets the drain through
+    # From now on the PDB lets the drain through (more headroom is no drift).
+    testbed.apiserver.objects.patch(
+        "policy/v1", "poddisruptionbudgets", "shop", "web", {"spec": {"maxUnavailable": 3}}
+    )
 
     await testbed.slack.user("U0ALICE").slash("/kube retry 1", channel=CHANNEL)
     again = await wait_text(testbed, root.ts, "Fresh approval needed")
@@ -102,7 +105,6 @@ async def test_during_a_freeze_a_retry_is_refused_and_the_job_can_still_be_undon
 ) -> None:
     async with serving(testbed, tmp_path, {}) as served:
         root, halted = await halted_drain(testbed, timeout="3s")
-    testbed.apiserver.readiness_delay = 0.05
     async with serving(testbed, tmp_path, FREEZE):  # kubegate restarted with a freeze
         await testbed.slack.user("U0ALICE").slash("/kube retry 1", channel=CHANNEL)
         refused = await wait_reply(testbed, root, "was not retried")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playbooks.drain import drain_drift, drain_facts
+from playbooks.drain import drain_drift, drain_facts, facts_mid_drain
 from playbooks.pods import eviction_preview, pdb_view, pod_view, select_for_drain
 from playbooks.taints import with_taint, without_taint
 
@@ -135,3 +135,21 @@ def test_taints_are_set_by_key_and_effect_and_removed_by_key() -> None:
     ) == 2
     assert without_taint(taints, key="dedicated", effect="NoExecute") == taints[:1]
     assert without_taint(taints, key="dedicated", effect=None) == []
+
+
+def test_a_drain_that_began_counts_new_pods_and_new_pdbs_but_not_the_headroom_it_used_up() -> None:
+    pods = [pod_view(p) for p in NODE_PODS]
+    approved = drain_facts(select_for_drain(pods), [pdb_view(WEB_PDB)])
+    used_up = {**WEB_PDB, "status": {"disruptionsAllowed": 0}}  # by this drain's own evictions
+    now = drain_facts(select_for_drain(pods), [pdb_view(used_up)])
+    assert drain_drift(approved, facts_mid_drain(approved, now)) == []
+    cache_pdb = {
+        "metadata": {"name": "cache", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"pod-template-hash": "1a2"}}},
+        "status": {"disruptionsAllowed": 0},
+    }
+    more = [*pods, pod_view(pod("stray", ns="default"))]
+    later = drain_facts(select_for_drain(more), [pdb_view(used_up), pdb_view(cache_pdb)])
+    changes = drain_drift(approved, facts_mid_drain(approved, later))
+    assert any("default/stray" in change for change in changes)
+    assert any("PDB shop/cache now guards pods on this node" in change for change in changes)

@@ -1,0 +1,99 @@
+"""An in-memory SSH executor behind the same interface as playbooks' SshExecutor
+(`playbooks.base.RemoteShell`): scripted replies per argv, every call recorded.
+
+Like the real executor, a non-zero exit is a result (CommandResult), not an error; an
+unreachable node is an SshError; the command line is the argv quoted as the real one quotes it
+(with `sudo -n --` for a sudo target), so a test can read exactly what would have run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from playbooks.ssh import CommandResult, OutputSink, SshError, SshTarget, command_line
+
+
+@dataclass(frozen=True)
+class Reply:
+    exit_status: int = 0
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass(frozen=True)
+class Call:
+    node: str
+    argv: tuple[str, ...]
+    command: str
+
+
+@dataclass
+class FakeShell:
+    """Replies are looked up by (node, argv), then by argv for any node; unscripted commands
+    exit 0 with no output unless `strict`, when they fail the test loudly."""
+
+    strict: bool = False
+    calls: list[Call] = field(default_factory=list)
+    files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    unreachable: set[str] = field(default_factory=set)
+    closed: bool = False
+    _replies: dict[tuple[str | None, tuple[str, ...]], list[Reply]] = field(default_factory=dict)
+
+    def reply(self, argv: Sequence[str], *replies: Reply, node: str | None = None) -> None:
+        """Script the answers to this argv (on `node`, or any node), in order; the last
+        answer repeats."""
+        self._replies.setdefault((node, tuple(argv)), []).extend(replies)
+
+    def ran(self, node: str | None = None) -> list[tuple[str, ...]]:
+        return [call.argv for call in self.calls if node in (None, call.node)]
+
+    async def run(
+        self,
+        target: SshTarget,
+        argv: Sequence[str],
+        *,
+        timeout: float = 600,
+        on_output: OutputSink | None = None,
+    ) -> CommandResult:
+        if target.node in self.unreachable:
+            raise SshError(f"cannot connect to {target.where}: unreachable", node=target.node)
+        command = command_line(argv, sudo=target.sudo)
+        self.calls.append(Call(target.node, tuple(argv), command))
+        reply = self._next(target.node, tuple(argv), command)
+        if on_output is not None:
+            for line in (reply.stdout + reply.stderr).splitlines(keepends=True):
+                await on_output(line)
+        return CommandResult(
+            target.node, command, reply.exit_status, reply.stdout, reply.stderr, 0.0
+        )
+
+    async def run_many(
+        self, targets: Sequence[SshTarget], argv: Sequence[str], *, timeout: float = 600
+    ) -> list[CommandResult | SshError]:
+        results: list[CommandResult | SshError] = []
+        for target in targets:
+            try:
+                results.append(await self.run(target, argv, timeout=timeout))
+            except SshError as error:
+                results.append(error)
+        return results
+
+    async def sftp_get(self, target: SshTarget, remote: str, local: str) -> None:
+        content = self.files.get((target.node, remote))
+        if content is None:
+            raise SshError(
+                f"cannot copy {remote} from {target.where}: no such file", node=target.node
+            )
+        with open(local, "wb") as out:
+            out.write(content)
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def _next(self, node: str, argv: tuple[str, ...], command: str) -> Reply:
+        queue = self._replies.get((node, argv)) or self._replies.get((None, argv))
+        if not queue:
+            assert not self.strict, f"unscripted command on {node}: {command}"
+            return Reply()
+        return queue.pop(0) if len(queue) > 1 else queue[0]
