@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from commands import UpgradeNodeCommand
-from playbooks.base import StepContext, StepResult, build_step
+from playbooks.base import StepContext, StepOutcome, StepResult, build_step
 from playbooks.upgrade_plan import plan_node_upgrade
 
 
@@ -47,22 +48,19 @@ async def upgrade_one(
     return StepResult(ok=True, summary=f"{node} at {version}")
 
 
-@dataclass
-class Wave:
-    """What the rolling wave knows about each node; saved as the step's checkpoint."""
+class Wave(StepOutcome):
+    """What the rolling wave knows about each node: the step's checkpoint and its outcome."""
 
-    before: dict[str, bool] = field(default_factory=dict)  # node -> unschedulable before we began
-    done: dict[str, float] = field(default_factory=dict)  # node -> seconds its upgrade took
-    failed: dict[str, str] = field(default_factory=dict)
+    before: dict[str, bool] = Field(default_factory=dict)  # node -> unschedulable before we began
+    done: dict[str, float] = Field(default_factory=dict)  # node -> seconds its upgrade took
+    failed: dict[str, str] = Field(default_factory=dict)  # node -> why
 
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any]) -> Wave:
-        return cls(
-            dict(data.get("before", {})), dict(data.get("done", {})), dict(data.get("failed", {}))
-        )
+        return cls.model_validate(data)
 
     def as_checkpoint(self) -> dict[str, Any]:
-        return {"before": self.before, "done": self.done, "failed": self.failed}
+        return self.model_dump(mode="json")
 
 
 async def unschedulable_now(ctx: StepContext) -> set[str]:
@@ -103,11 +101,10 @@ async def roll(
             running[task] = (node, time.monotonic())
         if not running:
             if pending and not wave.failed:
-                return StepResult(
-                    ok=False,
-                    summary=f"no room to take a node down: {max_unavailable} or more nodes "
+                return StepResult.failed(
+                    f"no room to take a node down: {max_unavailable} or more nodes "
                     "are cordoned by others",
-                    data=wave.as_checkpoint(),
+                    wave,
                 )
             break
         finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -135,15 +132,9 @@ def _report(wave: Wave, nodes: list[str], tails: dict[str, str]) -> StepResult:
             states.append(f"{node}: not started")
     output = "\n".join(states + [f"--- {node} ---\n{tail}" for node, tail in tails.items() if tail])
     if wave.failed:
-        return StepResult(
-            ok=False,
-            summary=f"stopped after a failure; no new node was started. {'; '.join(states)}",
+        return StepResult.failed(
+            f"stopped after a failure; no new node was started. {'; '.join(states)}",
+            wave,
             output=output,
-            data=wave.as_checkpoint(),
         )
-    return StepResult(
-        ok=True,
-        summary=f"{len(wave.done)} node(s) upgraded",
-        output=output,
-        data=wave.as_checkpoint(),
-    )
+    return StepResult.done(f"{len(wave.done)} node(s) upgraded", wave, output=output)
