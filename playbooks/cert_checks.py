@@ -15,6 +15,8 @@ from playbooks.certs_table import (
     parse_check_expiration,
 )
 from playbooks.errors import OperationError
+from playbooks.inventory import Inventory
+from playbooks.kube import NodeView
 from playbooks.remote import RemoteCommand
 from playbooks.ssh import SshTarget
 
@@ -24,9 +26,14 @@ PKI_DIR = "/etc/kubernetes/pki"
 # Public halves only: the kubeconfig files (admin.conf…) embed their private keys, so they are
 # never read, and no `*.key` is ever named here (see public_certificate_paths).
 RENEWED_CERTIFICATES = (
-    "apiserver.crt", "apiserver-kubelet-client.crt", "apiserver-etcd-client.crt",
-    "front-proxy-client.crt", "etcd/server.crt", "etcd/peer.crt", "etcd/healthcheck-client.crt",
-)  # fmt: skip
+    "apiserver.crt",
+    "apiserver-kubelet-client.crt",
+    "apiserver-etcd-client.crt",
+    "front-proxy-client.crt",
+    "etcd/server.crt",
+    "etcd/peer.crt",
+    "etcd/healthcheck-client.crt",
+)
 # Prints each readable file as `==> name <==` and its text; a missing file prints nothing.
 _PRINT_FILES = 'cd "$1" && shift && for f; do [ -f "$f" ] && printf "==> %s <==\\n" "$f" && cat -- "$f"; done; true'
 
@@ -45,32 +52,47 @@ class NodeExpiry:
         if soonest is None:
             return f"{self.node}: no certificates listed"
         left = left_words(soonest.days_left(now))
-        return (f"{self.node}: soonest {soonest.name}, expires {soonest.expires:%Y-%m-%d %H:%M} UTC "
-                f"({left} left)")  # fmt: skip
+        return (
+            f"{self.node}: soonest {soonest.name}, expires {soonest.expires:%Y-%m-%d %H:%M} UTC "
+            f"({left} left)"
+        )
+
+
+def certificate_holders(
+    cluster: str, inventory: Inventory, nodes: list[NodeView], only: str | None = None
+) -> list[SshTarget]:
+    """The control planes in the inventory's order (or just `only`), each reachable over SSH;
+    a PlanError saying why when there is none to ask. Pure."""
+    ours = inventory.control_plane_order(nodes)
+    if only is not None:
+        if only not in {node.name for node in nodes}:
+            raise PlanError(f"There is no node `{only}` in cluster {cluster}.")
+        ours = [node for node in ours if node.name == only]
+        if not ours:
+            raise PlanError(
+                f"{only} is not a control-plane node: kubeadm certificates live on "
+                "control planes only. `/kube certs` lists them."
+            )
+    if not ours:
+        raise PlanError(
+            f"No control-plane node found in cluster {cluster}: "
+            "set `control_planes` in the inventory."
+        )
+    targets = []
+    for node in ours:
+        target = inventory.target(node)
+        if target is None:
+            raise PlanError(
+                f"kubegate does not know how to reach {node.name} over SSH: it has "
+                "no InternalIP and no address in the inventory."
+            )
+        targets.append(target)
+    return targets
 
 
 async def control_plane_targets(cluster: ClusterHandle, only: str | None = None) -> list[SshTarget]:
-    """The control planes in the inventory's order (or just `only`), each reachable over SSH."""
     nodes = await cluster.kube.list_nodes()
-    ours = cluster.inventory.control_plane_order(nodes)
-    if only is not None:
-        if only not in {node.name for node in nodes}:
-            raise PlanError(f"There is no node `{only}` in cluster {cluster.name}.")
-        ours = [node for node in ours if node.name == only]
-        if not ours:
-            raise PlanError(f"{only} is not a control-plane node: kubeadm certificates live on "
-                            "control planes only. `/kube certs` lists them.")  # fmt: skip
-    if not ours:
-        raise PlanError(f"No control-plane node found in cluster {cluster.name}: "
-                        "set `control_planes` in the inventory.")  # fmt: skip
-    targets = []
-    for node in ours:
-        target = cluster.inventory.target(node)
-        if target is None:
-            raise PlanError(f"kubegate does not know how to reach {node.name} over SSH: it has "
-                            "no InternalIP and no address in the inventory.")  # fmt: skip
-        targets.append(target)
-    return targets
+    return certificate_holders(cluster.name, cluster.inventory, nodes, only)
 
 
 async def check_expiration(cluster: ClusterHandle, target: SshTarget) -> NodeExpiry:
@@ -78,8 +100,10 @@ async def check_expiration(cluster: ClusterHandle, target: SshTarget) -> NodeExp
     timeout = cluster.inventory.ssh.command_timeout
     result = await ssh.run(target, CHECK_EXPIRATION.argv, timeout=timeout)
     if not result.ok:
-        raise CertsReadError(f"`{CHECK_EXPIRATION.label}` failed on {target.node} "
-                             f"(exit {result.exit_status}): {result.tail(3)}")  # fmt: skip
+        raise CertsReadError(
+            f"`{CHECK_EXPIRATION.label}` failed on {target.node} "
+            f"(exit {result.exit_status}): {result.tail(3)}"
+        )
     try:
         return NodeExpiry(target.node, parse_check_expiration(result.stdout))
     except CertsTableError as error:
@@ -114,7 +138,9 @@ async def read_public_certificates(cluster: ClusterHandle, target: SshTarget) ->
     ssh = await cluster.ssh()
     result = await ssh.run(target, printing.argv, timeout=cluster.inventory.ssh.command_timeout)
     if not result.ok:
-        raise CertsReadError(f"reading the certificates in {PKI_DIR} on {target.node} failed "
-                             f"(exit {result.exit_status})")  # fmt: skip
+        raise CertsReadError(
+            f"reading the certificates in {PKI_DIR} on {target.node} failed "
+            f"(exit {result.exit_status})"
+        )
     files = split_printed_files(result.stdout)
     return {name: pem for name, pem in files.items() if "PRIVATE KEY" not in pem}

@@ -83,11 +83,13 @@ def parse_check_expiration(text: str) -> ExpiryTable:
                 authority = ""  # an externally managed certificate may name no CA
             section.append(
                 CertificateRow(
-                    name=row["name"], expires=parse_expires(row["expires"]),
-                    residual=row["residual"], authority=authority,
+                    name=row["name"],
+                    expires=parse_expires(row["expires"]),
+                    residual=row["residual"],
+                    authority=authority,
                     externally_managed=row["external"] == "yes",
                 )
-            )  # fmt: skip
+            )
     if not certificates and not authorities:
         raise CertsTableError(
             "`kubeadm certs check-expiration` printed no certificate table "
@@ -128,7 +130,9 @@ def expiry_lines(
         flag = "  ⚠️" if days <= warn_within else ""
         authority = "(authority)" if row.is_authority else (row.authority or "-")
         external = " ext" if row.externally_managed else ""
-        lines.append(f"{row.name:<26} {row.expires:%Y-%m-%d %H:%M} {left_words(days):>7}  "
-                     f"{authority}{external}{flag}")  # fmt: skip
+        lines.append(
+            f"{row.name:<26} {row.expires:%Y-%m-%d %H:%M} {left_words(days):>7}  "
+            f"{authority}{external}{flag}"
+        )
     lines += [f"{name:<26} MISSING" for name in table.missing]
     return [headline, "```" + "\n".join(lines) + "```"]

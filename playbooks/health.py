@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import ClassVar
+from abc import abstractmethod
+from typing import ClassVar, Literal
 
-from playbooks.base import ClusterHandle, Step, StepContext, StepResult
+from pydantic import BaseModel, ConfigDict
+
+from playbooks.base import ClusterHandle, ParamsT, Step, StepContext, StepResult
 from playbooks.kube import NodeView
+from playbooks.plan import StepParams
 from playbooks.pods import PodView, pod_view
 
 POLL_INTERVAL_S = 0.5
@@ -54,30 +58,54 @@ async def wait_until_healthy(
         await asyncio.sleep(POLL_INTERVAL_S)
 
 
-class HealthGate(Step):
-    name: ClassVar[str] = "health-gate"
+class Healthy(BaseModel):
+    """What the node must show to pass: Ready, no pressure, this kubelet version."""
 
-    def __init__(
-        self, title: str, *, node: str, kubelet_version: str, timeout: float = HEALTH_TIMEOUT_S
-    ) -> None:
-        super().__init__(title)
-        self.node = node
-        self.kubelet_version = kubelet_version
-        self.timeout = timeout
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node: str
+    kubelet_version: str
+    timeout_seconds: float = HEALTH_TIMEOUT_S
+
+
+class NodeHealthGate(Step[ParamsT]):
+    """Wait until the node passes; each kind names its own parameters model (`expect`)."""
+
+    @property
+    @abstractmethod
+    def expect(self) -> Healthy: ...
 
     async def run(self, ctx: StepContext) -> StepResult:
-        started = time.monotonic()
+        started, expect = time.monotonic(), self.expect
         problems = await wait_until_healthy(
-            ctx.cluster, self.node, kubelet_version=self.kubelet_version, timeout=self.timeout
+            ctx.cluster,
+            expect.node,
+            kubelet_version=expect.kubelet_version,
+            timeout=expect.timeout_seconds,
         )
         if problems:
-            return StepResult(
-                ok=False,
-                summary=f"{self.node} did not pass the health gate within {self.timeout:.0f} s: "
-                + "; ".join(problems),
+            return StepResult.failed(
+                f"{expect.node} did not pass the health gate within "
+                f"{expect.timeout_seconds:.0f} s: " + "; ".join(problems)
             )
         return StepResult(
             ok=True,
-            summary=f"{self.node} is Ready with no pressure, kubelet {self.kubelet_version}, "
+            summary=f"{expect.node} is Ready with no pressure, kubelet {expect.kubelet_version}, "
             f"DaemonSet pods Ready (after {time.monotonic() - started:.1f} s)",
         )
+
+
+class HealthGateParams(StepParams):
+    step: Literal["health-gate"] = "health-gate"
+    expect: Healthy
+
+
+class HealthGate(NodeHealthGate[HealthGateParams]):
+    """An upgraded node's gate before kubegate calls it done."""
+
+    name: ClassVar[str] = "health-gate"
+    params_model: ClassVar[type[StepParams]] = HealthGateParams
+
+    @property
+    def expect(self) -> Healthy:
+        return self.params.expect

@@ -4,9 +4,11 @@ systemd cgroup driver, each persisted across reboots. Every step is safe to run 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from abc import abstractmethod
+from typing import ClassVar, Literal
 
-from playbooks.base import Step, StepContext, StepResult
+from playbooks.base import ParamsT, Step, StepContext, StepOutcome, StepResult
+from playbooks.plan import StepParams
 from playbooks.remote import NodeRef, Remote, RemoteCommand
 
 MODULES = ("overlay", "br_netfilter")
@@ -27,37 +29,55 @@ CONTAINERD_CONFIG = (
 )
 
 
-class PrepareHost(Step):
+class PreparedHost(StepOutcome):
+    commands: list[str]
+
+
+class PrepareHost(Step[ParamsT]):
     """Run this step's fixed commands on the new host, in order."""
 
     commands: ClassVar[tuple[RemoteCommand, ...]]
     done: ClassVar[str]
 
-    def __init__(self, title: str, *, node: NodeRef) -> None:
-        super().__init__(title)
-        self.node = node
+    @property
+    @abstractmethod
+    def host(self) -> NodeRef: ...
 
     async def run(self, ctx: StepContext) -> StepResult:
-        remote = await Remote.open(ctx, self.node)
+        remote = await Remote.open(ctx, self.host)
         ran = await remote.run_in_order(self.commands)
         if isinstance(ran, StepResult):
             return ran
-        return StepResult(
-            ok=True, summary=f"{self.done} on {self.node.name}", data={"commands": ran}
-        )
+        return StepResult.done(f"{self.done} on {self.host.name}", PreparedHost(commands=ran))
 
 
-class SwapOff(PrepareHost):
+class SwapOffParams(StepParams):
+    step: Literal["swap-off"] = "swap-off"
+    host: NodeRef
+
+
+class SwapOff(PrepareHost[SwapOffParams]):
     name: ClassVar[str] = "swap-off"
+    params_model: ClassVar[type[StepParams]] = SwapOffParams
     done: ClassVar[str] = "swap off, and commented out in /etc/fstab"
     commands: ClassVar[tuple[RemoteCommand, ...]] = (
         RemoteCommand.of("swapoff", "-a"),
         RemoteCommand.script("comment out swap in /etc/fstab", COMMENT_OUT_SWAP, "/etc/fstab"),
     )
 
+    @property
+    def host(self) -> NodeRef:
+        return self.params.host
 
-class KernelModules(PrepareHost):
+
+class KernelModulesParams(StepParams):
+    step: Literal["kernel-modules"] = "kernel-modules"
+    host: NodeRef
+
+
+class KernelModules(PrepareHost[KernelModulesParams]):
     name: ClassVar[str] = "kernel-modules"
+    params_model: ClassVar[type[StepParams]] = KernelModulesParams
     done: ClassVar[str] = (
         "overlay and br_netfilter loaded and listed in /etc/modules-load.d/k8s.conf"
     )
@@ -71,9 +91,19 @@ class KernelModules(PrepareHost):
         ),
     )
 
+    @property
+    def host(self) -> NodeRef:
+        return self.params.host
 
-class Sysctls(PrepareHost):
+
+class SysctlsParams(StepParams):
+    step: Literal["sysctls"] = "sysctls"
+    host: NodeRef
+
+
+class Sysctls(PrepareHost[SysctlsParams]):
     name: ClassVar[str] = "sysctls"
+    params_model: ClassVar[type[StepParams]] = SysctlsParams
     done: ClassVar[str] = "bridge-nf-call-iptables and ip_forward on, in /etc/sysctl.d/k8s.conf"
     commands: ClassVar[tuple[RemoteCommand, ...]] = (
         RemoteCommand.script(
@@ -82,9 +112,19 @@ class Sysctls(PrepareHost):
         RemoteCommand.of("sysctl", "--system"),
     )
 
+    @property
+    def host(self) -> NodeRef:
+        return self.params.host
 
-class Containerd(PrepareHost):
+
+class ContainerdParams(StepParams):
+    step: Literal["containerd"] = "containerd"
+    host: NodeRef
+
+
+class Containerd(PrepareHost[ContainerdParams]):
     name: ClassVar[str] = "containerd"
+    params_model: ClassVar[type[StepParams]] = ContainerdParams
     done: ClassVar[str] = "containerd restarted with the systemd cgroup driver"
     commands: ClassVar[tuple[RemoteCommand, ...]] = (
         RemoteCommand.of("containerd", "--version"),  # a clear failure if it is not installed
@@ -96,10 +136,25 @@ class Containerd(PrepareHost):
         RemoteCommand.of("systemctl", "restart", "containerd"),
     )
 
+    @property
+    def host(self) -> NodeRef:
+        return self.params.host
 
-HOST_PREPARATION: tuple[tuple[type[PrepareHost], str], ...] = (
-    (SwapOff, "Turn swap off (now and in /etc/fstab)"),
-    (KernelModules, "Load kernel modules overlay and br_netfilter (and at boot)"),
-    (Sysctls, "Set net.bridge.bridge-nf-call-iptables=1 and net.ipv4.ip_forward=1 (persisted)"),
-    (Containerd, "Configure containerd with the systemd cgroup driver and restart it"),
-)
+
+def host_preparation(host: NodeRef) -> list[tuple[StepParams, str]]:
+    """The preparation steps for a bare host, in order, as planned: parameters and titles."""
+    return [
+        (SwapOffParams(host=host), "Turn swap off (now and in /etc/fstab)"),
+        (
+            KernelModulesParams(host=host),
+            "Load kernel modules overlay and br_netfilter (and at boot)",
+        ),
+        (
+            SysctlsParams(host=host),
+            "Set net.bridge.bridge-nf-call-iptables=1 and net.ipv4.ip_forward=1 (persisted)",
+        ),
+        (
+            ContainerdParams(host=host),
+            "Configure containerd with the systemd cgroup driver and restart it",
+        ),
+    ]

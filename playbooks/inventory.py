@@ -100,18 +100,24 @@ class Inventory(BaseModel):
         if address is None:
             return None
         return SshTarget(
-            node=node.name, host=address, port=access.port or self.ssh.port,
-            user=access.user or self.ssh.user, sudo=self.ssh.sudo,
-        )  # fmt: skip
+            node=node.name,
+            host=address,
+            port=access.port or self.ssh.port,
+            user=access.user or self.ssh.user,
+            sudo=self.ssh.sudo,
+        )
 
     def target_for_address(self, name: str, address: str) -> SshTarget:
         """Where to SSH for a host that is not a Node yet: the address asked for, with the
         port and user the inventory gives that name (or the defaults)."""
         access = self.nodes.get(name, NodeAccess())
         return SshTarget(
-            node=name, host=address, port=access.port or self.ssh.port,
-            user=access.user or self.ssh.user, sudo=self.ssh.sudo,
-        )  # fmt: skip
+            node=name,
+            host=address,
+            port=access.port or self.ssh.port,
+            user=access.user or self.ssh.user,
+            sudo=self.ssh.sudo,
+        )
 
     def control_plane_order(self, nodes: list[NodeView]) -> list[NodeView]:
         """Control planes in the inventory's order (else by name): the first one leads upgrades."""

@@ -4,9 +4,14 @@ expects: apt unholds, installs `=1.x.y-*` and holds again; dnf lifts the repo's 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import ClassVar, Literal
 
-from playbooks.base import Step, StepContext, StepResult
+from pydantic import BaseModel, ConfigDict
+
+from playbooks.base import ParamsT, Step, StepContext, StepOutcome, StepResult
+from playbooks.errors import OperationError
+from playbooks.plan import StepParams
 from playbooks.remote import NodeRef, Remote, RemoteCommand
 from playbooks.versions import Version
 
@@ -36,57 +41,98 @@ def reported_version(text: str | None) -> Version | None:
     return Version.parse(text.split()[-1])
 
 
-class InstallPackages(Step):
-    """Install `packages` at the version, held; the probe's binary answers whether it is done."""
+class PackagesAt(BaseModel):
+    """Which host gets the packages, and at which version (`v1.31.3`)."""
 
-    name: ClassVar[str] = "packages"
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: NodeRef
+    version: str
+
+    @property
+    def wanted(self) -> Version:
+        version = Version.parse(self.version)
+        if version is None:
+            raise OperationError(f"`{self.version}` is not a Kubernetes version")
+        return version
+
+
+class PackagesInstalled(StepOutcome):
+    version: str
+    commands: list[str]
+
+
+class InstallPackages(Step[ParamsT]):
+    """Install `packages` at the version, held; the probe's binary answers whether it is done.
+
+    Each kind names its own parameters model; they all say where and which version (`at`)."""
+
     packages: ClassVar[tuple[str, ...]] = ("kubeadm", "kubelet", "kubectl")
     # Prints the installed version of the package the others are installed with in one go.
     probe: ClassVar[RemoteCommand] = RemoteCommand.of("kubelet", "--version")
     # Run after the packages are in place (e.g. enabling the kubelet on a new host).
     after: ClassVar[tuple[RemoteCommand, ...]] = ()
 
-    def __init__(self, title: str, *, node: NodeRef, version: Version) -> None:
-        super().__init__(title)
-        self.node = node
-        self.version = version
+    @property
+    @abstractmethod
+    def at(self) -> PackagesAt: ...
 
     async def run(self, ctx: StepContext) -> StepResult:
-        remote = await Remote.open(ctx, self.node)
-        manager = ctx.cluster.inventory.package_manager_of(self.node.name)
-        commands = install_commands(manager, self.packages, self.version) + list(self.after)
+        host, version = self.at.host, self.at.wanted
+        remote = await Remote.open(ctx, host)
+        manager = ctx.cluster.inventory.package_manager_of(host.name)
+        commands = install_commands(manager, self.packages, version) + list(self.after)
         ran = await remote.run_in_order(commands)
         if isinstance(ran, StepResult):
             return ran
         held = " (held)" if manager == "apt" else ""
-        return StepResult(
-            ok=True,
-            summary=f"{', '.join(self.packages)} {self.version.package}{held} on {self.node.name} with {manager}",
-            data={"version": str(self.version), "commands": ran},
+        return StepResult.done(
+            f"{', '.join(self.packages)} {version.package}{held} on {host.name} with {manager}",
+            PackagesInstalled(version=str(version), commands=ran),
         )
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
-        remote = await Remote.open(ctx, self.node)
-        if reported_version(await remote.answer(self.probe)) != self.version:
+        host, version = self.at.host, self.at.wanted
+        remote = await Remote.open(ctx, host)
+        if reported_version(await remote.answer(self.probe)) != version:
             return None
-        if ctx.cluster.inventory.package_manager_of(self.node.name) == "apt":
+        if ctx.cluster.inventory.package_manager_of(host.name) == "apt":
             holds = (await remote.answer(RemoteCommand.of("apt-mark", "showhold"))) or ""
             if not set(self.packages) <= set(holds.split()):
                 return None  # installed but not held: run again, it re-holds them
-        return StepResult(
-            ok=True,
-            summary=f"{', '.join(self.packages)} were already at {self.version.package} before the restart",
-            data={"version": str(self.version), "commands": []},
+        return StepResult.done(
+            f"{', '.join(self.packages)} were already at {version.package} before the restart",
+            PackagesInstalled(version=str(version), commands=[]),
         )
 
 
-class UpgradeKubeadm(InstallPackages):
+class UpgradeKubeadmParams(StepParams):
+    step: Literal["kubeadm-package"] = "kubeadm-package"
+    at: PackagesAt
+
+
+class UpgradeKubeadm(InstallPackages[UpgradeKubeadmParams]):
     name: ClassVar[str] = "kubeadm-package"
+    params_model: ClassVar[type[StepParams]] = UpgradeKubeadmParams
     packages: ClassVar[tuple[str, ...]] = ("kubeadm",)
     probe: ClassVar[RemoteCommand] = RemoteCommand.of("kubeadm", "version", "-o", "short")
 
+    @property
+    def at(self) -> PackagesAt:
+        return self.params.at
 
-class UpgradeKubelet(InstallPackages):
+
+class UpgradeKubeletParams(StepParams):
+    step: Literal["kubelet-packages"] = "kubelet-packages"
+    at: PackagesAt
+
+
+class UpgradeKubelet(InstallPackages[UpgradeKubeletParams]):
     # Installed in one transaction, so the kubelet's version answers for kubectl too.
     name: ClassVar[str] = "kubelet-packages"
+    params_model: ClassVar[type[StepParams]] = UpgradeKubeletParams
     packages: ClassVar[tuple[str, ...]] = ("kubelet", "kubectl")
+
+    @property
+    def at(self) -> PackagesAt:
+        return self.params.at

@@ -10,6 +10,8 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict
+
 from playbooks.base import ClusterHandle, RemoteShell, StepContext, StepResult
 from playbooks.ssh import CommandResult, SshTarget
 
@@ -31,9 +33,11 @@ class RemoteCommand:
         return cls(("sh", "-c", script, "sh", *values), label)
 
 
-@dataclass(frozen=True)
-class NodeRef:
-    """A node by name; `address` is set for a host that is not a Node in the API yet."""
+class NodeRef(BaseModel):
+    """A node by name; `address` is set for a host that is not a Node in the API yet. Part of
+    the step parameters of every step that reaches a host over SSH."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
     address: str | None = None
@@ -55,8 +59,9 @@ class Remote:
     @classmethod
     async def open(cls, ctx: StepContext, node: NodeRef) -> Remote:
         cluster = ctx.cluster
-        return cls(await cluster.ssh(), await node.target(cluster),
-                   cluster.inventory.ssh.command_timeout)  # fmt: skip
+        return cls(
+            await cluster.ssh(), await node.target(cluster), cluster.inventory.ssh.command_timeout
+        )
 
     async def run(self, command: RemoteCommand) -> CommandResult:
         return await self.ssh.run(self.target, command.argv, timeout=self.timeout)

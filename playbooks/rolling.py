@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from commands import UpgradeNodeCommand
-from playbooks.base import StepContext, StepResult
-from playbooks.upgrade import UpgradePlaybook, plan_node_upgrade
+from playbooks.base import StepContext, StepOutcome, StepResult, build_step
+from playbooks.upgrade_plan import plan_node_upgrade
 
 
 async def upgrade_one(
@@ -23,46 +24,57 @@ async def upgrade_one(
 ) -> StepResult:
     """Every step of one node's upgrade, each first checked for having taken effect already."""
     command = UpgradeNodeCommand(node=node, to_version=version)
-    plan = await plan_node_upgrade(command, ctx.cluster)
+    # Planned with the node's state before this job touched it, not after a restart found it
+    # cordoned.
+    plan = await plan_node_upgrade(command, ctx.cluster, cordoned_before=was_unschedulable)
     if plan.nothing_to_do:
         return StepResult(ok=True, summary=f"{node} already at {version}")
-    # The node's state before this job touched it, not after a restart found it cordoned.
-    plan = plan.model_copy(update={"facts": {**plan.facts, "was_unschedulable": was_unschedulable}})
-    sub = StepContext(cluster=ctx.cluster, plan=plan, job_id=ctx.job_id, results={}, say=ctx.say,
-                      secret=ctx.secret, progress=ctx.progress)  # fmt: skip
-    for step in UpgradePlaybook().steps(plan, command):
+    sub = StepContext(
+        cluster=ctx.cluster,
+        plan=plan,
+        job_id=ctx.job_id,
+        results={},
+        say=ctx.say,
+        secret=ctx.secret,
+        progress=ctx.progress,
+    )
+    for step in map(build_step, plan.steps):
         result = await step.already_done(sub) or await step.run(sub)
         sub.results[step.name] = result
         if not result.ok:
-            return StepResult(ok=False, summary=f"{node}: {step.title} failed: {result.summary}",
-                              output=result.output)  # fmt: skip
+            return StepResult.failed(
+                f"{node}: {step.title} failed: {result.summary}", output=result.output
+            )
     return StepResult(ok=True, summary=f"{node} at {version}")
 
 
-@dataclass
-class Wave:
-    """What the rolling wave knows about each node; saved as the step's checkpoint."""
+class Wave(StepOutcome):
+    """What the rolling wave knows about each node: the step's checkpoint and its outcome."""
 
-    before: dict[str, bool] = field(default_factory=dict)  # node -> unschedulable before we began
-    done: dict[str, float] = field(default_factory=dict)  # node -> seconds its upgrade took
-    failed: dict[str, str] = field(default_factory=dict)
+    before: dict[str, bool] = Field(default_factory=dict)  # node -> unschedulable before we began
+    done: dict[str, float] = Field(default_factory=dict)  # node -> seconds its upgrade took
+    failed: dict[str, str] = Field(default_factory=dict)  # node -> why
 
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any]) -> Wave:
-        return cls(
-            dict(data.get("before", {})), dict(data.get("done", {})), dict(data.get("failed", {}))
-        )
+        return cls.model_validate(data)
 
     def as_checkpoint(self) -> dict[str, Any]:
-        return {"before": self.before, "done": self.done, "failed": self.failed}
+        return self.model_dump(mode="json")
 
 
 async def unschedulable_now(ctx: StepContext) -> set[str]:
     return {node.name for node in await ctx.cluster.kube.list_nodes() if node.unschedulable}
 
 
-async def roll(ctx: StepContext, nodes: list[str], version: str, *, max_unavailable: int,
-               at_once: int | None = None) -> StepResult:  # fmt: skip
+async def roll(
+    ctx: StepContext,
+    nodes: list[str],
+    version: str,
+    *,
+    max_unavailable: int,
+    at_once: int | None = None,
+) -> StepResult:
     """Upgrade `nodes`, starting the next the moment there is room; stop starting at a failure."""
     wave = Wave.from_checkpoint(ctx.partial)
     pending = deque(n for n in nodes if n not in wave.done)
@@ -89,8 +101,11 @@ async def roll(ctx: StepContext, nodes: list[str], version: str, *, max_unavaila
             running[task] = (node, time.monotonic())
         if not running:
             if pending and not wave.failed:
-                return StepResult(ok=False, summary=f"no room to take a node down: {max_unavailable} or more nodes "
-                                  "are cordoned by others", data=wave.as_checkpoint())  # fmt: skip
+                return StepResult.failed(
+                    f"no room to take a node down: {max_unavailable} or more nodes "
+                    "are cordoned by others",
+                    wave,
+                )
             break
         finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         for task in finished:
@@ -117,11 +132,9 @@ def _report(wave: Wave, nodes: list[str], tails: dict[str, str]) -> StepResult:
             states.append(f"{node}: not started")
     output = "\n".join(states + [f"--- {node} ---\n{tail}" for node, tail in tails.items() if tail])
     if wave.failed:
-        return StepResult(ok=False, summary=f"stopped after a failure; no new node was started. {'; '.join(states)}",
-                          output=output, data=wave.as_checkpoint())  # fmt: skip
-    return StepResult(
-        ok=True,
-        summary=f"{len(wave.done)} node(s) upgraded",
-        output=output,
-        data=wave.as_checkpoint(),
-    )
+        return StepResult.failed(
+            f"stopped after a failure; no new node was started. {'; '.join(states)}",
+            wave,
+            output=output,
+        )
+    return StepResult.done(f"{len(wave.done)} node(s) upgraded", wave, output=output)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncssh
 
 from playbooks.errors import OperationError
+from playbooks.private_files import create_private
 
 OutputSink = Callable[[str], Awaitable[None]]
 
@@ -109,8 +112,14 @@ class SshExecutor:
     def __post_init__(self) -> None:
         self._pinned = asyncssh.import_known_hosts(self.known_hosts)  # parsed once, not per node
 
-    async def run(self, target: SshTarget, argv: Sequence[str], *, timeout: float = 600,
-                  on_output: OutputSink | None = None) -> CommandResult:  # fmt: skip
+    async def run(
+        self,
+        target: SshTarget,
+        argv: Sequence[str],
+        *,
+        timeout: float = 600,
+        on_output: OutputSink | None = None,
+    ) -> CommandResult:
         """Run one command; a non-zero exit is a result, not an error. Cancelling ends it remotely."""
         limit = self._limit = self._limit or asyncio.Semaphore(self.max_parallel)
         async with limit:
@@ -132,8 +141,10 @@ class SshExecutor:
                     completed = await process.wait()
             except TimeoutError as error:
                 process.kill()
-                raise SshError(f"`{command}` on {target.where} did not finish within {timeout:.0f} s; it was stopped",
-                               node=target.node) from error  # fmt: skip
+                raise SshError(
+                    f"`{command}` on {target.where} did not finish within {timeout:.0f} s; it was stopped",
+                    node=target.node,
+                ) from error
             except asyncio.CancelledError:
                 # A cancelled job must not leave the command running: signal it, then hang up.
                 with contextlib.suppress(OSError, asyncssh.Error):
@@ -142,8 +153,10 @@ class SshExecutor:
                 raise
             except (OSError, asyncssh.Error) as error:
                 self._forget(target)
-                raise SshError(f"the connection to {target.where} broke while running `{command}`: {error}",
-                               node=target.node) from error  # fmt: skip
+                raise SshError(
+                    f"the connection to {target.where} broke while running `{command}`: {error}",
+                    node=target.node,
+                ) from error
             status = completed.exit_status if completed.exit_status is not None else 255
             if completed.exit_signal:
                 stderr += f"\n(killed by signal {completed.exit_signal[0]})"
@@ -151,8 +164,9 @@ class SshExecutor:
                 target.node, command, status, stdout, stderr, time.monotonic() - started
             )
 
-    async def run_many(self, targets: Sequence[SshTarget], argv: Sequence[str], *,
-                       timeout: float = 600) -> list[CommandResult | SshError]:  # fmt: skip
+    async def run_many(
+        self, targets: Sequence[SshTarget], argv: Sequence[str], *, timeout: float = 600
+    ) -> list[CommandResult | SshError]:
         async def one(target: SshTarget) -> CommandResult | SshError:
             try:
                 return await self.run(target, argv, timeout=timeout)
@@ -162,11 +176,16 @@ class SshExecutor:
         return list(await asyncio.gather(*(one(target) for target in targets)))
 
     async def sftp_get(self, target: SshTarget, remote: str, local: str) -> None:
+        """Copy `remote` into a new local file that is 0600 before a byte arrives; a copy that
+        fails midway is removed."""
         connection = await self._connection(target)
+        await asyncio.to_thread(lambda: os.close(create_private(local)))
         try:
             async with connection.start_sftp_client() as sftp:
+                # asyncssh opens the local file "wb": it writes into ours, keeping its mode.
                 await sftp.get(remote, local)
         except (OSError, asyncssh.Error) as error:
+            await asyncio.to_thread(Path(local).unlink, missing_ok=True)
             raise SshError(
                 f"cannot copy {remote} from {target.where}: {error}", node=target.node
             ) from error
@@ -199,11 +218,16 @@ class SshExecutor:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 connection, _ = await asyncssh.create_connection(
-                    lambda: pinning, target.host, target.port, username=target.user,
+                    lambda: pinning,
+                    target.host,
+                    target.port,
+                    username=target.user,
                     known_hosts=self._pinned,
-                    client_keys=self.credentials.client_keys(), agent_path=None,
-                    config=[], preferred_auth="publickey",
-                )  # fmt: skip
+                    client_keys=self.credentials.client_keys(),
+                    agent_path=None,
+                    config=[],
+                    preferred_auth="publickey",
+                )
         except asyncssh.HostKeyNotVerifiable as error:
             raise HostKeyError(
                 self._host_key_message(target, pinning.rejected_key), node=target.node
@@ -227,11 +251,15 @@ class SshExecutor:
         fingerprint = presented.get_fingerprint() if presented else "(unknown)"
         pinned = pinned_keys(self.known_hosts, target.host, target.port)
         if pinned:
-            return (f"the host key of {target.where} CHANGED: it presented {fingerprint}, but "
-                    f"{', '.join(k.get_fingerprint() for k in pinned)} is pinned. Nothing was run there. "
-                    "If the host was rebuilt, update the pinned key; otherwise treat it as an attack.")  # fmt: skip
-        return (f"the host key of {target.where} is not pinned (it presented {fingerprint}). "
-                "Nothing was run there. Add the node's key to the known_hosts kubegate uses.")  # fmt: skip
+            return (
+                f"the host key of {target.where} CHANGED: it presented {fingerprint}, but "
+                f"{', '.join(k.get_fingerprint() for k in pinned)} is pinned. Nothing was run there. "
+                "If the host was rebuilt, update the pinned key; otherwise treat it as an attack."
+            )
+        return (
+            f"the host key of {target.where} is not pinned (it presented {fingerprint}). "
+            "Nothing was run there. Add the node's key to the known_hosts kubegate uses."
+        )
 
 
 def pinned_keys(known_hosts: str, host: str, port: int) -> list[asyncssh.SSHKey]:

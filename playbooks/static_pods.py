@@ -82,21 +82,27 @@ async def restart_static_pod(
     in_place = await remote.answer(RemoteCommand.of("test", "-f", pod.manifest)) is not None
     old_uid = await mirror_uid(cluster, pod)
     if in_place:
-        ran = await remote.run_in_order([
-            RemoteCommand.of("mkdir", "-p", pod.holding_dir),
-            RemoteCommand.of("mv", pod.manifest, pod.parked),
-        ])  # fmt: skip
+        ran = await remote.run_in_order(
+            [
+                RemoteCommand.of("mkdir", "-p", pod.holding_dir),
+                RemoteCommand.of("mv", pod.manifest, pod.parked),
+            ]
+        )
         if not isinstance(ran, list):
             raise StaticPodError(f"moving {pod.manifest} out on {pod.node} failed: {ran.summary}")
         await say(f"{pod.node}: {pod.name} manifest moved out; waiting {pause:g} s")
         await asyncio.sleep(pause)  # the kubelet re-reads its manifest directory every 20 s
     elif await remote.answer(RemoteCommand.of("test", "-f", pod.parked)) is None:
-        raise StaticPodError(f"{pod.node} has no {pod.manifest} (nor a parked copy in "
-                             f"{pod.holding_dir}): is this a kubeadm control plane?")  # fmt: skip
+        raise StaticPodError(
+            f"{pod.node} has no {pod.manifest} (nor a parked copy in "
+            f"{pod.holding_dir}): is this a kubeadm control plane?"
+        )
     back = await remote.run_in_order([RemoteCommand.of("mv", pod.parked, pod.manifest)])
     if not isinstance(back, list):
-        raise StaticPodError(f"moving {pod.name}'s manifest back on {pod.node} failed: "
-                             f"{back.summary}; it is parked in {pod.holding_dir}")  # fmt: skip
+        raise StaticPodError(
+            f"moving {pod.name}'s manifest back on {pod.node} failed: "
+            f"{back.summary}; it is parked in {pod.holding_dir}"
+        )
     took = await wait_until_ready_again(cluster, pod, old_uid=old_uid, timeout=timeout)
     await say(f"{pod.node}: {pod.mirror_pod} Ready again after {took:.1f} s")
     return f"{pod.name} restarted"

@@ -1,148 +1,74 @@
 """Upgrade the whole cluster: etcd snapshot first, then the control planes one at a time, then
-the workers rolling with at most `--max-unavailable` nodes unschedulable at once.
+the workers rolling with at most `--max-unavailable` nodes unschedulable at once. Planned in
+playbooks/upgrade_cluster_plan.py. `upgrade <node>` shares the verb: one playbook plans both.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from commands import Command, UpgradeClusterCommand
-from playbooks.base import ClusterHandle, PlanError, Playbook, Step, StepContext, StepResult
-from playbooks.drain import snapshot
-from playbooks.etcd_backup import CopyOffHost, SaveSnapshot, VerifySnapshot, control_plane_target
-from playbooks.kube import NodeView
-from playbooks.plan import Plan, PlannedStep
+from commands import Command, UpgradeClusterCommand, UpgradeNodeCommand
+from playbooks.base import ClusterHandle, Playbook, Step, StepContext, StepResult
+from playbooks.plan import Plan, StepParams
 from playbooks.rolling import roll
-from playbooks.upgrade import UpgradePlaybook
-from playbooks.versions import Version, skew_problems
+from playbooks.upgrade import node_facts_for_remaining, node_upgrade_drift
+from playbooks.upgrade_cluster_plan import (
+    UpgradeControlPlanesParams,
+    UpgradeWorkersParams,
+    plan_cluster_upgrade,
+)
+from playbooks.upgrade_plan import plan_node_upgrade
+
+UpgradeCommand = UpgradeNodeCommand | UpgradeClusterCommand
 
 
-class UpgradeControlPlanes(Step):
+class UpgradeControlPlanes(Step[UpgradeControlPlanesParams]):
+    """Each control plane's whole upgrade in turn: never two control planes changed at once."""
+
     name: ClassVar[str] = "upgrade-control-planes"
-
-    def __init__(self, title: str, *, nodes: list[str], version: str, max_unavailable: int) -> None:
-        super().__init__(title)
-        self.nodes, self.version, self.max_unavailable = nodes, version, max_unavailable
+    params_model: ClassVar[type[StepParams]] = UpgradeControlPlanesParams
 
     async def run(self, ctx: StepContext) -> StepResult:
+        wave = self.params
         return await roll(
-            ctx, self.nodes, self.version, max_unavailable=self.max_unavailable, at_once=1
+            ctx, wave.nodes, wave.version, max_unavailable=wave.max_unavailable, at_once=1
         )
 
 
-class UpgradeWorkers(UpgradeControlPlanes):
+class UpgradeWorkers(Step[UpgradeWorkersParams]):
     name: ClassVar[str] = "upgrade-workers"
+    params_model: ClassVar[type[StepParams]] = UpgradeWorkersParams
 
     async def run(self, ctx: StepContext) -> StepResult:
-        return await roll(ctx, self.nodes, self.version, max_unavailable=self.max_unavailable)
+        wave = self.params
+        return await roll(ctx, wave.nodes, wave.version, max_unavailable=wave.max_unavailable)
 
 
-def _version(text: str) -> Version:
-    version = Version.parse(text)
-    if version is None:
-        raise PlanError(f"kubegate cannot read `{text}` as a Kubernetes version.")
-    return version
-
-
-async def plan_cluster_upgrade(command: UpgradeClusterCommand, cluster: ClusterHandle) -> Plan:
-    target, api_server = _version(command.to_version), _version(await cluster.kube.server_version())
-    nodes = await cluster.kube.list_nodes()
-    control_planes = cluster.inventory.control_plane_order(nodes)
-    if not control_planes:
-        raise PlanError(
-            f"No control-plane node found in cluster {cluster.name}: set `control_planes` in the inventory."
-        )
-    problems = skew_problems(node=control_planes[0].name, kubelet=api_server, target=target,
-                             api_server=api_server, moves_api_server=True)  # fmt: skip
-    if problems:
-        raise PlanError(
-            f"Refusing to upgrade cluster {cluster.name} to {target}; nothing was changed. "
-            + " ".join(problems)
-        )
-    behind = [n for n in nodes if _version(n.kubelet_version) < target]
-    cps = [
-        n.name
-        for n in control_planes
-        if n in behind or (n is control_planes[0] and api_server < target)
-    ]
-    workers = [
-        n.name
-        for n in sorted(behind, key=lambda n: n.name)
-        if n.name not in {c.name for c in control_planes}
-    ]
-    if not cps and not workers:
-        nothing: str | None = f"Every node of {cluster.name} already runs {target}; nothing to do."
-    else:
-        nothing = None
-        await _refuse_pod_loss(cluster, workers + cps)
-    cordoned = sorted(n.name for n in nodes if n.unschedulable)
-    if workers and len(set(cordoned) - set(workers)) >= command.max_unavailable:
-        raise PlanError(f"{len(cordoned)} node(s) are already cordoned ({', '.join(cordoned)}): "
-                        f"--max-unavailable {command.max_unavailable} leaves no room. Uncordon them or allow more.")  # fmt: skip
-    await control_plane_target(cluster)  # the etcd snapshot needs a reachable, Ready control plane
-    return Plan(
-        verb="upgrade", cluster=cluster.name, target="cluster", title=command.summary(),
-        steps=[
-            PlannedStep(name=SaveSnapshot.name, title="etcd snapshot on a control plane (before anything else)"),
-            PlannedStep(name=VerifySnapshot.name, title="Verify the snapshot"),
-            PlannedStep(name=CopyOffHost.name, title=f"Copy it off the host to {cluster.backup_dir}"),
-            PlannedStep(name=UpgradeControlPlanes.name, title=f"Upgrade control planes one at a time: {', '.join(cps) or 'none left'}"),
-            PlannedStep(name=UpgradeWorkers.name, title=f"Upgrade {len(workers)} worker(s), at most {command.max_unavailable} "
-                        f"unschedulable at once: {', '.join(workers) or 'none left'}"),
-        ],
-        facts={"api_server_version": str(api_server), "control_planes": cps, "workers": workers, "cordoned": cordoned},
-        preview=[f"API server {api_server} → {target}; nodes behind: {len(behind)} of {len(nodes)}",
-                 *(_node_line(n) for n in nodes)],
-        risk="high", nothing_to_do=nothing, locks=["*"],
-    )  # fmt: skip
-
-
-async def _refuse_pod_loss(cluster: ClusterHandle, names: list[str]) -> None:
-    reasons = []
-    for name in names:
-        selection, _ = await snapshot(cluster, name)
-        for reason in selection.blockers(force=False, delete_emptydir_data=False):
-            reasons.append(f"{name}: {reason}")
-    if reasons:
-        raise PlanError("Refusing to upgrade the cluster; nothing was changed. Draining would lose pods — "
-                        + " ".join(reasons) + " Drain those nodes first with the flags, then upgrade.")  # fmt: skip
-
-
-def _node_line(node: NodeView) -> str:
-    state = "cordoned" if node.unschedulable else "schedulable"
-    return f"{node.name}: kubelet {node.kubelet_version}, {'Ready' if node.ready else 'NotReady'}, {state}"
-
-
-def cluster_steps(plan: Plan, command: UpgradeClusterCommand) -> list[Step]:
-    titles = [step.title for step in plan.steps]
-    cps, workers = list(plan.facts["control_planes"]), list(plan.facts["workers"])
-    n = command.max_unavailable
-    return [
-        SaveSnapshot(titles[0]), VerifySnapshot(titles[1]), CopyOffHost(titles[2]),
-        UpgradeControlPlanes(titles[3], nodes=cps, version=command.to_version, max_unavailable=n),
-        UpgradeWorkers(titles[4], nodes=workers, version=command.to_version, max_unavailable=n),
-    ]  # fmt: skip
-
-
-class UpgradeAnyPlaybook(Playbook):
+class UpgradeAnyPlaybook(Playbook[UpgradeCommand]):
     """`upgrade <node>` and `upgrade cluster` share the verb (and its policy): pick by target."""
 
     verb: ClassVar[str] = "upgrade"
 
-    def __init__(self) -> None:
-        self.node = UpgradePlaybook()
+    def narrow(self, command: Command) -> UpgradeCommand:
+        if isinstance(command, UpgradeNodeCommand | UpgradeClusterCommand):
+            return command
+        raise TypeError(f"{self.verb} cannot plan {type(command).__name__}")
 
-    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
+    async def plan(self, command: UpgradeCommand, cluster: ClusterHandle) -> Plan:
         if isinstance(command, UpgradeClusterCommand):
             return await plan_cluster_upgrade(command, cluster)
-        return await self.node.plan(command, cluster)
-
-    def steps(self, plan: Plan, command: Command) -> list[Step]:
-        if isinstance(command, UpgradeClusterCommand):
-            return cluster_steps(plan, command)
-        return self.node.steps(plan, command)
+        return await plan_node_upgrade(command, cluster)
 
     def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
         if approved.target == "cluster":
             return None  # every fact counts: nodes behind, API server version, cordons
-        return self.node.drift(approved, fresh)
+        return node_upgrade_drift(approved, fresh)
+
+    async def facts_for_remaining(
+        self, approved: Plan, cluster: ClusterHandle, *, finished: frozenset[str]
+    ) -> dict[str, Any]:
+        if approved.target == "cluster":
+            # Each node's upgrade is planned afresh when the rollout reaches it (and refuses
+            # there what it must); the nodes approvers saw are the ones it takes.
+            return approved.facts
+        return await node_facts_for_remaining(approved, cluster, finished=finished)

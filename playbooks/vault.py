@@ -42,8 +42,9 @@ class VaultSettings:
 class Vault:
     def __init__(self, settings: VaultSettings) -> None:
         self.settings = settings
-        self._client = hvac.Client(url=settings.url, token=settings.token,
-                                   verify=settings.ca_cert or True, timeout=10)  # fmt: skip
+        self._client = hvac.Client(
+            url=settings.url, token=settings.token, verify=settings.ca_cert or True, timeout=10
+        )
         self._logged_in = settings.auth == "token"
 
     async def _call(self, doing: str, action: Callable[[], T]) -> T:

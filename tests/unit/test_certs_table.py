@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from playbooks.cert_checks import public_certificate_paths, split_printed_files
+from playbooks.cert_rotation import renewed
 from playbooks.certs_table import (
     CertsTableError,
     expiry_lines,
     parse_check_expiration,
     threshold_crossed,
 )
-from playbooks.rotate_certs import renewed
 
 
 def padded(text: str) -> str:

@@ -1,0 +1,201 @@
+"""Planning a whole-cluster upgrade: observe every node and its pods (I/O), then decide from
+that snapshot alone (pure): which control planes and workers are behind, what would refuse it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from commands import UpgradeClusterCommand
+from playbooks.base import ClusterHandle, PlanError
+from playbooks.drain import snapshot
+from playbooks.etcd_backup import (
+    CopyOffHostParams,
+    SaveSnapshotParams,
+    VerifySnapshotParams,
+    no_snapshot_source,
+    snapshot_source,
+)
+from playbooks.inventory import Inventory
+from playbooks.kube import NodeView
+from playbooks.plan import Plan, PlannedStep, StepParams
+from playbooks.pods import DrainSelection
+from playbooks.upgrade_plan import parse_version
+from playbooks.versions import Version, skew_problems
+
+
+class UpgradeControlPlanesParams(StepParams):
+    step: Literal["upgrade-control-planes"] = "upgrade-control-planes"
+    nodes: list[str]  # in the inventory's order: the first one moves the API server
+    version: str
+    max_unavailable: int
+
+
+class UpgradeWorkersParams(StepParams):
+    step: Literal["upgrade-workers"] = "upgrade-workers"
+    nodes: list[str]
+    version: str
+    max_unavailable: int
+
+
+@dataclass(frozen=True)
+class ClusterUpgradeSnapshot:
+    """What a cluster upgrade is decided from, as the cluster was when it was read."""
+
+    cluster: str
+    inventory: Inventory
+    backup_dir: Path
+    api_server_version: str
+    nodes: list[NodeView]
+    # Every node's pods as a drain would see them, by node name.
+    drains: dict[str, DrainSelection]
+
+
+async def observe_cluster_upgrade(cluster: ClusterHandle) -> ClusterUpgradeSnapshot:
+    api_server = await cluster.kube.server_version()
+    nodes = await cluster.kube.list_nodes()
+    drains = {node.name: (await snapshot(cluster, node.name))[0] for node in nodes}
+    return ClusterUpgradeSnapshot(
+        cluster.name, cluster.inventory, cluster.backup_dir, api_server, nodes, drains
+    )
+
+
+async def plan_cluster_upgrade(command: UpgradeClusterCommand, cluster: ClusterHandle) -> Plan:
+    return decide_cluster_upgrade(command, await observe_cluster_upgrade(cluster))
+
+
+@dataclass(frozen=True)
+class Behind:
+    """The nodes the upgrade will take, in the order it takes them."""
+
+    control_planes: list[str]
+    workers: list[str]
+    count: int  # nodes whose kubelet is older than the target
+
+
+def nodes_behind(seen: ClusterUpgradeSnapshot, target: Version, api_server: Version) -> Behind:
+    control_planes = seen.inventory.control_plane_order(seen.nodes)
+    behind = [
+        n for n in seen.nodes if parse_version(n.kubelet_version, "a kubelet version") < target
+    ]
+    # The first control plane also goes when only the API server is behind: it moves it.
+    cps = [
+        n.name
+        for n in control_planes
+        if n in behind or (n is control_planes[0] and api_server < target)
+    ]
+    ours = {c.name for c in control_planes}
+    workers = [n.name for n in sorted(behind, key=lambda n: n.name) if n.name not in ours]
+    return Behind(cps, workers, len(behind))
+
+
+def refuse_skew(seen: ClusterUpgradeSnapshot, target: Version, api_server: Version) -> None:
+    control_planes = seen.inventory.control_plane_order(seen.nodes)
+    if not control_planes:
+        raise PlanError(
+            f"No control-plane node found in cluster {seen.cluster}: "
+            "set `control_planes` in the inventory."
+        )
+    problems = skew_problems(
+        node=control_planes[0].name,
+        kubelet=api_server,
+        target=target,
+        api_server=api_server,
+        moves_api_server=True,
+    )
+    if problems:
+        raise PlanError(
+            f"Refusing to upgrade cluster {seen.cluster} to {target}; nothing was changed. "
+            + " ".join(problems)
+        )
+
+
+def refuse_pod_loss(seen: ClusterUpgradeSnapshot, names: list[str]) -> None:
+    reasons = [
+        f"{name}: {reason}"
+        for name in names
+        for reason in seen.drains[name].blockers(force=False, delete_emptydir_data=False)
+    ]
+    if reasons:
+        raise PlanError(
+            "Refusing to upgrade the cluster; nothing was changed. Draining would lose pods — "
+            + " ".join(reasons)
+            + " Drain those nodes first with the flags, then upgrade."
+        )
+
+
+def refuse_no_room(cordoned: list[str], workers: list[str], max_unavailable: int) -> None:
+    """Nodes cordoned by others count against --max-unavailable: refuse when none is left."""
+    if workers and len(set(cordoned) - set(workers)) >= max_unavailable:
+        raise PlanError(
+            f"{len(cordoned)} node(s) are already cordoned ({', '.join(cordoned)}): "
+            f"--max-unavailable {max_unavailable} leaves no room. Uncordon them or allow more."
+        )
+
+
+def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeSnapshot) -> Plan:
+    """The rollout plan, or a PlanError saying why not. Pure."""
+    target = parse_version(command.to_version, "the target version")
+    api_server = parse_version(seen.api_server_version, "the API server version")
+    refuse_skew(seen, target, api_server)
+    behind = nodes_behind(seen, target, api_server)
+    nothing = None
+    if not behind.control_planes and not behind.workers:
+        nothing = f"Every node of {seen.cluster} already runs {target}; nothing to do."
+    else:
+        refuse_pod_loss(seen, behind.workers + behind.control_planes)
+    cordoned = sorted(n.name for n in seen.nodes if n.unschedulable)
+    refuse_no_room(cordoned, behind.workers, command.max_unavailable)
+    if snapshot_source(seen.inventory, seen.nodes) is None:
+        raise no_snapshot_source(seen.cluster)  # the etcd snapshot comes before anything else
+    return Plan(
+        verb="upgrade",
+        cluster=seen.cluster,
+        target="cluster",
+        title=command.summary(),
+        steps=cluster_steps(seen, behind, command),
+        facts={
+            "api_server_version": str(api_server),
+            "control_planes": behind.control_planes,
+            "workers": behind.workers,
+            "cordoned": cordoned,
+        },
+        preview=[
+            f"API server {api_server} → {target}; nodes behind: {behind.count} of {len(seen.nodes)}",
+            *(node_line(n) for n in seen.nodes),
+        ],
+        risk="high",
+        nothing_to_do=nothing,
+        locks=["*"],
+    )
+
+
+def cluster_steps(
+    seen: ClusterUpgradeSnapshot, behind: Behind, command: UpgradeClusterCommand
+) -> list[PlannedStep]:
+    cps, workers = behind.control_planes, behind.workers
+    version, room = command.to_version, command.max_unavailable
+    return [
+        PlannedStep.of(
+            SaveSnapshotParams(), "etcd snapshot on a control plane (before anything else)"
+        ),
+        PlannedStep.of(VerifySnapshotParams(), "Verify the snapshot"),
+        PlannedStep.of(CopyOffHostParams(), f"Copy it off the host to {seen.backup_dir}"),
+        PlannedStep.of(
+            UpgradeControlPlanesParams(nodes=cps, version=version, max_unavailable=room),
+            f"Upgrade control planes one at a time: {', '.join(cps) or 'none left'}",
+        ),
+        PlannedStep.of(
+            UpgradeWorkersParams(nodes=workers, version=version, max_unavailable=room),
+            f"Upgrade {len(workers)} worker(s), at most {room} "
+            f"unschedulable at once: {', '.join(workers) or 'none left'}",
+        ),
+    ]
+
+
+def node_line(node: NodeView) -> str:
+    state = "cordoned" if node.unschedulable else "schedulable"
+    ready = "Ready" if node.ready else "NotReady"
+    return f"{node.name}: kubelet {node.kubelet_version}, {ready}, {state}"

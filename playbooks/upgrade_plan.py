@@ -1,0 +1,241 @@
+"""Planning one node's upgrade: observe the cluster into a snapshot (I/O), then decide the plan
+or the refusal from that snapshot alone (pure: the unit tests call it with data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from commands import DrainCommand, UpgradeNodeCommand, format_duration
+from playbooks.base import ClusterHandle, PlanError
+from playbooks.drain import EvictPodsParams, WaitUntilGoneParams, drain_facts, snapshot
+from playbooks.health import HEALTH_TIMEOUT_S, HealthGateParams, Healthy
+from playbooks.inventory import Inventory
+from playbooks.kube import NodeView
+from playbooks.packages import PackagesAt, UpgradeKubeadmParams, UpgradeKubeletParams
+from playbooks.plan import Plan, PlannedStep, StepParams
+from playbooks.pods import DrainSelection, Pdb, eviction_preview
+from playbooks.remote import NodeRef
+from playbooks.upgrade_steps import (
+    CordonForUpgradeParams,
+    KubeadmUpgradeParams,
+    RestartKubeletParams,
+    UncordonIfItWasParams,
+)
+from playbooks.versions import Version, skew_problems
+
+NO_PODS = DrainSelection(evict=[], daemonset=[], mirror=[], bare=[], empty_dir=[])
+
+
+@dataclass(frozen=True)
+class NodeUpgradeSnapshot:
+    """What upgrading one node is decided from, as the cluster was when it was read."""
+
+    cluster: str
+    inventory: Inventory
+    nodes: list[NodeView]
+    api_server_version: str
+    # The node's pods and the PDBs as a drain sees them (none when there is no such node).
+    drain: DrainSelection = NO_PODS
+    pdbs: list[Pdb] = field(default_factory=list)
+
+
+async def observe_node_upgrade(node: str, cluster: ClusterHandle) -> NodeUpgradeSnapshot:
+    nodes = await cluster.kube.list_nodes()
+    api_server = await cluster.kube.server_version()
+    seen = NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_server)
+    if not any(n.name == node for n in nodes):
+        return seen
+    selection, pdbs = await snapshot(cluster, node)
+    return NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_server, selection, pdbs)
+
+
+async def plan_node_upgrade(
+    command: UpgradeNodeCommand, cluster: ClusterHandle, *, cordoned_before: bool | None = None
+) -> Plan:
+    seen = await observe_node_upgrade(command.node, cluster)
+    return decide_node_upgrade(command, seen, cordoned_before=cordoned_before)
+
+
+def parse_version(text: str, what: str) -> Version:
+    version = Version.parse(text)
+    if version is None:
+        raise PlanError(f"kubegate cannot read {what} `{text}` as a Kubernetes version.")
+    return version
+
+
+def find_node(seen: NodeUpgradeSnapshot, name: str) -> NodeView:
+    for node in seen.nodes:
+        if node.name == name:
+            return node
+    raise PlanError(
+        f"There is no node `{name}` in cluster {seen.cluster}. `/kube nodes` lists them."
+    )
+
+
+def procedure(inventory: Inventory, nodes: list[NodeView], node: NodeView) -> tuple[str, str]:
+    """The node's role and kubeadm procedure: `apply` on the first control plane, else `node`."""
+    if not inventory.is_control_plane(node):
+        return "worker", "node"
+    order = inventory.control_plane_order(nodes)
+    return "control-plane", "apply" if order and order[0].name == node.name else "node"
+
+
+def planned_steps(
+    node: NodeView,
+    target: Version,
+    *,
+    apply: bool,
+    manager: str,
+    evict: int,
+    was_unschedulable: bool,
+) -> list[PlannedStep]:
+    """The planned steps with their parameters, as the approvers read them."""
+    name, version = node.name, str(target)
+    at = PackagesAt(host=NodeRef(name=name), version=version)
+    titles = step_titles(
+        node, target, apply=apply, manager=manager, evict=evict, was_unschedulable=was_unschedulable
+    )
+    cordon = CordonForUpgradeParams(
+        node=name,
+        was_unschedulable=was_unschedulable,
+        from_version=node.kubelet_version,
+        to_version=version,
+    )
+    # Drained first: the node is out of service before anything on it changes, and a failure
+    # at any later step leaves it cordoned, its workloads safe elsewhere.
+    params: list[StepParams] = [
+        cordon,
+        EvictPodsParams.of(DrainCommand(node=name)),
+        WaitUntilGoneParams(node=name),
+        UpgradeKubeadmParams(at=at),
+        KubeadmUpgradeParams(node=name, version=version, apply=apply),
+        UpgradeKubeletParams(at=at),
+        RestartKubeletParams(node=name, version=version),
+        UncordonIfItWasParams(node=name),
+        HealthGateParams(expect=Healthy(node=name, kubelet_version=version)),
+    ]
+    return [
+        PlannedStep.of(each, title, touches=[f"node/{name}"])
+        for each, title in zip(params, titles, strict=True)
+    ]
+
+
+def step_titles(
+    node: NodeView,
+    target: Version,
+    *,
+    apply: bool,
+    manager: str,
+    evict: int,
+    was_unschedulable: bool,
+) -> list[str]:
+    """The nine steps' titles, in order, as the approvers read them."""
+    held = ", held" if manager == "apt" else ""
+    state = "cordoned already" if node.unschedulable else "schedulable now"
+    timeout = format_duration(DrainCommand(node=node.name).timeout)
+    return [
+        f"Drain: cordon {node.name} ({state})",
+        f"Drain: evict {evict} pod(s) through their PDBs",
+        f"Drain: wait until they are gone (timeout {timeout})",
+        f"Upgrade the kubeadm package to {target.package} ({manager}{held})",
+        f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the API server)"
+        if apply
+        else f"`kubeadm upgrade node` on {node.name}",
+        f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})",
+        "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)",
+        f"Uncordon {node.name}" + (" (no: it was cordoned before)" if was_unschedulable else ""),
+        f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
+        f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
+    ]
+
+
+def refuse_skew(
+    node: str, kubelet: Version, target: Version, api_server: Version, *, kubeadm: str
+) -> str | None:
+    """The nothing-to-do sentence when the node is there already; raises on a skew rule."""
+    if kubelet == target and api_server >= target:
+        return f"{node} already runs {target}; nothing to do."
+    problems = skew_problems(
+        node=node,
+        kubelet=kubelet,
+        target=target,
+        api_server=api_server,
+        moves_api_server=kubeadm == "apply",
+    )
+    if problems:
+        raise PlanError(
+            f"Refusing to upgrade {node} to {target}; nothing was changed. "
+            + " ".join(p[0].upper() + p[1:] for p in problems)
+        )
+    return None
+
+
+def refuse_pod_loss(node: str, selection: DrainSelection) -> None:
+    """`upgrade` drains without --force or --delete-emptydir-data: refuse what that would lose."""
+    blockers = selection.blockers(force=False, delete_emptydir_data=False)
+    if blockers:
+        raise PlanError(
+            f"Refusing to upgrade {node}; nothing was changed. Draining it would lose pods: "
+            + " ".join(blockers)
+            + f" `upgrade` takes no such flags: drain it first (`/kube drain {node}` with "
+            "them), then upgrade."
+        )
+
+
+def decide_node_upgrade(
+    command: UpgradeNodeCommand, seen: NodeUpgradeSnapshot, *, cordoned_before: bool | None = None
+) -> Plan:
+    """The plan to upgrade `command.node`, or a PlanError saying why not. Pure.
+
+    `cordoned_before`: whether the node was cordoned before the job began, when the job (a
+    rolling upgrade) knows better than the snapshot; by default, as the snapshot shows it."""
+    node = find_node(seen, command.node)
+    target = parse_version(command.to_version, "the target version")
+    kubelet = parse_version(node.kubelet_version, f"{node.name}'s kubelet version")
+    api_server = parse_version(seen.api_server_version, "the API server version")
+    role, kubeadm = procedure(seen.inventory, seen.nodes, node)
+    if seen.inventory.target(node) is None:
+        raise PlanError(
+            f"kubegate does not know how to reach {node.name} over SSH: it has "
+            "no InternalIP and no address in the inventory."
+        )
+    nothing = refuse_skew(node.name, kubelet, target, api_server, kubeadm=kubeadm)
+    if nothing is None:
+        refuse_pod_loss(node.name, seen.drain)
+    was_unschedulable = node.unschedulable if cordoned_before is None else cordoned_before
+    facts: dict[str, Any] = {
+        **drain_facts(seen.drain, seen.pdbs),
+        "node": node.name,
+        "kubelet_version": str(kubelet),
+        "api_server_version": str(api_server),
+        "role": role,
+        "kubeadm": kubeadm,
+        "was_unschedulable": was_unschedulable,
+    }
+    steps = planned_steps(
+        node,
+        target,
+        apply=kubeadm == "apply",
+        manager=seen.inventory.package_manager_of(node.name),
+        evict=len(seen.drain.evict),
+        was_unschedulable=was_unschedulable,
+    )
+    state = "cordoned already" if node.unschedulable else "schedulable now"
+    return Plan(
+        verb="upgrade",
+        cluster=seen.cluster,
+        target=node.name,
+        title=command.summary(),
+        steps=steps,
+        facts=facts,
+        preview=[
+            f"{node.name} ({role}): kubelet {kubelet} → {target} · API server {api_server} · "
+            f"{'Ready' if node.ready else 'NotReady'}, {state}",
+            *eviction_preview(seen.drain, seen.pdbs),
+        ],
+        risk="high" if role == "control-plane" else "medium",
+        nothing_to_do=nothing,
+        locks=[f"node/{node.name}"],
+    )

@@ -1,0 +1,113 @@
+"""What `rotate certs` and `/kube certs` decide from a snapshot: which control planes, what the
+approvers and the asker read. No host, no cluster."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from commands import RotateCertsCommand
+from playbooks.base import PlanError
+from playbooks.cert_checks import NodeExpiry
+from playbooks.certs_table import CertificateRow, ExpiryTable
+from playbooks.certs_view import CertsSnapshot, certs_answer
+from playbooks.inventory import Inventory
+from playbooks.kube import NodeView
+from playbooks.rotate_certs import RotationSnapshot, decide_rotation
+from tests.unit.cluster_snapshots import CLUSTER, INVENTORY, node
+
+NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
+HA = [*CLUSTER, node("cp-2", control_plane=True), node("cp-3", control_plane=True)]
+
+
+def expiring(node_name: str, days: float, name: str = "apiserver") -> NodeExpiry:
+    row = CertificateRow(
+        name=name,
+        expires=NOW + timedelta(days=days),
+        residual=f"{int(days)}d",
+        authority="ca",
+        externally_managed=False,
+    )
+    return NodeExpiry(node_name, ExpiryTable(certificates=(row,), authorities=()))
+
+
+def seen(
+    nodes: list[NodeView] = HA, *, vault: bool = True, inventory: Inventory = INVENTORY
+) -> RotationSnapshot:
+    expiries = {name: expiring(name, 20 + i) for i, name in enumerate(("cp-1", "cp-2", "cp-3"))}
+    return RotationSnapshot("prod", inventory, vault, nodes, expiries, NOW)
+
+
+def refusal(command: RotateCertsCommand, snapshot: RotationSnapshot) -> str:
+    with pytest.raises(PlanError) as refused:
+        decide_rotation(command, snapshot)
+    return refused.value.message
+
+
+def test_every_control_plane_is_rotated_one_at_a_time_with_its_soonest_expiry_shown() -> None:
+    plan = decide_rotation(RotateCertsCommand(), seen())
+    assert plan.facts == {"control_planes": ["cp-1", "cp-2", "cp-3"]}
+    assert [step.name for step in plan.steps] == [
+        "check-expiration",
+        "renew-and-restart",
+        "check-renewed",
+        "store-in-vault",
+    ]
+    assert "one node at a time" in plan.steps[1].title
+    assert plan.preview[0] == "cp-1: soonest apiserver, expires 2026-12-20 04:00 UTC (20d left)"
+    assert plan.risk == "high" and plan.locks == ["*"]
+
+
+def test_one_named_control_plane_is_rotated_alone() -> None:
+    plan = decide_rotation(RotateCertsCommand(node="cp-2"), seen())
+    assert plan.facts == {"control_planes": ["cp-2"]} and plan.target == "cp-2"
+    assert plan.steps[0].touches == ["node/cp-2"]
+
+
+def test_the_vault_step_says_it_is_skipped_when_no_vault_is_configured() -> None:
+    plan = decide_rotation(RotateCertsCommand(), seen(vault=False))
+    assert "skipped: no Vault configured" in plan.steps[3].title
+
+
+def test_the_vault_step_names_where_the_public_certificates_go() -> None:
+    plan = decide_rotation(RotateCertsCommand(), seen())
+    assert "kubegate/pki/prod/<node>" in plan.steps[3].title and "never keys" in plan.steps[3].title
+
+
+def test_a_worker_is_refused_because_kubeadm_certificates_live_on_control_planes() -> None:
+    said = refusal(RotateCertsCommand(node="worker-1"), seen())
+    assert "worker-1 is not a control-plane node" in said and "/kube certs" in said
+
+
+def test_an_unknown_node_is_refused_by_name() -> None:
+    assert "There is no node `cp-9` in cluster prod" in refusal(
+        RotateCertsCommand(node="cp-9"), seen()
+    )
+
+
+def test_a_control_plane_kubegate_cannot_reach_refuses_the_rotation() -> None:
+    nodes = [node("cp-1", control_plane=True, ip=None), node("worker-1")]
+    said = refusal(RotateCertsCommand(), seen(nodes))
+    assert "does not know how to reach cp-1 over SSH" in said
+
+
+def test_the_certs_answer_lists_each_control_plane_and_flags_what_is_near() -> None:
+    answer = certs_answer(
+        CertsSnapshot("prod", [expiring("cp-1", 5), expiring("cp-2", 200)]),
+        now=NOW,
+        warn_within=30,
+    )
+    assert answer.startswith("*Certificates of prod*")
+    assert "*cp-1* · soonest: apiserver in 5d ⚠️" in answer
+    assert "*cp-2* · soonest: apiserver in 200d\n" in answer
+
+
+def test_the_certs_answer_shows_what_it_read_and_says_what_it_could_not() -> None:
+    answer = certs_answer(
+        CertsSnapshot("prod", [expiring("cp-1", 50)], problem="no SSH answer from cp-2"),
+        now=NOW,
+        warn_within=30,
+    )
+    assert "*cp-1*" in answer
+    assert answer.endswith("kubegate could not read the certificates: no SSH answer from cp-2")
