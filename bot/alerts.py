@@ -21,6 +21,7 @@ from bot.audit import AuditLog
 from bot.chat import ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE, Button, Card, Chat
 from bot.clusters import Clusters
 from bot.config import AlertsConfig, ClusterConfig
+from bot.markup import escape
 from bot.store import Store, utcnow
 from bot.work import Background, CommandReceiver, Spawner, failure_ref, short_reason
 
@@ -57,18 +58,22 @@ def node_of(alert: Alert) -> str | None:
 
 
 def alert_card(hook: AlertmanagerWebhook, *, group_id: int, cluster: str, node: str | None) -> Card:
-    """Pure: what the channel shows for one Alertmanager group."""
+    """Pure: what the channel shows for one Alertmanager group. Labels and annotations are
+    whatever reached Alertmanager: shown literally, never as mentions or links."""
     firing = hook.status == "firing"
-    name = hook.commonLabels.get("alertname") or hook.alerts[0].labels.get("alertname", "alert")
+    name = escape(
+        hook.commonLabels.get("alertname") or hook.alerts[0].labels.get("alertname", "alert")
+    )
     about = f" · {node}" if node else ""
     headline = f"{'🔥 FIRING' if firing else '✅ RESOLVED'}: {name}{about} · cluster {cluster}"
     lines = []
     for alert in hook.alerts[:MAX_SHOWN]:
-        text = alert.annotations.get("summary") or alert.annotations.get("description") or name
+        said = alert.annotations.get("summary") or alert.annotations.get("description")
+        text = escape(said) if said else name
         lines.append(f"{'🔥' if alert.status == 'firing' else '✅'} {text}")
     if len(hook.alerts) > MAX_SHOWN:
         lines.append(f"… and {len(hook.alerts) - MAX_SHOWN} more")
-    labels = ", ".join(f"{k}={v}" for k, v in sorted(hook.commonLabels.items()))
+    labels = escape(", ".join(f"{k}={v}" for k, v in sorted(hook.commonLabels.items())))
     buttons = []
     if firing and node:
         value = f"{group_id}:{node}"
@@ -150,7 +155,8 @@ class Alerts:
             if channel is None:
                 return
             text = (
-                f"⚠️ kubegate failed showing an alert from Alertmanager: {self._audit.redactor.text(short_reason(error))}; "
+                "⚠️ kubegate failed showing an alert from Alertmanager: "
+                f"{escape(self._audit.redactor.text(short_reason(error)))}; "
                 f"see kubegate's log, ref {ref}"
             )
             try:

@@ -9,6 +9,7 @@ from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.clusters import Clusters
 from bot.config import ClusterConfig
+from bot.markup import escape
 from bot.render import plan_lines, review_card
 from bot.roots import RootMessages
 from bot.starter import JobStarter
@@ -65,7 +66,11 @@ class ChangeRequests:
         if plan is None:
             return
         if getattr(command, "dry_run", False):
-            lines = ["*Dry run* — nothing will change.", f"*{plan.title}*", *plan_lines(plan)]
+            lines = [
+                "*Dry run* — nothing will change.",
+                f"*{escape(plan.title)}*",
+                *plan_lines(plan),
+            ]
             await self._chat.ephemeral(channel, user, "\n".join(lines))
             return
         await self._open_job(command, plan, rule=rule, text=text, user=user, channel=channel)
@@ -98,15 +103,15 @@ class ChangeRequests:
             handle = await self._clusters.handle(cluster.name)
             plan = await PLAYBOOKS[command.verb].plan(command, handle)
         except PlanError as error:
-            await self._chat.ephemeral(channel, user, error.message)
+            await self._chat.ephemeral(channel, user, escape(error.message))
             return None
         except OperationError as error:
             await self._chat.ephemeral(
-                channel, user, f"kubegate could not plan this: {error.message}"
+                channel, user, f"kubegate could not plan this: {escape(error.message)}"
             )
             return None
         if plan.nothing_to_do:
-            await self._chat.ephemeral(channel, user, plan.nothing_to_do)
+            await self._chat.ephemeral(channel, user, escape(plan.nothing_to_do))
             return None
         return plan
 

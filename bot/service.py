@@ -11,6 +11,7 @@ from bot.actions import ALERT_BUTTONS, Clicks
 from bot.clusters import Clusters
 from bot.config import ClusterConfig
 from bot.jobcontrol import JobControl
+from bot.markup import echo, escape
 from bot.readonly import ReadOnlyAnswers
 from bot.requests import ChangeRequests
 from bot.work import Ack, Asker, Background, Work
@@ -48,13 +49,15 @@ class CommandDesk:
         try:
             command = parse_command(text)
         except CommandError as error:
-            return Ack(error.text)
+            # A refusal may quote what was typed: shown literally, never as a mention or link.
+            return Ack(escape(error.text))
         if isinstance(command, HelpCommand):
-            return Ack(help_text(command.topic))
+            return Ack(escape(help_text(command.topic)))
         cluster = self._clusters.resolve(requested=command.cluster, channel=channel)
         if isinstance(cluster, str):
-            return Ack(cluster)
+            return Ack(escape(cluster))
         typed = text.strip()
+        shown = echo(typed)
 
         def reported(work: Work, doing: str, job_id: int | None = None) -> Work:
             asker = Asker(user, channel, typed, doing, job_id)
@@ -63,7 +66,7 @@ class CommandDesk:
         answer = self._answers.by_verb.get(command.verb)
         if answer is not None:
             work = answer(command, cluster, user, channel)
-            return Ack("Looking…", reported(work, f"answering `{typed}`"))
+            return Ack("Looking…", reported(work, f"answering `{shown}`"))
         if isinstance(command, CancelCommand | RetryCommand):
             work = self._job_control.control(command, user=user, channel=channel)
             doing = f"{command.verb} of job #{command.job_id}"
@@ -81,8 +84,9 @@ class CommandDesk:
         work = self._requests.request(
             command, text=text, cluster=cluster, user=user, channel=channel
         )
-        asker = Asker(user, channel, text, f"planning `{text}`")
-        return Ack(f"Planning `{text}` on {cluster.name}…", self._background.reported(work, asker))
+        shown = echo(text)
+        asker = Asker(user, channel, text, f"planning `{shown}`")
+        return Ack(f"Planning `{shown}` on {cluster.name}…", self._background.reported(work, asker))
 
 
 class Kubegate:
