@@ -23,6 +23,7 @@ from bot.chat import (
     Chat,
 )
 from bot.engine import Engine, RootRefresher
+from bot.job_buttons import JobButtonValue, JobNonces, misplaced_click
 from bot.jobcontrol import HALTED, relock, responsible
 from bot.render import interrupted_card
 from bot.starter import JobStarter
@@ -46,7 +47,9 @@ class Clicks:
         alerts: Alerts,
         commands: CommandReceiver,
         background: Background,
+        nonces: JobNonces,
     ) -> None:
+        self._nonces = nonces
         self._store = store
         self._audit = audit
         self._chat = chat
@@ -77,19 +80,54 @@ class Clicks:
             if said:
                 await self._chat.ephemeral(channel, user, said)
             return
-        job_id_text, _, digest = value.partition(":")
-        job = self._store.find_job(int(job_id_text)) if job_id_text.isdigit() else None
+        job = await self._clicked_job(
+            user=user, channel=channel, action_id=action_id, value=value, message_ts=message_ts
+        )
         if job is None:
-            await self._chat.ephemeral(channel, user, "That job no longer exists.")
             return
-        if action_id in (APPROVE, REJECT) and job.root_ts is None and message_ts:
-            # The click came from the root message before we stored its ts (our post was still
-            # returning): the click tells us where it is.
-            self._store.set_root_ts(job.id, message_ts, only_if_missing=True)
-            job = self._store.job(job.id)
+        digest = JobButtonValue.parse(value).digest
         refusal = await self._on_job(job, user=user, action_id=action_id, digest=digest)
         if refusal:
             await self._chat.ephemeral(channel, user, refusal)
+
+    async def _clicked_job(
+        self, *, user: str, channel: str, action_id: str, value: str, message_ts: str | None
+    ) -> Job | None:
+        """The job a click acts on, or None when the clicker was told (and the audit log says)
+        why the click does not count: no such job, or not that job's own message and nonce."""
+        clicked = JobButtonValue.parse(value)
+        job = self._store.find_job(clicked.job_id) if clicked.job_id is not None else None
+        if job is None:
+            self._audit.record(
+                "refusal", actor=user, reason="click on a job that does not exist", value=value
+            )
+            await self._chat.ephemeral(channel, user, "That job no longer exists.")
+            return None
+        nonce_ok = self._nonces.matches(job.id, clicked.nonce)
+        if nonce_ok and action_id in (APPROVE, REJECT) and job.root_ts is None and message_ts:
+            # The click came from the root message before we stored its ts (our post was still
+            # returning): the click, carrying the job's nonce, tells us where it is.
+            self._store.set_root_ts(job.id, message_ts, only_if_missing=True)
+            job = self._store.job(job.id)
+        why = misplaced_click(
+            job.id,
+            job_channel=job.channel,
+            root_ts=job.root_ts,
+            channel=channel,
+            message_ts=message_ts,
+            action_id=action_id,
+            nonce_ok=nonce_ok,
+        )
+        if why is None:
+            return job
+        self._audit.record_job("refusal", job, actor=user, reason=why, button=action_id)
+        await self._chat.ephemeral(
+            channel,
+            user,
+            f"That button is not on job #{job.id}'s own message, so it does nothing. "
+            f"Use the buttons on the job's message in <#{job.channel}>.",
+        )
+        return None
 
     async def _on_job(self, job: Job, *, user: str, action_id: str, digest: str) -> str | None:
         if action_id in (APPROVE, REJECT):

@@ -19,6 +19,21 @@ from commands import Command
 from playbooks import PLAYBOOKS, OperationError, Plan, PlanError
 
 
+def elsewhere(cluster: ClusterConfig, channel: str) -> str | None:
+    """Changes are asked for, announced and approved in the cluster's own channels, where the
+    people who watch it see them; from anywhere else (another channel, a DM) they are refused,
+    with where to ask. None when the channel is one of the cluster's."""
+    if channel in cluster.channels:
+        return None
+    if not cluster.channels:
+        return (
+            f"Cluster {cluster.name} has no channel for changes: a kubegate admin adds its "
+            "channel IDs under `channels:` in the config."
+        )
+    where = " or ".join(f"<#{c}>" for c in cluster.channels)
+    return f"Changes to cluster {cluster.name} are requested in {where}: ask there."
+
+
 class ChangeRequests:
     def __init__(
         self,
@@ -46,6 +61,18 @@ class ChangeRequests:
     async def request(
         self, command: Command, *, text: str, cluster: ClusterConfig, user: str, channel: str
     ) -> None:
+        wrong_place = elsewhere(cluster, channel)
+        if wrong_place:
+            self._audit.record(
+                "refusal",
+                actor=user,
+                cluster=cluster.name,
+                command=text.strip(),
+                channel=channel,
+                reason="requested outside the cluster's channels",
+            )
+            await self._chat.ephemeral(channel, user, wrong_place)
+            return
         problem = self._calendar.schedule_problem(command)
         if problem:
             await self._chat.ephemeral(channel, user, problem)

@@ -8,7 +8,7 @@ that touch the outside world (config, store, Slack, clusters) and calls `wire`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from bot.housekeeping import (
     control_plane_expiries,
     start_housekeeping,
 )
+from bot.job_buttons import JobNonces, StampedChat
 from bot.jobcontrol import JobControl
 from bot.node_health import NodeHealth
 from bot.readonly import ReadOnlyAnswers
@@ -103,6 +104,9 @@ class Core:
 
 def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
     """Every piece from the parts: the core, the command desk, alerts, clicks, periodic work."""
+    nonces = JobNonces(parts.store)
+    # Every card leaves with its job buttons stamped, whichever piece posts it.
+    parts = replace(parts, chat=StampedChat(parts.chat, nonces))
     core = _core(parts)
     desk = _command_desk(core)
     alerts = Alerts(
@@ -126,6 +130,7 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         alerts=alerts,
         commands=desk,
         background=core.background,
+        nonces=nonces,
     )
 
     async def recover() -> None:
