@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+EVERYONE = "*"  # in `requesters:`: anyone in the workspace, role or not
 
 
 class PolicyRule(BaseModel):
@@ -70,17 +71,24 @@ def may_request(
     requester_roles: frozenset[str],
     read_only: bool,
 ) -> Decision:
-    """`read_only`: the verb only reads, so no rule is needed for it."""
+    """`read_only`: the verb only reads; without a rule, any kubegate role may use it (a rule
+    with `requesters: ["*"]` opens it to everyone, or narrows it to some roles)."""
     if rule is None:
-        if read_only:
+        if read_only and requester_roles:
             return Decision(True)
+        if read_only:
+            return Decision(
+                False,
+                f"`{verb}` on cluster {cluster} needs a kubegate role: ask a kubegate admin "
+                "for one, or for a policy rule that opens it.",
+            )
         # Safe default: a change nobody wrote a rule for is not allowed at all.
         return Decision(
             False,
             f"No policy rule allows `{verb}` on cluster {cluster}. "
             "Ask a kubegate admin to add one to the policy.",
         )
-    if "*" in rule.requesters or requester_roles & set(rule.requesters):
+    if EVERYONE in rule.requesters or requester_roles & set(rule.requesters):
         return Decision(True)
     return Decision(
         False,

@@ -32,6 +32,7 @@ from bot.housekeeping import (
 from bot.job_buttons import JobNonces, StampedChat
 from bot.jobcontrol import JobControl
 from bot.node_health import NodeHealth
+from bot.read_access import ReadAccess
 from bot.readonly import ReadOnlyAnswers
 from bot.redact import Redactor
 from bot.requests import ChangeRequests
@@ -191,6 +192,11 @@ def _command_desk(core: Core) -> CommandDesk:
             audit=audit,
             chat=chat,
             clusters=clusters,
+            reads=ReadAccess(
+                access=core.access,
+                audit=audit,
+                clusters=[c.name for c in parts.config.clusters],
+            ),
             warn_days=parts.config.certs.warn_days,
         ),
         job_control=JobControl(
