@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from approvals import Tally, Vote, may_vote, tally, within
 from bot.access import Access
-from bot.alerts import Alerts, alert_click
+from bot.alerts import alert_click
 from bot.audit import AuditLog
 from bot.chat import (
     ABORT,
     ALERT_CORDON,
     ALERT_DRAIN,
-    ALERT_SILENCE,
     APPROVE,
     REJECT,
     RESUME,
@@ -26,11 +25,12 @@ from bot.engine import Engine, RootRefresher
 from bot.job_buttons import JobButtonValue, JobNonces, misplaced_click
 from bot.jobcontrol import HALTED, relock, responsible
 from bot.render import interrupted_card
+from bot.silence_flow import SILENCE_BUTTONS, SilenceClicks
 from bot.starter import JobStarter
 from bot.store import Job, JobState, Store, utcnow
 from bot.work import Background, CommandReceiver
 
-ALERT_BUTTONS = (ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE)
+ALERT_BUTTONS = (ALERT_CORDON, ALERT_DRAIN)
 
 
 class Clicks:
@@ -44,7 +44,7 @@ class Clicks:
         engine: Engine,
         starter: JobStarter,
         refresh_root: RootRefresher,
-        alerts: Alerts,
+        silences: SilenceClicks,
         commands: CommandReceiver,
         background: Background,
         nonces: JobNonces,
@@ -57,7 +57,7 @@ class Clicks:
         self._engine = engine
         self._starter = starter
         self._refresh_root = refresh_root
-        self._alerts = alerts
+        self._silences = silences
         self._commands = commands
         self._background = background
 
@@ -65,11 +65,13 @@ class Clicks:
         self, *, user: str, channel: str, action_id: str, value: str, message_ts: str | None = None
     ) -> None:
         """Answer a click; refusals go privately to the clicker."""
-        if action_id in ALERT_BUTTONS:
-            said = await alert_click(
-                self._alerts,
-                access=self._access,
-                audit=self._audit,
+        said: str | None
+        if action_id in SILENCE_BUTTONS:
+            said = await self._silences.click(
+                user=user, channel=channel, action_id=action_id, value=value, message_ts=message_ts
+            )
+        elif action_id in ALERT_BUTTONS:
+            said = alert_click(
                 commands=self._commands,
                 background=self._background,
                 user=user,
@@ -77,18 +79,23 @@ class Clicks:
                 action_id=action_id,
                 value=value,
             )
-            if said:
-                await self._chat.ephemeral(channel, user, said)
-            return
+        else:
+            said = await self._on_job_button(
+                user=user, channel=channel, action_id=action_id, value=value, message_ts=message_ts
+            )
+        if said:
+            await self._chat.ephemeral(channel, user, said)
+
+    async def _on_job_button(
+        self, *, user: str, channel: str, action_id: str, value: str, message_ts: str | None
+    ) -> str | None:
         job = await self._clicked_job(
             user=user, channel=channel, action_id=action_id, value=value, message_ts=message_ts
         )
         if job is None:
-            return
+            return None
         digest = JobButtonValue.parse(value).digest
-        refusal = await self._on_job(job, user=user, action_id=action_id, digest=digest)
-        if refusal:
-            await self._chat.ephemeral(channel, user, refusal)
+        return await self._on_job(job, user=user, action_id=action_id, digest=digest)
 
     async def _clicked_job(
         self, *, user: str, channel: str, action_id: str, value: str, message_ts: str | None

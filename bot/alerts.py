@@ -10,19 +10,17 @@ import hmac
 import logging
 import re
 from collections.abc import Sequence
-from datetime import timedelta
 
-import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.access import Access
 from bot.audit import AuditLog
 from bot.chat import ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE, Button, Card, Chat
 from bot.clusters import Clusters
 from bot.config import AlertsConfig, ClusterConfig
 from bot.markup import escape
-from bot.store import Store, utcnow
+from bot.silences import SilenceRecords
+from bot.store import Store
 from bot.work import Background, CommandReceiver, Spawner, failure_ref, short_reason
 
 log = logging.getLogger(__name__)
@@ -52,8 +50,12 @@ class AlertmanagerWebhook(BaseModel):
 
 
 def node_of(alert: Alert) -> str | None:
+    return node_of_labels(alert.labels)
+
+
+def node_of_labels(labels: dict[str, str]) -> str | None:
     """The node an alert is about: label `node`, else `instance` without its port."""
-    candidate = alert.labels.get("node") or alert.labels.get("instance", "").rsplit(":", 1)[0]
+    candidate = labels.get("node") or labels.get("instance", "").rsplit(":", 1)[0]
     return candidate if candidate and NODE_NAME.match(candidate) else None
 
 
@@ -100,9 +102,10 @@ class Alerts:
         chat: Chat,
         clusters: Clusters,
         spawner: Spawner,
+        members: SilenceRecords,
     ) -> None:
+        self._members = members
         self._token = token
-        self._alertmanager_url = settings.alertmanager_url
         self._channel = settings.channel
         self._cluster_configs = cluster_configs
         self._store = store
@@ -203,6 +206,10 @@ class Alerts:
             ts = await self._chat.post(channel, card)
             store.set_alert_group_ts(group_id, ts)
         store.set_alert_group_status(group_id, hook.status, node=node)
+        # Each alert's own labels: what [Silence 1h] would silence, exactly.
+        self._members.remember_alerts(
+            group_id, [(a.fingerprint, a.labels, a.status) for a in hook.alerts]
+        )
 
     async def _known_node(self, cluster: str, name: str | None) -> str | None:
         if name is None:
@@ -214,63 +221,9 @@ class Alerts:
             log.exception("cannot check node %s for an alert", name)
             return None
 
-    async def silence(self, *, group_id: int, user: str, channel: str) -> str:
-        """Silence the group's alerts for an hour in Alertmanager, on behalf of `user`."""
-        group = self._store.alert_group_by_id(group_id)
-        if group is None:
-            return "That alert is no longer known to kubegate."
-        if not self._alertmanager_url:
-            return "kubegate does not know Alertmanager's URL (`alerts.alertmanager_url`), so it cannot silence."
-        now = utcnow()
-        matchers = [
-            {"name": k, "value": v, "isRegex": False, "isEqual": True}
-            for k, v in sorted(group["labels"].items())
-        ]
-        body = {
-            "matchers": matchers,
-            "startsAt": now.isoformat(),
-            "endsAt": (now + timedelta(hours=1)).isoformat(),
-            "createdBy": f"{user} via kubegate",
-            "comment": f"Silenced for 1h from Slack by {user}",
-        }
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(
-                    f"{self._alertmanager_url.rstrip('/')}/api/v2/silences",
-                    json=body,
-                    timeout=aiohttp.ClientTimeout(total=10),
-                ) as response,
-            ):
-                answer = await response.json(content_type=None)
-                if response.status != 200:
-                    return f"Alertmanager refused the silence ({response.status}): {answer}"
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return f"cannot reach Alertmanager to silence: {error}"
-        silence_id = answer.get("silenceID", "?")
-        self._audit.record(
-            "alert.silence",
-            actor=user,
-            cluster=group["cluster"],
-            target=group["node"],
-            group=group["group_key"],
-            silence=silence_id,
-            matchers=matchers,
-        )
-        if group["ts"]:
-            await self._chat.post(
-                group["channel"],
-                Card(f"🔕 Silenced for 1h by <@{user}> (silence {silence_id})"),
-                thread_ts=group["ts"],
-            )
-        return f"Silenced for 1 hour (silence {silence_id})."
 
-
-async def alert_click(
-    alerts: Alerts,
+def alert_click(
     *,
-    access: Access,
-    audit: AuditLog,
     commands: CommandReceiver,
     background: Background,
     user: str,
@@ -278,15 +231,11 @@ async def alert_click(
     action_id: str,
     value: str,
 ) -> str | None:
-    """[Cordon]/[Drain] start the normal request flow for the clicker; [Silence 1h] silences."""
+    """[Cordon]/[Drain] start the normal request flow for the clicker ([Silence 1h] is
+    bot/silence_flow.py's)."""
     group_text, _, node = value.partition(":")
     if not group_text.isdigit() or not NODE_NAME.match(node):
         return "kubegate does not understand that button."
-    if action_id == ALERT_SILENCE:
-        if not await access.roles(user):
-            audit.record("refusal", actor=user, target=node, reason="silence without a role")
-            return "Only people with a kubegate role may silence alerts."
-        return await alerts.silence(group_id=int(group_text), user=user, channel=channel)
     verb = "cordon" if action_id == ALERT_CORDON else "drain"
     answer = commands.receive_command(user=user, channel=channel, text=f"{verb} {node}")
     if answer.work is not None:

@@ -7,9 +7,10 @@ fails, the person who asked hears so with a reference into the log.
 
 from __future__ import annotations
 
-from bot.actions import ALERT_BUTTONS, Clicks
+from bot.actions import Clicks
 from bot.clusters import Clusters
 from bot.config import ClusterConfig
+from bot.job_buttons import JOB_BUTTONS
 from bot.jobcontrol import JobControl
 from bot.markup import echo, escape
 from bot.readonly import ReadOnlyAnswers
@@ -105,7 +106,7 @@ class Kubegate:
     ) -> None:
         """Handle a button click; a failure of ours is told to the clicker with a log ref."""
         job_text = value.partition(":")[0]
-        job_id = int(job_text) if job_text.isdigit() and action_id not in ALERT_BUTTONS else None
+        job_id = int(job_text) if job_text.isdigit() and action_id in JOB_BUTTONS else None
         button = action_id.removeprefix("kubegate.").replace(".", " ")
         about = f" on job #{job_id}" if job_id is not None else ""
         asker = Asker(

@@ -38,6 +38,8 @@ from bot.redact import Redactor
 from bot.requests import ChangeRequests
 from bot.roots import RootMessages
 from bot.service import CommandDesk, Kubegate
+from bot.silence_flow import SilenceClicks
+from bot.silences import SilenceRecords
 from bot.starter import JobStarter
 from bot.store import Store
 from bot.timing import ChangeCalendar
@@ -110,6 +112,7 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
     parts = replace(parts, chat=StampedChat(parts.chat, nonces))
     core = _core(parts)
     desk = _command_desk(core)
+    silence_records = SilenceRecords(parts.store)
     alerts = Alerts(
         settings=parts.config.alerts,
         token=alerts_token,
@@ -119,6 +122,16 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         chat=parts.chat,
         clusters=parts.clusters,
         spawner=core.background,
+        members=silence_records,
+    )
+    silences = SilenceClicks(
+        records=silence_records,
+        store=parts.store,
+        access=core.access,
+        audit=parts.audit,
+        chat=parts.chat,
+        alertmanager_url=parts.config.alerts.alertmanager_url,
+        approval_window=parts.config.windows.approval,
     )
     clicks = Clicks(
         store=parts.store,
@@ -128,7 +141,7 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         engine=core.engine,
         starter=core.starter,
         refresh_root=core.roots.refresh,
-        alerts=alerts,
+        silences=silences,
         commands=desk,
         background=core.background,
         nonces=nonces,
