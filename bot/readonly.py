@@ -88,7 +88,9 @@ class ReadOnlyAnswers:
             nodes = await (await self._clusters.handle(cluster.name)).kube.list_nodes()
         except OperationError as error:
             await self._chat.ephemeral(
-                channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
+                channel,
+                user,
+                f"kubegate could not read cluster {cluster.name}: {escape(error.message)}",
             )
             return
         await self._chat.ephemeral(channel, user, render(nodes))
@@ -203,7 +205,9 @@ class ReadOnlyAnswers:
             )
         except OperationError as error:
             await self._chat.ephemeral(
-                channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
+                channel,
+                user,
+                f"kubegate could not read cluster {cluster.name}: {escape(error.message)}",
             )
             return
         header = f"{'NAMESPACE/NAME':<48} {'READY':<6} {'STATUS':<12} OWNER"
@@ -226,9 +230,10 @@ class ReadOnlyAnswers:
             handle = await self._clusters.handle(cluster.name)
             for target in await control_plane_targets(handle):
                 expiry = await check_expiration(handle, target)
-                lines += expiry_lines(
+                table = expiry_lines(
                     target.node, expiry.table, now=utcnow(), warn_within=warn_within
                 )
+                lines += map(escape, table)  # parsed from what the host printed
         except OperationError as error:
-            lines.append(f"kubegate could not read the certificates: {error.message}")
+            lines.append(f"kubegate could not read the certificates: {escape(error.message)}")
         await self._chat.ephemeral(channel, user, "\n".join(lines))
