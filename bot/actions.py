@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from approvals import Tally, Vote, may_vote, tally, within
 from bot.access import Access
-from bot.alerts import alert_click
+from bot.alerts import Alerts, alert_click
 from bot.audit import AuditLog
 from bot.chat import (
     ABORT,
@@ -44,6 +44,7 @@ class Clicks:
         engine: Engine,
         starter: JobStarter,
         refresh_root: RootRefresher,
+        alerts: Alerts,
         silences: SilenceClicks,
         commands: CommandReceiver,
         background: Background,
@@ -57,6 +58,7 @@ class Clicks:
         self._engine = engine
         self._starter = starter
         self._refresh_root = refresh_root
+        self._alerts = alerts
         self._silences = silences
         self._commands = commands
         self._background = background
@@ -71,9 +73,11 @@ class Clicks:
                 user=user, channel=channel, action_id=action_id, value=value, message_ts=message_ts
             )
         elif action_id in ALERT_BUTTONS:
+            group_text = value.partition(":")[0]
             said = alert_click(
                 commands=self._commands,
                 background=self._background,
+                home=self._alerts.home(int(group_text)) if group_text.isdigit() else None,
                 user=user,
                 channel=channel,
                 action_id=action_id,

@@ -211,6 +211,14 @@ class Alerts:
             group_id, [(a.fingerprint, a.labels, a.status) for a in hook.alerts]
         )
 
+    def home(self, group_id: int) -> tuple[str, list[str]] | None:
+        """The cluster an alert group is about, and that cluster's channels."""
+        group = self._store.alert_group_by_id(group_id)
+        cluster = next(
+            (c for c in self._cluster_configs if group and c.name == group["cluster"]), None
+        )
+        return (cluster.name, list(cluster.channels)) if cluster else None
+
     async def _known_node(self, cluster: str, name: str | None) -> str | None:
         if name is None:
             return None
@@ -226,18 +234,23 @@ def alert_click(
     *,
     commands: CommandReceiver,
     background: Background,
+    home: tuple[str, list[str]] | None,
     user: str,
     channel: str,
     action_id: str,
     value: str,
 ) -> str | None:
-    """[Cordon]/[Drain] start the normal request flow for the clicker ([Silence 1h] is
-    bot/silence_flow.py's)."""
+    """[Cordon]/[Drain] start the normal request flow for the clicker, for the alert's cluster
+    (`home`: its name and channels), in its own channel: an alert shown in `alerts.channel` is
+    requested where that cluster's changes are approved ([Silence 1h] is bot/silence_flow.py's)."""
     group_text, _, node = value.partition(":")
-    if not group_text.isdigit() or not NODE_NAME.match(node):
+    if home is None or not group_text.isdigit() or not NODE_NAME.match(node):
         return "kubegate does not understand that button."
+    cluster, channels = home
     verb = "cordon" if action_id == ALERT_CORDON else "drain"
-    answer = commands.receive_command(user=user, channel=channel, text=f"{verb} {node}")
+    where = channel if channel in channels or not channels else channels[0]
+    answer = commands.receive_command(user=user, channel=where, text=f"{verb} {node} -c {cluster}")
     if answer.work is not None:
         background.answer_later(answer.work)
-    return answer.text
+    moved = f" (in <#{where}>, where {cluster}'s changes are approved)" if where != channel else ""
+    return answer.text + moved

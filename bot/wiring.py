@@ -141,6 +141,7 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         engine=core.engine,
         starter=core.starter,
         refresh_root=core.roots.refresh,
+        alerts=alerts,
         silences=silences,
         commands=desk,
         background=core.background,

@@ -15,6 +15,7 @@ from testbed.slack import Message
 from testbed.up import Testbed
 from tests.e2e.conftest import Served, serving
 from tests.e2e.slack_steps import CHANNEL, audit_of
+from tests.e2e.test_alerts import send, webhook
 
 PROD = "C0PROD"
 
@@ -127,3 +128,23 @@ async def wait_text_in(testbed: Testbed, channel: str, ts: str, needle: str) -> 
         return message if message and needle in message.shown else None
 
     return await testbed.slack.wait_for(current, timeout=10)
+
+
+async def test_a_cordon_click_on_an_alert_in_the_alerts_channel_is_requested_in_the_clusters(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    alerts = {"channel": "C0ALERTS", "token": testbed.alerts_token}
+    async with serving(testbed, tmp_path, {"alerts": alerts}) as served:
+        assert await send(served, webhook("firing"), testbed.alerts_token) == 200
+        alert = await testbed.slack.wait_for(
+            lambda: next(iter(testbed.slack.messages("C0ALERTS")), None)
+        )
+        await testbed.slack.user("U0ALICE").click(
+            channel="C0ALERTS", message_ts=alert.ts, label="Cordon worker-2"
+        )
+        said = await private_answer(testbed, "C0ALERTS", "U0ALICE", "Planning")
+        assert f"in <#{CHANNEL}>, where testbed's changes are approved" in said.shown
+        root = await testbed.slack.wait_for(
+            lambda: next((m for m in testbed.slack.messages(CHANNEL) if "job #" in m.shown), None)
+        )
+        assert "Cordon worker-2" in root.shown and "requested by <@U0ALICE>" in root.shown
