@@ -16,6 +16,7 @@ from approvals import Freeze, Windows, drift, within
 from bot.audit import AuditLog
 from bot.chat import Card, Chat
 from bot.clusters import Clusters
+from bot.markup import fenced
 from bot.progress import TAIL_LINES, StepProgress
 from bot.render import failure_card, step_card
 from bot.store import Job, JobState, Store, utcnow
@@ -255,7 +256,7 @@ class Engine:
             record = self._store.steps(job.id)[index]
             card = step_card(record, total=total)
             await self._chat.update(
-                job.channel, reply_ts, Card(card.headline, [*card.sections, f"```{tail}```"])
+                job.channel, reply_ts, Card(card.headline, [*card.sections, fenced(tail)])
             )
 
     def _masked(self, result: StepResult) -> StepResult:

@@ -113,7 +113,9 @@ class ReadOnlyAnswers:
     ) -> None:
         active = [JobState.RUNNING, JobState.PENDING_APPROVAL, JobState.INTERRUPTED]
         running = [j for j in self._store.jobs_in(active) if j.cluster == cluster.name]
-        reviews = self._store.open_reviews()
+        reviews = [
+            j for j in self._store.open_reviews() if self._store.job(j).cluster == cluster.name
+        ]
 
         def render(nodes: list[NodeView]) -> str:
             ready = sum(n.ready for n in nodes)
