@@ -66,6 +66,8 @@ async def test_a_change_for_prod_from_another_channel_or_a_dm_is_refused_with_wh
 
     root = await prod_root(testbed, "cordon worker-1 -c prod")  # from prod's own channel: fine
     assert "cluster prod" in root.shown and "[Approve]" in root.shown
+    await alice.slash("/kube cancel 1", channel=CHANNEL)  # its control, too, happens in prod's
+    await private_answer(testbed, CHANNEL, "U0ALICE", f"Job #1 belongs to <#{PROD}>")
 
 
 async def test_forged_or_misplaced_clicks_do_nothing_but_a_private_refusal_and_an_audit_entry(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,15 @@ class World:
 
 
 @pytest.fixture
-async def world(testbed: Testbed, tmp_path: Path) -> AsyncIterator[World]:
+def silence_rule() -> dict[str, Any]:
+    """Override with parametrize to serve kubegate with another `silence` rule."""
+    return SILENCE_RULE
+
+
+@pytest.fixture
+async def world(
+    testbed: Testbed, tmp_path: Path, silence_rule: dict[str, Any]
+) -> AsyncIterator[World]:
     # Grouped by severity alone, as some teams do: unrelated alerts share one group.
     alertmanager = Alertmanager(
         tmp_path / "alertmanager",
@@ -50,7 +59,7 @@ async def world(testbed: Testbed, tmp_path: Path) -> AsyncIterator[World]:
     config = yaml.safe_load(testbed.config_path.read_text())
     changes = {
         "alerts": {"token": testbed.alerts_token, "alertmanager_url": alertmanager.url},
-        "policy": [*config["policy"], SILENCE_RULE],
+        "policy": [*config["policy"], silence_rule],
     }
     try:
         async with serving(testbed, tmp_path, changes) as served:
@@ -145,3 +154,29 @@ async def test_a_forged_silence_confirmation_does_nothing(world: World) -> None:
     )
     await wait_ephemeral(testbed, "U0ALICE", "does not belong to a silence request")
     assert await world.alertmanager.silences() == []
+
+
+@pytest.mark.parametrize(
+    "silence_rule",
+    [{"verbs": ["silence"], "requesters": ["sre"], "approvals": 0, "longest": "30m"}],
+)
+async def test_a_rule_without_approvals_creates_on_confirm_and_cuts_to_its_longest(
+    world: World,
+) -> None:
+    testbed = world.testbed
+    await world.alertmanager.fire(KUBELET, {"summary": "kubelet on worker-3 stopped reporting"})
+    alert: Message = await testbed.slack.wait_for(
+        lambda: next(
+            (m for m in testbed.slack.messages(CHANNEL) if "stopped reporting" in m.shown), None
+        ),
+        timeout=20,
+    )
+    await click(testbed, "U0BOB", alert, "Silence 1h")
+    shown = await wait_ephemeral(testbed, "U0BOB", "Silence for 30m: check what it matches")
+    assert "needs no approval" in shown.shown and await world.alertmanager.silences() == []
+    await click(testbed, "U0BOB", shown, "Create silence")
+    await wait_ephemeral(testbed, "U0BOB", "Silenced for 30m")
+    await wait_reply(testbed, alert, "🔕 Silenced for 30m")
+    [silence] = await eventually(lambda: active_silences(world.alertmanager))
+    lasts = datetime.fromisoformat(silence["endsAt"]) - datetime.fromisoformat(silence["startsAt"])
+    assert timedelta(minutes=29) < lasts <= timedelta(minutes=30)
