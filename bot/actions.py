@@ -128,6 +128,7 @@ class Clicks:
             message_ts=message_ts,
             action_id=action_id,
             nonce_ok=nonce_ok,
+            own_message=self._nonces.is_own_message(job.id, message_ts),
         )
         if why is None:
             return job

@@ -16,11 +16,14 @@ from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, REVIEW, Button, Card
 from bot.store import Store
 
 JOB_BUTTONS = (APPROVE, REJECT, RESUME, RETRY, ABORT, REVIEW)
-# A side table on the store's own connection: the nonce lives and is backed up with the job.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS job_nonces (
-  job_id INTEGER PRIMARY KEY REFERENCES jobs(id), nonce TEXT NOT NULL);
-"""
+# Side tables on the store's own connection: they live and are backed up with the job.
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS job_nonces (
+  job_id INTEGER PRIMARY KEY REFERENCES jobs(id), nonce TEXT NOT NULL)""",
+    # Every message kubegate posted with a job's buttons: the root and its thread's cards.
+    """CREATE TABLE IF NOT EXISTS job_messages (
+  job_id INTEGER NOT NULL REFERENCES jobs(id), ts TEXT NOT NULL, PRIMARY KEY (job_id, ts))""",
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ class JobNonces:
     def __init__(self, store: Store) -> None:
         self._store = store
         with store.transaction() as conn:
-            conn.execute(SCHEMA)
+            for statement in SCHEMA:
+                conn.execute(statement)
 
     def of(self, job_id: int) -> str:
         """The job's nonce, made the first time it is asked for."""
@@ -56,6 +60,17 @@ class JobNonces:
             )
             row = conn.execute("SELECT nonce FROM job_nonces WHERE job_id = ?", [job_id]).fetchone()
         return str(row[0])
+
+    def posted(self, job_id: int, ts: str) -> None:
+        with self._store.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO job_messages VALUES (?, ?)", [job_id, ts])
+
+    def is_own_message(self, job_id: int, ts: str | None) -> bool:
+        with self._store.transaction() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM job_messages WHERE job_id = ? AND ts = ?", [job_id, ts]
+            ).fetchone()
+        return row is not None
 
     def matches(self, job_id: int, nonce: str) -> bool:
         with self._store.transaction() as conn:
@@ -85,7 +100,10 @@ class StampedChat:
         return replace(button, value=str(JobButtonValue(value.job_id, value.digest, nonce)))
 
     async def post(self, channel: str, card: Card, *, thread_ts: str | None = None) -> str:
-        return await self._chat.post(channel, self.stamped(card), thread_ts=thread_ts)
+        ts = await self._chat.post(channel, self.stamped(card), thread_ts=thread_ts)
+        for job_id in _jobs_of(card):
+            self._nonces.posted(job_id, ts)
+        return ts
 
     async def update(self, channel: str, ts: str, card: Card) -> None:
         await self._chat.update(channel, ts, self.stamped(card))
@@ -103,6 +121,11 @@ class StampedChat:
         await self._chat.upload(channel, thread_ts, title=title, content=content)
 
 
+def _jobs_of(card: Card) -> set[int]:
+    values = [JobButtonValue.parse(b.value) for b in card.buttons if b.action_id in JOB_BUTTONS]
+    return {value.job_id for value in values if value.job_id is not None}
+
+
 def misplaced_click(
     job_id: int,
     *,
@@ -112,12 +135,13 @@ def misplaced_click(
     message_ts: str | None,
     action_id: str,
     nonce_ok: bool,
+    own_message: bool,
 ) -> str | None:
     """Why a click on a job's button cannot count, for the audit log; None when it can.
 
-    Votes count only on the job's own root message. [Retry step], [Abort], [Resume] and
-    [Acknowledge review] sit on replies in the job's thread, so for them the job's channel and
-    nonce are what a click must show.
+    Votes count only on the job's own root message; [Retry step], [Abort], [Resume] and
+    [Acknowledge review] on a message kubegate posted with that job's buttons (`own_message`:
+    its thread's cards).
     """
     if not nonce_ok:
         return f"button value does not carry job #{job_id}'s nonce"
@@ -125,4 +149,6 @@ def misplaced_click(
         return f"clicked in {channel}, not in job #{job_id}'s channel {job_channel}"
     if action_id in (APPROVE, REJECT) and message_ts != root_ts:
         return f"vote clicked on message {message_ts}, not on job #{job_id}'s root message"
+    if action_id not in (APPROVE, REJECT) and message_ts != root_ts and not own_message:
+        return f"clicked on message {message_ts}, which is not one of job #{job_id}'s"
     return None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.chat import APPROVE
+from bot.chat import ABORT, APPROVE
 from testbed.slack import Message
 from testbed.up import Testbed
 from tests.e2e.conftest import Served, serving
@@ -33,9 +33,13 @@ async def two_clusters(testbed: Testbed, tmp_path: Path) -> AsyncIterator[Served
         yield served
 
 
-async def private_answer(testbed: Testbed, channel: str, user: str, needle: str) -> Message:
+async def private_answer(
+    testbed: Testbed, channel: str, user: str, needle: str, *, after: int = 0
+) -> Message:
+    """The first private message to `user` saying `needle`, among those after the `after`th."""
+
     def found() -> Message | None:
-        mine = testbed.slack.ephemerals(channel, user)
+        mine = testbed.slack.ephemerals(channel, user)[after:]
         return next((m for m in mine if needle in m.shown), None)
 
     return await testbed.slack.wait_for(found, timeout=10)
@@ -85,24 +89,26 @@ async def test_forged_or_misplaced_clicks_do_nothing_but_a_private_refusal_and_a
     elsewhere = await prod_root_sibling(testbed)
     bob = testbed.slack.user("U0BOB")
     forged = [
-        (PROD, root.ts, f"999:{digest}:{nonce}", "That job no longer exists"),  # forged job id
-        (PROD, root.ts, f"{job_id}:{digest}:guessed", "not on job #1's own message"),  # nonce
-        (PROD, root.ts, f"{job_id}:{digest}", "not on job #1's own message"),  # no nonce
-        (PROD, elsewhere.ts, real, "not on job #1's own message"),  # another message
+        (root.ts, APPROVE, f"999:{digest}:{nonce}", "That job no longer exists"),  # forged id
+        (root.ts, APPROVE, f"{job_id}:{digest}:guessed", "not on job #1's own message"),
+        (root.ts, APPROVE, f"{job_id}:{digest}", "not on job #1's own message"),  # no nonce
+        (elsewhere.ts, APPROVE, real, "not on job #1's own message"),  # another job's message
+        (elsewhere.ts, ABORT, f"{job_id}::{nonce}", "not on job #1's own message"),
     ]
-    for channel, ts, value, said in forged:
+    for ts, action, value, said in forged:
+        before = len(testbed.slack.ephemerals(PROD, "U0BOB"))
         response = await bob.click_action(
-            channel=channel, message_ts=ts, action_id=APPROVE, value=value
+            channel=PROD, message_ts=ts, action_id=action, value=value
         )
         assert response.status == 200
-        await private_answer(testbed, channel, "U0BOB", said)
+        await private_answer(testbed, PROD, "U0BOB", said, after=before)
     other_channel = testbed.slack.messages(CHANNEL)[0]  # a message in another channel
     await bob.click_action(
         channel=CHANNEL, message_ts=other_channel.ts, action_id=APPROVE, value=real
     )
     await private_answer(testbed, CHANNEL, "U0BOB", "not on job #1's own message")
 
-    assert len(refusals(two_clusters)) == 5
+    assert len(refusals(two_clusters)) == 6
     await wait_text_in(testbed, PROD, root.ts, "Needs 1 more approval")  # still unapproved
     assert list(audit_of(two_clusters.db).events(action="vote")) == []
 
