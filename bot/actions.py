@@ -115,7 +115,8 @@ class Clicks:
             await self._chat.ephemeral(channel, user, "That job no longer exists.")
             return None
         nonce_ok = self._nonces.matches(job.id, clicked.nonce)
-        if nonce_ok and action_id in (APPROVE, REJECT) and job.root_ts is None and message_ts:
+        early = job.root_ts is None and channel == job.channel
+        if nonce_ok and early and message_ts and action_id in (APPROVE, REJECT):
             # The click came from the root message before we stored its ts (our post was still
             # returning): the click, carrying the job's nonce, tells us where it is.
             self._store.set_root_ts(job.id, message_ts, only_if_missing=True)
