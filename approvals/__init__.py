@@ -1,6 +1,7 @@
 """Approvals: policy, votes, windows, separation of duties and drift. Pure decisions, no I/O."""
 
 from approvals.policy import (
+    EVERYONE,
     SLACK_GROUP_ID,
     SLACK_USER_ID,
     Decision,
@@ -23,6 +24,7 @@ from approvals.windows import (
 )
 
 __all__ = [
+    "EVERYONE",
     "SLACK_GROUP_ID",
     "SLACK_USER_ID",
     "WEEKDAYS",

@@ -9,11 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+EVERYONE = "*"  # in `requesters:`: anyone in the workspace, role or not
+_SHORT_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class PolicyRule(BaseModel):
@@ -28,6 +33,17 @@ class PolicyRule(BaseModel):
     approvals: int | None = Field(default=None, ge=0, le=10)
     approvers: list[str] = Field(default_factory=list)
     break_glass: list[str] = Field(default_factory=list)
+    # For `silence`: the longest silence the rule allows ("30m", "1h"); None: the button's own.
+    longest: timedelta | None = None
+
+    @field_validator("longest", mode="before")
+    @classmethod
+    def _short_duration(cls, value: Any) -> Any:
+        """ "30m", "2h", "1d" as in the rest of kubegate.yaml; other forms go to pydantic."""
+        found = _SHORT_DURATION.match(value) if isinstance(value, str) else None
+        if found is None:
+            return value
+        return timedelta(seconds=int(found[1]) * _UNIT_SECONDS[found[2]])
 
     def applies_to(self, *, verb: str, cluster: str) -> bool:
         return verb in self.verbs and (self.clusters is None or cluster in self.clusters)
@@ -70,17 +86,24 @@ def may_request(
     requester_roles: frozenset[str],
     read_only: bool,
 ) -> Decision:
-    """`read_only`: the verb only reads, so no rule is needed for it."""
+    """`read_only`: the verb only reads; without a rule, any kubegate role may use it (a rule
+    with `requesters: ["*"]` opens it to everyone, or narrows it to some roles)."""
     if rule is None:
-        if read_only:
+        if read_only and requester_roles:
             return Decision(True)
+        if read_only:
+            return Decision(
+                False,
+                f"`{verb}` on cluster {cluster} needs a kubegate role: ask a kubegate admin "
+                "for one, or for a policy rule that opens it.",
+            )
         # Safe default: a change nobody wrote a rule for is not allowed at all.
         return Decision(
             False,
             f"No policy rule allows `{verb}` on cluster {cluster}. "
             "Ask a kubegate admin to add one to the policy.",
         )
-    if "*" in rule.requesters or requester_roles & set(rule.requesters):
+    if EVERYONE in rule.requesters or requester_roles & set(rule.requesters):
         return Decision(True)
     return Decision(
         False,

@@ -13,6 +13,8 @@ GroupMembers = Callable[[str], Awaitable[set[str]]]
 SPECS: dict[str, VerbSpec] = {spec.name: spec for spec in VERB_SPECS}
 # A verb whose approvals only the policy sets (cancel, retry): the safe default, as for changes.
 SAFE_DEFAULT_APPROVALS = 1
+# Verbs policy rules may name that are not typed commands: `silence` is the alerts' button.
+BUTTON_VERBS = ("silence",)
 
 
 def reads_only(verb: str) -> bool:

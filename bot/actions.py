@@ -14,7 +14,6 @@ from bot.chat import (
     ABORT,
     ALERT_CORDON,
     ALERT_DRAIN,
-    ALERT_SILENCE,
     APPROVE,
     REJECT,
     RESUME,
@@ -23,13 +22,15 @@ from bot.chat import (
     Chat,
 )
 from bot.engine import Engine, RootRefresher
+from bot.job_buttons import JobButtonValue, JobNonces, misplaced_click
 from bot.jobcontrol import HALTED, relock, responsible
 from bot.render import interrupted_card
+from bot.silence_flow import SILENCE_BUTTONS, SilenceClicks
 from bot.starter import JobStarter
 from bot.store import Job, JobState, Store, utcnow
 from bot.work import Background, CommandReceiver
 
-ALERT_BUTTONS = (ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE)
+ALERT_BUTTONS = (ALERT_CORDON, ALERT_DRAIN)
 
 
 class Clicks:
@@ -44,9 +45,12 @@ class Clicks:
         starter: JobStarter,
         refresh_root: RootRefresher,
         alerts: Alerts,
+        silences: SilenceClicks,
         commands: CommandReceiver,
         background: Background,
+        nonces: JobNonces,
     ) -> None:
+        self._nonces = nonces
         self._store = store
         self._audit = audit
         self._chat = chat
@@ -55,6 +59,7 @@ class Clicks:
         self._starter = starter
         self._refresh_root = refresh_root
         self._alerts = alerts
+        self._silences = silences
         self._commands = commands
         self._background = background
 
@@ -62,34 +67,80 @@ class Clicks:
         self, *, user: str, channel: str, action_id: str, value: str, message_ts: str | None = None
     ) -> None:
         """Answer a click; refusals go privately to the clicker."""
-        if action_id in ALERT_BUTTONS:
-            said = await alert_click(
-                self._alerts,
-                access=self._access,
-                audit=self._audit,
+        said: str | None
+        if action_id in SILENCE_BUTTONS:
+            said = await self._silences.click(
+                user=user, channel=channel, action_id=action_id, value=value, message_ts=message_ts
+            )
+        elif action_id in ALERT_BUTTONS:
+            group_text = value.partition(":")[0]
+            said = alert_click(
                 commands=self._commands,
                 background=self._background,
+                home=self._alerts.home(int(group_text)) if group_text.isdigit() else None,
                 user=user,
                 channel=channel,
                 action_id=action_id,
                 value=value,
             )
-            if said:
-                await self._chat.ephemeral(channel, user, said)
-            return
-        job_id_text, _, digest = value.partition(":")
-        job = self._store.find_job(int(job_id_text)) if job_id_text.isdigit() else None
+        else:
+            said = await self._on_job_button(
+                user=user, channel=channel, action_id=action_id, value=value, message_ts=message_ts
+            )
+        if said:
+            await self._chat.ephemeral(channel, user, said)
+
+    async def _on_job_button(
+        self, *, user: str, channel: str, action_id: str, value: str, message_ts: str | None
+    ) -> str | None:
+        job = await self._clicked_job(
+            user=user, channel=channel, action_id=action_id, value=value, message_ts=message_ts
+        )
         if job is None:
+            return None
+        digest = JobButtonValue.parse(value).digest
+        return await self._on_job(job, user=user, action_id=action_id, digest=digest)
+
+    async def _clicked_job(
+        self, *, user: str, channel: str, action_id: str, value: str, message_ts: str | None
+    ) -> Job | None:
+        """The job a click acts on, or None when the clicker was told (and the audit log says)
+        why the click does not count: no such job, or not that job's own message and nonce."""
+        clicked = JobButtonValue.parse(value)
+        job = self._store.find_job(clicked.job_id) if clicked.job_id is not None else None
+        if job is None:
+            self._audit.record(
+                "refusal", actor=user, reason="click on a job that does not exist", value=value
+            )
             await self._chat.ephemeral(channel, user, "That job no longer exists.")
-            return
-        if action_id in (APPROVE, REJECT) and job.root_ts is None and message_ts:
+            return None
+        nonce_ok = self._nonces.matches(job.id, clicked.nonce)
+        early = job.root_ts is None and channel == job.channel
+        if nonce_ok and early and message_ts and action_id in (APPROVE, REJECT):
             # The click came from the root message before we stored its ts (our post was still
-            # returning): the click tells us where it is.
+            # returning): the click, carrying the job's nonce, tells us where it is.
             self._store.set_root_ts(job.id, message_ts, only_if_missing=True)
             job = self._store.job(job.id)
-        refusal = await self._on_job(job, user=user, action_id=action_id, digest=digest)
-        if refusal:
-            await self._chat.ephemeral(channel, user, refusal)
+        why = misplaced_click(
+            job.id,
+            job_channel=job.channel,
+            root_ts=job.root_ts,
+            channel=channel,
+            message_ts=message_ts,
+            action_id=action_id,
+            nonce_ok=nonce_ok,
+            own_message=self._nonces.is_own_message(job.id, message_ts),
+        )
+        if why is None:
+            return job
+        self._audit.record_job("refusal", job, actor=user, reason=why, button=action_id)
+        await self._chat.ephemeral(
+            channel,
+            user,
+            f"That button is not on job #{job.id}'s own message, so it does nothing. "
+            f"Use the buttons on the job's message in <#{job.channel}>.",
+        )
+        return None
 
     async def _on_job(self, job: Job, *, user: str, action_id: str, digest: str) -> str | None:
         if action_id in (APPROVE, REJECT):

@@ -10,18 +10,17 @@ import hmac
 import logging
 import re
 from collections.abc import Sequence
-from datetime import timedelta
 
-import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.access import Access
 from bot.audit import AuditLog
 from bot.chat import ALERT_CORDON, ALERT_DRAIN, ALERT_SILENCE, Button, Card, Chat
 from bot.clusters import Clusters
 from bot.config import AlertsConfig, ClusterConfig
-from bot.store import Store, utcnow
+from bot.markup import escape
+from bot.silences import SilenceRecords
+from bot.store import Store
 from bot.work import Background, CommandReceiver, Spawner, failure_ref, short_reason
 
 log = logging.getLogger(__name__)
@@ -51,24 +50,32 @@ class AlertmanagerWebhook(BaseModel):
 
 
 def node_of(alert: Alert) -> str | None:
+    return node_of_labels(alert.labels)
+
+
+def node_of_labels(labels: dict[str, str]) -> str | None:
     """The node an alert is about: label `node`, else `instance` without its port."""
-    candidate = alert.labels.get("node") or alert.labels.get("instance", "").rsplit(":", 1)[0]
+    candidate = labels.get("node") or labels.get("instance", "").rsplit(":", 1)[0]
     return candidate if candidate and NODE_NAME.match(candidate) else None
 
 
 def alert_card(hook: AlertmanagerWebhook, *, group_id: int, cluster: str, node: str | None) -> Card:
-    """Pure: what the channel shows for one Alertmanager group."""
+    """Pure: what the channel shows for one Alertmanager group. Labels and annotations are
+    whatever reached Alertmanager: shown literally, never as mentions or links."""
     firing = hook.status == "firing"
-    name = hook.commonLabels.get("alertname") or hook.alerts[0].labels.get("alertname", "alert")
+    name = escape(
+        hook.commonLabels.get("alertname") or hook.alerts[0].labels.get("alertname", "alert")
+    )
     about = f" · {node}" if node else ""
     headline = f"{'🔥 FIRING' if firing else '✅ RESOLVED'}: {name}{about} · cluster {cluster}"
     lines = []
     for alert in hook.alerts[:MAX_SHOWN]:
-        text = alert.annotations.get("summary") or alert.annotations.get("description") or name
+        said = alert.annotations.get("summary") or alert.annotations.get("description")
+        text = escape(said) if said else name
         lines.append(f"{'🔥' if alert.status == 'firing' else '✅'} {text}")
     if len(hook.alerts) > MAX_SHOWN:
         lines.append(f"… and {len(hook.alerts) - MAX_SHOWN} more")
-    labels = ", ".join(f"{k}={v}" for k, v in sorted(hook.commonLabels.items()))
+    labels = escape(", ".join(f"{k}={v}" for k, v in sorted(hook.commonLabels.items())))
     buttons = []
     if firing and node:
         value = f"{group_id}:{node}"
@@ -95,9 +102,10 @@ class Alerts:
         chat: Chat,
         clusters: Clusters,
         spawner: Spawner,
+        members: SilenceRecords,
     ) -> None:
+        self._members = members
         self._token = token
-        self._alertmanager_url = settings.alertmanager_url
         self._channel = settings.channel
         self._cluster_configs = cluster_configs
         self._store = store
@@ -150,7 +158,8 @@ class Alerts:
             if channel is None:
                 return
             text = (
-                f"⚠️ kubegate failed showing an alert from Alertmanager: {self._audit.redactor.text(short_reason(error))}; "
+                "⚠️ kubegate failed showing an alert from Alertmanager: "
+                f"{escape(self._audit.redactor.text(short_reason(error)))}; "
                 f"see kubegate's log, ref {ref}"
             )
             try:
@@ -197,6 +206,18 @@ class Alerts:
             ts = await self._chat.post(channel, card)
             store.set_alert_group_ts(group_id, ts)
         store.set_alert_group_status(group_id, hook.status, node=node)
+        # Each alert's own labels: what [Silence 1h] would silence, exactly.
+        self._members.remember_alerts(
+            group_id, [(a.fingerprint, a.labels, a.status) for a in hook.alerts]
+        )
+
+    def home(self, group_id: int) -> tuple[str, list[str]] | None:
+        """The cluster an alert group is about, and that cluster's channels."""
+        group = self._store.alert_group_by_id(group_id)
+        cluster = next(
+            (c for c in self._cluster_configs if group and c.name == group["cluster"]), None
+        )
+        return (cluster.name, list(cluster.channels)) if cluster else None
 
     async def _known_node(self, cluster: str, name: str | None) -> str | None:
         if name is None:
@@ -208,81 +229,28 @@ class Alerts:
             log.exception("cannot check node %s for an alert", name)
             return None
 
-    async def silence(self, *, group_id: int, user: str, channel: str) -> str:
-        """Silence the group's alerts for an hour in Alertmanager, on behalf of `user`."""
-        group = self._store.alert_group_by_id(group_id)
-        if group is None:
-            return "That alert is no longer known to kubegate."
-        if not self._alertmanager_url:
-            return "kubegate does not know Alertmanager's URL (`alerts.alertmanager_url`), so it cannot silence."
-        now = utcnow()
-        matchers = [
-            {"name": k, "value": v, "isRegex": False, "isEqual": True}
-            for k, v in sorted(group["labels"].items())
-        ]
-        body = {
-            "matchers": matchers,
-            "startsAt": now.isoformat(),
-            "endsAt": (now + timedelta(hours=1)).isoformat(),
-            "createdBy": f"{user} via kubegate",
-            "comment": f"Silenced for 1h from Slack by {user}",
-        }
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(
-                    f"{self._alertmanager_url.rstrip('/')}/api/v2/silences",
-                    json=body,
-                    timeout=aiohttp.ClientTimeout(total=10),
-                ) as response,
-            ):
-                answer = await response.json(content_type=None)
-                if response.status != 200:
-                    return f"Alertmanager refused the silence ({response.status}): {answer}"
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return f"cannot reach Alertmanager to silence: {error}"
-        silence_id = answer.get("silenceID", "?")
-        self._audit.record(
-            "alert.silence",
-            actor=user,
-            cluster=group["cluster"],
-            target=group["node"],
-            group=group["group_key"],
-            silence=silence_id,
-            matchers=matchers,
-        )
-        if group["ts"]:
-            await self._chat.post(
-                group["channel"],
-                Card(f"🔕 Silenced for 1h by <@{user}> (silence {silence_id})"),
-                thread_ts=group["ts"],
-            )
-        return f"Silenced for 1 hour (silence {silence_id})."
 
-
-async def alert_click(
-    alerts: Alerts,
+def alert_click(
     *,
-    access: Access,
-    audit: AuditLog,
     commands: CommandReceiver,
     background: Background,
+    home: tuple[str, list[str]] | None,
     user: str,
     channel: str,
     action_id: str,
     value: str,
 ) -> str | None:
-    """[Cordon]/[Drain] start the normal request flow for the clicker; [Silence 1h] silences."""
+    """[Cordon]/[Drain] start the normal request flow for the clicker, for the alert's cluster
+    (`home`: its name and channels), in its own channel: an alert shown in `alerts.channel` is
+    requested where that cluster's changes are approved ([Silence 1h] is bot/silence_flow.py's)."""
     group_text, _, node = value.partition(":")
-    if not group_text.isdigit() or not NODE_NAME.match(node):
+    if home is None or not group_text.isdigit() or not NODE_NAME.match(node):
         return "kubegate does not understand that button."
-    if action_id == ALERT_SILENCE:
-        if not await access.roles(user):
-            audit.record("refusal", actor=user, target=node, reason="silence without a role")
-            return "Only people with a kubegate role may silence alerts."
-        return await alerts.silence(group_id=int(group_text), user=user, channel=channel)
+    cluster, channels = home
     verb = "cordon" if action_id == ALERT_CORDON else "drain"
-    answer = commands.receive_command(user=user, channel=channel, text=f"{verb} {node}")
+    where = channel if channel in channels or not channels else channels[0]
+    answer = commands.receive_command(user=user, channel=where, text=f"{verb} {node} -c {cluster}")
     if answer.work is not None:
         background.answer_later(answer.work)
-    return answer.text
+    moved = f" (in <#{where}>, where {cluster}'s changes are approved)" if where != channel else ""
+    return answer.text + moved

@@ -18,6 +18,9 @@ REVIEW = "kubegate.review"
 ALERT_CORDON = "kubegate.alert.cordon"
 ALERT_DRAIN = "kubegate.alert.drain"
 ALERT_SILENCE = "kubegate.alert.silence"
+SILENCE_CONFIRM = "kubegate.silence.confirm"
+SILENCE_APPROVE = "kubegate.silence.approve"
+SILENCE_REJECT = "kubegate.silence.reject"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class Chat(Protocol):
     async def update(self, channel: str, ts: str, card: Card) -> None: ...
 
     async def ephemeral(self, channel: str, user: str, text: str) -> None: ...
+
+    async def ephemeral_card(self, channel: str, user: str, card: Card) -> None:
+        """A private message with buttons (a confirmation only the clicker sees)."""
+        ...
 
     async def group_members(self, group_id: str) -> set[str]: ...
 

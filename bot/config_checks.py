@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from approvals import SLACK_GROUP_ID, SLACK_USER_ID
-from bot.access import default_approvals
+from bot.access import BUTTON_VERBS, default_approvals, reads_only
 from commands import VERBS, format_duration
 from playbooks.inventory import duration
 
@@ -76,11 +76,13 @@ def _policy(policy: Any, *, known_roles: set[str] | None, clusters: set[str]) ->
         if not isinstance(rule, dict):
             continue
         where = f"policy[{index}]"
+        policy_verbs = [*VERBS, *BUTTON_VERBS]
         for position, verb in _strings(rule.get("verbs")):
-            if verb not in VERBS:
+            if verb not in policy_verbs:
                 problems.append(
-                    f"{where}.verbs[{position}]: unknown verb `{verb}`{nearest(verb, VERBS)}"
+                    f"{where}.verbs[{position}]: unknown verb `{verb}`{nearest(verb, policy_verbs)}"
                 )
+        problems += _reads_and_silences(rule, where=where)
         for field in ("requesters", "approvers", "break_glass"):
             for position, role in _strings(rule.get(field)):
                 if known_roles is not None and role != "*" and role not in known_roles:
@@ -99,6 +101,24 @@ def _policy(policy: Any, *, known_roles: set[str] | None, clusters: set[str]) ->
     return problems
 
 
+def _reads_and_silences(rule: dict[str, Any], *, where: str) -> list[str]:
+    """Read verbs are answered at once (never approved) and `longest:` bounds only silences:
+    a rule that mixes them up would not do what it reads like."""
+    verbs = [verb for _, verb in _strings(rule.get("verbs"))]
+    reads = [verb for verb in verbs if reads_only(verb)]
+    problems = []
+    approvals = rule.get("approvals")
+    if reads and ((isinstance(approvals, int) and approvals > 0) or rule.get("break_glass")):
+        problems.append(
+            f"{where}: {', '.join(f'`{v}`' for v in reads)} only read and are answered at once, "
+            "never approved: give read verbs a rule of their own with only `requesters:` "
+            '(["*"] opens them to everyone)'
+        )
+    if rule.get("longest") is not None and "silence" not in verbs:
+        problems.append(f"{where}.longest: only a rule for `silence` has a longest duration")
+    return problems
+
+
 def _no_approvers(rule: dict[str, Any], *, where: str) -> list[str]:
     """A rule that needs approvals (its own `approvals:`, or its verbs' defaults) but names
     nobody who may give them would refuse every request it governs."""
@@ -107,7 +127,8 @@ def _no_approvers(rule: dict[str, Any], *, where: str) -> list[str]:
         return [f"{where}.approvers: {approvals} approval(s) needed but no approver role"]
     if approvals is not None:
         return []
-    defaults = {v: default_approvals(v) for _, v in _strings(rule.get("verbs")) if v in VERBS}
+    known = [*VERBS, *BUTTON_VERBS]
+    defaults = {v: default_approvals(v) for _, v in _strings(rule.get("verbs")) if v in known}
     needing = [f"`{verb}` {n}" for verb, n in defaults.items() if n > 0]
     if not needing:
         return []

@@ -60,6 +60,9 @@ class ConsoleChat:
     def _names_in(self, text: str) -> str:
         for user, name in self._names.items():
             text = text.replace(f"<@{user}>", f"@{name}")
+        # Escaped untrusted text (bot/markup.py) reads, in a terminal, as it was written.
+        for entity, character in (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")):
+            text = text.replace(entity, character)
         return text.replace("*", "")
 
     async def post(self, channel: str, card: Card, *, thread_ts: str | None = None) -> str:
@@ -74,6 +77,10 @@ class ConsoleChat:
         name = self._names.get(user, user)
         body = self._names_in(text).replace("```", "")
         print(f"   (only {name} sees this) {body}", file=self._out, flush=True)
+
+    async def ephemeral_card(self, channel: str, user: str, card: Card) -> None:
+        name = self._names.get(user, user)
+        self._print_card(channel, self._new_ts(), card, prefix=f"   (only {name} sees this) ")
 
     async def group_members(self, group_id: str) -> set[str]:
         return set()

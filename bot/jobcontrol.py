@@ -61,6 +61,17 @@ class JobControl:
                 channel, user, f"There is no job #{command.job_id}. `/kube jobs` lists recent ones."
             )
             return
+        if channel != job.channel:
+            # Like its request and its votes, a job's control happens where its channel sees it.
+            self._audit.record_job(
+                "refusal", job, actor=user, reason=f"{command.verb} from another channel {channel}"
+            )
+            await self._chat.ephemeral(
+                channel,
+                user,
+                f"Job #{job.id} belongs to <#{job.channel}>: {command.verb} it there.",
+            )
+            return
         if not await responsible(self._access, job, user=user, verb=command.verb):
             self._audit.record_job(
                 "refusal", job, actor=user, reason=f"may not {command.verb} this job"

@@ -8,6 +8,8 @@ from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.clusters import Clusters
 from bot.config import ClusterConfig
+from bot.markup import echo, escape, mention, outcome
+from bot.read_access import ReadAccess
 from bot.store import JobState, Store, utcnow
 from bot.work import Work
 from commands import (
@@ -24,6 +26,9 @@ from playbooks.certs_table import expiry_lines
 from playbooks.pods import pod_view
 
 Answer = Callable[[Command, ClusterConfig, str, str], Work]
+RECENT_JOBS_LOOKED_AT = 200  # the newest jobs of every cluster, before keeping the readable
+RECENT_JOBS_SHOWN = 15
+AUDIT_EVENTS_SHOWN = 30
 
 
 def node_line(node: NodeView) -> str:
@@ -44,20 +49,33 @@ class ReadOnlyAnswers:
         audit: AuditLog,
         chat: Chat,
         clusters: Clusters,
+        reads: ReadAccess,
         warn_days: Sequence[int],
     ) -> None:
+        self._reads = reads
         self._store = store
         self._audit = audit
         self._chat = chat
         self._clusters = clusters
         self._warn_days = warn_days
         # The grammar says which verbs only read; each has the method of its name here
-        # (`help` is answered on the spot, from the grammar itself).
+        # (`help` is answered on the spot, from the grammar itself). Each is asked of the
+        # policy first: reading needs a role unless a rule opens it.
         self.by_verb: dict[str, Answer] = {
-            spec.name: getattr(self, spec.name)
+            spec.name: self._allowed_first(getattr(self, spec.name))
             for spec in VERB_SPECS
             if spec.read_only and spec.name != "help"
         }
+
+    def _allowed_first(self, answer: Answer) -> Answer:
+        async def gated(command: Command, cluster: ClusterConfig, user: str, channel: str) -> None:
+            refusal = await self._reads.refusal(command.verb, cluster=cluster.name, user=user)
+            if refusal:
+                await self._chat.ephemeral(channel, user, refusal)
+                return
+            await answer(command, cluster, user, channel)
+
+        return gated
 
     async def _with_nodes(
         self,
@@ -70,7 +88,9 @@ class ReadOnlyAnswers:
             nodes = await (await self._clusters.handle(cluster.name)).kube.list_nodes()
         except OperationError as error:
             await self._chat.ephemeral(
-                channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
+                channel,
+                user,
+                f"kubegate could not read cluster {cluster.name}: {escape(error.message)}",
             )
             return
         await self._chat.ephemeral(channel, user, render(nodes))
@@ -91,10 +111,11 @@ class ReadOnlyAnswers:
     async def status(
         self, command: Command, cluster: ClusterConfig, user: str, channel: str
     ) -> None:
-        running = self._store.jobs_in(
-            [JobState.RUNNING, JobState.PENDING_APPROVAL, JobState.INTERRUPTED]
-        )
-        reviews = self._store.open_reviews()
+        active = [JobState.RUNNING, JobState.PENDING_APPROVAL, JobState.INTERRUPTED]
+        running = [j for j in self._store.jobs_in(active) if j.cluster == cluster.name]
+        reviews = [
+            j for j in self._store.open_reviews() if self._store.job(j).cluster == cluster.name
+        ]
 
         def render(nodes: list[NodeView]) -> str:
             ready = sum(n.ready for n in nodes)
@@ -115,9 +136,14 @@ class ReadOnlyAnswers:
         await self._with_nodes(cluster, user, channel, render)
 
     async def jobs(self, command: Command, cluster: ClusterConfig, user: str, channel: str) -> None:
-        jobs = self._store.recent_jobs(15)
+        readable = await self._reads.readable("jobs", user=user)
+        jobs = [
+            j for j in self._store.recent_jobs(RECENT_JOBS_LOOKED_AT) if readable.shows(j.cluster)
+        ]
         lines = [
-            f"#{j.id} {j.state.value:<17} {j.verb} {j.target} · by <@{j.requester}>" for j in jobs
+            f"#{j.id} {j.state.value:<17} {j.verb} {escape(j.target)} · {j.cluster} · "
+            f"by {mention(j.requester)}"
+            for j in jobs[:RECENT_JOBS_SHOWN]
         ]
         await self._chat.ephemeral(
             channel, user, "*Recent jobs*\n" + ("\n".join(lines) or "none yet")
@@ -126,21 +152,26 @@ class ReadOnlyAnswers:
     async def job(self, command: Command, cluster: ClusterConfig, user: str, channel: str) -> None:
         assert isinstance(command, JobCommand)
         job = self._store.find_job(command.job_id)
-        if job is None:
+        readable = await self._reads.readable("job", user=user)
+        if job is None or not readable.shows(job.cluster):
+            # The same words whether it does not exist or is not theirs to read.
             await self._chat.ephemeral(
-                channel, user, f"There is no job #{command.job_id}. `/kube jobs` lists recent ones."
+                channel,
+                user,
+                f"There is no job #{command.job_id} you may read. `/kube jobs` lists recent ones.",
             )
             return
         steps = self._store.steps(job.id)
         lines = [
-            f"*Job #{job.id}* {job.command_text} · {job.state.value} · requested by <@{job.requester}>"
+            f"*Job #{job.id}* {echo(job.command_text)} · {job.state.value} · "
+            f"requested by {mention(job.requester)}"
         ]
         lines += [
-            f"{s.index + 1}. {s.title} — {s.state}{': ' + s.summary if s.summary else ''}"
+            f"{s.index + 1}. {escape(s.title)} — {s.state}{': ' + escape(s.summary) if s.summary else ''}"
             for s in steps
         ]
         if job.outcome:
-            lines.append(job.outcome)
+            lines.append(outcome(job.outcome))
         await self._chat.ephemeral(channel, user, "\n".join(lines))
 
     async def audit(
@@ -148,11 +179,14 @@ class ReadOnlyAnswers:
     ) -> None:
         assert isinstance(command, AuditCommand)
         since = utcnow() - (command.since or DEFAULT_AUDIT_LOOKBACK)
-        events = list(self._audit.events(actor=command.user, target=command.node, since=since))[
-            -30:
-        ]
+        readable = await self._reads.readable("audit", user=user)
+        found = self._audit.events(actor=command.user, target=command.node, since=since)
+        events = [e for e in found if readable.shows(e["cluster"])][-AUDIT_EVENTS_SHOWN:]
         lines = [
-            f"{e['time'][:19]} #{e['job_id'] or '-'} {e['action']} by {e['actor']} {e['target'] or ''}"
+            escape(
+                f"{e['time'][:19]} #{e['job_id'] or '-'} {e['action']} by {e['actor']} "
+                f"{e['cluster'] or '-'} {e['target'] or ''}"
+            )
             for e in events
         ]
         await self._chat.ephemeral(
@@ -173,7 +207,9 @@ class ReadOnlyAnswers:
             )
         except OperationError as error:
             await self._chat.ephemeral(
-                channel, user, f"kubegate could not read cluster {cluster.name}: {error.message}"
+                channel,
+                user,
+                f"kubegate could not read cluster {cluster.name}: {escape(error.message)}",
             )
             return
         header = f"{'NAMESPACE/NAME':<48} {'READY':<6} {'STATUS':<12} OWNER"
@@ -196,9 +232,10 @@ class ReadOnlyAnswers:
             handle = await self._clusters.handle(cluster.name)
             for target in await control_plane_targets(handle):
                 expiry = await check_expiration(handle, target)
-                lines += expiry_lines(
+                table = expiry_lines(
                     target.node, expiry.table, now=utcnow(), warn_within=warn_within
                 )
+                lines += map(escape, table)  # parsed from what the host printed
         except OperationError as error:
-            lines.append(f"kubegate could not read the certificates: {error.message}")
+            lines.append(f"kubegate could not read the certificates: {escape(error.message)}")
         await self._chat.ephemeral(channel, user, "\n".join(lines))

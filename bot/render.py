@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, REVIEW, Button, Card
+from bot.markup import escape, fenced, mention, outcome
 from bot.store import Job, JobState, StepRecord, VoteRecord
 from bot.store_side import Review
 from playbooks.plan import Plan
@@ -23,10 +24,6 @@ ICONS = {
 }
 
 
-def mention(user: str) -> str:
-    return "kubegate" if user == "system" else f"<@{user}>"
-
-
 def hhmm(moment: datetime) -> str:
     return moment.strftime("%H:%M UTC")
 
@@ -34,8 +31,8 @@ def hhmm(moment: datetime) -> str:
 def plan_lines(plan: Plan) -> list[str]:
     risk = {"low": "🟢 low", "medium": "🟠 medium", "high": "🔴 high"}[plan.risk]
     lines = [f"*Plan* (digest `{plan.short_digest}`) · risk {risk}:"]
-    lines += [f"  {index}. {step.title}" for index, step in enumerate(plan.steps, 1)]
-    lines += [f"  • {line}" for line in plan.preview]
+    lines += [f"  {index}. {escape(step.title)}" for index, step in enumerate(plan.steps, 1)]
+    lines += [f"  • {escape(line)}" for line in plan.preview]
     return lines
 
 
@@ -49,7 +46,7 @@ def root_card(
 ) -> Card:
     plan = Plan.model_validate(job.plan)
     headline = (
-        f"{ICONS[job.state]} {plan.title} · cluster {job.cluster} · job #{job.id} · "
+        f"{ICONS[job.state]} {escape(plan.title)} · cluster {job.cluster} · job #{job.id} · "
         f"requested by {mention(job.requester)}"
     )
     if job.state is JobState.SUCCEEDED and job.approved_at and job.finished_at:
@@ -60,9 +57,7 @@ def root_card(
             if v.approve and v.plan_digest == job.plan_digest
         ]
         by = f" · approved by {', '.join(approvers)}" if approvers else ""
-        headline = (
-            f"{ICONS[job.state]} {plan.title} · SUCCEEDED in {took:.0f} s{by} · job #{job.id}"
-        )
+        headline = f"{ICONS[job.state]} {escape(plan.title)} · SUCCEEDED in {took:.0f} s{by} · job #{job.id}"
     elif job.state is not JobState.PENDING_APPROVAL:
         headline += f" · *{job.state.value}*"
     if job.break_glass:
@@ -80,7 +75,7 @@ def root_card(
         )
         sections.append(f"🕑 Scheduled for {job.scheduled_for:%Y-%m-%d %H:%M} UTC{by}")
     if job.outcome:
-        sections.append(job.outcome)
+        sections.append(outcome(job.outcome))
     buttons: list[Button] = []
     if job.state is JobState.PENDING_APPROVAL:
         value = f"{job.id}:{job.plan_digest}"
@@ -98,7 +93,7 @@ def _break_glass_line(job: Job, review: Review | None, approver_roles: list[str]
     else:
         status = f"review by {roles} pending"
     return (
-        f"<!here> Break-glass by {mention(job.requester)}: “{job.break_glass}”. "
+        f"<!here> Break-glass by {mention(job.requester)}: “{escape(job.break_glass or '')}”. "
         f"It runs without approval · {status}"
     )
 
@@ -108,7 +103,7 @@ def review_card(job: Job, *, approver_roles: list[str]) -> Card:
     return Card(
         headline=f"🚨 Review needed: job #{job.id} ran without approval (break-glass)",
         sections=[
-            f"Reason given by {mention(job.requester)}: “{job.break_glass}”. "
+            f"Reason given by {mention(job.requester)}: “{escape(job.break_glass or '')}”. "
             f"Someone from {roles} other than the requester acknowledges it here."
         ],
         buttons=[Button("Acknowledge review", REVIEW, str(job.id), "primary")],
@@ -140,21 +135,21 @@ def _approval_line(job: Job, votes: list[VoteRecord], approver_roles: list[str])
 
 def _step_line(step: StepRecord) -> str:
     icon = {"pending": "▫️", "running": "⏳", "succeeded": "✅", "failed": "❌"}.get(step.state, "•")
-    text = f"{icon} {step.index + 1}. {step.title}"
-    return f"{text} — {step.summary}" if step.summary else text
+    text = f"{icon} {step.index + 1}. {escape(step.title)}"
+    return f"{text} — {escape(step.summary)}" if step.summary else text
 
 
 def step_card(step: StepRecord, *, total: int) -> Card:
     icon = {"running": "⏳", "succeeded": "✅", "failed": "❌"}.get(step.state, "▫️")
-    headline = f"{icon} Step {step.index + 1}/{total}: {step.title}"
+    headline = f"{icon} Step {step.index + 1}/{total}: {escape(step.title)}"
     sections = []
     if step.summary:
         took = ""
         if step.started_at and step.finished_at:
             took = f" ({(step.finished_at - step.started_at).total_seconds():.1f} s)"
-        sections.append(step.summary + took)
+        sections.append(escape(step.summary) + took)
     if step.output:
-        sections.append(f"```{tail(step.output)}```")
+        sections.append(fenced(tail(step.output)))
     return Card(headline=headline, sections=sections)
 
 
@@ -167,7 +162,7 @@ def failure_card(job: Job, reason: str, *, abort_label: str = "Abort") -> Card:
     return Card(
         headline=f"❌ Job #{job.id} halted",
         sections=[
-            reason,
+            escape(reason),
             f"[Retry step] runs it again; [{abort_label}] undoes what this job changed.",
         ],
         buttons=[
@@ -180,7 +175,7 @@ def failure_card(job: Job, reason: str, *, abort_label: str = "Abort") -> Card:
 def interrupted_card(job: Job, steps: list[StepRecord]) -> Card:
     unfinished = next((s for s in steps if s.state != "succeeded"), None)
     where = (
-        f"at step {unfinished.index + 1}: {unfinished.title}"
+        f"at step {unfinished.index + 1}: {escape(unfinished.title)}"
         if unfinished
         else "after its last step"
     )

@@ -9,6 +9,7 @@ from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.clusters import Clusters
 from bot.config import ClusterConfig
+from bot.markup import escape
 from bot.render import plan_lines, review_card
 from bot.roots import RootMessages
 from bot.starter import JobStarter
@@ -16,6 +17,21 @@ from bot.store import Job, JobState, Store, utcnow
 from bot.timing import ChangeCalendar
 from commands import Command
 from playbooks import PLAYBOOKS, OperationError, Plan, PlanError
+
+
+def elsewhere(cluster: ClusterConfig, channel: str) -> str | None:
+    """Changes are asked for, announced and approved in the cluster's own channels, where the
+    people who watch it see them; from anywhere else (another channel, a DM) they are refused,
+    with where to ask. None when the channel is one of the cluster's."""
+    if channel in cluster.channels:
+        return None
+    if not cluster.channels:
+        return (
+            f"Cluster {cluster.name} has no channel for changes: a kubegate admin adds its "
+            "channel IDs under `channels:` in the config."
+        )
+    where = " or ".join(f"<#{c}>" for c in cluster.channels)
+    return f"Changes to cluster {cluster.name} are requested in {where}: ask there."
 
 
 class ChangeRequests:
@@ -45,6 +61,18 @@ class ChangeRequests:
     async def request(
         self, command: Command, *, text: str, cluster: ClusterConfig, user: str, channel: str
     ) -> None:
+        wrong_place = elsewhere(cluster, channel)
+        if wrong_place:
+            self._audit.record(
+                "refusal",
+                actor=user,
+                cluster=cluster.name,
+                command=text.strip(),
+                channel=channel,
+                reason="requested outside the cluster's channels",
+            )
+            await self._chat.ephemeral(channel, user, wrong_place)
+            return
         problem = self._calendar.schedule_problem(command)
         if problem:
             await self._chat.ephemeral(channel, user, problem)
@@ -65,7 +93,11 @@ class ChangeRequests:
         if plan is None:
             return
         if getattr(command, "dry_run", False):
-            lines = ["*Dry run* — nothing will change.", f"*{plan.title}*", *plan_lines(plan)]
+            lines = [
+                "*Dry run* — nothing will change.",
+                f"*{escape(plan.title)}*",
+                *plan_lines(plan),
+            ]
             await self._chat.ephemeral(channel, user, "\n".join(lines))
             return
         await self._open_job(command, plan, rule=rule, text=text, user=user, channel=channel)
@@ -98,15 +130,15 @@ class ChangeRequests:
             handle = await self._clusters.handle(cluster.name)
             plan = await PLAYBOOKS[command.verb].plan(command, handle)
         except PlanError as error:
-            await self._chat.ephemeral(channel, user, error.message)
+            await self._chat.ephemeral(channel, user, escape(error.message))
             return None
         except OperationError as error:
             await self._chat.ephemeral(
-                channel, user, f"kubegate could not plan this: {error.message}"
+                channel, user, f"kubegate could not plan this: {escape(error.message)}"
             )
             return None
         if plan.nothing_to_do:
-            await self._chat.ephemeral(channel, user, plan.nothing_to_do)
+            await self._chat.ephemeral(channel, user, escape(plan.nothing_to_do))
             return None
         return plan
 

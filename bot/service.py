@@ -7,10 +7,12 @@ fails, the person who asked hears so with a reference into the log.
 
 from __future__ import annotations
 
-from bot.actions import ALERT_BUTTONS, Clicks
+from bot.actions import Clicks
 from bot.clusters import Clusters
 from bot.config import ClusterConfig
+from bot.job_buttons import JOB_BUTTONS
 from bot.jobcontrol import JobControl
+from bot.markup import echo, escape
 from bot.readonly import ReadOnlyAnswers
 from bot.requests import ChangeRequests
 from bot.work import Ack, Asker, Background, Work
@@ -48,13 +50,15 @@ class CommandDesk:
         try:
             command = parse_command(text)
         except CommandError as error:
-            return Ack(error.text)
+            # A refusal may quote what was typed: shown literally, never as a mention or link.
+            return Ack(escape(error.text))
         if isinstance(command, HelpCommand):
-            return Ack(help_text(command.topic))
+            return Ack(escape(help_text(command.topic)))
         cluster = self._clusters.resolve(requested=command.cluster, channel=channel)
         if isinstance(cluster, str):
-            return Ack(cluster)
+            return Ack(escape(cluster))
         typed = text.strip()
+        shown = echo(typed)
 
         def reported(work: Work, doing: str, job_id: int | None = None) -> Work:
             asker = Asker(user, channel, typed, doing, job_id)
@@ -63,7 +67,7 @@ class CommandDesk:
         answer = self._answers.by_verb.get(command.verb)
         if answer is not None:
             work = answer(command, cluster, user, channel)
-            return Ack("Looking…", reported(work, f"answering `{typed}`"))
+            return Ack("Looking…", reported(work, f"answering `{shown}`"))
         if isinstance(command, CancelCommand | RetryCommand):
             work = self._job_control.control(command, user=user, channel=channel)
             doing = f"{command.verb} of job #{command.job_id}"
@@ -81,8 +85,9 @@ class CommandDesk:
         work = self._requests.request(
             command, text=text, cluster=cluster, user=user, channel=channel
         )
-        asker = Asker(user, channel, text, f"planning `{text}`")
-        return Ack(f"Planning `{text}` on {cluster.name}…", self._background.reported(work, asker))
+        shown = echo(text)
+        asker = Asker(user, channel, text, f"planning `{shown}`")
+        return Ack(f"Planning `{shown}` on {cluster.name}…", self._background.reported(work, asker))
 
 
 class Kubegate:
@@ -101,7 +106,7 @@ class Kubegate:
     ) -> None:
         """Handle a button click; a failure of ours is told to the clicker with a log ref."""
         job_text = value.partition(":")[0]
-        job_id = int(job_text) if job_text.isdigit() and action_id not in ALERT_BUTTONS else None
+        job_id = int(job_text) if job_text.isdigit() and action_id in JOB_BUTTONS else None
         button = action_id.removeprefix("kubegate.").replace(".", " ")
         about = f" on job #{job_id}" if job_id is not None else ""
         asker = Asker(

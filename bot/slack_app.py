@@ -93,6 +93,11 @@ class SlackChat:
             channel=channel, user=user, text=text, blocks=[_section(text)]
         )
 
+    async def ephemeral_card(self, channel: str, user: str, card: Card) -> None:
+        await self.client.chat_postEphemeral(
+            channel=channel, user=user, text=card.headline, blocks=card_blocks(card)
+        )
+
     async def upload(self, channel: str, thread_ts: str, *, title: str, content: str) -> None:
         await self.client.files_upload_v2(
             channel=channel,

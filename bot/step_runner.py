@@ -11,6 +11,7 @@ import logging
 
 from bot.audit import AuditLog
 from bot.chat import Card, Chat
+from bot.markup import fenced
 from bot.progress import TAIL_LINES, StepProgress
 from bot.render import step_card
 from bot.store import Job, Store
@@ -161,7 +162,7 @@ class StepRunner:
             record = self._store.steps(job.id)[index]
             card = step_card(record, total=total)
             await self._chat.update(
-                job.channel, reply_ts, Card(card.headline, [*card.sections, f"```{tail}```"])
+                job.channel, reply_ts, Card(card.headline, [*card.sections, fenced(tail)])
             )
 
     def _masked(self, result: StepResult) -> StepResult:

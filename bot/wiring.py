@@ -8,7 +8,7 @@ that touch the outside world (config, store, Slack, clusters) and calls `wire`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,13 +29,17 @@ from bot.housekeeping import (
     control_plane_expiries,
     start_housekeeping,
 )
+from bot.job_buttons import JobNonces, StampedChat
 from bot.jobcontrol import JobControl
 from bot.node_health import NodeHealth
+from bot.read_access import ReadAccess
 from bot.readonly import ReadOnlyAnswers
 from bot.redact import Redactor
 from bot.requests import ChangeRequests
 from bot.roots import RootMessages
 from bot.service import CommandDesk, Kubegate
+from bot.silence_flow import SilenceClicks
+from bot.silences import SilenceRecords
 from bot.starter import JobStarter
 from bot.store import Store
 from bot.timing import ChangeCalendar
@@ -103,8 +107,12 @@ class Core:
 
 def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
     """Every piece from the parts: the core, the command desk, alerts, clicks, periodic work."""
+    nonces = JobNonces(parts.store)
+    # Every card leaves with its job buttons stamped, whichever piece posts it.
+    parts = replace(parts, chat=StampedChat(parts.chat, nonces))
     core = _core(parts)
     desk = _command_desk(core)
+    silence_records = SilenceRecords(parts.store)
     alerts = Alerts(
         settings=parts.config.alerts,
         token=alerts_token,
@@ -114,6 +122,16 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         chat=parts.chat,
         clusters=parts.clusters,
         spawner=core.background,
+        members=silence_records,
+    )
+    silences = SilenceClicks(
+        records=silence_records,
+        store=parts.store,
+        access=core.access,
+        audit=parts.audit,
+        chat=parts.chat,
+        alertmanager_url=parts.config.alerts.alertmanager_url,
+        approval_window=parts.config.windows.approval,
     )
     clicks = Clicks(
         store=parts.store,
@@ -124,8 +142,10 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         starter=core.starter,
         refresh_root=core.roots.refresh,
         alerts=alerts,
+        silences=silences,
         commands=desk,
         background=core.background,
+        nonces=nonces,
     )
 
     async def recover() -> None:
@@ -186,6 +206,11 @@ def _command_desk(core: Core) -> CommandDesk:
             audit=audit,
             chat=chat,
             clusters=clusters,
+            reads=ReadAccess(
+                access=core.access,
+                audit=audit,
+                clusters=[c.name for c in parts.config.clusters],
+            ),
             warn_days=parts.config.certs.warn_days,
         ),
         job_control=JobControl(

@@ -14,6 +14,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.markup import escape
+
 log = logging.getLogger(__name__)
 ANSWER_SLOTS = 2  # commands being planned or answered at once
 REASON_LIMIT = 160  # a short reason fits one line of an ephemeral; the log has the rest
@@ -116,7 +118,7 @@ class Background:
                 exc_info=error,
             )
             text = (
-                f"kubegate failed {asker.doing}: {self._scrub(short_reason(error))}; "
+                f"kubegate failed {asker.doing}: {escape(self._scrub(short_reason(error)))}; "
                 f"see kubegate's log, ref {ref}"
             )
             try:

@@ -48,12 +48,13 @@ def alertmanager_config(
     group_wait: str,
     group_interval: str,
     repeat_interval: str,
+    group_by: list[str] | None = None,
 ) -> dict[str, Any]:
     """One route, one receiver: every alert goes to kubegate's webhook with its bearer token."""
     return {
         "route": {
             "receiver": "kubegate",
-            "group_by": GROUP_BY,
+            "group_by": group_by or GROUP_BY,
             "group_wait": group_wait,
             "group_interval": group_interval,
             "repeat_interval": repeat_interval,
@@ -91,7 +92,11 @@ class Alertmanager:
         group_wait: str = "1s",
         group_interval: str = "1s",
         repeat_interval: str = "1h",
+        group_by: list[str] | None = None,
     ) -> None:
+        # Teams group as they like (route.group_by, Alertmanager's configuration docs); e.g.
+        # ["severity"] puts unrelated alerts in one group whose only common label is severity.
+        self.group_by = group_by or GROUP_BY
         self.workdir = Path(workdir).resolve()
         self.config_path = self.workdir / "alertmanager.yml"
         self.storage_dir = self.workdir / "data"
@@ -117,7 +122,7 @@ class Alertmanager:
             "url": self.url,
             "webhook_url": self.webhook_url,
             "config": str(self.config_path),
-            "group_by": GROUP_BY,
+            "group_by": self.group_by,
         }
 
     async def start(self) -> None:
@@ -173,6 +178,15 @@ class Alertmanager:
             silences: list[dict[str, Any]] = await response.json()
             return silences
 
+    async def alerts(self) -> list[dict[str, Any]]:
+        """GET /api/v2/alerts: each alert with `status.state` ("active" or "suppressed") and
+        `status.silencedBy`, as Alertmanager's API v2 (openapi.yaml) gives them."""
+        async with self._http().get(f"{self.url}/api/v2/alerts") as response:
+            if response.status != 200:
+                raise AlertmanagerError(f"GET alerts: {response.status} {await response.text()}")
+            alerts: list[dict[str, Any]] = await response.json()
+            return alerts
+
     async def failed_webhook_requests(self) -> int:
         """How many webhook POSTs failed (refused, unreachable, non-2xx), from its own /metrics."""
         async with self._http().get(f"{self.url}/metrics") as response:
@@ -197,6 +211,7 @@ class Alertmanager:
             group_wait=self.group_wait,
             group_interval=self.group_interval,
             repeat_interval=self.repeat_interval,
+            group_by=self.group_by,
         )
         partial = self.config_path.with_suffix(".yml.tmp")
         partial.write_text(yaml.safe_dump(config, sort_keys=False))

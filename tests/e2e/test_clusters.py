@@ -26,7 +26,10 @@ async def test_the_channel_default_and_dash_c_route_to_the_right_cluster(
     async with serving(testbed, tmp_path, two_clusters(testbed)):
         root = await request(testbed, "U0ALICE", "cordon worker-1")
         assert "cluster testbed" in root.shown
-        other = await request(testbed, "U0ALICE", "cordon worker-1 -c staging")
+        await testbed.slack.user("U0ALICE").slash("/kube cordon worker-1", channel="C0STAGING")
+        other = await testbed.slack.wait_for(
+            lambda: next(iter(testbed.slack.messages("C0STAGING")), None)
+        )
         assert "cluster staging" in other.shown  # locks are per cluster: no conflict
         await testbed.slack.user("U0ALICE").slash("/kube cordon worker-1 -c prod", channel=CHANNEL)
         await wait_ephemeral(

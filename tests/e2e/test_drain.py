@@ -159,15 +159,15 @@ async def test_read_only_views_answer_privately_without_approval(
     testbed: Testbed, kubegate: Served
 ) -> None:
     await testbed.apiserver.load_scenario("drain")
-    alice = testbed.slack.user("U0DAVE")  # no role at all: reading needs none
+    alice = testbed.slack.user("U0ALICE")  # any role reads, with no approval
     await alice.slash("/kube pods worker-1", channel=CHANNEL)
-    pods = await wait_ephemeral(testbed, "U0DAVE", "Pods on worker-1")
+    pods = await wait_ephemeral(testbed, "U0ALICE", "Pods on worker-1")
     assert "shop/web-" in pods.shown and "DaemonSet" in pods.shown and "mirror" in pods.shown
     await alice.slash("/kube status", channel=CHANNEL)
-    status = await wait_ephemeral(testbed, "U0DAVE", "nodes Ready")
+    status = await wait_ephemeral(testbed, "U0ALICE", "nodes Ready")
     assert "4/4 nodes Ready" in status.shown
     await alice.slash("/kube pods worker-9", channel=CHANNEL)
-    await wait_ephemeral(testbed, "U0DAVE", "There is no node `worker-9`")
+    await wait_ephemeral(testbed, "U0ALICE", "There is no node `worker-9`")
     assert root_messages(testbed) == []
 
 

@@ -44,13 +44,26 @@ def test_the_first_rule_for_the_verb_and_cluster_applies() -> None:
     assert rule_for(RULES, verb="upgrade", cluster="staging") is None
 
 
-def test_a_change_without_a_rule_is_refused_but_reading_is_allowed() -> None:
+def test_a_change_without_a_rule_is_refused_but_reading_is_allowed_to_any_role() -> None:
     refused = may_request(
         None, verb="upgrade", cluster="prod", requester_roles=frozenset({"sre"}), read_only=False
     )
     assert not refused.allowed and "No policy rule allows `upgrade`" in refused.reason
     reading = may_request(
-        None, verb="nodes", cluster="prod", requester_roles=frozenset(), read_only=True
+        None, verb="nodes", cluster="prod", requester_roles=frozenset({"lead"}), read_only=True
+    )
+    assert reading.allowed
+
+
+def test_reading_without_a_role_is_refused_unless_a_rule_opens_it_to_everyone() -> None:
+    no_role = frozenset[str]()
+    refused = may_request(
+        None, verb="nodes", cluster="prod", requester_roles=no_role, read_only=True
+    )
+    assert not refused.allowed and "needs a kubegate role" in refused.reason
+    opened = PolicyRule(verbs=["nodes", "pods", "status"], clusters=["prod"], requesters=["*"])
+    reading = may_request(
+        opened, verb="nodes", cluster="prod", requester_roles=no_role, read_only=True
     )
     assert reading.allowed
 

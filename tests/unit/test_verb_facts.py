@@ -12,6 +12,7 @@ from bot.audit import AuditLog
 from bot.clusters import Clusters
 from bot.config import KubegateConfig
 from bot.console import ConsoleChat
+from bot.read_access import ReadAccess
 from bot.readonly import ReadOnlyAnswers
 from bot.redact import Redactor
 from bot.store import Store
@@ -44,9 +45,9 @@ def test_a_rules_own_approvals_win_over_the_default() -> None:
 
 async def test_read_only_verbs_need_no_rule_but_changes_and_job_control_do() -> None:
     policy = access()
-    nobody = frozenset[str]()
+    role_holder = frozenset({"sre"})  # reading needs a role (any), not a rule
     for spec in VERB_SPECS:
-        decision = policy.may_request(None, verb=spec.name, cluster="prod", roles=nobody)
+        decision = policy.may_request(None, verb=spec.name, cluster="prod", roles=role_holder)
         assert decision.allowed == spec.read_only, spec.name
     assert not reads_only("cancel") and not reads_only("retry") and reads_only("audit")
 
@@ -64,6 +65,7 @@ def test_every_read_only_verb_but_help_has_an_answer_and_nothing_else_does(
         audit=AuditLog(store, Redactor()),
         chat=ConsoleChat(out=io.StringIO(), names={}),
         clusters=clusters,
+        reads=ReadAccess(access=access(), audit=AuditLog(store, Redactor()), clusters=["prod"]),
         warn_days=[30],
     )
     read_only = {spec.name for spec in VERB_SPECS if spec.read_only} - {"help"}
