@@ -23,7 +23,7 @@ from bot.chat import (
 )
 from bot.engine import Engine, RootRefresher
 from bot.job_buttons import JobButtonValue, JobNonces, misplaced_click
-from bot.jobcontrol import HALTED, relock, responsible
+from bot.jobcontrol import HALTED, has_run, relock, responsible
 from bot.render import interrupted_card
 from bot.silence_flow import SILENCE_BUTTONS, SilenceClicks
 from bot.starter import JobStarter
@@ -162,6 +162,11 @@ class Clicks:
         if outcome is Tally.APPROVED:
             await self._starter.approve_now(job.id, actor=user)
             return None
+        if outcome is Tally.REJECTED and has_run(self._store, job.id):
+            # A job sent back for fresh approval after some steps ran: a reject undoes them.
+            self._audit.record_job("rejection", job, actor=user)
+            await self._engine.abort(job.id, actor=user, from_states=[JobState.PENDING_APPROVAL])
+            return None
         if outcome is Tally.REJECTED and self._store.transition(
             job.id,
             from_states=[JobState.PENDING_APPROVAL],
@@ -213,7 +218,7 @@ class Clicks:
         if action_id == ABORT:
             done = await self._engine.abort(job.id, actor=user, from_states=HALTED)
         else:
-            refusal = relock(self._store, job)
+            refusal = self._engine.retry_refusal(job.id) or relock(self._store, job)
             if refusal:
                 return refusal
             done = await self._engine.resume(job.id, actor=user, from_states=HALTED)

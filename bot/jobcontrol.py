@@ -93,6 +93,11 @@ class JobControl:
     async def cancel(self, job: Job, *, user: str) -> str:
         if job.state in END_STATES:
             return f"Job #{job.id} already ended ({job.state.value}); nothing to cancel."
+        if job.state in WAITING and has_run(self._store, job.id):
+            # Sent back for a fresh approval after some steps ran: cancelling undoes them.
+            asker = Asker(user, job.channel, f"cancel {job.id}", f"aborting job #{job.id}", job.id)
+            self._spawner.spawn(self._engine_abort(job.id, user, WAITING), asker=asker)
+            return f"Job #{job.id} is being aborted: kubegate undoes what it changed."
         cancelled = job.state in WAITING and self._store.transition(
             job.id,
             from_states=WAITING,
@@ -118,7 +123,7 @@ class JobControl:
                 f"Only a failed or interrupted job can be retried; job #{job.id} is "
                 f"{job.state.value}."
             )
-        refusal = relock(self._store, job)
+        refusal = self._engine.retry_refusal(job.id) or relock(self._store, job)
         if refusal:
             return refusal
         asker = Asker(user, job.channel, f"retry {job.id}", f"retrying job #{job.id}", job.id)
@@ -128,5 +133,12 @@ class JobControl:
     async def _engine_resume(self, job_id: int, user: str) -> None:
         await self._engine.resume(job_id, actor=user, from_states=HALTED)
 
-    async def _engine_abort(self, job_id: int, user: str) -> None:
-        await self._engine.abort(job_id, actor=user, from_states=HALTED)
+    async def _engine_abort(
+        self, job_id: int, user: str, from_states: list[JobState] = HALTED
+    ) -> None:
+        await self._engine.abort(job_id, actor=user, from_states=from_states)
+
+
+def has_run(store: Store, job_id: int) -> bool:
+    """Whether any step of the job started: its undo then matters, whatever its state now."""
+    return any(step.state != "pending" for step in store.steps(job_id))

@@ -128,7 +128,7 @@ class ChangeRequests:
         """The plan from the live cluster; None when the requester was told why there is none."""
         try:
             handle = await self._clusters.handle(cluster.name)
-            plan = await PLAYBOOKS[command.verb].plan(command, handle)
+            plan = await PLAYBOOKS[command.verb].plan_command(command, handle)
         except PlanError as error:
             await self._chat.ephemeral(channel, user, escape(error.message))
             return None

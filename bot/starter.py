@@ -34,10 +34,13 @@ class JobStarter:
         """Quorum met: record the approval, then run now or set the job's timer."""
         now = utcnow()
         job = self._store.job(job_id)
+        # A job approved again after some of its steps ran (drift, a closed window) continues
+        # now: its `--at` or maintenance slot was for its first start.
+        resumed = any(step.state != "pending" for step in self._store.steps(job_id))
         when = run_time(
             now=now,
-            at=getattr(job.command, "at", None),
-            window=self._calendar.window(getattr(job.command, "window", None)),
+            at=None if resumed else getattr(job.command, "at", None),
+            window=None if resumed else self._calendar.window(getattr(job.command, "window", None)),
             execution=self._windows.execution,
         )
         later = when is not None and when.start > now

@@ -100,6 +100,23 @@ async def test_a_retry_after_the_execution_window_closed_waits_for_a_fresh_appro
     assert await unschedulable(testbed, "worker-1") == "true"
 
 
+@pytest.mark.parametrize("config_changes", [{"windows": {"approval": "30m", "execution": "5s"}}])
+async def test_rejecting_a_half_done_job_sent_back_for_approval_undoes_what_it_changed(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root, _ = await halted_drain(testbed, timeout="5s")
+    closes = datetime.fromisoformat(job_row(kubegate.db, 1)["execution_deadline"])
+    await until(lambda: datetime.now(UTC) > closes)
+    await testbed.slack.user("U0ALICE").slash("/kube retry 1", channel=CHANNEL)
+    await wait_text(testbed, root.ts, "Fresh approval needed")
+
+    await click(testbed, "U0BOB", root, "Reject")
+    ended = await wait_text(testbed, root.ts, "CANCELLED", timeout=30)
+    assert "worker-1 uncordoned again" in ended.shown
+    assert await unschedulable(testbed, "worker-1") != "true"
+    assert "rejection" in [e["action"] for e in audit_of(kubegate.db).events(job_id=1)]
+
+
 async def test_during_a_freeze_a_retry_is_refused_and_the_job_can_still_be_undone(
     testbed: Testbed, tmp_path: Path
 ) -> None:
@@ -107,10 +124,12 @@ async def test_during_a_freeze_a_retry_is_refused_and_the_job_can_still_be_undon
         root, halted = await halted_drain(testbed, timeout="3s")
     async with serving(testbed, tmp_path, FREEZE):  # kubegate restarted with a freeze
         await testbed.slack.user("U0ALICE").slash("/kube retry 1", channel=CHANNEL)
-        refused = await wait_reply(testbed, root, "was not retried")
+        # The person retrying hears the refusal itself, never a "Retrying…" that then fails.
+        refused = await wait_ephemeral(testbed, "U0ALICE", "was not retried")
         assert "Change freeze `year-end`" in refused.shown and "stays failed" in refused.shown
+        assert not any("Retrying" in m.shown for m in testbed.slack.ephemerals(CHANNEL))
         await click(testbed, "U0BOB", halted, "Retry step")
-        await until(lambda: len(_refusals(testbed, root)) == 2)
+        await wait_ephemeral(testbed, "U0BOB", "was not retried")
         assert job_row(served.db, 1)["state"] == "FAILED"
         assert steps_started(served.db) == [1, 2]
 
