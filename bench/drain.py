@@ -18,6 +18,7 @@ from typing import Any
 
 from commands import DrainCommand, parse_command
 from playbooks import ClusterHandle, KubeApi, StepContext
+from playbooks.base import steps_of
 from playbooks.drain import DrainPlaybook
 from playbooks.pods import pod_view
 from testbed.up import Testbed, start_testbed
@@ -47,7 +48,7 @@ async def drain_with_kubegate(testbed: Testbed) -> float:
         started = time.monotonic()
         plan = await playbook.plan(command, cluster)
         ctx = StepContext(cluster=cluster, plan=plan, job_id=0, results={}, say=nothing_to_say)
-        for step in playbook.steps(plan, command):
+        for step in steps_of(plan):
             result = await step.run(ctx)
             if not result.ok:
                 raise RuntimeError(f"kubegate's drain failed at {step.title}: {result.summary}")

@@ -373,7 +373,7 @@ class Engine:
         )
 
     def _playbook_steps(self, job: Job) -> list[Step]:
-        return steps_of(PLAYBOOKS[job.verb], Plan.model_validate(job.plan), job.command)
+        return steps_of(Plan.model_validate(job.plan))
 
 
 def _started(records: list[StepRecord]) -> bool:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, cast
+from typing import Any, ClassVar, Generic, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypeVar
@@ -186,17 +186,9 @@ class Step(ABC, Generic[ParamsT]):
             raise TypeError(f"step {cls.name!r} is defined twice: {known} and {cls}")
         Step.kinds[cls.name] = cls
 
-    # LEGACY: `params` may be omitted by steps that are still built by a playbook's `steps()`;
-    # make it required once every playbook plans typed parameters.
-    def __init__(self, title: str, params: ParamsT | None = None) -> None:
+    def __init__(self, title: str, params: ParamsT) -> None:
         self.title = title
-        self._params = params
-
-    @property
-    def params(self) -> ParamsT:
-        if self._params is None:
-            raise TypeError(f"{type(self).__name__} was built without its parameters")
-        return self._params
+        self.params = params
 
     @abstractmethod
     async def run(self, ctx: StepContext) -> StepResult: ...
@@ -246,18 +238,10 @@ class Playbook(ABC, Generic[CommandT]):
         return await self.plan(self.narrow(command), cluster)
 
     def narrow(self, command: Command) -> CommandT:
-        wanted = getattr(self, "command_type", None)
-        if wanted is None:
-            # LEGACY: a playbook without command_type still checks the command itself.
-            return cast(CommandT, command)
+        wanted = self.command_type
         if not isinstance(command, wanted):
             raise TypeError(f"{self.verb} cannot plan {type(command).__name__}")
-        return cast(CommandT, command)
-
-    def steps(self, plan: Plan, command: CommandT) -> list[Step]:
-        """The plan's steps. LEGACY hook: playbooks not yet planning typed parameters override
-        it; typed playbooks leave it, and their steps are built by name."""
-        return [build_step(planned) for planned in plan.steps]
+        return command
 
     def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
         """What changed that bears on risk; None: compare all the facts for equality."""
@@ -277,12 +261,6 @@ class Playbook(ABC, Generic[CommandT]):
         return approved.facts
 
 
-def steps_of(playbook: Playbook[Any], plan: Plan, command: Command) -> list[Step]:
-    """The steps the engine runs for a stored plan: built by name from their parameters.
-
-    LEGACY: a plan whose steps carry no parameters is still rebuilt by its playbook's
-    `steps()`; delete this branch (and `Playbook.steps`) once every playbook is converted.
-    """
-    if all(planned.params is not None for planned in plan.steps):
-        return [build_step(planned) for planned in plan.steps]
-    return playbook.steps(plan, playbook.narrow(command))
+def steps_of(plan: Plan) -> list[Step]:
+    """The steps the engine runs for a stored plan: each built by name from its parameters."""
+    return [build_step(planned) for planned in plan.steps]

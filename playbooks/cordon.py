@@ -54,21 +54,6 @@ class SetSchedulable(Step[SetSchedulableParams]):
     name: ClassVar[str] = "set-schedulable"
     params_model: ClassVar[type[StepParams]] = SetSchedulableParams
 
-    # LEGACY: upgrade.py builds its CordonForUpgrade subclass with `node=`/`unschedulable=`;
-    # drop these keywords once it plans typed parameters.
-    def __init__(
-        self,
-        title: str,
-        params: SetSchedulableParams | None = None,
-        *,
-        node: str | None = None,
-        unschedulable: bool | None = None,
-    ) -> None:
-        if params is None:
-            assert node is not None and unschedulable is not None
-            params = SetSchedulableParams(node=node, unschedulable=unschedulable)
-        super().__init__(title, params)
-
     @property
     def node(self) -> str:
         return self.params.node

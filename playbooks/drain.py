@@ -138,19 +138,6 @@ class EvictPods(Step[EvictPodsParams]):
     name: ClassVar[str] = "evict-pods"
     params_model: ClassVar[type[StepParams]] = EvictPodsParams
 
-    # LEGACY: upgrade.py builds it with `command=DrainCommand`; drop once it plans params.
-    def __init__(
-        self,
-        title: str,
-        params: EvictPodsParams | None = None,
-        *,
-        command: DrainCommand | None = None,
-    ) -> None:
-        if params is None:
-            assert command is not None
-            params = EvictPodsParams.of(command)
-        super().__init__(title, params)
-
     async def run(self, ctx: StepContext) -> StepResult:
         wanted = self.params
         selection, _ = await snapshot(ctx.cluster, wanted.node)
@@ -186,15 +173,6 @@ class WaitUntilGoneParams(StepParams):
 class WaitUntilGone(Step[WaitUntilGoneParams]):
     name: ClassVar[str] = "wait-gone"
     params_model: ClassVar[type[StepParams]] = WaitUntilGoneParams
-
-    # LEGACY: upgrade.py builds it with `node=`; drop once it plans params.
-    def __init__(
-        self, title: str, params: WaitUntilGoneParams | None = None, *, node: str | None = None
-    ) -> None:
-        if params is None:
-            assert node is not None
-            params = WaitUntilGoneParams(node=node)
-        super().__init__(title, params)
 
     async def run(self, ctx: StepContext) -> StepResult:
         node = self.params.node

@@ -136,19 +136,6 @@ class EditTaints(Step[EditTaintsParams]):
     name: ClassVar[str] = "edit-taints"
     params_model: ClassVar[type[StepParams]] = EditTaintsParams
 
-    # LEGACY: provision.py builds it with `command=TaintCommand`; drop once it plans params.
-    def __init__(
-        self,
-        title: str,
-        params: EditTaintsParams | None = None,
-        *,
-        command: TaintCommand | UntaintCommand | None = None,
-    ) -> None:
-        if params is None:
-            assert command is not None
-            params = EditTaintsParams.of(command)
-        super().__init__(title, params)
-
     async def run(self, ctx: StepContext) -> StepResult:
         written = await write_taints(ctx, self.params.node, self.params.change)
         if written is None:

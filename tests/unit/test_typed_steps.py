@@ -8,13 +8,11 @@ from typing import ClassVar
 
 import pytest
 
-from commands import Command, DrainCommand, parse_command
+from commands import DrainCommand, parse_command
 from playbooks import (
-    ClusterHandle,
     OperationError,
     Plan,
     PlannedStep,
-    Playbook,
     Step,
     StepContext,
     StepParams,
@@ -95,33 +93,14 @@ def test_a_parameters_model_must_name_its_step_with_a_literal_default() -> None:
             step: str = "loose"
 
 
-class OldStep(Step):
-    """A step of a playbook not converted yet: no parameters model, built by its playbook."""
-
-    name: ClassVar[str] = "old-thing"
-
-    async def run(self, ctx: StepContext) -> StepResult:
-        return StepResult(ok=True, summary="done")
-
-
-class OldPlaybook(Playbook):
-    verb: ClassVar[str] = "old"
-
-    async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
-        raise NotImplementedError
-
-    def steps(self, plan: Plan, command: Command) -> list[Step]:
-        return [OldStep(plan.steps[0].title)]
-
-
-def test_a_plan_of_a_not_yet_converted_playbook_is_still_built_by_its_own_steps() -> None:
+def test_a_stored_plan_without_step_parameters_asks_for_the_change_again() -> None:
+    # A job stored by a kubegate from before typed steps: never guessed from list positions.
     plan = Plan(
-        verb="old",
+        verb="cordon",
         cluster="prod",
         target="worker-1",
-        title="Old",
-        steps=[PlannedStep(name="old-thing", title="Do the old thing")],
+        title="Cordon worker-1",
+        steps=[PlannedStep(name="set-schedulable", title="Cordon worker-1")],
     )
-    built = steps_of(OldPlaybook(), stored(plan), parse_command("cordon worker-1"))
-    assert [(type(s), s.title) for s in built] == [(OldStep, "Do the old thing")]
-    assert "old-thing" not in Step.kinds
+    with pytest.raises(OperationError, match="Request the change again"):
+        steps_of(stored(plan))
