@@ -1,5 +1,5 @@
 """The style guide's sizes, measured as the formatter lays the code out: no function over 60
-lines and no module over 400 in bot/, commands/ and approvals/ (STYLE.md)."""
+lines and no module over 400 in bot/, commands/, approvals/ and playbooks/ (STYLE.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("bot", "commands", "approvals")
+PACKAGES = ("bot", "commands", "approvals", "playbooks")
 LONGEST_FUNCTION = 60
 LONGEST_MODULE = 400
 
