@@ -57,8 +57,13 @@ class SocketModeServer:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append(ws)
-        await ws.send_json({"type": "hello", "num_connections": len(self._sockets),
-                            "connection_info": {"app_id": self._app_id}})  # fmt: skip
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "connection_info": {"app_id": self._app_id},
+            }
+        )
         self.connected_event.set()
         try:
             async for message in ws:
@@ -84,9 +89,16 @@ class SocketModeServer:
         answered: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = answered
         ws = next(ws for ws in reversed(self._sockets) if not ws.closed)
-        await ws.send_json({"envelope_id": envelope_id, "type": kind, "payload": payload,
-                            "accepts_response_payload": kind == "slash_commands",
-                            "retry_attempt": 0, "retry_reason": ""})  # fmt: skip
+        await ws.send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind == "slash_commands",
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
         try:
             async with asyncio.timeout(ACK_TIMEOUT_S):
                 ack = await answered

@@ -44,10 +44,22 @@ async def sign_ssh_key(
         key_path = Path(scratch) / "key.pub"
         key_path.write_text(public_key.strip() + "\n")
         process = await asyncio.create_subprocess_exec(
-            "ssh-keygen", "-q", "-s", str(ca_key), "-I", identity, "-n", principals,
-            "-V", f"-1m:+{ttl}s", "-z", serial, str(key_path),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            "ssh-keygen",
+            "-q",
+            "-s",
+            str(ca_key),
+            "-I",
+            identity,
+            "-n",
+            principals,
+            "-V",
+            f"-1m:+{ttl}s",
+            "-z",
+            serial,
+            str(key_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, err = await process.communicate()
         if process.returncode != 0:
             raise SigningError(f"ssh-keygen failed: {err.decode().strip()}")
