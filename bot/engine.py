@@ -339,16 +339,25 @@ class Engine:
         await self._halt(job, f"kubegate failed at step {index + 1}: {result.summary}")
 
     async def _halt(self, job: Job, reason: str) -> None:
-        """The first failure stops the job; the thread offers Retry and Abort."""
-        await self._finish(job, JobState.FAILED, reason)
+        """The first failure stops the job; the thread offers Retry and Abort. It keeps its
+        locks: a half-done change (a drained, half-upgraded node) is not anyone else's to touch
+        until a retry finishes it or an abort undoes it."""
+        await self._finish(job, JobState.FAILED, reason, keep_locks=True)
         label = PLAYBOOKS[job.verb].abort_label
         await self._thread.post(
             job, failure_card(self._store.job(job.id), reason, abort_label=label)
         )
 
-    async def _finish(self, job: Job, state: JobState, outcome: str) -> None:
+    async def _finish(
+        self, job: Job, state: JobState, outcome: str, *, keep_locks: bool = False
+    ) -> None:
         self._store.transition(
-            job.id, from_states=[JobState.RUNNING], to=state, finished_at=utcnow(), outcome=outcome
+            job.id,
+            from_states=[JobState.RUNNING],
+            to=state,
+            keep_locks=keep_locks,
+            finished_at=utcnow(),
+            outcome=outcome,
         )
         self._audit.record_job("job.end", job, actor="system", state=state.value, outcome=outcome)
         await self._refresh_root(job.id)

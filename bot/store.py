@@ -251,9 +251,19 @@ class Store(SideRecords, ChainRecords):
             ]
 
     def transition(
-        self, job_id: int, *, from_states: Sequence[JobState], to: JobState, **fields: Any
+        self,
+        job_id: int,
+        *,
+        from_states: Sequence[JobState],
+        to: JobState,
+        keep_locks: bool = False,
+        **fields: Any,
     ) -> bool:
-        """Move a job on only if it is still in one of `from_states`; False if someone was first."""
+        """Move a job on only if it is still in one of `from_states`; False if someone was first.
+
+        An end state frees the job's locks, except with `keep_locks`: a job halted midway
+        (FAILED with Retry/Abort offered) keeps what it holds until a retry or abort ends it.
+        """
         values = {key: iso(v) if isinstance(v, datetime) else v for key, v in fields.items()}
         if "plan" in values:
             values["plan"] = json.dumps(values["plan"])
@@ -278,7 +288,7 @@ class Store(SideRecords, ChainRecords):
                 target=before[2],
                 details={"from": before[0], "to": str(to)},
             )
-            if to in END_STATES:
+            if to in END_STATES and not keep_locks:
                 conn.execute("DELETE FROM locks WHERE job_id = ?", [job_id])
         if to in END_STATES:
             for anchor_chain_head in self.after_job_end:
