@@ -29,6 +29,8 @@ from bot.config import (
     load_config,
     vault_settings,
 )
+from bot.outbox import OutboxChat, OutboxRows
+from bot.outbox_delivery import OutboxDelivery
 from bot.redact import RedactingFilter, Redactor
 from bot.slack_app import SlackChat, bolt_app, web_application, web_client
 from bot.wiring import Parts, wire
@@ -78,8 +80,13 @@ def setup_logging(redactor: Redactor, level: int = logging.INFO) -> None:
 
 
 def build(
-    settings: Settings, *, chat: Callable[[KubegateConfig], Chat], redactor: Redactor | None = None
+    settings: Settings,
+    *,
+    chat: Callable[[KubegateConfig], Chat],
+    redactor: Redactor | None = None,
+    outbox: bool = False,
 ) -> Runtime:
+    """Every part of kubegate; with `outbox`, jobs speak to Slack through the stored outbox."""
     path = config_path(settings)
     config = load_config(path)
     redactor = redactor or Redactor()
@@ -106,8 +113,13 @@ def build(
     )
     alerts_token = settings.alerts_token or config.alerts.token
     redactor.register(alerts_token.get_secret_value() if alerts_token else None)
+    parts = Parts(settings, config, store, audit, redactor, chat(config), clusters, backup_dir)
+    if outbox:
+        rows = OutboxRows(store)
+        parts.job_chat = OutboxChat(rows, parts.chat)
+        parts.outbox = OutboxDelivery(rows, parts.chat)
     return wire(
-        Parts(settings, config, store, audit, redactor, chat(config), clusters, backup_dir),
+        parts,
         alerts_token=alerts_token.get_secret_value() if alerts_token else None,
     )
 
@@ -148,7 +160,7 @@ async def serve(
 
     try:
         await prefetch_audit_key(settings)  # a Vault-held key, fetched without blocking the loop
-        runtime = build(settings, chat=slack_chat, redactor=redactor)
+        runtime = build(settings, chat=slack_chat, redactor=redactor, outbox=True)
     except BaseException:
         await session.close()
         raise

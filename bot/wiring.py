@@ -31,6 +31,7 @@ from bot.housekeeping import (
 )
 from bot.jobcontrol import JobControl
 from bot.node_health import NodeHealth
+from bot.outbox_delivery import OutboxDelivery
 from bot.readonly import ReadOnlyAnswers
 from bot.redact import Redactor
 from bot.requests import ChangeRequests
@@ -58,9 +59,13 @@ class Runtime:
     starter: JobStarter
     periodic: list[Periodic]
     recover: Callable[[], Awaitable[None]]
+    outbox: OutboxDelivery | None = None
 
     async def resume_jobs(self) -> None:
-        """After a start: show interrupted jobs as such, and set scheduled jobs' timers again."""
+        """After a start: send what the outbox still holds, show interrupted jobs as such, and
+        set scheduled jobs' timers again."""
+        if self.outbox is not None:
+            self.outbox.start()
         await self.recover()
         self.starter.restore_timers()
 
@@ -70,6 +75,8 @@ class Runtime:
     async def close(self) -> None:
         self.starter.scheduler.shutdown()
         await self.kubegate.idle()
+        if self.outbox is not None:
+            await self.outbox.stop()
         await self.clusters.close()
         self.store.close()
 
@@ -86,6 +93,14 @@ class Parts:
     chat: Chat
     clusters: Clusters
     backup_dir: Path
+    # What jobs speak to (the engine, step replies, root messages): the outbox in `serve`, so
+    # a job never waits on Slack; the chat itself when None (the console).
+    job_chat: Chat | None = None
+    outbox: OutboxDelivery | None = None
+
+    @property
+    def chat_for_jobs(self) -> Chat:
+        return self.job_chat or self.chat
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,7 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
     )
 
     async def recover() -> None:
-        await recover_interrupted(parts.store, parts.audit, parts.chat, core.roots.refresh)
+        await recover_interrupted(parts.store, parts.audit, parts.chat_for_jobs, core.roots.refresh)
 
     return Runtime(
         settings=parts.settings,
@@ -144,13 +159,14 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         starter=core.starter,
         periodic=periodic_work(parts, alerts=alerts, refresh_root=core.roots.refresh),
         recover=recover,
+        outbox=parts.outbox,
     )
 
 
 def _core(parts: Parts) -> Core:
     config, chat = parts.config, parts.chat
     access = Access(roles=config.roles, policy=config.policy, group_members=chat.group_members)
-    roots = RootMessages(store=parts.store, chat=chat, access=access)
+    roots = RootMessages(store=parts.store, chat=parts.chat_for_jobs, access=access)
     calendar = ChangeCalendar(
         maintenance_windows=config.maintenance_windows, freezes=config.freezes
     )
@@ -158,7 +174,7 @@ def _core(parts: Parts) -> Core:
     engine = Engine(
         store=parts.store,
         audit=parts.audit,
-        chat=chat,
+        chat=parts.chat_for_jobs,
         clusters=parts.clusters,
         windows=windows,
         refresh_root=roots.refresh,

@@ -3,10 +3,29 @@ delays messages but never steps, answers from the store never wait on the cluste
 
 from __future__ import annotations
 
+import re
+import sqlite3
+from pathlib import Path
+
 from testbed.up import Testbed
 from tests.e2e.conftest import Served
-from tests.e2e.slack_steps import CHANNEL, unschedulable, wait_ephemeral, wait_reply
+from tests.e2e.slack_steps import (
+    CHANNEL,
+    click,
+    request,
+    unschedulable,
+    wait_ephemeral,
+    wait_reply,
+    wait_text,
+)
+from tests.e2e.test_restart import job_state, until
 from tests.e2e.test_upgrade_node import approve_twice
+
+
+def job_steps(db: Path, job_id: int) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT state FROM steps WHERE job_id = ? ORDER BY idx", [job_id])
+        return [r[0] for r in rows]
 
 
 async def test_a_failed_upgrade_keeps_its_control_plane_locked_and_uncordon_is_refused(
@@ -24,3 +43,49 @@ async def test_a_failed_upgrade_keeps_its_control_plane_locked_and_uncordon_is_r
     await testbed.slack.user("U0BOB").slash("/kube uncordon cp-1", channel=CHANNEL)
     await wait_ephemeral(testbed, "U0BOB", "locked by job #1")
     assert await unschedulable(testbed, "cp-1") == "true"
+
+
+def locks_left(db: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(db) as conn:
+        return [(r[0], r[1]) for r in conn.execute("SELECT resource, job_id FROM locks")]
+
+
+def step_numbers(testbed: Testbed, root_ts: str) -> list[int]:
+    """The step numbers of a job's thread replies, in the order Slack shows them."""
+    numbers = []
+    for message in testbed.slack.replies(CHANNEL, root_ts):
+        found = re.search(r"Step (\d+)/\d+", message.text)
+        if found:
+            numbers.append(int(found.group(1)))
+    return numbers
+
+
+async def test_a_slack_outage_delays_messages_but_never_steps(
+    full_testbed: Testbed, kubegate_on_machines: Served
+) -> None:
+    testbed, db = full_testbed, kubegate_on_machines.db
+    testbed.apiserver.version = "v1.31.3"
+    upgrade = await approve_twice(testbed, "upgrade worker-1 --to v1.31.3")
+    cordon = await request(testbed, "U0ALICE", "cordon worker-3")
+    await until(lambda: job_state(db, 1) == "RUNNING", timeout=30)
+    assert testbed.faults is not None
+    await testbed.faults.apply("slack-error", ["500", "--for", "20s"])
+    await click(testbed, "U0BOB", cordon, "Approve")  # its root message cannot be updated now
+
+    # Both jobs run to their end while every Slack call still fails.
+    await until(lambda: job_state(db, 1) == job_state(db, 2) == "SUCCEEDED", timeout=60)
+    assert testbed.slack.api.outage is not None, "the jobs had to wait for Slack"
+    assert await unschedulable(testbed, "worker-3") == "true"
+    assert locks_left(db) == []
+
+    # Once Slack answers again, every message arrives, in order.
+    await wait_text(testbed, upgrade, "SUCCEEDED", timeout=60)
+    await wait_text(testbed, cordon.ts, "SUCCEEDED", timeout=30)
+    upgrade_steps = len(job_steps(db, 1))
+    await testbed.slack.wait_for(
+        lambda: len(step_numbers(testbed, upgrade)) == upgrade_steps or None, timeout=30
+    )
+    assert step_numbers(testbed, upgrade) == list(range(1, upgrade_steps + 1))
+    assert step_numbers(testbed, cordon.ts) == list(range(1, len(job_steps(db, 2)) + 1))
+    replies = testbed.slack.replies(CHANNEL, upgrade)
+    assert all(m.shown.startswith("✅") for m in replies), [m.text for m in replies]
