@@ -17,6 +17,7 @@ import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
 from bot.chat import Button, Card, Chat
@@ -169,10 +170,11 @@ class OutboxRows:
                 [ts, letter.id],
             )
             self.sent.set()
-            # Sent rows are kept only while a later row may still refer to them.
+            # Sent rows are kept only while a later row may still refer to them: a post's ts
+            # for a day (its replies and updates are stored within moments of it).
             conn.execute(
-                "DELETE FROM outbox WHERE state != 'pending' AND kind != 'post' AND id < ?",
-                [letter.id],
+                "DELETE FROM outbox WHERE state != 'pending' AND (kind != 'post' OR created_at < ?)",
+                [iso(utcnow() - timedelta(days=1))],
             )
 
     def retry_later(self, letter: Letter, *, after: float, error: str) -> None:

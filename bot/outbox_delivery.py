@@ -94,9 +94,9 @@ class OutboxDelivery:
             async with asyncio.timeout(wait):
                 await self._rows.changed.wait()
 
-    async def deliver_due(self) -> int:
+    async def deliver_due(self, *, now: float | None = None) -> int:
         """Send the letter at the head of each thread whose time has come; how many went."""
-        letters = self._rows.due(now=time.time(), owner=self.owner)
+        letters = self._rows.due(now=time.time() if now is None else now, owner=self.owner)
         results = await asyncio.gather(*(self._deliver(letter) for letter in letters))
         return sum(results)
 
