@@ -29,6 +29,7 @@ from bot.config import (
     load_config,
     vault_settings,
 )
+from bot.lease import JobsLease
 from bot.outbox import OutboxChat, OutboxRows
 from bot.outbox_delivery import OutboxDelivery
 from bot.redact import RedactingFilter, Redactor
@@ -118,6 +119,7 @@ def build(
         rows = OutboxRows(store)
         parts.job_chat = OutboxChat(rows, parts.chat)
         parts.outbox = OutboxDelivery(rows, parts.chat)
+        parts.lease = JobsLease(store)
     return wire(
         parts,
         alerts_token=alerts_token.get_secret_value() if alerts_token else None,
@@ -164,6 +166,16 @@ async def serve(
     except BaseException:
         await session.close()
         raise
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+    if not await runtime.take_jobs(stop):  # a second kubegate on this database stands by
+        await runtime.close()
+        await session.close()
+        return
     credentials = slack_credentials(settings, runtime.config)
     app = bolt_app(
         runtime.kubegate, client=holder["chat"].client, signing_secret=credentials.signing_secret
@@ -181,12 +193,6 @@ async def serve(
     scheduler = runtime.start_housekeeping()
     if ready:
         ready(port)
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     if socket_mode is not None:
         await socket_mode.close_async()  # type: ignore[no-untyped-call]

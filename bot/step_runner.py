@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 
 from bot.audit import AuditLog
 from bot.chat import Card, Chat
@@ -41,8 +42,17 @@ class JobThread:
 
 
 class StepRunner:
-    def __init__(self, *, store: Store, audit: AuditLog, chat: Chat, thread: JobThread) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        audit: AuditLog,
+        chat: Chat,
+        thread: JobThread,
+        fence: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
+        self._fence = fence  # raises LeaseLost when another kubegate owns the jobs now
         self._audit = audit
         self._chat = chat
         self._thread = thread
@@ -59,8 +69,10 @@ class StepRunner:
         self, job: Job, ctx: StepContext, step: Step, index: int, *, check_done: bool
     ) -> StepResult:
         total = len(ctx.plan.steps)
+        self._fence()  # at every step transition: only the lease holder starts a step…
         reply_ts = await self._record_start(job, ctx, step, index)
         result = self._masked(await self._execute(job, ctx, step, index, check_done=check_done))
+        self._fence()  # …or records its end (the new owner re-checks it on resume)
         self._record_finish(job, ctx, step, index, result)
         await self._report(job, index, total=total, reply_ts=reply_ts, result=result)
         return result

@@ -26,6 +26,7 @@ from bot.chain import KEYED
 from bot.private_files import ensure_private, sqlite_files
 from bot.store_chain import ChainRecords
 from bot.store_chain import VoteRecord as VoteRecord  # re-exported: where readers look
+from bot.store_locks import LockRecords
 from bot.store_side import SideRecords
 from commands import Command, parse_command
 
@@ -155,7 +156,7 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
-class Store(SideRecords, ChainRecords):
+class Store(SideRecords, LockRecords, ChainRecords):
     def __init__(
         self,
         path: Path | str,
@@ -321,10 +322,13 @@ class Store(SideRecords, ChainRecords):
     def step_finished(
         self, job_id: int, index: int, *, ok: bool, summary: str, output: str, data: dict[str, Any]
     ) -> None:
+        # A failure lays what it brings over the step's last checkpoint instead of replacing
+        # it: a retry goes on from there (an error path never clears a checkpoint).
+        data_sql = "data = ?" if ok else "data = json_patch(data, ?)"
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE steps SET state = ?, finished_at = ?, summary = ?, output = ?, data = ? "
-                "WHERE job_id = ? AND idx = ?",
+                "UPDATE steps SET state = ?, finished_at = ?, summary = ?, output = ?, "  # noqa: S608
+                f"{data_sql} WHERE job_id = ? AND idx = ?",
                 [
                     "succeeded" if ok else "failed",
                     iso(utcnow()),
@@ -361,43 +365,3 @@ class Store(SideRecords, ChainRecords):
                 )
                 for r in rows
             ]
-
-    # Locks -----------------------------------------------------------------------------------
-
-    def acquire_locks(self, job_id: int, cluster: str, resources: Sequence[str]) -> int | None:
-        """Take every lock or none; returns the job holding a conflicting lock, if any.
-
-        Locks are per cluster; the resource `*` (a cluster upgrade) conflicts with every other.
-        """
-        with self.transaction() as conn:
-            holder = _conflict(conn, job_id, cluster, resources)
-            if holder is not None:
-                return holder
-            for resource in resources:
-                conn.execute(
-                    "INSERT OR REPLACE INTO locks (cluster, resource, job_id, at) VALUES (?, ?, ?, ?)",
-                    [cluster, resource, job_id, iso(utcnow())],
-                )
-        return None
-
-    def lock_holder(self, cluster: str, resources: Sequence[str]) -> int | None:
-        with self._lock:
-            return _conflict(self.db.conn, None, cluster, resources)
-
-    def release_locks(self, job_id: int) -> None:
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM locks WHERE job_id = ?", [job_id])
-
-
-def _conflict(
-    conn: sqlite3.Connection, job_id: int | None, cluster: str, resources: Sequence[str]
-) -> int | None:
-    rows = conn.execute(
-        "SELECT resource, job_id FROM locks WHERE cluster = ?", [cluster]
-    ).fetchall()
-    for held, holder in rows:
-        if holder == job_id:
-            continue
-        if held == "*" or "*" in resources or held in resources:
-            return int(holder)
-    return None

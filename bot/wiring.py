@@ -7,6 +7,7 @@ that touch the outside world (config, store, Slack, clusters) and calls `wire`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,7 @@ from bot.housekeeping import (
     start_housekeeping,
 )
 from bot.jobcontrol import JobControl
+from bot.lease import JobsLease
 from bot.node_health import NodeHealth
 from bot.outbox_delivery import OutboxDelivery
 from bot.readonly import ReadOnlyAnswers
@@ -60,6 +62,12 @@ class Runtime:
     periodic: list[Periodic]
     recover: Callable[[], Awaitable[None]]
     outbox: OutboxDelivery | None = None
+    lease: JobsLease | None = None
+
+    async def take_jobs(self, stop: asyncio.Event | None = None) -> bool:
+        """Own the jobs of the database before running any (standing by while another
+        kubegate does); False when stopped while standing by."""
+        return self.lease is None or await self.lease.take(stop)
 
     async def resume_jobs(self) -> None:
         """After a start: send what the outbox still holds, show interrupted jobs as such, and
@@ -77,6 +85,8 @@ class Runtime:
         await self.kubegate.idle()
         if self.outbox is not None:
             await self.outbox.stop()
+        if self.lease is not None:
+            await self.lease.release()
         await self.clusters.close()
         self.store.close()
 
@@ -97,6 +107,7 @@ class Parts:
     # a job never waits on Slack; the chat itself when None (the console).
     job_chat: Chat | None = None
     outbox: OutboxDelivery | None = None
+    lease: JobsLease | None = None  # `serve`: one process owns the jobs of a database
 
     @property
     def chat_for_jobs(self) -> Chat:
@@ -160,6 +171,7 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         periodic=periodic_work(parts, alerts=alerts, refresh_root=core.roots.refresh),
         recover=recover,
         outbox=parts.outbox,
+        lease=parts.lease,
     )
 
 
@@ -179,6 +191,7 @@ def _core(parts: Parts) -> Core:
         windows=windows,
         refresh_root=roots.refresh,
         active_freeze=calendar.active_freeze,
+        fence=parts.lease.fence if parts.lease else lambda: None,
     )
     starter = JobStarter(
         store=parts.store,

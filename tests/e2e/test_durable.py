@@ -4,7 +4,10 @@ delays messages but never steps, answers from the store never wait on the cluste
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from testbed.up import Testbed
@@ -12,13 +15,14 @@ from tests.e2e.conftest import Served
 from tests.e2e.slack_steps import (
     CHANNEL,
     click,
+    kubegate_cli,
     request,
     unschedulable,
     wait_ephemeral,
     wait_reply,
     wait_text,
 )
-from tests.e2e.test_restart import job_state, until
+from tests.e2e.test_restart import KubegateProcess, job_state, until
 from tests.e2e.test_upgrade_node import approve_twice
 
 
@@ -89,3 +93,51 @@ async def test_a_slack_outage_delays_messages_but_never_steps(
     assert step_numbers(testbed, cordon.ts) == list(range(1, len(job_steps(db, 2)) + 1))
     replies = testbed.slack.replies(CHANNEL, upgrade)
     assert all(m.shown.startswith("✅") for m in replies), [m.text for m in replies]
+
+
+def launch(kubegate: KubegateProcess) -> None:
+    """`kubegate serve` started without waiting for it to answer (a standby does not)."""
+    with kubegate.log.open("ab") as out:
+        kubegate.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "kubegate"), "serve"],
+            env=kubegate.env,
+            stdout=out,
+            stderr=out,
+        )
+
+
+def upgrade_node_calls(testbed: Testbed, node: str) -> int:
+    calls = testbed.fleet.calls(node)
+    return sum(1 for c in calls if c.argv[:3] == ["kubeadm", "upgrade", "node"])
+
+
+async def test_a_second_kubegate_on_the_same_database_stands_by_and_no_step_runs_twice(
+    full_testbed: Testbed, tmp_path: Path
+) -> None:
+    testbed, db = full_testbed, tmp_path / "kubegate.db"
+    testbed.apiserver.version = "v1.31.3"
+    first = KubegateProcess(testbed, db, tmp_path / "first.log")
+    await first.start()
+    second = KubegateProcess(testbed, db, tmp_path / "second.log")
+    testbed.slack.app_url = f"http://127.0.0.1:{first.port}/slack/events"
+    try:
+        testbed.fleet.hang("worker-1", "kubeadm upgrade node")
+        ts = await approve_twice(testbed, "upgrade worker-1 --to v1.31.3")
+        await until(lambda: upgrade_node_calls(testbed, "worker-1") == 1, timeout=60)
+
+        launch(second)  # by mistake, mid-upgrade, on the same database
+        await until(lambda: "stands by" in second.log.read_text(), timeout=30)
+        testbed.fleet.clear_faults("worker-1")
+        await wait_text(testbed, ts, "SUCCEEDED", timeout=90)
+        assert job_state(db, 1) == "SUCCEEDED"
+        assert second.process is not None and second.process.poll() is None
+        assert "now runs the jobs" not in second.log.read_text()
+
+        first.kill(signal.SIGTERM)  # a clean stop hands the jobs over at once
+        await until(lambda: "now runs the jobs" in second.log.read_text(), timeout=30)
+    finally:
+        for served in (first, second):
+            if served.process and served.process.poll() is None:
+                served.kill(signal.SIGTERM)
+    assert upgrade_node_calls(testbed, "worker-1") == 1
+    assert "job.interrupted" not in kubegate_cli(db, "audit", "export").stdout
