@@ -18,6 +18,7 @@ from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.gates import Gate, Stop, changed, first_unfinished, gate, started
 from bot.lease import fenced, owns_jobs
+from bot.reapproval import Reapproval
 from bot.render import failure_card
 from bot.step_runner import JobThread, StepRunner
 from bot.store import Job, JobState, Store, utcnow
@@ -64,6 +65,13 @@ class Engine:
         self._clusters = clusters
         self._refresh_root = refresh_root
         self._thread = JobThread(store=store, chat=chat)
+        self._reapproval = Reapproval(
+            store=store,
+            audit=audit,
+            windows=windows,
+            refresh_root=refresh_root,
+            thread=self._thread,
+        )
         self._runner = StepRunner(
             store=store, audit=audit, chat=chat, thread=self._thread, fence=fence
         )
@@ -200,69 +208,19 @@ class Engine:
     async def _approve_again(
         self, job: Job, plan: Plan, reason: str, *, changes: list[str] | None = None
     ) -> None:
-        """The job needs a fresh approval: the plan gets a new revision (so its digest, which
-        votes bind to, changes and earlier votes no longer count) and a new approval window."""
-        revision = Plan.model_validate(job.plan).revision + 1
-        renewed = plan.model_copy(update={"revision": revision})
-        if job.approvals_needed == 0:
-            await self._renew_without_votes(job, renewed, reason, drift_checked=bool(changes))
+        renewed = self._reapproval.renewed(job, plan)
+        if job.approvals_needed:
+            await self._reapproval.ask_again(job, renewed, reason, changes=changes)
             return
-        self._store.transition(
-            job.id,
-            from_states=[JobState.RUNNING],
-            to=JobState.PENDING_APPROVAL,
-            plan=renewed.model_dump(mode="json"),
-            plan_digest=renewed.digest,
-            approval_deadline=utcnow() + self._windows.approval,
-            approved_at=None,
-            execution_deadline=None,
-            outcome=f"{reason} Fresh approval needed.",
-        )
-        action = "plan.drift" if changes else "approval.renewal"
-        self._audit.record_job(
-            action,
-            job,
-            actor="system",
-            reason=reason,
-            changes=changes or [],
-            plan_digest=renewed.digest,
-        )
-        await self._refresh_root(job.id)
-        if started(self._store.steps(job.id)):
-            await self._thread.say(job, f"🔁 {reason} Approve it again in the message above.")
-
-    async def _renew_without_votes(
-        self, job: Job, plan: Plan, reason: str, *, drift_checked: bool
-    ) -> None:
-        """No vote is needed for this job (policy, or break-glass): the person who retried it
-        decides. It runs on under a new execution window, once the cluster is re-checked."""
-        now = utcnow()
-        self._store.transition(
-            job.id,
-            from_states=[JobState.RUNNING],
-            to=JobState.RUNNING,
-            plan=plan.model_dump(mode="json"),
-            plan_digest=plan.digest,
-            approved_at=now,
-            execution_deadline=now + self._windows.execution,
-        )
-        job = self._store.job(job.id)
-        self._audit.record_job(
-            "approval.renewal",
-            job,
-            actor="system",
-            reason=reason,
-            approvals_needed=0,
-            plan_digest=plan.digest,
-        )
-        if not drift_checked:
+        job = self._reapproval.renew_without_votes(job, renewed, reason)
+        if not changes:
             # Only the window was renewed: the drift gate still applies (once; a drift found
             # there comes back here with the fresh plan, checked).
             await self._run_checked(job, retry=False)
             return
         records = self._store.steps(job.id)
         if not started(records):
-            self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
+            self._store.add_steps(job.id, [(s.name, s.title) for s in renewed.steps])
         await self._refresh_root(job.id)
         await self._run_from(job.id, first=first_unfinished(records), check_done=started(records))
 
