@@ -127,11 +127,26 @@ def build(
 
 
 async def start_http(
-    alerts: Alerts, app: AsyncApp, *, port: int, signing_secret: str
+    alerts: Alerts,
+    app: AsyncApp,
+    *,
+    port: int,
+    signing_secret: str,
+    unready: Callable[[], str | None] = lambda: None,
 ) -> tuple[web.AppRunner, int]:
-    """`/slack/events`, `/alerts/alertmanager` and `/healthz` on `port` (0: any free one)."""
+    """`/slack/events`, `/alerts/alertmanager`, `/healthz` and `/readyz` on `port` (0: any
+    free one). `/readyz` fails (503, with the reason) while kubegate cannot write its database
+    or does not own the jobs; `/healthz` only says the process answers."""
+
+    async def readyz(_request: web.Request) -> web.Response:
+        reason = unready()
+        if reason:
+            return web.Response(status=503, text=reason + "\n")
+        return web.Response(text="ready\n")
+
     application = web_application(app, signing_secret=signing_secret)
     application.router.add_post("/alerts/alertmanager", alerts.webhook)
+    application.router.add_get("/readyz", readyz)
     runner = web.AppRunner(application, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host="0.0.0.0", port=port)  # noqa: S104 — a server
@@ -181,7 +196,11 @@ async def serve(
         runtime.kubegate, client=holder["chat"].client, signing_secret=credentials.signing_secret
     )
     runner, port = await start_http(
-        runtime.alerts, app, port=settings.port, signing_secret=credentials.signing_secret
+        runtime.alerts,
+        app,
+        port=settings.port,
+        signing_secret=credentials.signing_secret,
+        unready=runtime.unready,
     )
     socket_mode = None
     if credentials.app_token:

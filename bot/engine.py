@@ -22,6 +22,7 @@ from bot.reapproval import Reapproval
 from bot.render import failure_card
 from bot.step_runner import JobThread, StepRunner
 from bot.store import Job, JobState, Store, utcnow
+from bot.store_health import StoreWrites
 from playbooks import (
     PLAYBOOKS,
     ClusterHandle,
@@ -56,9 +57,11 @@ class Engine:
         refresh_root: RootRefresher,
         active_freeze: Callable[[str], Freeze | None] = lambda cluster: None,
         fence: Callable[[], None] = lambda: None,
+        writes: StoreWrites | None = None,
     ) -> None:
         self._store = store
         self._fence = fence
+        self._writes = writes or StoreWrites(chat=chat)
         self._active_freeze = active_freeze
         self._windows = windows
         self._audit = audit
@@ -73,7 +76,12 @@ class Engine:
             thread=self._thread,
         )
         self._runner = StepRunner(
-            store=store, audit=audit, chat=chat, thread=self._thread, fence=fence
+            store=store,
+            audit=audit,
+            chat=chat,
+            thread=self._thread,
+            writes=self._writes,
+            fence=fence,
         )
         self._cancel_requested: set[int] = set()
 
@@ -323,15 +331,26 @@ class Engine:
         self, job: Job, state: JobState, outcome: str, *, keep_locks: bool = False
     ) -> None:
         self._fence()
-        self._store.transition(
-            job.id,
-            from_states=[JobState.RUNNING],
-            to=state,
-            keep_locks=keep_locks,
-            finished_at=utcnow(),
-            outcome=outcome,
+        ended = "the job's end is recorded"
+        await self._writes.recorded(
+            job,
+            lambda: self._store.transition(
+                job.id,
+                from_states=[JobState.RUNNING],
+                to=state,
+                keep_locks=keep_locks,
+                finished_at=utcnow(),
+                outcome=outcome,
+            ),
+            before=ended,
         )
-        self._audit.record_job("job.end", job, actor="system", state=state.value, outcome=outcome)
+        await self._writes.recorded(
+            job,
+            lambda: self._audit.record_job(
+                "job.end", job, actor="system", state=state.value, outcome=outcome
+            ),
+            before=ended,
+        )
         await self._refresh_root(job.id)
 
     async def _replan(self, job: Job) -> Plan:

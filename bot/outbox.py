@@ -14,7 +14,10 @@ straight to Slack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -24,6 +27,8 @@ from bot.chat import Button, Card, Chat
 from bot.store import Store, iso, utcnow
 
 PLACEHOLDER = "outbox:"
+UNSENT = "unsent"  # the ts of a message that could be neither stored nor sent
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -61,6 +66,12 @@ def card_to_json(card: Card) -> dict[str, Any]:
 def card_from_json(body: dict[str, Any]) -> Card:
     buttons = [Button(**button) for button in body.get("buttons", [])]
     return Card(body["headline"], list(body.get("sections", [])), buttons)
+
+
+def unstored(error: sqlite3.Error) -> None:
+    # The database cannot take it (full, read-only): straight to Slack, best effort. The job
+    # itself pauses at its next step transition (bot/store_health.py).
+    log.error("kubegate cannot store a message in its outbox (%s); sending it directly", error)
 
 
 def placeholder(row_id: int) -> str:
@@ -208,17 +219,31 @@ class OutboxChat:
         self._direct = direct
 
     async def post(self, channel: str, card: Card, *, thread_ts: str | None = None) -> str:
-        row_id = self._rows.add(
-            kind="post", channel=channel, target=thread_ts, body=card_to_json(card)
-        )
+        try:
+            row_id = self._rows.add(
+                kind="post", channel=channel, target=thread_ts, body=card_to_json(card)
+            )
+        except sqlite3.OperationalError as error:
+            unstored(error)
+            with contextlib.suppress(Exception):
+                return await self._direct.post(channel, card, thread_ts=thread_ts)
+            return UNSENT
         return placeholder(row_id)
 
     async def update(self, channel: str, ts: str, card: Card) -> None:
-        self._rows.add(kind="update", channel=channel, target=ts, body=card_to_json(card))
+        try:
+            self._rows.add(kind="update", channel=channel, target=ts, body=card_to_json(card))
+        except sqlite3.OperationalError as error:
+            unstored(error)
+            with contextlib.suppress(Exception):
+                await self._direct.update(channel, ts, card)
 
     async def upload(self, channel: str, thread_ts: str, *, title: str, content: str) -> None:
         body = {"title": title, "content": content}
-        self._rows.add(kind="upload", channel=channel, target=thread_ts, body=body)
+        try:
+            self._rows.add(kind="upload", channel=channel, target=thread_ts, body=body)
+        except sqlite3.OperationalError as error:
+            unstored(error)  # long output is in the step's record; the thread has its tail
 
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
         await self._direct.ephemeral(channel, user, text)

@@ -31,7 +31,7 @@ from bot.housekeeping import (
     start_housekeeping,
 )
 from bot.jobcontrol import JobControl
-from bot.lease import JobsLease
+from bot.lease import JobsLease, LeaseLost
 from bot.node_health import NodeHealth
 from bot.outbox_delivery import OutboxDelivery
 from bot.readonly import ReadOnlyAnswers
@@ -41,6 +41,7 @@ from bot.roots import RootMessages
 from bot.service import CommandDesk, Kubegate
 from bot.starter import JobStarter
 from bot.store import Store
+from bot.store_health import StoreWrites
 from bot.timing import ChangeCalendar
 from bot.work import Background
 
@@ -63,6 +64,18 @@ class Runtime:
     recover: Callable[[], Awaitable[None]]
     outbox: OutboxDelivery | None = None
     lease: JobsLease | None = None
+    store_writes: StoreWrites | None = None
+
+    def unready(self) -> str | None:
+        """Why this kubegate should not be sent work now (for /readyz); None when ready."""
+        if self.store_writes is not None and self.store_writes.problem:
+            return f"kubegate cannot write its database: {self.store_writes.problem}"
+        if self.lease is not None:
+            try:
+                self.lease.fence()
+            except LeaseLost as lost:
+                return f"this kubegate does not run jobs: {lost}"
+        return None
 
     async def take_jobs(self, stop: asyncio.Event | None = None) -> bool:
         """Own the jobs of the database before running any (standing by while another
@@ -125,6 +138,7 @@ class Core:
     calendar: ChangeCalendar
     engine: Engine
     starter: JobStarter
+    writes: StoreWrites
 
 
 def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
@@ -172,6 +186,7 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         recover=recover,
         outbox=parts.outbox,
         lease=parts.lease,
+        store_writes=core.writes,
     )
 
 
@@ -183,6 +198,7 @@ def _core(parts: Parts) -> Core:
         maintenance_windows=config.maintenance_windows, freezes=config.freezes
     )
     windows = config.windows.as_windows()
+    writes = StoreWrites(chat=chat)  # straight to Slack: the outbox is in the same database
     engine = Engine(
         store=parts.store,
         audit=parts.audit,
@@ -192,6 +208,7 @@ def _core(parts: Parts) -> Core:
         refresh_root=roots.refresh,
         active_freeze=calendar.active_freeze,
         fence=parts.lease.fence if parts.lease else lambda: None,
+        writes=writes,
     )
     starter = JobStarter(
         store=parts.store,
@@ -202,7 +219,7 @@ def _core(parts: Parts) -> Core:
         refresh_root=roots.refresh,
     )
     background = Background(chat=chat, scrub=parts.redactor.text)
-    return Core(parts, background, access, roots, calendar, engine, starter)
+    return Core(parts, background, access, roots, calendar, engine, starter, writes)
 
 
 def _command_desk(core: Core) -> CommandDesk:

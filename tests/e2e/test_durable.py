@@ -4,11 +4,14 @@ delays messages but never steps, answers from the store never wait on the cluste
 from __future__ import annotations
 
 import re
+import resource
 import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import aiohttp
 
 from testbed.up import Testbed
 from tests.e2e.conftest import Served
@@ -141,3 +144,57 @@ async def test_a_second_kubegate_on_the_same_database_stands_by_and_no_step_runs
                 served.kill(signal.SIGTERM)
     assert upgrade_node_calls(testbed, "worker-1") == 1
     assert "job.interrupted" not in kubegate_cli(db, "audit", "export").stdout
+
+
+async def readyz(port: int) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/readyz") as response,
+    ):
+        return response.status, await response.text()
+
+
+def kubelet_installs(testbed: Testbed, node: str) -> int:
+    calls = testbed.fleet.calls(node)
+    return sum(
+        1 for c in calls if c.argv[:2] == ["apt-get", "install"] and "kubelet=1.31.3-*" in c.argv
+    )
+
+
+async def test_a_full_database_halts_the_job_visibly_and_it_finishes_once_space_returns(
+    full_testbed: Testbed, tmp_path: Path
+) -> None:
+    testbed, db = full_testbed, tmp_path / "kubegate.db"
+    testbed.apiserver.version = "v1.31.3"
+    kubegate = KubegateProcess(testbed, db, tmp_path / "kubegate.log")
+    await kubegate.start()
+    assert kubegate.process is not None
+    pid = kubegate.process.pid
+    try:
+        testbed.fleet.hang("worker-1", "kubeadm upgrade node")
+        ts = await approve_twice(testbed, "upgrade worker-1 --to v1.31.3")
+        await until(lambda: upgrade_node_calls(testbed, "worker-1") == 1, timeout=60)
+        # The disk is full for kubegate: no file of it may grow by a byte (RLIMIT_FSIZE, as
+        # `prlimit --fsize=0`); kubegate ignores SIGXFSZ, so its writes fail with EFBIG.
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+        testbed.fleet.clear_faults("worker-1")  # the step ends; its end cannot be recorded
+
+        root = testbed.slack.message(CHANNEL, ts)
+        assert root is not None
+        await wait_reply(testbed, root, "kubegate cannot write its database", timeout=30)
+        status, reason = await readyz(kubegate.port)
+        assert status == 503 and "cannot write its database" in reason
+        assert kubelet_installs(testbed, "worker-1") == 0, "nothing may go on unrecorded"
+        assert job_state(db, 1) == "RUNNING"
+
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        await wait_reply(testbed, root, "can write its database again", timeout=30)
+        await wait_text(testbed, ts, "SUCCEEDED", timeout=90)
+        assert await readyz(kubegate.port) == (200, "ready\n")
+    finally:
+        kubegate.kill(signal.SIGTERM)
+    assert upgrade_node_calls(testbed, "worker-1") == 1
+    assert kubelet_installs(testbed, "worker-1") == 1, [
+        c.argv for c in testbed.fleet.calls("worker-1")
+    ]
+    assert kubegate_cli(db, "audit", "verify").returncode == 0
