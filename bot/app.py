@@ -156,6 +156,16 @@ async def start_http(
     return runner, int(bound)
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM or SIGINT sets: kubegate then stops cleanly (hands its lease over)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def serve(
     settings: Settings,
     *,
@@ -181,12 +191,7 @@ async def serve(
     except BaseException:
         await session.close()
         raise
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+    stop = stop or stop_on_signals()
     if not await runtime.take_jobs(stop):  # a second kubegate on this database stands by
         await runtime.close()
         await session.close()

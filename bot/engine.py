@@ -320,7 +320,12 @@ class Engine:
     async def _halt(self, job: Job, reason: str) -> None:
         """The first failure stops the job; the thread offers Retry and Abort. It keeps its
         locks: a half-done change (a drained, half-upgraded node) is not anyone else's to touch
-        until a retry finishes it or an abort undoes it."""
+        until a retry finishes it or an abort undoes it. A cancel asked for meanwhile wins: the
+        job is undone and ends, as its asker was told."""
+        if job.id in self._cancel_requested:
+            self._cancel_requested.discard(job.id)
+            await self._compensate_and_cancel(job, f"Cancelled (it had stopped: {reason})")
+            return
         await self._finish(job, JobState.FAILED, reason, keep_locks=True)
         label = PLAYBOOKS[job.verb].abort_label
         await self._thread.post(

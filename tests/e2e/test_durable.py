@@ -3,6 +3,7 @@ delays messages but never steps, answers from the store never wait on the cluste
 
 from __future__ import annotations
 
+import asyncio
 import re
 import resource
 import signal
@@ -198,3 +199,34 @@ async def test_a_full_database_halts_the_job_visibly_and_it_finishes_once_space_
         c.argv for c in testbed.fleet.calls("worker-1")
     ]
     assert kubegate_cli(db, "audit", "verify").returncode == 0
+
+
+async def answered_within(testbed: Testbed, user: str, text: str, needle: str) -> float:
+    """Seconds from typing `text` to its acknowledgement and then its private answer."""
+    loop = asyncio.get_running_loop()
+    typed = loop.time()
+    response = await testbed.slack.user(user).slash(text, channel=CHANNEL)
+    assert response.status == 200
+    await wait_ephemeral(testbed, user, needle)
+    return loop.time() - typed
+
+
+async def test_with_the_api_hanging_jobs_and_cancel_answer_at_once(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-2")
+    assert testbed.faults is not None
+    await testbed.faults.apply("apiserver-hang", ["--for", "20s"])
+    await click(testbed, "U0BOB", root, "Approve")  # its drift re-check now waits on the API
+    alice = testbed.slack.user("U0ALICE")
+    for _ in range(3):  # more cluster reads than there are answer slots, all waiting
+        assert (await alice.slash("/kube status", channel=CHANNEL)).status == 200
+    await until(lambda: job_state(kubegate.db, 1) == "RUNNING", timeout=10)
+
+    assert await answered_within(testbed, "U0BOB", "/kube jobs", "Recent jobs") < 1.0
+    took = await answered_within(testbed, "U0BOB", "/kube cancel 1", "next safe point")
+    assert took < 1.0
+
+    await testbed.faults.apply("apiserver-hang-clear", [])
+    await wait_text(testbed, root.ts, "CANCELLED", timeout=30)
+    assert await unschedulable(testbed, "worker-2") != "true"
