@@ -136,7 +136,11 @@ class StepRunner:
         self, job: Job, step: Step, ctx: StepContext, index: int, *, check_done: bool
     ) -> StepResult:
         try:
-            return (await step.already_done(ctx) if check_done else None) or await step.run(ctx)
+            if not check_done:
+                return await step.run(ctx)
+            await step.wait_for_leftovers(ctx)  # never the same command twice at once
+            done = None if step.recheck_on_resume else await step.already_done(ctx)
+            return done or await step.run(ctx)
         except OperationError as error:
             return StepResult(ok=False, summary=str(error))
         except Exception as error:  # ours: log with context, show a sentence, never a traceback
