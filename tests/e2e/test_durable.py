@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from testbed.up import Testbed
 from tests.e2e.conftest import Served
@@ -68,8 +69,9 @@ def step_numbers(testbed: Testbed, root_ts: str) -> list[int]:
     return numbers
 
 
+@pytest.mark.parametrize("code", ["500", "429"])
 async def test_a_slack_outage_delays_messages_but_never_steps(
-    full_testbed: Testbed, kubegate_on_machines: Served
+    full_testbed: Testbed, kubegate_on_machines: Served, code: str
 ) -> None:
     testbed, db = full_testbed, kubegate_on_machines.db
     testbed.apiserver.version = "v1.31.3"
@@ -77,7 +79,7 @@ async def test_a_slack_outage_delays_messages_but_never_steps(
     cordon = await request(testbed, "U0ALICE", "cordon worker-3")
     await until(lambda: job_state(db, 1) == "RUNNING", timeout=30)
     assert testbed.faults is not None
-    await testbed.faults.apply("slack-error", ["500", "--for", "20s"])
+    await testbed.faults.apply("slack-error", [code, "--for", "20s"])
     await click(testbed, "U0BOB", cordon, "Approve")  # its root message cannot be updated now
 
     # Both jobs run to their end while every Slack call still fails.
@@ -230,3 +232,14 @@ async def test_with_the_api_hanging_jobs_and_cancel_answer_at_once(
     await testbed.faults.apply("apiserver-hang-clear", [])
     await wait_text(testbed, root.ts, "CANCELLED", timeout=30)
     assert await unschedulable(testbed, "worker-2") != "true"
+
+
+async def test_a_brief_run_of_api_server_errors_is_retried_and_the_job_succeeds(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-1")
+    assert testbed.faults is not None
+    await testbed.faults.apply("apiserver-error", ["503", "--for", "1s"])
+    await click(testbed, "U0BOB", root, "Approve")  # its re-check meets the 503s
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=30)
+    assert await unschedulable(testbed, "worker-1") == "true"
