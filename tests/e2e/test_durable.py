@@ -4,6 +4,7 @@ delays messages but never steps, answers from the store never wait on the cluste
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import resource
 import signal
@@ -20,6 +21,7 @@ from tests.e2e.conftest import Served
 from tests.e2e.slack_steps import (
     CHANNEL,
     click,
+    kubectl,
     kubegate_cli,
     request,
     unschedulable,
@@ -243,3 +245,26 @@ async def test_a_brief_run_of_api_server_errors_is_retried_and_the_job_succeeds(
     await click(testbed, "U0BOB", root, "Approve")  # its re-check meets the 503s
     await wait_text(testbed, root.ts, "SUCCEEDED", timeout=30)
     assert await unschedulable(testbed, "worker-1") == "true"
+
+
+async def test_sshd_killed_mid_upgrade_then_back_and_retry_step_finishes_the_rollout(
+    full_testbed: Testbed, kubegate_on_machines: Served
+) -> None:
+    testbed = full_testbed
+    assert testbed.faults is not None
+    testbed.fleet.hang("worker-1", "kubeadm upgrade node")
+    ts = await approve_twice(testbed, "upgrade cluster --to v1.31.3")
+    await until(lambda: upgrade_node_calls(testbed, "worker-1") == 1, timeout=120)
+    await testbed.faults.apply("sshd-down", ["worker-1"])
+    root = testbed.slack.message(CHANNEL, ts)
+    assert root is not None
+    halted = await wait_reply(testbed, root, "[Retry step]", timeout=120)
+
+    await testbed.faults.apply("sshd-up", ["worker-1"])
+    testbed.fleet.clear_faults("worker-1")
+    await click(testbed, "U0ALICE", halted, "Retry step")
+    await wait_text(testbed, ts, "SUCCEEDED", timeout=180)
+    nodes = json.loads(await asyncio.to_thread(kubectl, testbed, "get", "nodes", "-o", "json"))
+    items = nodes["items"]
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in items} == {"v1.31.3"}
+    assert not any(n["spec"].get("unschedulable") for n in items)
