@@ -125,6 +125,13 @@ class OutboxRows:
                 return str(row[0])
         return f"{channel}:{target}"
 
+    def release_claims(self) -> None:
+        """At start, once this process owns the jobs: letters a killed process had claimed
+        are free again (a claim outliving its process would hold its thread for a minute)."""
+        with self._store.transaction() as conn:
+            conn.execute("UPDATE outbox SET claimed_until = 0 WHERE state = 'pending'")
+        self.changed.set()
+
     def due(self, *, now: float, owner: str, limit: int = 20) -> list[Letter]:
         """The first unsent letter of each lane whose time has come, claimed by `owner` for a
         while so that another kubegate on the same database does not send it too."""

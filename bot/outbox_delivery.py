@@ -58,7 +58,9 @@ class OutboxDelivery:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Start sending; call it only in the process that owns the jobs (bot/lease.py)."""
         if self._task is None:
+            self._rows.release_claims()
             self._task = asyncio.create_task(self._run(), name="outbox delivery")
 
     async def stop(self, *, flush_for: float = 3.0) -> None:

@@ -114,3 +114,22 @@ def test_a_message_slack_refuses_for_good_is_given_up() -> None:
         ),
     )
     assert retry_after(refused, attempts=0) is None
+
+
+async def test_a_message_a_killed_kubegate_was_sending_is_sent_by_the_next_at_once(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "kubegate.db"
+    store, chat, killed = outbox(db, RecordingChat())
+    await chat.update("C1", "100.1", Card("SCHEDULED"))
+    rows = OutboxRows(store)
+    assert rows.due(now=time.time(), owner=killed.owner)  # claimed, then the process died
+    store.close()
+
+    slack = RecordingChat()
+    store, chat, delivery = outbox(db, slack)
+    await chat.update("C1", "100.1", Card("SUCCEEDED"))
+    delivery.start()
+    await delivery.stop(flush_for=5)
+    assert slack.updates == {"100.1": Card("SUCCEEDED")}
+    store.close()
