@@ -76,7 +76,7 @@ class JobsLease:
             conn.execute(SCHEMA)
 
     def holder(self) -> Holder | None:
-        with self._store.transaction() as conn:
+        with self._store.snapshot() as conn:
             row = conn.execute(
                 "SELECT owner, token, expires_at, host, pid FROM leases WHERE name = ?", [JOBS]
             ).fetchone()

@@ -160,7 +160,7 @@ class OutboxRows:
 
     def next_due(self) -> float | None:
         """When the earliest pending letter may be tried (epoch seconds), if any is pending."""
-        with self._store.transaction() as conn:
+        with self._store.snapshot() as conn:
             row = conn.execute(
                 "SELECT MIN(MAX(not_before, claimed_until)) FROM outbox WHERE state = 'pending'"
             ).fetchone()
@@ -171,7 +171,7 @@ class OutboxRows:
         post was given up on (so what refers to it cannot be sent either)."""
         if ts is None or not ts.startswith(PLACEHOLDER):
             return ts, True
-        with self._store.transaction() as conn:
+        with self._store.snapshot() as conn:
             row = conn.execute(
                 "SELECT state, delivered_ts FROM outbox WHERE id = ?",
                 [int(ts.removeprefix(PLACEHOLDER))],
@@ -213,7 +213,7 @@ class OutboxRows:
         self.sent.set()
 
     def pending(self) -> int:
-        with self._store.transaction() as conn:
+        with self._store.snapshot() as conn:
             row = conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()
         return int(row[0])
 

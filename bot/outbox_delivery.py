@@ -83,7 +83,7 @@ class OutboxDelivery:
             try:
                 sent = await self.deliver_due()
             except Exception:  # the database itself failing: said by the store's own checks
-                log.exception("outbox: could not read what is waiting to be sent")
+                log.exception("outbox: could not take what is waiting to be sent")
                 sent = 0
             if not sent:
                 await self._wait()
