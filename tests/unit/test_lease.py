@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -45,4 +46,22 @@ async def test_a_clean_stop_hands_the_jobs_over_at_once(tmp_path: Path) -> None:
     await first.release()
     assert second.try_take() is None
     await second.release()
+    store.close()
+
+
+def test_an_owner_on_another_host_is_waited_for_until_its_lease_expires(tmp_path: Path) -> None:
+    store = Store(tmp_path / "kubegate.db")
+    lease = JobsLease(store)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO leases (name, owner, token, expires_at, host, pid) "
+            "VALUES ('jobs', 'other', 7, ?, 'kubegate-0.elsewhere', 1)",
+            [time.time() + 60],
+        )
+    holder = lease.try_take()
+    assert holder is not None and holder.describe() == "kubegate pid 1 on kubegate-0.elsewhere"
+
+    with store.transaction() as conn:
+        conn.execute("UPDATE leases SET expires_at = ?", [time.time() - 1])
+    assert lease.try_take() is None and lease.token == 8  # a newer token fences the old owner
     store.close()
