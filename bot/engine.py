@@ -264,11 +264,15 @@ class Engine:
         steps = self._playbook_steps(job)
         undone: list[str] = []
         for record in reversed(self._store.steps(job.id)):
-            if record.state != "succeeded":
+            step = steps[record.index]
+            # A step that stopped midway is undone too when it can undo its own partial
+            # progress (from its checkpoint: the nodes it cordoned so far).
+            partial = record.state in {"failed", "running"} and step.undoes_partial
+            if record.state != "succeeded" and not partial:
                 continue
-            result = StepResult(ok=True, summary=record.summary or "", data=record.data)
+            result = StepResult(ok=not partial, summary=record.summary or "", data=record.data)
             try:
-                said = await steps[record.index].compensate(ctx, result)
+                said = await step.compensate(ctx, result)
             except OperationError as error:
                 undone.append(f"could not undo step {record.index + 1}: {error}")
                 continue

@@ -173,6 +173,9 @@ class Step(ABC, Generic[ParamsT]):
     # True for a check (a health gate, a restart confirmation): on resume it runs again even
     # when the change it checks already took effect; `already_done` is never asked.
     recheck_on_resume: ClassVar[bool] = False
+    # True when `compensate` can undo a run that stopped midway (failed, or interrupted), from
+    # the result's data: its last checkpoint (`ok` is then False). Abort then calls it too.
+    undoes_partial: ClassVar[bool] = False
     # Step name -> the Step class that runs it.
     kinds: ClassVar[dict[str, type[Step[Any]]]] = {}
 
