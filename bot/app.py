@@ -156,6 +156,33 @@ async def start_http(
     return runner, int(bound)
 
 
+async def standing_by(runtime: Runtime, *, port: int, stop: asyncio.Event) -> bool:
+    """Own the jobs before serving Slack. A second kubegate on the same database waits here
+    (said in its log) and answers only probes meanwhile: `/healthz` 200, `/readyz` 503 naming
+    the owner. False when stopped while standing by."""
+    owner = runtime.lease.try_take() if runtime.lease is not None else None
+    if owner is None:  # free (now this process's), or no lease in this mode
+        return await runtime.take_jobs(stop)
+    reason = f"standing by: another kubegate ({owner.describe()}) runs the jobs\n"
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(status=503, text=reason)
+
+    probes = web.Application()
+    probes.router.add_get("/healthz", healthz)
+    probes.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(probes, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host="0.0.0.0", port=port).start()  # noqa: S104 — a server
+    try:
+        return await runtime.take_jobs(stop)
+    finally:
+        await runner.cleanup()
+
+
 def stop_on_signals() -> asyncio.Event:
     """An event SIGTERM or SIGINT sets: kubegate then stops cleanly (hands its lease over)."""
     stop = asyncio.Event()
@@ -192,7 +219,7 @@ async def serve(
         await session.close()
         raise
     stop = stop or stop_on_signals()
-    if not await runtime.take_jobs(stop):  # a second kubegate on this database stands by
+    if not await standing_by(runtime, port=settings.port, stop=stop):
         await runtime.close()
         await session.close()
         return

@@ -135,6 +135,8 @@ async def test_a_second_kubegate_on_the_same_database_stands_by_and_no_step_runs
 
         launch(second)  # by mistake, mid-upgrade, on the same database
         await until(lambda: "stands by" in second.log.read_text(), timeout=30)
+        status, reason = await readyz(second.port)  # it answers probes, not Slack
+        assert status == 503 and "standing by" in reason
         testbed.fleet.clear_faults("worker-1")
         await wait_text(testbed, ts, "SUCCEEDED", timeout=90)
         assert job_state(db, 1) == "SUCCEEDED"
