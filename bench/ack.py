@@ -121,8 +121,9 @@ def capturing_runtime() -> Iterator[list[Runtime]]:
         *,
         chat: Callable[[KubegateConfig], Chat],
         redactor: Redactor | None = None,
+        outbox: bool = False,
     ) -> Runtime:
-        runtime = original(settings, chat=chat, redactor=redactor)
+        runtime = original(settings, chat=chat, redactor=redactor, outbox=outbox)
         built.append(runtime)
         return runtime
 

@@ -29,6 +29,9 @@ from bot.config import (
     load_config,
     vault_settings,
 )
+from bot.lease import JobsLease
+from bot.outbox import OutboxChat, OutboxRows
+from bot.outbox_delivery import OutboxDelivery
 from bot.redact import RedactingFilter, Redactor
 from bot.slack_app import SlackChat, bolt_app, web_application, web_client
 from bot.wiring import Parts, wire
@@ -78,8 +81,13 @@ def setup_logging(redactor: Redactor, level: int = logging.INFO) -> None:
 
 
 def build(
-    settings: Settings, *, chat: Callable[[KubegateConfig], Chat], redactor: Redactor | None = None
+    settings: Settings,
+    *,
+    chat: Callable[[KubegateConfig], Chat],
+    redactor: Redactor | None = None,
+    outbox: bool = False,
 ) -> Runtime:
+    """Every part of kubegate; with `outbox`, jobs speak to Slack through the stored outbox."""
     path = config_path(settings)
     config = load_config(path)
     redactor = redactor or Redactor()
@@ -106,18 +114,39 @@ def build(
     )
     alerts_token = settings.alerts_token or config.alerts.token
     redactor.register(alerts_token.get_secret_value() if alerts_token else None)
+    parts = Parts(settings, config, store, audit, redactor, chat(config), clusters, backup_dir)
+    if outbox:
+        rows = OutboxRows(store)
+        parts.job_chat = OutboxChat(rows, parts.chat)
+        parts.outbox = OutboxDelivery(rows, parts.chat)
+        parts.lease = JobsLease(store)
     return wire(
-        Parts(settings, config, store, audit, redactor, chat(config), clusters, backup_dir),
+        parts,
         alerts_token=alerts_token.get_secret_value() if alerts_token else None,
     )
 
 
 async def start_http(
-    alerts: Alerts, app: AsyncApp, *, port: int, signing_secret: str
+    alerts: Alerts,
+    app: AsyncApp,
+    *,
+    port: int,
+    signing_secret: str,
+    unready: Callable[[], str | None] = lambda: None,
 ) -> tuple[web.AppRunner, int]:
-    """`/slack/events`, `/alerts/alertmanager` and `/healthz` on `port` (0: any free one)."""
+    """`/slack/events`, `/alerts/alertmanager`, `/healthz` and `/readyz` on `port` (0: any
+    free one). `/readyz` fails (503, with the reason) while kubegate cannot write its database
+    or does not own the jobs; `/healthz` only says the process answers."""
+
+    async def readyz(_request: web.Request) -> web.Response:
+        reason = unready()
+        if reason:
+            return web.Response(status=503, text=reason + "\n")
+        return web.Response(text="ready\n")
+
     application = web_application(app, signing_secret=signing_secret)
     application.router.add_post("/alerts/alertmanager", alerts.webhook)
+    application.router.add_get("/readyz", readyz)
     runner = web.AppRunner(application, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host="0.0.0.0", port=port)  # noqa: S104 — a server
@@ -125,6 +154,43 @@ async def start_http(
     bound = runner.addresses[0][1] if runner.addresses else port
     log.info("kubegate listening on port %s (/slack/events, /alerts/alertmanager, /healthz)", bound)
     return runner, int(bound)
+
+
+async def standing_by(runtime: Runtime, *, port: int, stop: asyncio.Event) -> bool:
+    """Own the jobs before serving Slack. A second kubegate on the same database waits here
+    (said in its log) and answers only probes meanwhile: `/healthz` 200, `/readyz` 503 naming
+    the owner. False when stopped while standing by."""
+    owner = runtime.lease.try_take() if runtime.lease is not None else None
+    if owner is None:  # free (now this process's), or no lease in this mode
+        return await runtime.take_jobs(stop)
+    reason = f"standing by: another kubegate ({owner.describe()}) runs the jobs\n"
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(status=503, text=reason)
+
+    probes = web.Application()
+    probes.router.add_get("/healthz", healthz)
+    probes.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(probes, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host="0.0.0.0", port=port).start()  # noqa: S104 — a server
+    try:
+        return await runtime.take_jobs(stop)
+    finally:
+        await runner.cleanup()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM or SIGINT sets: kubegate then stops cleanly (hands its lease over)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def serve(
@@ -148,16 +214,25 @@ async def serve(
 
     try:
         await prefetch_audit_key(settings)  # a Vault-held key, fetched without blocking the loop
-        runtime = build(settings, chat=slack_chat, redactor=redactor)
+        runtime = build(settings, chat=slack_chat, redactor=redactor, outbox=True)
     except BaseException:
         await session.close()
         raise
+    stop = stop or stop_on_signals()
+    if not await standing_by(runtime, port=settings.port, stop=stop):
+        await runtime.close()
+        await session.close()
+        return
     credentials = slack_credentials(settings, runtime.config)
     app = bolt_app(
         runtime.kubegate, client=holder["chat"].client, signing_secret=credentials.signing_secret
     )
     runner, port = await start_http(
-        runtime.alerts, app, port=settings.port, signing_secret=credentials.signing_secret
+        runtime.alerts,
+        app,
+        port=settings.port,
+        signing_secret=credentials.signing_secret,
+        unready=runtime.unready,
     )
     socket_mode = None
     if credentials.app_token:
@@ -169,12 +244,6 @@ async def serve(
     scheduler = runtime.start_housekeeping()
     if ready:
         ready(port)
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     if socket_mode is not None:
         await socket_mode.close_async()  # type: ignore[no-untyped-call]

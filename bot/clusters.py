@@ -61,6 +61,7 @@ class Clusters:
                 kube = await KubeApi.connect(
                     kubeconfig=cluster.kubeconfig or self._default_kubeconfig,
                     context=cluster.context,
+                    request_timeout=cluster.api_request_timeout.total_seconds(),
                 )
                 self._handles[name] = ClusterHandle(
                     name=name,

@@ -47,6 +47,8 @@ class ClusterConfig(BaseModel):
     kubeconfig: Path | None = None
     channels: list[str] = Field(default_factory=list)
     inventory: Inventory = Field(default_factory=Inventory)
+    # Each Kubernetes API request (a hanging API server fails it, not the whole job).
+    api_request_timeout: YamlDuration = timedelta(seconds=10)
 
     @field_validator("name")
     @classmethod

@@ -8,6 +8,7 @@ the compensation of the steps that finished.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -15,10 +16,13 @@ from typing import Protocol
 from approvals import Freeze, Windows, drift
 from bot.audit import AuditLog
 from bot.chat import Chat
-from bot.gates import Gate, Stop, gate
+from bot.gates import Gate, Stop, changed, first_unfinished, gate, started
+from bot.lease import fenced, owns_jobs
+from bot.reapproval import Reapproval
 from bot.render import failure_card
 from bot.step_runner import JobThread, StepRunner
-from bot.store import Job, JobState, StepRecord, Store, utcnow
+from bot.store import Job, JobState, Store, utcnow
+from bot.store_health import StoreWrites
 from playbooks import (
     PLAYBOOKS,
     ClusterHandle,
@@ -32,6 +36,7 @@ from playbooks import (
 )
 
 RootRefresher = Callable[[int], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 
 class ClusterHandles(Protocol):
@@ -51,26 +56,46 @@ class Engine:
         windows: Windows,
         refresh_root: RootRefresher,
         active_freeze: Callable[[str], Freeze | None] = lambda cluster: None,
+        fence: Callable[[], None] = lambda: None,
+        writes: StoreWrites | None = None,
     ) -> None:
         self._store = store
+        self._fence = fence
+        self._writes = writes or StoreWrites(chat=chat)
         self._active_freeze = active_freeze
         self._windows = windows
         self._audit = audit
         self._clusters = clusters
         self._refresh_root = refresh_root
         self._thread = JobThread(store=store, chat=chat)
-        self._runner = StepRunner(store=store, audit=audit, chat=chat, thread=self._thread)
+        self._reapproval = Reapproval(
+            store=store,
+            audit=audit,
+            windows=windows,
+            refresh_root=refresh_root,
+            thread=self._thread,
+        )
+        self._runner = StepRunner(
+            store=store,
+            audit=audit,
+            chat=chat,
+            thread=self._thread,
+            writes=self._writes,
+            fence=fence,
+        )
         self._cancel_requested: set[int] = set()
 
     # Starting: the first start, a retry, a resume ------------------------------------------
 
     async def start(self, job_id: int) -> None:
         """Run an approved job: freshly approved, or approved again after a retry needed it."""
+        if not owns_jobs(self._fence, job_id):
+            return
         if not self._store.transition(job_id, from_states=[JobState.APPROVED], to=JobState.RUNNING):
             return  # someone else started it (a double click, a retried delivery)
         job = self._store.job(job_id)
         self._audit.record_job("job.start", job, actor="system")
-        await self._run_checked(job, retry=False)
+        await fenced(job.id, self._run_checked(job, retry=False))
 
     async def resume(self, job_id: int, *, actor: str, from_states: list[JobState]) -> bool:
         """Resume (after a restart) or retry (after a failure) at the first unfinished step,
@@ -87,11 +112,13 @@ class Engine:
             self._audit.record_job("refusal", job, actor=actor, reason=stop.reason)
             await self._thread.say(job, f"🧊 {stop.reason}")
             return True
+        if not owns_jobs(self._fence, job_id):
+            return True
         if not self._store.transition(job_id, from_states=from_states, to=JobState.RUNNING):
             return False
         job = self._store.job(job_id)
         self._audit.record_job("job.resume", job, actor=actor)
-        await self._run_checked(job, retry=True)
+        await fenced(job.id, self._run_checked(job, retry=True))
         return True
 
     def retry_refusal(self, job_id: int) -> str | None:
@@ -107,14 +134,14 @@ class Engine:
             job,
             now=utcnow(),
             freeze=self._active_freeze(job.cluster),
-            started=_started(self._store.steps(job.id)),
+            started=started(self._store.steps(job.id)),
             retry=retry,
         )
 
     async def _run_checked(self, job: Job, *, retry: bool) -> None:
         stop = self._gate(job, retry=retry)
         if stop is None:
-            if _started(self._store.steps(job.id)):
+            if started(self._store.steps(job.id)):
                 await self._continue(job)
             else:
                 await self._begin(job)
@@ -147,7 +174,7 @@ class Engine:
         approved = Plan.model_validate(job.plan)
         changes = self._drift(job, approved, fresh)
         if changes:
-            await self._approve_again(job, fresh, _changed(changes), changes=changes)
+            await self._approve_again(job, fresh, changed(changes), changes=changes)
             return
         self._store.add_steps(job.id, [(s.name, s.title) for s in approved.steps])
         await self._refresh_root(job.id)
@@ -158,7 +185,7 @@ class Engine:
         then go on at the first unfinished step, first checking whether it already took effect.
         """
         records = self._store.steps(job.id)
-        first = _first_unfinished(records)
+        first = first_unfinished(records)
         approved = Plan.model_validate(job.plan)
         finished = frozenset(r.name for r in records if r.state == "succeeded")
         try:
@@ -177,7 +204,7 @@ class Engine:
         fresh = approved.model_copy(update={"facts": facts})
         changes = self._drift(job, approved, fresh)
         if changes:
-            await self._approve_again(job, fresh, _changed(changes), changes=changes)
+            await self._approve_again(job, fresh, changed(changes), changes=changes)
             return
         await self._refresh_root(job.id)
         await self._run_from(job.id, first=first, check_done=True)
@@ -189,71 +216,21 @@ class Engine:
     async def _approve_again(
         self, job: Job, plan: Plan, reason: str, *, changes: list[str] | None = None
     ) -> None:
-        """The job needs a fresh approval: the plan gets a new revision (so its digest, which
-        votes bind to, changes and earlier votes no longer count) and a new approval window."""
-        revision = Plan.model_validate(job.plan).revision + 1
-        renewed = plan.model_copy(update={"revision": revision})
-        if job.approvals_needed == 0:
-            await self._renew_without_votes(job, renewed, reason, drift_checked=bool(changes))
+        renewed = self._reapproval.renewed(job, plan)
+        if job.approvals_needed:
+            await self._reapproval.ask_again(job, renewed, reason, changes=changes)
             return
-        self._store.transition(
-            job.id,
-            from_states=[JobState.RUNNING],
-            to=JobState.PENDING_APPROVAL,
-            plan=renewed.model_dump(mode="json"),
-            plan_digest=renewed.digest,
-            approval_deadline=utcnow() + self._windows.approval,
-            approved_at=None,
-            execution_deadline=None,
-            outcome=f"{reason} Fresh approval needed.",
-        )
-        action = "plan.drift" if changes else "approval.renewal"
-        self._audit.record_job(
-            action,
-            job,
-            actor="system",
-            reason=reason,
-            changes=changes or [],
-            plan_digest=renewed.digest,
-        )
-        await self._refresh_root(job.id)
-        if _started(self._store.steps(job.id)):
-            await self._thread.say(job, f"🔁 {reason} Approve it again in the message above.")
-
-    async def _renew_without_votes(
-        self, job: Job, plan: Plan, reason: str, *, drift_checked: bool
-    ) -> None:
-        """No vote is needed for this job (policy, or break-glass): the person who retried it
-        decides. It runs on under a new execution window, once the cluster is re-checked."""
-        now = utcnow()
-        self._store.transition(
-            job.id,
-            from_states=[JobState.RUNNING],
-            to=JobState.RUNNING,
-            plan=plan.model_dump(mode="json"),
-            plan_digest=plan.digest,
-            approved_at=now,
-            execution_deadline=now + self._windows.execution,
-        )
-        job = self._store.job(job.id)
-        self._audit.record_job(
-            "approval.renewal",
-            job,
-            actor="system",
-            reason=reason,
-            approvals_needed=0,
-            plan_digest=plan.digest,
-        )
-        if not drift_checked:
+        job = self._reapproval.renew_without_votes(job, renewed, reason)
+        if not changes:
             # Only the window was renewed: the drift gate still applies (once; a drift found
             # there comes back here with the fresh plan, checked).
             await self._run_checked(job, retry=False)
             return
         records = self._store.steps(job.id)
-        if not _started(records):
-            self._store.add_steps(job.id, [(s.name, s.title) for s in plan.steps])
+        if not started(records):
+            self._store.add_steps(job.id, [(s.name, s.title) for s in renewed.steps])
         await self._refresh_root(job.id)
-        await self._run_from(job.id, first=_first_unfinished(records), check_done=_started(records))
+        await self._run_from(job.id, first=first_unfinished(records), check_done=started(records))
 
     # Undoing --------------------------------------------------------------------------------
 
@@ -267,11 +244,13 @@ class Engine:
         (so drift cannot make an undo do harm); and only the people responsible for the job
         (its requester, its approvers) may abort it, each use audited.
         """
+        if not owns_jobs(self._fence, job_id):
+            return True
         if not self._store.transition(job_id, from_states=from_states, to=JobState.RUNNING):
             return False
         job = self._store.job(job_id)
         self._audit.record_job("job.abort", job, actor=actor)
-        await self._compensate_and_cancel(job, f"Aborted by <@{actor}>.")
+        await fenced(job.id, self._compensate_and_cancel(job, f"Aborted by <@{actor}>."))
         return True
 
     def request_cancel(self, job_id: int) -> None:
@@ -285,11 +264,15 @@ class Engine:
         steps = self._playbook_steps(job)
         undone: list[str] = []
         for record in reversed(self._store.steps(job.id)):
-            if record.state != "succeeded":
+            step = steps[record.index]
+            # A step that stopped midway is undone too when it can undo its own partial
+            # progress (from its checkpoint: the nodes it cordoned so far).
+            partial = record.state in {"failed", "running"} and step.undoes_partial
+            if record.state != "succeeded" and not partial:
                 continue
-            result = StepResult(ok=True, summary=record.summary or "", data=record.data)
+            result = StepResult(ok=not partial, summary=record.summary or "", data=record.data)
             try:
-                said = await steps[record.index].compensate(ctx, result)
+                said = await step.compensate(ctx, result)
             except OperationError as error:
                 undone.append(f"could not undo step {record.index + 1}: {error}")
                 continue
@@ -313,7 +296,7 @@ class Engine:
                 ctx.results[record.name] = StepResult(
                     ok=True, summary=record.summary or "", data=record.data
                 )
-        started = time.monotonic()
+        began = time.monotonic()
         for index in range(first, len(steps)):
             if job.id in self._cancel_requested:
                 self._cancel_requested.discard(job.id)
@@ -325,7 +308,7 @@ class Engine:
                 await self._stop_after_failure(job, index, result)
                 return
         self._cancel_requested.discard(job.id)
-        took = time.monotonic() - started
+        took = time.monotonic() - began
         await self._finish(
             job, JobState.SUCCEEDED, f"All {len(steps)} step(s) done in {took:.1f} s."
         )
@@ -339,18 +322,44 @@ class Engine:
         await self._halt(job, f"kubegate failed at step {index + 1}: {result.summary}")
 
     async def _halt(self, job: Job, reason: str) -> None:
-        """The first failure stops the job; the thread offers Retry and Abort."""
-        await self._finish(job, JobState.FAILED, reason)
+        """The first failure stops the job; the thread offers Retry and Abort. It keeps its
+        locks: a half-done change (a drained, half-upgraded node) is not anyone else's to touch
+        until a retry finishes it or an abort undoes it. A cancel asked for meanwhile wins: the
+        job is undone and ends, as its asker was told."""
+        if job.id in self._cancel_requested:
+            self._cancel_requested.discard(job.id)
+            await self._compensate_and_cancel(job, f"Cancelled (it had stopped: {reason})")
+            return
+        await self._finish(job, JobState.FAILED, reason, keep_locks=True)
         label = PLAYBOOKS[job.verb].abort_label
         await self._thread.post(
             job, failure_card(self._store.job(job.id), reason, abort_label=label)
         )
 
-    async def _finish(self, job: Job, state: JobState, outcome: str) -> None:
-        self._store.transition(
-            job.id, from_states=[JobState.RUNNING], to=state, finished_at=utcnow(), outcome=outcome
+    async def _finish(
+        self, job: Job, state: JobState, outcome: str, *, keep_locks: bool = False
+    ) -> None:
+        self._fence()
+        ended = "the job's end is recorded"
+        await self._writes.recorded(
+            job,
+            lambda: self._store.transition(
+                job.id,
+                from_states=[JobState.RUNNING],
+                to=state,
+                keep_locks=keep_locks,
+                finished_at=utcnow(),
+                outcome=outcome,
+            ),
+            before=ended,
         )
-        self._audit.record_job("job.end", job, actor="system", state=state.value, outcome=outcome)
+        await self._writes.recorded(
+            job,
+            lambda: self._audit.record_job(
+                "job.end", job, actor="system", state=state.value, outcome=outcome
+            ),
+            before=ended,
+        )
         await self._refresh_root(job.id)
 
     async def _replan(self, job: Job) -> Plan:
@@ -374,16 +383,3 @@ class Engine:
 
     def _playbook_steps(self, job: Job) -> list[Step]:
         return steps_of(Plan.model_validate(job.plan))
-
-
-def _started(records: list[StepRecord]) -> bool:
-    """Some step of the job already ran (or began to): a retry goes on where it stopped."""
-    return any(record.state != "pending" for record in records)
-
-
-def _first_unfinished(records: list[StepRecord]) -> int:
-    return next((r.index for r in records if r.state != "succeeded"), len(records))
-
-
-def _changed(changes: list[str]) -> str:
-    return "The cluster changed since approval: " + "; ".join(changes) + "."

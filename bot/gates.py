@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import Enum
 
 from approvals import Freeze, within
-from bot.store import Job
+from bot.store import Job, StepRecord
 
 
 class Stop(Enum):
@@ -57,3 +57,16 @@ def gate(
             "longer count). Once approved it continues at its first unfinished step.",
         )
     return None
+
+
+def started(records: list[StepRecord]) -> bool:
+    """Some step of the job already ran (or began to): a retry goes on where it stopped."""
+    return any(record.state != "pending" for record in records)
+
+
+def first_unfinished(records: list[StepRecord]) -> int:
+    return next((r.index for r in records if r.state != "succeeded"), len(records))
+
+
+def changed(changes: list[str]) -> str:
+    return "The cluster changed since approval: " + "; ".join(changes) + "."

@@ -178,6 +178,8 @@ def interrupted_card(job: Job, steps: list[StepRecord]) -> Card:
         f"at step {unfinished.index + 1}: {escape(unfinished.title)}"
         if unfinished
         else "after its last step"
+        if steps
+        else "before its first step"
     )
     value = str(job.id)
     return Card(

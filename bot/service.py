@@ -27,6 +27,8 @@ from commands import (
 )
 from playbooks import PLAYBOOKS
 
+STORE_ONLY = frozenset({"jobs", "job", "audit", "cancel", "retry"})
+
 
 class CommandDesk:
     """`/kube …` in, an immediate answer out, with the slow part to run after it."""
@@ -66,13 +68,22 @@ class CommandDesk:
 
         answer = self._answers.by_verb.get(command.verb)
         if answer is not None:
-            work = answer(command, cluster, user, channel)
-            return Ack("Looking…", reported(work, f"answering `{shown}`"))
+            work = reported(answer(command, cluster, user, channel), f"answering `{shown}`")
+            return self._from_store(command, Ack("Looking…", work))
         if isinstance(command, CancelCommand | RetryCommand):
             work = self._job_control.control(command, user=user, channel=channel)
             doing = f"{command.verb} of job #{command.job_id}"
-            return Ack(f"Looking at job #{command.job_id}…", reported(work, doing, command.job_id))
+            ack = Ack(f"Looking at job #{command.job_id}…", reported(work, doing, command.job_id))
+            return self._from_store(command, ack)
         return self._change(command, cluster, user=user, channel=channel, text=typed)
+
+    def _from_store(self, command: Command, ack: Ack) -> Ack:
+        """An answer that needs only the store runs at once, never queued behind answers
+        waiting on a cluster (a hanging API server must not delay `/kube jobs` or a cancel)."""
+        if command.verb not in STORE_ONLY or ack.work is None:
+            return ack
+        self._background.spawn(ack.work)
+        return Ack(ack.text)
 
     def _change(
         self, command: Command, cluster: ClusterConfig, *, user: str, channel: str, text: str

@@ -32,6 +32,7 @@ from bot.service import Kubegate
 
 log = logging.getLogger(__name__)
 SLACK_TEXT_LIMIT = 2900  # a section block holds 3000 characters
+SLACK_TIMEOUT = 10  # seconds for one Web API call (the SDK's default is 30)
 
 
 def web_client(
@@ -39,7 +40,10 @@ def web_client(
 ) -> AsyncWebClient:
     # One kept session: a new connection (and TLS handshake) per Slack call costs more than the call.
     client = AsyncWebClient(
-        token=token, base_url=api_url or AsyncWebClient.BASE_URL, session=session
+        token=token,
+        base_url=api_url or AsyncWebClient.BASE_URL,
+        session=session,
+        timeout=SLACK_TIMEOUT,
     )
     # Honour Retry-After on 429 rather than dropping an update.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))

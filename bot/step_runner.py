@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any
 
 from bot.audit import AuditLog
 from bot.chat import Card, Chat
@@ -15,6 +18,7 @@ from bot.markup import fenced
 from bot.progress import TAIL_LINES, StepProgress
 from bot.render import step_card
 from bot.store import Job, Store
+from bot.store_health import StoreWrites
 from playbooks import OperationError, Step, StepContext, StepResult
 
 log = logging.getLogger(__name__)
@@ -42,8 +46,19 @@ class JobThread:
 
 
 class StepRunner:
-    def __init__(self, *, store: Store, audit: AuditLog, chat: Chat, thread: JobThread) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        audit: AuditLog,
+        chat: Chat,
+        thread: JobThread,
+        writes: StoreWrites,
+        fence: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
+        self._writes = writes  # a failed write pauses the job there, loudly
+        self._fence = fence  # raises LeaseLost when another kubegate owns the jobs now
         self._audit = audit
         self._chat = chat
         self._thread = thread
@@ -60,17 +75,28 @@ class StepRunner:
         self, job: Job, ctx: StepContext, step: Step, index: int, *, check_done: bool
     ) -> StepResult:
         total = len(ctx.plan.steps)
+        self._fence()  # at every step transition: only the lease holder starts a step…
         reply_ts = await self._record_start(job, ctx, step, index)
         result = self._masked(await self._execute(job, ctx, step, index, check_done=check_done))
-        self._record_finish(job, ctx, step, index, result)
+        self._fence()  # …or records its end (the new owner re-checks it on resume)
+        await self._record_finish(job, ctx, step, index, result)
         await self._report(job, index, total=total, reply_ts=reply_ts, result=result)
         return result
 
     async def _record_start(self, job: Job, ctx: StepContext, step: Step, index: int) -> str | None:
         """Store and audit the start, post the step's reply, and wire its progress/checkpoints."""
         total = len(ctx.plan.steps)
-        self._store.step_started(job.id, index)
-        self._audit.record_job("step.start", job, actor="system", step=index + 1, name=step.title)
+        before = f"step {index + 1}"
+        await self._writes.recorded(
+            job, lambda: self._store.step_started(job.id, index), before=before
+        )
+        await self._writes.recorded(
+            job,
+            lambda: self._audit.record_job(
+                "step.start", job, actor="system", step=index + 1, name=step.title
+            ),
+            before=before,
+        )
         record = self._store.steps(job.id)[index]
         reply_ts = await self._thread.post(job, step_card(record, total=total))
         progress = StepProgress(
@@ -79,10 +105,16 @@ class StepRunner:
         )
         ctx.progress = progress.line
         ctx.partial = dict(record.data)
-        ctx.checkpoint = lambda data: self._store.step_checkpoint(
-            job.id, index, self._audit.redactor.scrub(data)
-        )
+        ctx.checkpoint = lambda data: self._checkpoint(job, index, data)
         return reply_ts
+
+    def _checkpoint(self, job: Job, index: int, data: dict[str, Any]) -> None:
+        """A step's own checkpoint; one that cannot be written is not fatal (the step's end
+        records its data, and that write waits until it succeeds)."""
+        try:
+            self._store.step_checkpoint(job.id, index, self._audit.redactor.scrub(data))
+        except sqlite3.OperationalError as error:
+            self._writes.failed(error)
 
     async def _execute(
         self, job: Job, ctx: StepContext, step: Step, index: int, *, check_done: bool
@@ -105,7 +137,11 @@ class StepRunner:
         self, job: Job, step: Step, ctx: StepContext, index: int, *, check_done: bool
     ) -> StepResult:
         try:
-            return (await step.already_done(ctx) if check_done else None) or await step.run(ctx)
+            if not check_done:
+                return await step.run(ctx)
+            await step.wait_for_leftovers(ctx)  # never the same command twice at once
+            done = None if step.recheck_on_resume else await step.already_done(ctx)
+            return done or await step.run(ctx)
         except OperationError as error:
             return StepResult(ok=False, summary=str(error))
         except Exception as error:  # ours: log with context, show a sentence, never a traceback
@@ -114,28 +150,37 @@ class StepRunner:
                 ok=False, summary=f"internal error ({type(error).__name__}); see kubegate's log"
             )
 
-    def _record_finish(
+    async def _record_finish(
         self, job: Job, ctx: StepContext, step: Step, index: int, result: StepResult
     ) -> None:
-        self._store.step_finished(
-            job.id,
-            index,
-            ok=result.ok,
-            summary=result.summary,
-            output=result.output,
-            data=result.data,
+        before = f"the end of step {index + 1} is recorded"
+        await self._writes.recorded(
+            job,
+            lambda: self._store.step_finished(
+                job.id,
+                index,
+                ok=result.ok,
+                summary=result.summary,
+                output=result.output,
+                data=result.data,
+            ),
+            before=before,
         )
         ctx.results[step.name] = result
-        self._audit.record_job(
-            "step.finish",
+        await self._writes.recorded(
             job,
-            actor="system",
-            step=index + 1,
-            name=step.title,
-            ok=result.ok,
-            summary=result.summary,
-            output_sha256=hashlib.sha256(result.output.encode()).hexdigest(),
-            result=result.data,
+            lambda: self._audit.record_job(
+                "step.finish",
+                job,
+                actor="system",
+                step=index + 1,
+                name=step.title,
+                ok=result.ok,
+                summary=result.summary,
+                output_sha256=hashlib.sha256(result.output.encode()).hexdigest(),
+                result=result.data,
+            ),
+            before=before,
         )
 
     async def _report(

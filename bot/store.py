@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,6 +26,7 @@ from bot.chain import KEYED
 from bot.private_files import ensure_private, sqlite_files
 from bot.store_chain import ChainRecords
 from bot.store_chain import VoteRecord as VoteRecord  # re-exported: where readers look
+from bot.store_locks import LockRecords
 from bot.store_side import SideRecords
 from commands import Command, parse_command
 
@@ -155,7 +156,7 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
-class Store(SideRecords, ChainRecords):
+class Store(SideRecords, LockRecords, ChainRecords):
     def __init__(
         self,
         path: Path | str,
@@ -194,10 +195,14 @@ class Store(SideRecords, ChainRecords):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # Also when COMMIT itself failed (disk full, I/O error): SQLite may have left
+                # the transaction open, and the next BEGIN would fail for ever.
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     # Jobs ------------------------------------------------------------------------------------
 
@@ -251,9 +256,19 @@ class Store(SideRecords, ChainRecords):
             ]
 
     def transition(
-        self, job_id: int, *, from_states: Sequence[JobState], to: JobState, **fields: Any
+        self,
+        job_id: int,
+        *,
+        from_states: Sequence[JobState],
+        to: JobState,
+        keep_locks: bool = False,
+        **fields: Any,
     ) -> bool:
-        """Move a job on only if it is still in one of `from_states`; False if someone was first."""
+        """Move a job on only if it is still in one of `from_states`; False if someone was first.
+
+        An end state frees the job's locks, except with `keep_locks`: a job halted midway
+        (FAILED with Retry/Abort offered) keeps what it holds until a retry or abort ends it.
+        """
         values = {key: iso(v) if isinstance(v, datetime) else v for key, v in fields.items()}
         if "plan" in values:
             values["plan"] = json.dumps(values["plan"])
@@ -278,7 +293,7 @@ class Store(SideRecords, ChainRecords):
                 target=before[2],
                 details={"from": before[0], "to": str(to)},
             )
-            if to in END_STATES:
+            if to in END_STATES and not keep_locks:
                 conn.execute("DELETE FROM locks WHERE job_id = ?", [job_id])
         if to in END_STATES:
             for anchor_chain_head in self.after_job_end:
@@ -311,10 +326,13 @@ class Store(SideRecords, ChainRecords):
     def step_finished(
         self, job_id: int, index: int, *, ok: bool, summary: str, output: str, data: dict[str, Any]
     ) -> None:
+        # A failure lays what it brings over the step's last checkpoint instead of replacing
+        # it: a retry goes on from there (an error path never clears a checkpoint).
+        data_sql = "data = ?" if ok else "data = json_patch(data, ?)"
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE steps SET state = ?, finished_at = ?, summary = ?, output = ?, data = ? "
-                "WHERE job_id = ? AND idx = ?",
+                "UPDATE steps SET state = ?, finished_at = ?, summary = ?, output = ?, "  # noqa: S608
+                f"{data_sql} WHERE job_id = ? AND idx = ?",
                 [
                     "succeeded" if ok else "failed",
                     iso(utcnow()),
@@ -351,43 +369,3 @@ class Store(SideRecords, ChainRecords):
                 )
                 for r in rows
             ]
-
-    # Locks -----------------------------------------------------------------------------------
-
-    def acquire_locks(self, job_id: int, cluster: str, resources: Sequence[str]) -> int | None:
-        """Take every lock or none; returns the job holding a conflicting lock, if any.
-
-        Locks are per cluster; the resource `*` (a cluster upgrade) conflicts with every other.
-        """
-        with self.transaction() as conn:
-            holder = _conflict(conn, job_id, cluster, resources)
-            if holder is not None:
-                return holder
-            for resource in resources:
-                conn.execute(
-                    "INSERT OR REPLACE INTO locks (cluster, resource, job_id, at) VALUES (?, ?, ?, ?)",
-                    [cluster, resource, job_id, iso(utcnow())],
-                )
-        return None
-
-    def lock_holder(self, cluster: str, resources: Sequence[str]) -> int | None:
-        with self._lock:
-            return _conflict(self.db.conn, None, cluster, resources)
-
-    def release_locks(self, job_id: int) -> None:
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM locks WHERE job_id = ?", [job_id])
-
-
-def _conflict(
-    conn: sqlite3.Connection, job_id: int | None, cluster: str, resources: Sequence[str]
-) -> int | None:
-    rows = conn.execute(
-        "SELECT resource, job_id FROM locks WHERE cluster = ?", [cluster]
-    ).fetchall()
-    for held, holder in rows:
-        if holder == job_id:
-            continue
-        if held == "*" or "*" in resources or held in resources:
-            return int(holder)
-    return None

@@ -7,6 +7,7 @@ that touch the outside world (config, store, Slack, clusters) and calls `wire`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -31,7 +32,9 @@ from bot.housekeeping import (
 )
 from bot.job_buttons import JobNonces, StampedChat
 from bot.jobcontrol import JobControl
+from bot.lease import JobsLease, LeaseLost
 from bot.node_health import NodeHealth
+from bot.outbox_delivery import OutboxDelivery
 from bot.read_access import ReadAccess
 from bot.readonly import ReadOnlyAnswers
 from bot.redact import Redactor
@@ -42,6 +45,7 @@ from bot.silence_flow import SilenceClicks
 from bot.silences import SilenceRecords
 from bot.starter import JobStarter
 from bot.store import Store
+from bot.store_health import StoreWrites
 from bot.timing import ChangeCalendar
 from bot.work import Background
 
@@ -62,9 +66,31 @@ class Runtime:
     starter: JobStarter
     periodic: list[Periodic]
     recover: Callable[[], Awaitable[None]]
+    outbox: OutboxDelivery | None = None
+    lease: JobsLease | None = None
+    store_writes: StoreWrites | None = None
+
+    def unready(self) -> str | None:
+        """Why this kubegate should not be sent work now (for /readyz); None when ready."""
+        if self.store_writes is not None and self.store_writes.problem:
+            return f"kubegate cannot write its database: {self.store_writes.problem}"
+        if self.lease is not None:
+            try:
+                self.lease.fence()
+            except LeaseLost as lost:
+                return f"this kubegate does not run jobs: {lost}"
+        return None
+
+    async def take_jobs(self, stop: asyncio.Event | None = None) -> bool:
+        """Own the jobs of the database before running any (standing by while another
+        kubegate does); False when stopped while standing by."""
+        return self.lease is None or await self.lease.take(stop)
 
     async def resume_jobs(self) -> None:
-        """After a start: show interrupted jobs as such, and set scheduled jobs' timers again."""
+        """After a start: send what the outbox still holds, show interrupted jobs as such, and
+        set scheduled jobs' timers again."""
+        if self.outbox is not None:
+            self.outbox.start()
         await self.recover()
         self.starter.restore_timers()
 
@@ -74,6 +100,10 @@ class Runtime:
     async def close(self) -> None:
         self.starter.scheduler.shutdown()
         await self.kubegate.idle()
+        if self.outbox is not None:
+            await self.outbox.stop()
+        if self.lease is not None:
+            await self.lease.release()
         await self.clusters.close()
         self.store.close()
 
@@ -90,6 +120,15 @@ class Parts:
     chat: Chat
     clusters: Clusters
     backup_dir: Path
+    # What jobs speak to (the engine, step replies, root messages): the outbox in `serve`, so
+    # a job never waits on Slack; the chat itself when None (the console).
+    job_chat: Chat | None = None
+    outbox: OutboxDelivery | None = None
+    lease: JobsLease | None = None  # `serve`: one process owns the jobs of a database
+
+    @property
+    def chat_for_jobs(self) -> Chat:
+        return self.job_chat or self.chat
 
 
 @dataclass(frozen=True)
@@ -103,13 +142,16 @@ class Core:
     calendar: ChangeCalendar
     engine: Engine
     starter: JobStarter
+    writes: StoreWrites
 
 
 def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
     """Every piece from the parts: the core, the command desk, alerts, clicks, periodic work."""
     nonces = JobNonces(parts.store)
     # Every card leaves with its job buttons stamped, whichever piece posts it.
-    parts = replace(parts, chat=StampedChat(parts.chat, nonces))
+    # Job buttons carry their nonce whichever way they leave: straight, or through the outbox.
+    job_chat = StampedChat(parts.job_chat, nonces) if parts.job_chat else None
+    parts = replace(parts, chat=StampedChat(parts.chat, nonces), job_chat=job_chat)
     core = _core(parts)
     desk = _command_desk(core)
     silence_records = SilenceRecords(parts.store)
@@ -149,7 +191,7 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
     )
 
     async def recover() -> None:
-        await recover_interrupted(parts.store, parts.audit, parts.chat, core.roots.refresh)
+        await recover_interrupted(parts.store, parts.audit, parts.chat_for_jobs, core.roots.refresh)
 
     return Runtime(
         settings=parts.settings,
@@ -164,25 +206,31 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         starter=core.starter,
         periodic=periodic_work(parts, alerts=alerts, refresh_root=core.roots.refresh),
         recover=recover,
+        outbox=parts.outbox,
+        lease=parts.lease,
+        store_writes=core.writes,
     )
 
 
 def _core(parts: Parts) -> Core:
     config, chat = parts.config, parts.chat
     access = Access(roles=config.roles, policy=config.policy, group_members=chat.group_members)
-    roots = RootMessages(store=parts.store, chat=chat, access=access)
+    roots = RootMessages(store=parts.store, chat=parts.chat_for_jobs, access=access)
     calendar = ChangeCalendar(
         maintenance_windows=config.maintenance_windows, freezes=config.freezes
     )
     windows = config.windows.as_windows()
+    writes = StoreWrites(chat=chat)  # straight to Slack: the outbox is in the same database
     engine = Engine(
         store=parts.store,
         audit=parts.audit,
-        chat=chat,
+        chat=parts.chat_for_jobs,
         clusters=parts.clusters,
         windows=windows,
         refresh_root=roots.refresh,
         active_freeze=calendar.active_freeze,
+        fence=parts.lease.fence if parts.lease else lambda: None,
+        writes=writes,
     )
     starter = JobStarter(
         store=parts.store,
@@ -193,7 +241,7 @@ def _core(parts: Parts) -> Core:
         refresh_root=roots.refresh,
     )
     background = Background(chat=chat, scrub=parts.redactor.text)
-    return Core(parts, background, access, roots, calendar, engine, starter)
+    return Core(parts, background, access, roots, calendar, engine, starter, writes)
 
 
 def _command_desk(core: Core) -> CommandDesk:

@@ -170,6 +170,12 @@ class Step(ABC, Generic[ParamsT]):
     # True when stopping it midway is safe (its remote command is ended, compensation undoes
     # the rest); otherwise a cancel waits for it to finish.
     stoppable: ClassVar[bool] = False
+    # True for a check (a health gate, a restart confirmation): on resume it runs again even
+    # when the change it checks already took effect; `already_done` is never asked.
+    recheck_on_resume: ClassVar[bool] = False
+    # True when `compensate` can undo a run that stopped midway (failed, or interrupted), from
+    # the result's data: its last checkpoint (`ok` is then False). Abort then calls it too.
+    undoes_partial: ClassVar[bool] = False
     # Step name -> the Step class that runs it.
     kinds: ClassVar[dict[str, type[Step[Any]]]] = {}
 
@@ -195,6 +201,13 @@ class Step(ABC, Generic[ParamsT]):
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
         """On resume: the result if this step had already taken effect before the crash."""
+        return None
+
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        """On resume or retry, before anything else: wait until what this step's earlier run
+        started is over (a remote command still running after kubegate died or its SSH
+        connection dropped), so that it never runs twice at once. Steps that run remote
+        commands override it (the pid/lock file kubegate keeps around each on the node)."""
         return None
 
     async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:

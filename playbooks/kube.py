@@ -6,8 +6,9 @@ as KubeError with words an operator can act on.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,15 +24,26 @@ from playbooks.errors import OperationError
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 Obj = dict[str, Any]
+# The client's own default is 5 minutes: a hanging API server would hold a step, and every
+# answer waiting on the cluster, that long.
+REQUEST_TIMEOUT = 10.0
+RETRY_BACKOFF = (0.25, 0.5, 1.0, 2.0)  # seconds before each new attempt after a transient answer
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+MAX_IN_FLIGHT = 8  # requests to one cluster's API at once: a burst queues here, not on the server
 
 
 class KubeError(OperationError):
     """The Kubernetes API refused or could not be reached; the message is for people."""
 
-    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, body: str = "", transient: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        # Worth another try soon: a 429/5xx answer, a refused connection (an API server
+        # restarting behind the load balancer).
+        self.transient = transient or status in TRANSIENT
 
 
 @dataclass(frozen=True)
@@ -79,14 +91,24 @@ class Kubernetes(Protocol):
 class KubeApi:
     """One cluster's API, opened from a kubeconfig file and context."""
 
-    def __init__(self, api_client: kube_client.ApiClient) -> None:
+    def __init__(
+        self, api_client: kube_client.ApiClient, *, request_timeout: float = REQUEST_TIMEOUT
+    ) -> None:
         self._api_client = api_client
+        self.request_timeout = request_timeout
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.core = kube_client.CoreV1Api(api_client)
         self.policy = kube_client.PolicyV1Api(api_client)
         self.autoscaling = kube_client.AutoscalingV2Api(api_client)
 
     @classmethod
-    async def connect(cls, *, kubeconfig: Path | None, context: str | None) -> KubeApi:
+    async def connect(
+        cls,
+        *,
+        kubeconfig: Path | None,
+        context: str | None,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> KubeApi:
         configuration = kube_client.Configuration()
         try:
             await kube_config.load_kube_config(
@@ -98,20 +120,42 @@ class KubeApi:
         except (kube_config.ConfigException, OSError) as error:
             where = kubeconfig or "~/.kube/config"
             raise KubeError(f"cannot load kubeconfig {where}: {error}") from error
-        return cls(kube_client.ApiClient(configuration=configuration))
+        api_client = kube_client.ApiClient(configuration=configuration)
+        return cls(api_client, request_timeout=request_timeout)
 
     async def close(self) -> None:
         await self._api_client.close()
 
-    async def call(self, request: Awaitable[Any], doing: str) -> Obj:
-        """Await one API call; the answer as an API-shaped dict, failures as KubeError.
+    async def call(
+        self, request: Callable[[], Awaitable[Any]], doing: str, *, retry: bool = True
+    ) -> Obj:
+        """One API call; the answer as an API-shaped dict, failures as KubeError.
 
-        Calls are made `_without_preload_content`: the JSON is parsed once, straight to dicts,
-        instead of into the client's models and back (most of the CPU a listing costs)."""
+        Each attempt has `request_timeout` seconds (a hanging API server fails the call, never
+        the whole process); a transient answer (429, 5xx, connection refused) is tried again
+        with backoff before the call fails, unless `retry` is off (an eviction: its 429 means
+        a PodDisruptionBudget said not now, which the drain itself handles)."""
+        for delay in [*RETRY_BACKOFF, None] if retry else [None]:
+            try:
+                return await self._attempt(request, doing)
+            except KubeError as error:
+                if delay is None or not error.transient:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt raises")
+
+    async def _attempt(self, request: Callable[[], Awaitable[Any]], doing: str) -> Obj:
+        """Calls are made `_without_preload_content`: the JSON is parsed once, straight to
+        dicts, instead of into the client's models and back (most of the CPU a listing costs)."""
         try:
-            answer = await request
-            if isinstance(answer, aiohttp.ClientResponse):
-                return await _json_answer(answer, doing)
+            async with asyncio.timeout(self.request_timeout), self._in_flight:
+                answer = await request()
+                if isinstance(answer, aiohttp.ClientResponse):
+                    return await _json_answer(answer, doing)
+        except TimeoutError as error:
+            raise KubeError(
+                f"the Kubernetes API did not answer within {self.request_timeout:g} s while {doing}"
+            ) from error
         except ApiException as error:
             reason = f"{error.status} {error.reason or ''}".strip()
             raise KubeError(
@@ -119,12 +163,15 @@ class KubeApi:
                 status=error.status,
                 body=str(error.body or ""),
             ) from error
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise KubeError(f"cannot reach the Kubernetes API while {doing}: {error}") from error
+        except aiohttp.ClientError as error:
+            raise KubeError(
+                f"cannot reach the Kubernetes API while {doing}: {error}",
+                transient=isinstance(error, aiohttp.ClientConnectionError),
+            ) from error
         result: Obj = self._api_client.sanitize_for_serialization(answer) or {}
         return result
 
-    async def find(self, request: Awaitable[Any], doing: str) -> Obj | None:
+    async def find(self, request: Callable[[], Awaitable[Any]], doing: str) -> Obj | None:
         """Like `call`, but a 404 is an answer (None), not an error."""
         try:
             return await self.call(request, doing)
@@ -137,17 +184,19 @@ class KubeApi:
 
     async def get_node(self, name: str) -> NodeView | None:
         node = await self.find(
-            self.core.read_node_without_preload_content(name), f"reading node {name}"
+            lambda: self.core.read_node_without_preload_content(name), f"reading node {name}"
         )
         return node_view(node) if node else None
 
     async def list_nodes(self) -> list[NodeView]:
-        nodes = await self.call(self.core.list_node_without_preload_content(), "listing nodes")
+        nodes = await self.call(
+            lambda: self.core.list_node_without_preload_content(), "listing nodes"
+        )
         return [node_view(item) for item in nodes.get("items") or []]
 
     async def set_unschedulable(self, name: str, unschedulable: bool) -> NodeView:
         patched = await self.call(
-            self.core.patch_node_without_preload_content(
+            lambda: self.core.patch_node_without_preload_content(
                 name, {"spec": {"unschedulable": unschedulable}}, _content_type=STRATEGIC_MERGE
             ),
             f"patching node {name}",
@@ -158,14 +207,16 @@ class KubeApi:
         """Replace the node's taints whole; the resourceVersion makes a concurrent edit a 409."""
         body = {"metadata": {"resourceVersion": resource_version}, "spec": {"taints": taints}}
         patched = await self.call(
-            self.core.patch_node_without_preload_content(name, body, _content_type=MERGE_PATCH),
+            lambda: self.core.patch_node_without_preload_content(
+                name, body, _content_type=MERGE_PATCH
+            ),
             f"patching taints of {name}",
         )
         return node_view(patched)
 
     async def add_labels(self, name: str, labels: dict[str, str]) -> NodeView:
         patched = await self.call(
-            self.core.patch_node_without_preload_content(
+            lambda: self.core.patch_node_without_preload_content(
                 name, {"metadata": {"labels": labels}}, _content_type=MERGE_PATCH
             ),
             f"labelling node {name}",
@@ -174,7 +225,7 @@ class KubeApi:
 
     async def server_version(self) -> str:
         """The API server's gitVersion, e.g. `v1.31.2`: what kubelets must never outrun."""
-        answer = await self.call(self._get_version(), "reading the API server version")
+        answer = await self.call(lambda: self._get_version(), "reading the API server version")
         return str(answer.get("gitVersion") or "")
 
     async def _get_version(self) -> Any:
@@ -196,7 +247,7 @@ class KubeApi:
 
     async def pods_on(self, node: str) -> list[Obj]:
         pods = await self.call(
-            self.core.list_pod_for_all_namespaces_without_preload_content(
+            lambda: self.core.list_pod_for_all_namespaces_without_preload_content(
                 field_selector=f"spec.nodeName={node}"
             ),
             f"listing pods on {node}",
@@ -205,13 +256,15 @@ class KubeApi:
 
     async def get_pod(self, namespace: str, name: str) -> Obj | None:
         return await self.find(
-            self.core.read_namespaced_pod_without_preload_content(name, namespace),
+            lambda: self.core.read_namespaced_pod_without_preload_content(name, namespace),
             f"reading pod {namespace}/{name}",
         )
 
     async def list_pdbs(self) -> list[Obj]:
         pdbs = await self.call(
-            self.policy.list_pod_disruption_budget_for_all_namespaces_without_preload_content(),
+            lambda: (
+                self.policy.list_pod_disruption_budget_for_all_namespaces_without_preload_content()
+            ),
             "listing PodDisruptionBudgets",
         )
         return list(pdbs.get("items") or [])
@@ -222,8 +275,11 @@ class KubeApi:
             metadata=kube_client.V1ObjectMeta(name=name, namespace=namespace)
         )
         await self.call(
-            self.core.create_namespaced_pod_eviction_without_preload_content(name, namespace, body),
+            lambda: self.core.create_namespaced_pod_eviction_without_preload_content(
+                name, namespace, body
+            ),
             f"evicting pod {namespace}/{name}",
+            retry=False,
         )
 
     async def watch_pdbs(self, *, timeout_seconds: int = 60) -> AsyncIterator[tuple[str, Obj]]:
@@ -262,8 +318,10 @@ class KubeApi:
 
     async def get_hpa(self, namespace: str, name: str) -> Obj | None:
         return await self.find(
-            self.autoscaling.read_namespaced_horizontal_pod_autoscaler_without_preload_content(
-                name, namespace
+            lambda: (
+                self.autoscaling.read_namespaced_horizontal_pod_autoscaler_without_preload_content(
+                    name, namespace
+                )
             ),
             f"reading HPA {namespace}/{name}",
         )
@@ -272,8 +330,10 @@ class KubeApi:
         """Both bounds in one patch, so the HPA is never seen with one bound changed."""
         body = {"spec": {"minReplicas": minimum, "maxReplicas": maximum}}
         return await self.call(
-            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler_without_preload_content(
-                name, namespace, body, _content_type=MERGE_PATCH
+            lambda: (
+                self.autoscaling.patch_namespaced_horizontal_pod_autoscaler_without_preload_content(
+                    name, namespace, body, _content_type=MERGE_PATCH
+                )
             ),
             f"patching HPA {namespace}/{name}",
         )

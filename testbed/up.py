@@ -303,6 +303,7 @@ async def start_testbed(
     kubelets, switches = await start_kubelets_and_faults(
         apiserver, world, follow_manifests=control_planes > 1, apiserver_startup=apiserver_startup
     )
+    switches.world.slack = slack.api  # slack-error (testbed/faults/slack_api.py)
     kubeconfig = apiserver.write_kubeconfig(directory / "kubeconfig", context="testbed")
     config_path = directory / "kubegate.yaml"
     config = kubegate_config(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from testbed.apiserver import FakeApiServer
 from testbed.controlplanes import ControlPlanes
 from testbed.fleet import Fleet
+from testbed.slack.web_api import WebApi
 from testbed.vault import FakeVault
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
@@ -26,6 +27,7 @@ class World:
     control_planes: ControlPlanes
     fleet: Fleet | None = None
     vault: FakeVault | None = None
+    slack: WebApi | None = None  # the Slack emulator's Web API, for the slack-error fault
 
     def machines(self) -> Fleet:
         if self.fleet is None:
@@ -37,6 +39,11 @@ class World:
         if name not in fleet.nodes:
             raise FaultError(f"no node {name!r} in this testbed (nodes: {', '.join(fleet.nodes)})")
         return name
+
+    def slack_api(self) -> WebApi:
+        if self.slack is None:
+            raise FaultError("this testbed's fault switches were started without Slack")
+        return self.slack
 
     def secrets(self) -> FakeVault:
         if self.vault is None:

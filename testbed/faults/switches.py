@@ -12,10 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from testbed.controlplanes import ControlPlaneError
-from testbed.faults import control_planes, machines
+from testbed.faults import control_planes, machines, slack_api
 from testbed.faults.base import Ending, Fault, FaultError, World, parse_arguments
 
-DECLARED: dict[str, Fault] = {**control_planes.FAULTS, **machines.FAULTS}
+DECLARED: dict[str, Fault] = {**control_planes.FAULTS, **machines.FAULTS, **slack_api.FAULTS}
 
 
 def ending_name(name: str, ending: Ending) -> str:

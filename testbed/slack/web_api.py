@@ -36,6 +36,29 @@ class RateLimit:
     retry_after: int
 
 
+@dataclass
+class Outage:
+    """Every Web API call fails the way slack.com does when it is in trouble: 5xx with an HTML
+    body (no JSON), or 429 `ratelimited` with `Retry-After` for all methods
+    (https://api.slack.com/apis/rate-limits, "Responding to rate limiting conditions")."""
+
+    status: int
+    retry_after: int = 2
+
+    def answer(self) -> web.Response:
+        if self.status == 429:
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(self.retry_after)},
+            )
+        return web.Response(
+            status=self.status,
+            text="<html><body>Slack is having trouble. Please try again.</body></html>",
+            content_type="text/html",
+        )
+
+
 class WebApi:
     """State and handlers behind the emulated Web API."""
 
@@ -59,6 +82,7 @@ class WebApi:
         self.calls: Counter[str] = Counter()
         self._base_url = base_url
         self._rate_limits: dict[str, RateLimit] = {}
+        self.outage: Outage | None = None
         self._uploads: dict[str, SlackFile] = {}
         self._methods: dict[str, Callable[[JsonDict], JsonDict]] = {
             "auth.test": self.auth_test,
@@ -84,6 +108,8 @@ class WebApi:
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         self.calls[method] += 1
+        if self.outage is not None:
+            return self.outage.answer()
         if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
         limit = self._rate_limits.get(method)
