@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import sqlite3
 from dataclasses import dataclass, replace
 
 from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, REVIEW, Button, Card, Chat
@@ -70,6 +71,14 @@ class JobNonces:
             row = conn.execute(
                 "SELECT 1 FROM job_messages WHERE job_id = ? AND ts = ?", [job_id, ts]
             ).fetchone()
+            if row is None and _has_outbox(conn):
+                # A thread card sent through the outbox was recorded under its placeholder
+                # (`outbox:<row>`): Slack's click names the ts it got once delivered.
+                row = conn.execute(
+                    "SELECT 1 FROM job_messages m JOIN outbox o ON m.ts = 'outbox:' || o.id "
+                    "WHERE m.job_id = ? AND o.state = 'delivered' AND o.delivered_ts = ?",
+                    [job_id, ts],
+                ).fetchone()
         return row is not None
 
     def matches(self, job_id: int, nonce: str) -> bool:
@@ -152,3 +161,10 @@ def misplaced_click(
     if action_id not in (APPROVE, REJECT) and message_ts != root_ts and not own_message:
         return f"clicked on message {message_ts}, which is not one of job #{job_id}'s"
     return None
+
+
+def _has_outbox(conn: sqlite3.Connection) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+    ).fetchone()
+    return found is not None
