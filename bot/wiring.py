@@ -148,33 +148,10 @@ class Core:
 def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
     """Every piece from the parts: the core, the command desk, alerts, clicks, periodic work."""
     nonces = JobNonces(parts.store)
-    # Every card leaves with its job buttons stamped, whichever piece posts it.
-    # Job buttons carry their nonce whichever way they leave: straight, or through the outbox.
-    job_chat = StampedChat(parts.job_chat, nonces) if parts.job_chat else None
-    parts = replace(parts, chat=StampedChat(parts.chat, nonces), job_chat=job_chat)
+    parts = _stamped(parts, nonces)
     core = _core(parts)
     desk = _command_desk(core)
-    silence_records = SilenceRecords(parts.store)
-    alerts = Alerts(
-        settings=parts.config.alerts,
-        token=alerts_token,
-        cluster_configs=parts.config.clusters,
-        store=parts.store,
-        audit=parts.audit,
-        chat=parts.chat,
-        clusters=parts.clusters,
-        spawner=core.background,
-        members=silence_records,
-    )
-    silences = SilenceClicks(
-        records=silence_records,
-        store=parts.store,
-        access=core.access,
-        audit=parts.audit,
-        chat=parts.chat,
-        alertmanager_url=parts.config.alerts.alertmanager_url,
-        approval_window=parts.config.windows.approval,
-    )
+    alerts, silences = _alerting(parts, core, alerts_token=alerts_token)
     clicks = Clicks(
         store=parts.store,
         audit=parts.audit,
@@ -210,6 +187,41 @@ def wire(parts: Parts, *, alerts_token: str | None) -> Runtime:
         lease=parts.lease,
         store_writes=core.writes,
     )
+
+
+def _stamped(parts: Parts, nonces: JobNonces) -> Parts:
+    """Every card leaves with its job buttons stamped with the job's nonce, whichever piece
+    posts it and whichever way it leaves: straight, or through the outbox."""
+    job_chat = StampedChat(parts.job_chat, nonces) if parts.job_chat else None
+    return replace(parts, chat=StampedChat(parts.chat, nonces), job_chat=job_chat)
+
+
+def _alerting(
+    parts: Parts, core: Core, *, alerts_token: str | None
+) -> tuple[Alerts, SilenceClicks]:
+    """Alerts in the channel, and the [Silence 1h] flow under policy."""
+    silence_records = SilenceRecords(parts.store)
+    alerts = Alerts(
+        settings=parts.config.alerts,
+        token=alerts_token,
+        cluster_configs=parts.config.clusters,
+        store=parts.store,
+        audit=parts.audit,
+        chat=parts.chat,
+        clusters=parts.clusters,
+        spawner=core.background,
+        members=silence_records,
+    )
+    silences = SilenceClicks(
+        records=silence_records,
+        store=parts.store,
+        access=core.access,
+        audit=parts.audit,
+        chat=parts.chat,
+        alertmanager_url=parts.config.alerts.alertmanager_url,
+        approval_window=parts.config.windows.approval,
+    )
+    return alerts, silences
 
 
 def _core(parts: Parts) -> Core:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import pytest
 
@@ -15,6 +15,7 @@ from playbooks import (
     Playbook,
     Step,
     StepContext,
+    StepParams,
     StepResult,
 )
 from testbed.up import Testbed
@@ -24,8 +25,13 @@ from tests.e2e.slack_steps import CHANNEL, click, request, wait_text
 LINES = 400
 
 
-class Chatty(Step):
+class ChattyParams(StepParams):
+    step: Literal["chatty"] = "chatty"
+
+
+class Chatty(Step[ChattyParams]):
     name: ClassVar[str] = "chatty"
+    params_model: ClassVar[type[StepParams]] = ChattyParams
 
     async def run(self, ctx: StepContext) -> StepResult:
         output = [f"line {n} of {LINES}" for n in range(1, LINES + 1)]
@@ -34,8 +40,9 @@ class Chatty(Step):
         return StepResult(ok=True, summary=f"{LINES} lines", output="\n".join(output))
 
 
-class ChattyPlaybook(Playbook):
+class ChattyPlaybook(Playbook[Command]):
     verb: ClassVar[str] = "backup"
+    command_type = Command
 
     async def plan(self, command: Command, cluster: ClusterHandle) -> Plan:
         return Plan(
@@ -43,11 +50,8 @@ class ChattyPlaybook(Playbook):
             cluster=cluster.name,
             target="etcd",
             title="Say a lot",
-            steps=[PlannedStep(name=Chatty.name, title="Print 400 lines")],
+            steps=[PlannedStep.of(ChattyParams(), "Print 400 lines")],
         )
-
-    def steps(self, plan: Plan, command: Command) -> list[Step]:
-        return [Chatty(plan.steps[0].title)]
 
 
 async def test_long_output_is_coalesced_into_one_reply_and_shared_as_a_file(

@@ -41,7 +41,7 @@ class RollingUpgrade(Step[Any]):
 
 class TwoSteps(Engine):
     def _playbook_steps(self, job: Job) -> list[Step[Any]]:
-        return [Drained("Drain"), RollingUpgrade("Upgrade workers")]
+        return [Drained("Drain", None), RollingUpgrade("Upgrade workers", None)]
 
 
 class OneCluster:

@@ -23,7 +23,7 @@ class HealthGate(Step[Any]):
     recheck_on_resume = True
 
     def __init__(self, seen: list[str]) -> None:
-        super().__init__("Health gate")
+        super().__init__("Health gate", None)
         self.seen = seen
 
     async def run(self, ctx: StepContext) -> StepResult:
@@ -39,7 +39,7 @@ class KubeadmApply(Step[Any]):
     name = "kubeadm-apply"
 
     def __init__(self, seen: list[str]) -> None:
-        super().__init__("kubeadm upgrade apply")
+        super().__init__("kubeadm upgrade apply", None)
         self.seen = seen
 
     async def wait_for_leftovers(self, ctx: StepContext) -> None:
