@@ -7,27 +7,39 @@ import copy
 import os
 import time
 
-from testbed.fleet.shims.kubeadm import option, read_tokens
+from testbed.fleet.shims.kubeadm import NOT_ROOT, STACK_HINT, option, read_tokens
 from testbed.fleet.shims.nodestate import Node, fail, version_of
 
 
 def _preflight(node: Node, state: dict[str, object], ignored: set[str]) -> list[str]:
     errors: list[tuple[str, str]] = []
     if state["joined"] or os.path.exists(node.host_path("/etc/kubernetes/kubelet.conf")):
-        errors.append(("FileAvailable--etc-kubernetes-kubelet.conf",
-                       "/etc/kubernetes/kubelet.conf already exists"))  # fmt: skip
+        errors.append(
+            (
+                "FileAvailable--etc-kubernetes-kubelet.conf",
+                "/etc/kubernetes/kubelet.conf already exists",
+            )
+        )
     if state["swap"]:
         errors.append(("Swap", "running with swap on is not supported. Please disable swap"))
     sysctl = state["sysctl"]
     assert isinstance(sysctl, dict)
     if sysctl.get("net.ipv4.ip_forward") != "1":
-        errors.append(("FileContent--proc-sys-net-ipv4-ip_forward",
-                       "/proc/sys/net/ipv4/ip_forward contents are not set to 1"))  # fmt: skip
+        errors.append(
+            (
+                "FileContent--proc-sys-net-ipv4-ip_forward",
+                "/proc/sys/net/ipv4/ip_forward contents are not set to 1",
+            )
+        )
     modules = state["modules"]
     assert isinstance(modules, list)
     if "br_netfilter" not in modules or sysctl.get("net.bridge.bridge-nf-call-iptables") != "1":
-        errors.append(("FileContent--proc-sys-net-bridge-bridge-nf-call-iptables",
-                       "/proc/sys/net/bridge/bridge-nf-call-iptables does not exist or is not set to 1"))  # fmt: skip
+        errors.append(
+            (
+                "FileContent--proc-sys-net-bridge-bridge-nf-call-iptables",
+                "/proc/sys/net/bridge/bridge-nf-call-iptables does not exist or is not set to 1",
+            )
+        )
     packages = state["packages"]
     assert isinstance(packages, dict)
     if not packages.get("kubelet"):
@@ -42,9 +54,11 @@ def _preflight(node: Node, state: dict[str, object], ignored: set[str]) -> list[
 def join(node: Node, args: list[str]) -> int:
     ignored = {i.lower() for i in (option(args, "--ignore-preflight-errors") or "").split(",") if i}
     token, ca_hash = option(args, "--token"), option(args, "--discovery-token-ca-cert-hash")
+    print("[preflight] Running pre-flight checks")
+    if not node.privileged():
+        return fail("error execution phase preflight: " + NOT_ROOT + "\n" + STACK_HINT)
     with node.locked():
         state = node.read_state()
-        print("[preflight] Running pre-flight checks")
         errors = _preflight(node, state, ignored)
         if errors:
             return fail(
@@ -54,23 +68,27 @@ def join(node: Node, args: list[str]) -> int:
                 "with `--ignore-preflight-errors=...`"
             )
         if token is None or read_tokens(node).get(token, 0.0) < time.time():
+            token_id = (token or "").split(".")[0]
             return fail(
                 "error execution phase preflight: couldn't validate the identity of the API "
-                'Server: could not find a JWS signature in the cluster-info ConfigMap for token ID "'
-                + (token or "").split(".")[0] + '"'
-            )  # fmt: skip
+                "Server: could not find a JWS signature in the cluster-info ConfigMap for token "
+                f'ID "{token_id}"'
+            )
         if ca_hash != node.config["ca_cert_hash"]:
+            pinned = node.config["ca_cert_hash"]
             return fail(
                 "error execution phase preflight: couldn't validate the identity of the API "
                 "Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public "
-                "keys \"" + node.config["ca_cert_hash"] + "\" are pinned"
-            )  # fmt: skip
+                f'keys "{pinned}" are pinned'
+            )
         kubelet = version_of(state["packages"]["kubelet"])
         _register(node, kubelet or "")
         state.update(joined=True, unit_changed=False, kubelet={"active": True, "version": kubelet})
         state["cluster_version"] = state.get("cluster_version") or kubelet
         node._write_json("state.json", state)
-    with open(node.host_path("/etc/kubernetes/kubelet.conf"), "w") as file:
+    # kubeadm writes kubeconfig files 0600 (cmd/kubeadm/app/util/kubeconfig, WriteToDisk).
+    path = node.host_path("/etc/kubernetes/kubelet.conf")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
         file.write("# written by kubeadm join\n")
     print("[kubelet-start] Starting the kubelet")
     print("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")

@@ -7,9 +7,10 @@ import glob
 import os
 import sys
 
-from testbed.fleet.shims.nodestate import Node, fail, version_of
+from testbed.fleet.shims.nodestate import SIMULATED_ROOT, Node, fail, version_of
 
 KUBECTL = "/usr/bin/kubectl"
+REAL_SUDO = "/usr/bin/sudo"
 CONTAINERD_DEFAULT = """version = 2
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
@@ -163,10 +164,16 @@ def containerd(node: Node, args: list[str]) -> int:
 
 
 def sudo(node: Node, args: list[str]) -> int:
-    """Run the command as the fleet account: the shims stand in for what needs root."""
-    del node
+    """The real sudo when the node has it (its sshd runs in a mount namespace, with a sudoers
+    rule for the fleet account); else a stand-in that runs the command as the login user,
+    marked as root's for the other shims."""
+    if node.has_real_sudo():
+        os.execv(REAL_SUDO, ["sudo", *args])
     index = 0
     while index < len(args) and args[index].startswith("-"):
+        if args[index] == "--":
+            index += 1
+            break
         index += 2 if args[index] in ("-u", "-g", "-C", "-D", "-h", "-p") else 1
     command = args[index:]
     while command and "=" in command[0] and not command[0].startswith("/"):
@@ -174,6 +181,7 @@ def sudo(node: Node, args: list[str]) -> int:
         os.environ[key] = value
     if not command:
         return fail("usage: sudo [-n] command")
+    os.environ[SIMULATED_ROOT] = "1"
     try:
         os.execvp(command[0], command)
     except FileNotFoundError:
