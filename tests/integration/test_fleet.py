@@ -150,10 +150,10 @@ async def test_hung_shim_returns_once_the_fault_is_cleared(world: World) -> None
     fleet = world.fleet
     fleet.hang("worker-1", "systemctl")
     async with await connect(fleet, "worker-1") as connection:
-        process = await connection.create_process("systemctl restart kubelet")
+        process = await connection.create_process("sudo -n -- systemctl restart kubelet")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(asyncio.shield(process.wait()), 0.5)
-        assert fleet.calls("worker-1")[0].argv == ["systemctl", "restart", "kubelet"]
+        assert ["systemctl", "restart", "kubelet"] in [c.argv for c in fleet.calls("worker-1")]
         fleet.clear_faults("worker-1")
         result = await asyncio.wait_for(process.wait(), DEADLINE_SECONDS)
     assert result.exit_status == 0

@@ -142,7 +142,7 @@ def _not_ready_control_planes(node: Node) -> list[str]:
     names = []
     for item in (found or {}).get("items", []):
         conditions = item.get("status", {}).get("conditions", [])
-        ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+        ready: dict[str, str] = next((c for c in conditions if c.get("type") == "Ready"), {})
         if ready.get("status") != "True":
             names.append(item["metadata"]["name"])
     return names

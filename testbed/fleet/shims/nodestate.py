@@ -172,11 +172,12 @@ class Node:
             raise RuntimeError(f"apiserver {method} {path}: {response.status} {payload}")
         return payload
 
-    def control(self, path: str, body: Any) -> None:
-        """Tell the testbed what only it can change (the apiserver's own version)."""
+    def control(self, path: str, body: Any) -> bool:
+        """Tell the testbed what only it can change (the apiserver's own version, a kubelet
+        start); False when this fleet has no control endpoint."""
         settings = self.config.get("control")
         if not settings:
-            return
+            return False
         import http.client
         import urllib.parse
 
@@ -184,8 +185,10 @@ class Node:
         connection = http.client.HTTPConnection(url.hostname or "", url.port)
         headers = {"X-Testbed-Token": settings["token"], "Content-Type": "application/json"}
         connection.request("POST", path, body=json.dumps(body), headers=headers)
-        connection.getresponse().read()
+        response = connection.getresponse()
+        response.read()
         connection.close()
+        return response.status < 400
 
 
 def version_of(package_version: str | None) -> str | None:

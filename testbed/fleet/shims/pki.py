@@ -135,9 +135,9 @@ def write_renewed(node: Node, names: list[str], *, days: int = 365) -> None:
             curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
             keying = [*curve, "-nodes", "-keyout", key]
         subject = f"/CN={'kube-apiserver' if name == 'apiserver' else name}"
+        signing = ["-out", certificate, "-days", str(days), "-subj", subject]
         subprocess.run(
-            ["openssl", "req", "-x509", *keying, "-out", certificate, "-days", str(days)]
-            + ["-subj", subject],
+            ["openssl", "req", "-x509", *keying, *signing],
             check=True,
             capture_output=True,
         )
