@@ -181,8 +181,11 @@ def etcd_health(node: Node) -> str | None:
         return "context deadline exceeded"
     if ran.returncode == 0:
         return None
-    complaints = [line for line in ran.stderr.splitlines() if "unhealthy" in line or "rror" in line]
-    return complaints[0] if complaints else ran.stderr.strip() or "etcdctl failed"
+    # etcdctl 3.4: "<endpoint> is unhealthy: failed to commit proposal: ..." per bad member,
+    # between JSON log lines of its client's retries.
+    lines = [line for line in ran.stderr.splitlines() if not line.startswith("{")]
+    unhealthy = [line for line in lines if " is unhealthy: " in line]
+    return "; ".join(unhealthy) or (lines[-1] if lines else "etcdctl endpoint health failed")
 
 
 # --- upgrade apply -----------------------------------------------------------------------------
