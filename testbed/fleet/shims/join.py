@@ -1,14 +1,21 @@
-"""`kubeadm join`: kubeadm's preflight checks on the node's state, token and CA-hash discovery,
-then the kubelet registering its Node object with the fake apiserver."""
+"""`kubeadm token create` and `kubeadm join`: bootstrap tokens shared by the cluster's nodes,
+kubeadm's preflight checks on the joining node's state, token and CA-hash discovery, then the
+kubelet registering its Node object with the fake apiserver."""
 
 from __future__ import annotations
 
 import copy
+import json
 import os
+import secrets
+import string
 import time
 
-from testbed.fleet.shims.kubeadm import NOT_ROOT, STACK_HINT, option, read_tokens
+from testbed.fleet.shims import pki
+from testbed.fleet.shims.kubeadm import NOT_ROOT, STACK_HINT, option
 from testbed.fleet.shims.nodestate import Node, fail, version_of
+
+ALPHABET = string.ascii_lowercase + string.digits  # of bootstrap token ids and secrets
 
 
 def _preflight(node: Node, state: dict[str, object], ignored: set[str]) -> list[str]:
@@ -112,3 +119,62 @@ def _register(node: Node, kubelet: str) -> None:
         condition["lastHeartbeatTime"] = condition["lastTransitionTime"] = stamp
     node.api("POST", "/api/v1/nodes", {k: v for k, v in body.items() if k != "status"})
     node.api("PATCH", f"/api/v1/nodes/{node.name}/status", {"status": status}, patch=True)
+
+
+# --- bootstrap tokens ------------------------------------------------------------------------------------
+
+
+def _tokens_path(node: Node) -> str:
+    return os.path.join(node.config["cluster_dir"], "tokens.json")
+
+
+def read_tokens(node: Node) -> dict[str, float]:
+    with open(_tokens_path(node)) as file:
+        tokens: dict[str, float] = json.load(file)
+        return tokens
+
+
+def token_create(node: Node, args: list[str]) -> int:
+    state = node.read_state()
+    if state["role"] != "control-plane" or not state["joined"]:
+        return fail(
+            "failed to load admin kubeconfig: open /etc/kubernetes/admin.conf: no such file or "
+            "directory"
+        )
+    if not node.privileged():
+        return fail(f"failed to load admin kubeconfig: {pki.ADMIN_DENIED}")
+    ttl = _duration(option(args, "--ttl") or "24h")
+    if ttl is None:
+        return fail("invalid argument for --ttl")
+    token = "".join(secrets.choice(ALPHABET) for _ in range(6)) + "."
+    token += "".join(secrets.choice(ALPHABET) for _ in range(16))
+    with node.locked():
+        tokens = read_tokens(node)
+        tokens[token] = time.time() + ttl if ttl else float("inf")
+        partial = _tokens_path(node) + f".{os.getpid()}"
+        with open(partial, "w") as file:
+            json.dump(tokens, file)
+        os.chmod(partial, 0o644)  # every node's kubeadm join reads it, root or not
+        os.replace(partial, _tokens_path(node))
+    if "--print-join-command" not in args:
+        print(token)
+        return 0
+    endpoint = (node.config.get("apiserver") or {}).get("url", "https://127.0.0.1:6443")
+    print(
+        f"kubeadm join {endpoint.removeprefix('https://')} --token {token} "
+        f"--discovery-token-ca-cert-hash {node.config['ca_cert_hash']} "
+    )
+    return 0
+
+
+def _duration(text: str) -> float | None:
+    units = {"s": 1, "m": 60, "h": 3600}
+    total, number = 0.0, ""
+    for char in text:
+        if char.isdigit():
+            number += char
+        elif char in units and number:
+            total, number = total + int(number) * units[char], ""
+        else:
+            return None
+    return None if number else total

@@ -1,24 +1,19 @@
-"""The kubeadm shim: version, upgrade apply/node with kubeadm's own refusals, token create, join
-and certs. The cluster's version is what kubeadm reads too: `kubernetesVersion` in the
+"""The kubeadm shim: version, upgrade apply/node with kubeadm's own refusals; token create and
+join live in `join`, certs in `pki`. The cluster's version is what kubeadm reads too: `kubernetesVersion` in the
 kube-system/kubeadm-config ConfigMap (ClusterConfiguration), which `upgrade apply` moves.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import secrets
-import string
 import subprocess
 import sys
-import time
 
 from testbed.fleet.shims import pki
 from testbed.fleet.shims.nodestate import Node, fail, version_of
 
 VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
-ALPHABET = string.ascii_lowercase + string.digits
 KUBEADM_CONFIG = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
 KUBERNETES_VERSION = re.compile(r"^kubernetesVersion:\s*(\S+)\s*$", re.MULTILINE)
 STACK_HINT = "To see the stack trace of this error execute with --v=5 or higher"
@@ -53,6 +48,8 @@ def run(node: Node, _command: str, args: list[str]) -> int:
             print("[upgrade/versions] Cluster version:", cluster_version(node))
             return 0
         if words[:2] == ["token", "create"]:
+            from testbed.fleet.shims.join import token_create
+
             return token_create(node, args)
         if words[:1] == ["join"]:
             from testbed.fleet.shims.join import join
@@ -374,62 +371,3 @@ def upgrade_node(node: Node) -> int:
         "manager."
     )
     return 0
-
-
-# --- tokens ------------------------------------------------------------------------------------
-
-
-def _tokens_path(node: Node) -> str:
-    return os.path.join(node.config["cluster_dir"], "tokens.json")
-
-
-def read_tokens(node: Node) -> dict[str, float]:
-    with open(_tokens_path(node)) as file:
-        tokens: dict[str, float] = json.load(file)
-        return tokens
-
-
-def token_create(node: Node, args: list[str]) -> int:
-    state = node.read_state()
-    if state["role"] != "control-plane" or not state["joined"]:
-        return fail(
-            "failed to load admin kubeconfig: open /etc/kubernetes/admin.conf: no such file or "
-            "directory"
-        )
-    if not node.privileged():
-        return fail(f"failed to load admin kubeconfig: {pki.ADMIN_DENIED}")
-    ttl = _duration(option(args, "--ttl") or "24h")
-    if ttl is None:
-        return fail("invalid argument for --ttl")
-    token = "".join(secrets.choice(ALPHABET) for _ in range(6)) + "."
-    token += "".join(secrets.choice(ALPHABET) for _ in range(16))
-    with node.locked():
-        tokens = read_tokens(node)
-        tokens[token] = time.time() + ttl if ttl else float("inf")
-        partial = _tokens_path(node) + f".{os.getpid()}"
-        with open(partial, "w") as file:
-            json.dump(tokens, file)
-        os.chmod(partial, 0o644)  # every node's kubeadm join reads it, root or not
-        os.replace(partial, _tokens_path(node))
-    if "--print-join-command" not in args:
-        print(token)
-        return 0
-    endpoint = (node.config.get("apiserver") or {}).get("url", "https://127.0.0.1:6443")
-    print(
-        f"kubeadm join {endpoint.removeprefix('https://')} --token {token} "
-        f"--discovery-token-ca-cert-hash {node.config['ca_cert_hash']} "
-    )
-    return 0
-
-
-def _duration(text: str) -> float | None:
-    units = {"s": 1, "m": 60, "h": 3600}
-    total, number = 0.0, ""
-    for char in text:
-        if char.isdigit():
-            number += char
-        elif char in units and number:
-            total, number = total + int(number) * units[char], ""
-        else:
-            return None
-    return None if number else total
