@@ -5,6 +5,7 @@ restart takes its node NotReady for a while."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from testbed.apiserver import FakeApiServer
+from testbed.apiserver import FakeApiServer, NodeSpec
+from testbed.daemons import free_port
 from testbed.fleet import Fleet
 from testbed.fleet.sshd import can_use_mount_namespaces
 from testbed.up import Testbed
@@ -209,12 +211,43 @@ async def test_upgrade_node_waits_for_the_first_control_plane(world: World) -> N
     assert "The configuration for this node was successfully updated" in later.stdout
 
 
+async def test_a_second_control_plane_waits_for_the_first(tmp_path: Path) -> None:
+    specs = [NodeSpec("cp-1", "control-plane"), NodeSpec("cp-2", "control-plane")]
+    apiserver = FakeApiServer(workdir=tmp_path / "apiserver", nodes=specs)
+    await apiserver.start()
+    fleet = Fleet(tmp_path / "fleet", fleet_nodes(apiserver), apiserver)
+    await fleet.start()
+    try:
+        world = World(apiserver, fleet)
+        switch = f"{TO_V132} && sudo -n -- apt-get update && {NEW_KUBEADM}"
+        await world.ok("cp-2", switch)
+        early = await world.run("cp-2", "sudo -n -- kubeadm upgrade node")
+        assert early.code == 1 and "is older than this kubeadm" in early.stderr
+        await world.ok("cp-1", f"{switch} && sudo -n -- kubeadm upgrade apply v1.32.0 -y")
+        later = await world.ok("cp-2", "sudo -n -- kubeadm upgrade node")
+        assert "Upgrading the local control plane to v1.32.0" in later.stdout
+    finally:
+        await fleet.stop()
+        await apiserver.stop()
+
+
 async def test_upgrade_apply_refuses_while_etcd_is_unhealthy(full_testbed: Testbed) -> None:
     fleet = full_testbed.fleet
     kubeadm = "sudo -n -- apt-get install -y --allow-change-held-packages kubeadm=1.31.4-*"
     apply = "sudo -n -- kubeadm upgrade apply"
     healthy = await openssh(fleet, "cp-1", f"{kubeadm} && {apply} v1.31.3 -y")
     assert healthy.code == 0, healthy.stderr
+    # Every member must answer: a member that is down stops the upgrade, named.
+    config_path = fleet.nodes["cp-1"].state_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    dead = f"https://127.0.0.1:{free_port()}"
+    config_path.write_text(
+        json.dumps({**config, "etcd_endpoints": [config["etcd_endpoint"], dead]})
+    )
+    member_down = await openssh(fleet, "cp-1", f"{apply} v1.31.4 -y")
+    assert member_down.code == 1
+    assert f"etcd cluster is not healthy: {dead} is unhealthy" in member_down.stderr
+    config_path.write_text(json.dumps(config))
     assert full_testbed.world is not None
     await full_testbed.world.etcd.stop()
     refused = await openssh(fleet, "cp-1", f"{apply} v1.31.4 -y")
