@@ -98,8 +98,10 @@ class Kubelets:
 
     def kubelet_started(self, node: str, version: str) -> None:
         """A kubelet (re)started on `node`: its first status update carries its version and
-        Ready=False; `start_delay` later it reports Ready. Pods stay put: the node lifecycle
-        controller only acts once heartbeats stop for its grace period (40 s by default)."""
+        Ready=False; `start_delay` later it reports Ready. Pods stay put: a restart is shorter
+        than the node lifecycle controller's grace period for missing heartbeats
+        (kube-controller-manager --node-monitor-grace-period, 40 s by default), after which it
+        would mark the node Unknown and taint it (pkg/controller/nodelifecycle)."""
         now = rfc3339()
 
         def starting(current: Object) -> Object:
