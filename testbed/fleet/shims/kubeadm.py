@@ -149,11 +149,14 @@ def etcd_health(node: Node) -> str | None:
     """None when every etcd member answers `etcdctl endpoint health` with the node's own client
     certificate; else etcdctl's complaint. kubeadm checks the whole cluster before it touches a
     static pod (cmd/kubeadm/app/phases/upgrade/staticpods.go, performEtcdStaticPodUpgrade)."""
-    endpoints = node.config.get("etcd_endpoints") or node.config.get("etcd_endpoint")
-    if not endpoints:
+    members = node.config.get("etcd_endpoints")
+    local = node.config.get("etcd_endpoint")
+    if not members and not local:
         return None  # no etcd attached to this fleet: nothing kubeadm could ask
-    if isinstance(endpoints, list):
-        endpoints = ",".join(endpoints)
+    # Without a member list, ask the local member for it (etcdctl's --cluster: member list's
+    # client URLs), as kubeadm reaches every member of a stacked etcd.
+    endpoints = ",".join(members) if members else str(local)
+    scope = [] if members else ["--cluster"]
     pki_dir = node.host_path("/etc/kubernetes/pki")
     client = "apiserver-etcd-client"
     if not os.path.exists(os.path.join(pki_dir, client + ".crt")):
@@ -168,6 +171,7 @@ def etcd_health(node: Node) -> str | None:
         "--command-timeout=3s",
         "endpoint",
         "health",
+        *scope,
     ]
     env = dict(os.environ, ETCDCTL_API="3")
     try:
