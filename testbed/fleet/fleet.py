@@ -225,6 +225,7 @@ class Fleet:
             "cluster_dir": str(cluster_dir),
             "etcd_endpoint": None,
             "control": self._control.settings(),
+            "kubernetes_version": self.apiserver.version if self.apiserver else None,
         }
 
     async def _start_node(self, node: FleetNode, authorized: Path) -> None:
@@ -234,13 +235,10 @@ class Fleet:
         node.host_public_key = host_key.with_name(host_key.name + ".pub").read_text().strip()
         node.host_key_fingerprint = keys.fingerprint(node.host_public_key)
         (self.workdir / "sshd").mkdir(exist_ok=True)
-        mounts = [(node.state_dir / "root" / p.lstrip("/"), p) for p in layout.NODE_PATHS]
+        mounts, environment = sshd.node_session(
+            node.name, node.state_dir, layout.NODE_PATHS, self.user
+        )
         sshd.prepare_mount_points(mounts)
-        environment = {
-            "TESTBED_NODE": node.name,
-            "TESTBED_STATE": str(node.state_dir),
-            "PATH": f"{node.state_dir / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        }
         config = sshd.SshdConfig(
             address=node.address,
             port=0,
