@@ -41,7 +41,8 @@ def systemctl(node: Node, args: list[str]) -> int:
     verb, units = words[0], [u.removesuffix(".service") for u in words[1:]]
     if verb not in READ_ONLY_VERBS and not node.privileged():
         # Without polkit rules, only root may manage system units.
-        what = "reload daemon" if verb == "daemon-reload" else f"{verb} {words[1]}"
+        unit = f"{units[0]}.service" if units else ""
+        what = "reload daemon" if verb == "daemon-reload" else f"{verb} {unit}"
         return fail(f"Failed to {what}: Access denied", 4)
     if verb == "daemon-reload":
         with node.state() as state:
