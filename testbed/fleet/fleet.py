@@ -22,7 +22,7 @@ from testbed.apiserver import FakeApiServer, NodeSpec
 from testbed.apiserver.nodes import build_node
 from testbed.daemons import free_port
 from testbed.fleet import keys, layout, sshd
-from testbed.fleet.account import fleet_account
+from testbed.fleet.account import fleet_account, own_as_root
 from testbed.fleet.control import ControlEndpoint
 from testbed.fleet.mirrors import seed_mirror_pods
 
@@ -144,7 +144,10 @@ class Fleet:
             config = json.loads(config_path.read_text())
             config["etcd_endpoint"] = member.client_url
             config_path.write_text(json.dumps(config, indent=2))
-            layout.chown_tree(pki, fleet_account())
+            if sshd.can_use_mount_namespaces():
+                own_as_root(pki)  # kubeadm's etcd keys are root's 0600, as every node file is
+            else:
+                layout.chown_tree(pki, fleet_account())
             for path in pki.iterdir():
                 path.chmod(0o600)
 
