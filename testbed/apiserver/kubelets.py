@@ -1,5 +1,6 @@
 """The scheduler and the kubelets: pending pods get bound to a fitting node; a bound pod starts,
 turns Ready after the readiness delay, and disappears the termination delay after its deletion.
+A restarted kubelet reports its node NotReady until its runtime checks pass, then Ready.
 """
 
 from __future__ import annotations
@@ -19,20 +20,36 @@ from testbed.apiserver.pods import (
 from testbed.apiserver.scheduling import pick_node, unschedulable_message
 from testbed.apiserver.statuses import set_status
 from testbed.apiserver.store import ObjectStore
+from testbed.apiserver.timestamps import rfc3339
 
 Object = dict[str, Any]
+# A starting kubelet's Ready condition (pkg/kubelet/nodestatus/setters.go, ReadyCondition, with
+# the runtime and PLEG errors it reports until its first successful relist).
+STARTING_REASON = "KubeletNotReady"
+STARTING_MESSAGE = (
+    "[container runtime status check may not have completed yet, PLEG is not healthy: "
+    "pleg has yet to be successful]"
+)
 
 
 class Kubelets:
     """Timers per pod uid; nothing polls: each delay is one `call_later`."""
 
     def __init__(
-        self, store: ObjectStore, *, readiness_delay: float, termination_delay: float
+        self,
+        store: ObjectStore,
+        *,
+        readiness_delay: float,
+        termination_delay: float,
+        start_delay: float = 3.0,
     ) -> None:
         self.store = store
         self.readiness_delay = readiness_delay
         self.termination_delay = termination_delay
+        # How long a restarted kubelet reports NotReady before its checks pass.
+        self.start_delay = start_delay
         self._timers: dict[str, tuple[str, asyncio.TimerHandle]] = {}
+        self._starting: dict[str, asyncio.TimerHandle] = {}
         self._addresses: dict[str, int] = {}
 
     def schedule(self, pods: list[Object], nodes: list[Object]) -> None:
@@ -75,6 +92,44 @@ class Kubelets:
         for _kind, timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        for starting in self._starting.values():
+            starting.cancel()
+        self._starting.clear()
+
+    def kubelet_started(self, node: str, version: str) -> None:
+        """A kubelet (re)started on `node`: its first status update carries its version and
+        Ready=False; `start_delay` later it reports Ready. Pods stay put: a restart is shorter
+        than the node lifecycle controller's grace period for missing heartbeats
+        (kube-controller-manager --node-monitor-grace-period, 40 s by default), after which it
+        would mark the node Unknown and taint it (pkg/controller/nodelifecycle)."""
+        now = rfc3339()
+
+        def starting(current: Object) -> Object:
+            status = current.setdefault("status", {})
+            info = status.setdefault("nodeInfo", {})
+            info["kubeletVersion"] = info["kubeProxyVersion"] = version
+            _set_ready(status, "False", STARTING_REASON, STARTING_MESSAGE, now)
+            return current
+
+        if self.store.get("v1", "nodes", None, node) is None:
+            return
+        self.store.update("v1", "nodes", None, node, starting)
+        previous = self._starting.pop(node, None)
+        if previous is not None:
+            previous.cancel()
+        loop = asyncio.get_running_loop()
+        self._starting[node] = loop.call_later(self.start_delay, self._kubelet_ready, node)
+
+    def _kubelet_ready(self, node: str) -> None:
+        self._starting.pop(node, None)
+
+        def ready(current: Object) -> Object:
+            status = current.setdefault("status", {})
+            _set_ready(status, "True", "KubeletReady", "kubelet is posting ready status", rfc3339())
+            return current
+
+        if self.store.get("v1", "nodes", None, node) is not None:
+            self.store.update("v1", "nodes", None, node, ready)
 
     def _bind(self, pod: Object, node: str) -> None:
         def bind(current: Object) -> Object:
@@ -129,6 +184,17 @@ class Kubelets:
         self._addresses[name] = count + 1
         prefix = str(node["spec"].get("podCIDR", "10.244.0.0/24")).rsplit(".", 1)[0]
         return f"{prefix}.{2 + count % 250}"
+
+
+def _set_ready(status: Object, value: str, reason: str, message: str, now: str) -> None:
+    conditions = status.setdefault("conditions", [])
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    if ready is None:
+        ready = {"type": "Ready"}
+        conditions.append(ready)
+    if ready.get("status") != value:
+        ready["lastTransitionTime"] = now
+    ready.update(status=value, reason=reason, message=message, lastHeartbeatTime=now)
 
 
 def _internal_ip(node: Object) -> str:

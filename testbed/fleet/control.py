@@ -1,5 +1,6 @@
 """A small HTTP endpoint in the fleet's process for what shims cannot do through the Kubernetes
-API: `kubeadm upgrade apply` moving the fake apiserver's own version.
+API: `kubeadm upgrade apply` moving the fake apiserver's own version, and a kubelet (re)start,
+which the apiserver's kubelets play out over the following seconds (NotReady, then Ready).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ControlEndpoint:
             return
         app = web.Application()
         app.router.add_post("/control-plane-version", self._set_version)
+        app.router.add_post("/kubelet-started", self._kubelet_started)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -42,9 +44,23 @@ class ControlEndpoint:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _set_version(self, request: web.Request) -> web.Response:
+    def _trusted(self, request: web.Request) -> bool:
         presented = request.headers.get("X-Testbed-Token", "")
-        if not hmac.compare_digest(presented.encode(), self._token.encode()):
+        return hmac.compare_digest(presented.encode(), self._token.encode())
+
+    async def _kubelet_started(self, request: web.Request) -> web.Response:
+        if not self._trusted(request):
+            return web.json_response({"error": "bad token"}, status=401)
+        body = await request.json()
+        node, version = body.get("node"), body.get("version")
+        if not isinstance(node, str) or not isinstance(version, str) or not VERSION.match(version):
+            return web.json_response({"error": "node and version (v1.31.3) needed"}, status=400)
+        if self._apiserver is not None:
+            self._apiserver.kubelets.kubelet_started(node, version)
+        return web.json_response({"node": node, "version": version})
+
+    async def _set_version(self, request: web.Request) -> web.Response:
+        if not self._trusted(request):
             return web.json_response({"error": "bad token"}, status=401)
         body = await request.json()
         version = body.get("version") if isinstance(body, dict) else None

@@ -22,7 +22,7 @@ from testbed.apiserver import FakeApiServer, NodeSpec
 from testbed.apiserver.nodes import build_node
 from testbed.daemons import free_port
 from testbed.fleet import keys, layout, sshd
-from testbed.fleet.account import fleet_account
+from testbed.fleet.account import fleet_account, own_as_root
 from testbed.fleet.control import ControlEndpoint
 from testbed.fleet.mirrors import seed_mirror_pods
 
@@ -144,7 +144,10 @@ class Fleet:
             config = json.loads(config_path.read_text())
             config["etcd_endpoint"] = member.client_url
             config_path.write_text(json.dumps(config, indent=2))
-            layout.chown_tree(pki, fleet_account())
+            if sshd.can_use_mount_namespaces():
+                own_as_root(pki)  # kubeadm's etcd keys are root's 0600, as every node file is
+            else:
+                layout.chown_tree(pki, fleet_account())
             for path in pki.iterdir():
                 path.chmod(0o600)
 
@@ -225,6 +228,7 @@ class Fleet:
             "cluster_dir": str(cluster_dir),
             "etcd_endpoint": None,
             "control": self._control.settings(),
+            "kubernetes_version": self.apiserver.version if self.apiserver else None,
         }
 
     async def _start_node(self, node: FleetNode, authorized: Path) -> None:
@@ -234,13 +238,10 @@ class Fleet:
         node.host_public_key = host_key.with_name(host_key.name + ".pub").read_text().strip()
         node.host_key_fingerprint = keys.fingerprint(node.host_public_key)
         (self.workdir / "sshd").mkdir(exist_ok=True)
-        mounts = [(node.state_dir / "root" / p.lstrip("/"), p) for p in layout.NODE_PATHS]
+        mounts, environment = sshd.node_session(
+            node.name, node.state_dir, layout.NODE_PATHS, self.user
+        )
         sshd.prepare_mount_points(mounts)
-        environment = {
-            "TESTBED_NODE": node.name,
-            "TESTBED_STATE": str(node.state_dir),
-            "PATH": f"{node.state_dir / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        }
         config = sshd.SshdConfig(
             address=node.address,
             port=0,

@@ -40,10 +40,8 @@ async def sign_user_key(
     *, ca_key: Path, public_key: Path, identity: str, principals: list[str], validity: str
 ) -> Path:
     """An OpenSSH user certificate for `public_key`; ssh-keygen writes it beside, as -cert.pub."""
-    await _keygen(
-        "-q", "-s", str(ca_key), "-I", identity, "-n", ",".join(principals), "-V", validity,
-        str(public_key),
-    )  # fmt: skip
+    signing = ["-q", "-s", str(ca_key), "-I", identity]
+    await _keygen(*signing, "-n", ",".join(principals), "-V", validity, str(public_key))
     return public_key.with_name(public_key.name.removesuffix(".pub") + "-cert.pub")
 
 

@@ -19,14 +19,35 @@ from pathlib import Path
 from typing import Any
 
 from testbed.fleet.account import Account
+from testbed.fleet.shims.packages import write_sources
 
 SHIM_COMMANDS = (
-    *("kubeadm", "kubelet", "kubectl", "apt-get", "apt-mark", "dnf", "systemctl", "swapoff"),
-    *("modprobe", "sysctl", "etcdctl", "sudo", "containerd", "mv"),
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "apt-get",
+    "apt-mark",
+    "dnf",
+    "systemctl",
+    "swapoff",
+    "modprobe",
+    "sysctl",
+    "etcdctl",
+    "sudo",
+    "containerd",
+    "mv",
 )
 NODE_PATHS = (
-    *("/etc/kubernetes", "/var/lib/kubegate", "/etc/containerd", "/etc/sysctl.d"),
-    *("/etc/modules-load.d", "/etc/fstab"),
+    "/etc/kubernetes",
+    "/var/lib/kubegate",
+    "/etc/containerd",
+    "/etc/sysctl.d",
+    "/etc/modules-load.d",
+    "/etc/apt",
+    "/var/lib/apt",
+    "/etc/yum.repos.d",
+    "/var/cache/dnf",
+    "/etc/fstab",
 )
 SHIM_SOURCES = Path(__file__).parent / "shims"
 DAY = 86400.0
@@ -247,6 +268,8 @@ def prepare_node(
         apiserver=config["apiserver"],
         version=kubelet_version or "v1.31.2",
     )
+    cluster_version = config.get("kubernetes_version") or "v1.31.2"
+    write_sources(str(state_dir / "root"), kubelet_version or cluster_version)
     if config["apiserver"] is not None:
         config["apiserver"]["ca"] = str(state_dir / "root/etc/kubernetes/pki/ca.crt")
         (state_dir / "config.json").write_text(json.dumps(config, indent=2))

@@ -13,12 +13,19 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from testbed.fleet.account import grant_sudo, own_as_root
 
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")
 READY_TIMEOUT_S = 15.0
+# Where every node's shims appear inside its sshd's mount namespace: one path for all nodes, so
+# one sudoers secure_path serves them all.
+NODE_BIN = "/opt/kubegate-testbed/bin"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class SshdError(RuntimeError):
@@ -76,6 +83,31 @@ def can_use_mount_namespaces() -> bool:
         return False
     probe = ["unshare", "--mount", "--propagation", "private", "mount", "--bind", "/tmp", "/tmp"]
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+def node_session(
+    name: str, state_dir: Path, node_paths: Sequence[str], user: str
+) -> tuple[list[tuple[Path, str]], dict[str, str]]:
+    """The bind mounts and environment of a node's SSH sessions.
+
+    With mount namespaces the node's paths are its own and `sudo` is the real one: the node's
+    root-owned files, the sudoers rule, the shims at NODE_BIN. Without (not root, or no
+    CAP_SYS_ADMIN) the shims map paths themselves and a stand-in sudo runs commands as the login
+    user, marking them as root's (TESTBED_SUDO): no sudoers can be installed there.
+    """
+    mounts = [(state_dir / "root" / path.lstrip("/"), path) for path in node_paths]
+    real = can_use_mount_namespaces()
+    if real:
+        mounts.append((state_dir / "bin", NODE_BIN))
+        grant_sudo(user, NODE_BIN)
+        own_as_root(state_dir / "root")
+    shims = NODE_BIN if real else str(state_dir / "bin")
+    environment = {
+        "TESTBED_NODE": name,
+        "TESTBED_STATE": str(state_dir),
+        "PATH": f"{shims}:{SYSTEM_PATH}",
+    }
+    return mounts, environment
 
 
 def _command(config_path: Path, mounts: list[tuple[Path, str]]) -> list[str]:

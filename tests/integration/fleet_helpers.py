@@ -32,14 +32,27 @@ async def openssh(
     key: Path | None = None,
 ) -> Ran:
     target = fleet.nodes[node]
+    options = [
+        f"UserKnownHostsFile={known_hosts or fleet.known_hosts_path}",
+        "StrictHostKeyChecking=yes",
+        "BatchMode=yes",
+        "IdentitiesOnly=yes",
+        "ConnectTimeout=5",
+    ]
     process = await asyncio.create_subprocess_exec(
-        "ssh", "-i", str(key or fleet.client_key_path),
-        "-o", f"UserKnownHostsFile={known_hosts or fleet.known_hosts_path}",
-        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-        "-o", "ConnectTimeout=5", "-F", "/dev/null",
-        "-p", str(target.port), f"{fleet.user}@{target.address}", command,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        "ssh",
+        "-i",
+        str(key or fleet.client_key_path),
+        *[word for option in options for word in ("-o", option)],
+        "-F",
+        "/dev/null",
+        "-p",
+        str(target.port),
+        f"{fleet.user}@{target.address}",
+        command,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), DEADLINE_SECONDS)
     assert process.returncode is not None
     return Ran(process.returncode, out.decode(), err.decode())

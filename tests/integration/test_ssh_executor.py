@@ -12,10 +12,14 @@ from playbooks.vault import Vault, VaultError, VaultSettings
 from testbed.up import Testbed
 
 
-def target(testbed: Testbed, node: str) -> SshTarget:
+def target(testbed: Testbed, node: str, *, sudo: bool = False) -> SshTarget:
     fleet_node = testbed.fleet.nodes[node]
     return SshTarget(
-        node=node, host=fleet_node.address, port=fleet_node.port, user=testbed.fleet.user
+        node=node,
+        host=fleet_node.address,
+        port=fleet_node.port,
+        user=testbed.fleet.user,
+        sudo=sudo,
     )
 
 
@@ -71,7 +75,7 @@ async def test_a_certificate_signed_by_vaults_ssh_ca_logs_in(full_testbed: Testb
     )
     ssh = executor(full_testbed, certificate=signed)
     try:
-        result = await ssh.run(target(full_testbed, "cp-1"), ["swapoff", "-a"])
+        result = await ssh.run(target(full_testbed, "cp-1", sudo=True), ["swapoff", "-a"])
     finally:
         await ssh.close()
     assert result.ok
@@ -100,11 +104,15 @@ async def test_kubegate_logs_in_to_vault_with_approle_or_its_service_account(
     jwt = tmp_path / "token"
     jwt.write_text("eyJhbGciOi.service-account.jwt\n")
     fake.kubernetes_jwts["eyJhbGciOi.service-account.jwt"] = "kubegate"
-    vault = Vault(VaultSettings(
-        url=fake.url, auth=auth,  # type: ignore[arg-type]
-        role_id=fake.approle_role_id, secret_id=fake.approle_secret_id,
-        kubernetes_role="kubegate", kubernetes_jwt_path=str(jwt),
-    ))  # fmt: skip
+    settings = VaultSettings(
+        url=fake.url,
+        auth=auth,  # type: ignore[arg-type]
+        role_id=fake.approle_role_id,
+        secret_id=fake.approle_secret_id,
+        kubernetes_role="kubegate",
+        kubernetes_jwt_path=str(jwt),
+    )
+    vault = Vault(settings)
     looked_up = await vault.token_lookup()
     assert looked_up["display_name"].startswith(auth) and looked_up["id"] != fake.root_token
     bad = Vault(VaultSettings(url=fake.url, auth="approle", role_id="nope", secret_id="nope"))

@@ -1,51 +1,66 @@
-"""The kubeadm shim: version, upgrade apply/node, token create, join, certs; it changes the
-node's state and, on join, the fake apiserver's Node objects."""
+"""The kubeadm shim: version, upgrade apply/node with kubeadm's own refusals; token create and
+join live in `join`, certs in `pki`. The cluster's version is what kubeadm reads too: `kubernetesVersion` in the
+kube-system/kubeadm-config ConfigMap (ClusterConfiguration), which `upgrade apply` moves.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import secrets
-import string
+import subprocess
 import sys
-import time
-from typing import Any
 
+from testbed.fleet.shims import pki
 from testbed.fleet.shims.nodestate import Node, fail, version_of
 
 VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
-DAY = 86400.0
-ALPHABET = string.ascii_lowercase + string.digits
-CERT_CAS = {
-    "admin.conf": "ca", "apiserver": "ca", "apiserver-etcd-client": "etcd-ca",
-    "apiserver-kubelet-client": "ca", "controller-manager.conf": "ca",
-    "etcd-healthcheck-client": "etcd-ca", "etcd-peer": "etcd-ca", "etcd-server": "etcd-ca",
-    "front-proxy-client": "front-proxy-ca", "scheduler.conf": "ca", "super-admin.conf": "ca",
-}  # fmt: skip
+KUBEADM_CONFIG = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
+KUBERNETES_VERSION = re.compile(r"^kubernetesVersion:\s*(\S+)\s*$", re.MULTILINE)
+STACK_HINT = "To see the stack trace of this error execute with --v=5 or higher"
+IGNORE_HINT = (
+    "[preflight] If you know what you are doing, you can make a check non-fatal with "
+    "`--ignore-preflight-errors=...`"
+)
+# cmd/kubeadm/app/preflight/checks.go, RunRootCheckOnly: upgrade apply/node and join run it first.
+NOT_ROOT = (
+    "[preflight] Some fatal errors occurred:\n"
+    "\t[ERROR IsPrivilegedUser]: user is not running as root\n" + IGNORE_HINT
+)
+ETCD_TIMEOUT_S = 5.0
+
+Version = tuple[int, int, int]
+
+
+class Refused(Exception):
+    """kubeadm stops with this message (stderr, exit 1)."""
 
 
 def run(node: Node, _command: str, args: list[str]) -> int:
     words = [a for a in args if not a.startswith("-")]
-    if words[:1] == ["version"]:
-        return version(node, args)
-    if words[:2] == ["upgrade", "apply"]:
-        return upgrade_apply(node, args)
-    if words[:2] == ["upgrade", "node"]:
-        return upgrade_node(node)
-    if words[:2] == ["upgrade", "plan"]:
-        print("[upgrade/versions] Cluster version:", node.read_state().get("cluster_version"))
-        return 0
-    if words[:2] == ["token", "create"]:
-        return token_create(node, args)
-    if words[:1] == ["join"]:
-        from testbed.fleet.shims.join import join
+    try:
+        if words[:1] == ["version"]:
+            return version(node, args)
+        if words[:2] == ["upgrade", "apply"]:
+            return upgrade_apply(node, args)
+        if words[:2] == ["upgrade", "node"]:
+            return upgrade_node(node)
+        if words[:2] == ["upgrade", "plan"]:
+            print("[upgrade/versions] Cluster version:", cluster_version(node))
+            return 0
+        if words[:2] == ["token", "create"]:
+            from testbed.fleet.shims.join import token_create
 
-        return join(node, args)
-    if words[:2] == ["certs", "check-expiration"]:
-        return check_expiration(node)
-    if words[:2] == ["certs", "renew"]:
-        return renew(node, words[2:])
+            return token_create(node, args)
+        if words[:1] == ["join"]:
+            from testbed.fleet.shims.join import join
+
+            return join(node, args)
+        if words[:2] == ["certs", "check-expiration"]:
+            return pki.check_expiration(node)
+        if words[:2] == ["certs", "renew"]:
+            return pki.renew(node, words[2:])
+    except Refused as refusal:
+        return fail(f"{refusal}\n{STACK_HINT}")
     return fail(f'unknown command "{" ".join(words)}" for "kubeadm"')
 
 
@@ -74,46 +89,227 @@ def version(node: Node, args: list[str]) -> int:
     return 0
 
 
-def _parse(value: str) -> tuple[int, int, int] | None:
+def _parse(value: str) -> Version | None:
     match = VERSION.match(value)
     return None if match is None else (int(match[1]), int(match[2]), int(match[3]))
 
 
-def upgrade_apply(node: Node, args: list[str]) -> int:
+# --- what kubeadm reads from the cluster -------------------------------------------------------
+
+
+def cluster_version(node: Node) -> str:
+    """ClusterConfiguration.kubernetesVersion from the kubeadm-config ConfigMap (the node's own
+    record when the fleet has no apiserver)."""
+    try:
+        config_map = node.api("GET", KUBEADM_CONFIG)
+    except OSError as error:
+        url = (node.config.get("apiserver") or {}).get("url", "")
+        raise Refused(
+            "[upgrade/config] FATAL: unable to fetch the kubeadm-config ConfigMap: "
+            f'Get "{url}{KUBEADM_CONFIG}?timeout=10s": {error}'
+        ) from error
+    except RuntimeError as error:
+        if ": 404 " not in str(error):
+            raise
+        config_map = None
+    if config_map is None:
+        return str(node.read_state().get("cluster_version") or "")
+    found = KUBERNETES_VERSION.search(config_map["data"]["ClusterConfiguration"])
+    return found[1] if found else ""
+
+
+def _set_cluster_version(node: Node, target: str) -> None:
+    try:
+        config_map = node.api("GET", KUBEADM_CONFIG)
+    except RuntimeError:
+        config_map = None
+    if config_map is not None:
+        text = KUBERNETES_VERSION.sub(
+            f"kubernetesVersion: {target}", config_map["data"]["ClusterConfiguration"]
+        )
+        node.api("PATCH", KUBEADM_CONFIG, {"data": {"ClusterConfiguration": text}}, patch=True)
+    with node.state() as state:
+        state["cluster_version"] = target
+
+
+def _not_ready_control_planes(node: Node) -> list[str]:
+    """kubeadm's ControlPlaneNodesReady health check (cmd/kubeadm/app/phases/upgrade/health.go)."""
+    selector = "node-role.kubernetes.io/control-plane"
+    found = node.api("GET", f"/api/v1/nodes?labelSelector={selector}")
+    names = []
+    for item in (found or {}).get("items", []):
+        conditions = item.get("status", {}).get("conditions", [])
+        ready: dict[str, str] = next((c for c in conditions if c.get("type") == "Ready"), {})
+        if ready.get("status") != "True":
+            names.append(item["metadata"]["name"])
+    return names
+
+
+def etcd_health(node: Node) -> str | None:
+    """None when every etcd member answers `etcdctl endpoint health` with the node's own client
+    certificate; else etcdctl's complaint. kubeadm checks the whole cluster before it touches a
+    static pod (cmd/kubeadm/app/phases/upgrade/staticpods.go, performEtcdStaticPodUpgrade)."""
+    members = node.config.get("etcd_endpoints")
+    local = node.config.get("etcd_endpoint")
+    if not members and not local:
+        return None  # no etcd attached to this fleet: nothing kubeadm could ask
+    # Without a member list, ask the local member for it (etcdctl's --cluster: member list's
+    # client URLs), as kubeadm reaches every member of a stacked etcd.
+    endpoints = ",".join(members) if members else str(local)
+    scope = [] if members else ["--cluster"]
+    pki_dir = node.host_path("/etc/kubernetes/pki")
+    client = "apiserver-etcd-client"
+    if not os.path.exists(os.path.join(pki_dir, client + ".crt")):
+        client = "etcd/healthcheck-client"
+    command = [
+        "/usr/bin/etcdctl",
+        f"--endpoints={endpoints}",
+        f"--cacert={pki_dir}/etcd/ca.crt",
+        f"--cert={pki_dir}/{client}.crt",
+        f"--key={pki_dir}/{client}.key",
+        "--dial-timeout=2s",
+        "--command-timeout=3s",
+        "endpoint",
+        "health",
+        *scope,
+    ]
+    env = dict(os.environ, ETCDCTL_API="3")
+    try:
+        ran = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=ETCD_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "context deadline exceeded"
+    if ran.returncode == 0:
+        return None
+    # etcdctl 3.4: "<endpoint> is unhealthy: failed to commit proposal: ..." per bad member,
+    # between JSON log lines of its client's retries.
+    lines = [line for line in ran.stderr.splitlines() if not line.startswith("{")]
+    unhealthy = [line for line in lines if " is unhealthy: " in line]
+    return "; ".join(unhealthy) or (lines[-1] if lines else "etcdctl endpoint health failed")
+
+
+# --- upgrade apply -----------------------------------------------------------------------------
+
+
+def version_policy(target: str, cluster: str, kubeadm: str) -> tuple[list[str], list[str]]:
+    """(fatal, skippable-with---force) errors, as kubeadm's EnforceVersionPolicies
+    (cmd/kubeadm/app/phases/upgrade/policy.go) words them."""
+    new, current, tool = _parse(target), _parse(cluster), _parse(kubeadm)
+    assert new is not None and current is not None and tool is not None
+    fatal: list[str] = []
+    skippable: list[str] = []
+    if new[1] > current[1] + 1:
+        fatal.append(
+            f'Specified version to upgrade to "{target}" is too high; kubeadm can upgrade only '
+            "1 minor version at a time"
+        )
+    if new[1] < current[1] - 1:
+        fatal.append(
+            f'Specified version to downgrade to "{target}" is too low; kubeadm can downgrade '
+            "only 1 minor version at a time"
+        )
+    if tool < new and new[1] > tool[1]:
+        fatal.append(
+            f'Specified version to upgrade to "{target}" is at least one minor release higher '
+            f"than the kubeadm minor release ({new[1]} > {tool[1]}). Such an upgrade is not "
+            "supported"
+        )
+    elif tool < new:
+        skippable.append(
+            f'Specified version to upgrade to "{target}" is higher than the kubeadm version '
+            f'"{kubeadm}". Upgrade kubeadm first using the tool you used to install kubeadm'
+        )
+    if tool[:2] > new[:2]:
+        skippable.append(
+            f"Kubeadm version {kubeadm} can only be used to upgrade to Kubernetes version "
+            f"{tool[0]}.{tool[1]}"
+        )
+    return fatal, skippable
+
+
+def _enforce_policy(target: str, cluster: str, kubeadm: str, force: bool) -> None:
+    """cmd/kubeadm/app/cmd/upgrade/apply.go: fatal errors always stop; the rest need --force."""
+    fatal, skippable = version_policy(target, cluster, kubeadm)
+
+    def listed(errors: list[str]) -> str:
+        return "".join(f"\t- {error}\n" for error in errors)
+
+    if fatal:
+        raise Refused(
+            "[upgrade/version] FATAL: the --version argument is invalid due to these fatal "
+            f"errors:\n\n{listed(fatal)}\nPlease fix the misalignments highlighted above and "
+            "try upgrading again"
+        )
+    if skippable and not force:
+        raise Refused(
+            "[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n"
+            f"{listed(skippable)}\nCan be bypassed if you pass the --force flag"
+        )
+
+
+def _check_control_plane(node: Node) -> None:
     state = node.read_state()
+    if state["role"] != "control-plane" or not state["joined"]:
+        raise Refused(
+            "[upgrade/config] FATAL: failed to load admin kubeconfig: open "
+            "/etc/kubernetes/admin.conf: no such file or directory"
+        )
+
+
+def _check_etcd(node: Node, phase: str) -> None:
+    problem = etcd_health(node)
+    if problem is not None:
+        raise Refused(
+            f"{phase}couldn't complete the static pod upgrade: fatal error when trying to "
+            "upgrade the etcd cluster, rolled the state back to pre-upgrade state: etcd cluster "
+            f"is not healthy: {problem}"
+        )
+
+
+def upgrade_apply(node: Node, args: list[str]) -> int:
     words = [a for a in args if not a.startswith("-")]
     target = words[2] if len(words) > 2 else ""
-    wanted, current = _parse(target), _parse(state.get("cluster_version") or "")
-    if state["role"] != "control-plane" or not state["joined"]:
-        return fail("[upgrade/config] FATAL: this is not a control-plane node of a cluster")
-    if wanted is None or current is None:
-        return fail(f'[upgrade/version] FATAL: the version "{target}" is not valid')
     force = "--force" in args or "-f" in args
-    if wanted[:2] > (current[0], current[1] + 1):
-        return fail(
-            f'[upgrade/version] FATAL: Specified version to upgrade to "{target}" is too high; '
-            f"kubeadm can upgrade only 1 minor version at a time"
+    print("[upgrade] Reading configuration from the cluster...")
+    print(
+        "[upgrade] FYI: You can look at this config file with "
+        "'kubectl -n kube-system get cm kubeadm-config -o yaml'"
+    )
+    print("[upgrade/preflight] Running preflight checks")
+    if not node.privileged():
+        raise Refused(NOT_ROOT)
+    _check_control_plane(node)
+    cluster = cluster_version(node)
+    kubeadm = version_of(node.read_state()["packages"].get("kubeadm")) or ""
+    if _parse(target) is None or _parse(cluster) is None:
+        raise Refused(f'[upgrade/version] FATAL: the version "{target}" is not valid')
+    print("[upgrade] Running cluster health checks")
+    not_ready = _not_ready_control_planes(node)
+    if not_ready:
+        raise Refused(
+            "[upgrade/health] FATAL: [preflight] Some fatal errors occurred:\n"
+            "\t[ERROR ControlPlaneNodesReady]: there are NotReady control-planes in the cluster: "
+            f"[{' '.join(not_ready)}]\n{IGNORE_HINT}"
         )
-    if wanted < current and not force:
-        return fail(
-            f'[upgrade/version] FATAL: Specified version to upgrade to "{target}" is lower than '
-            f'the cluster version "{state["cluster_version"]}". Downgrades are not supported.'
-        )
+    print(f'[upgrade/version] You have chosen to change the cluster version to "{target}"')
+    print(f"[upgrade/versions] Cluster version: {cluster}")
+    print(f"[upgrade/versions] kubeadm version: {kubeadm}")
+    _enforce_policy(target, cluster, kubeadm, force)
     if not ({"--yes", "-y"} & set(args) or force):
         print("[upgrade] Are you sure you want to proceed? [y/N]: ", end="", flush=True)
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return fail("won't proceed; the user didn't answer (Y|y) in order to continue")
+            raise Refused("won't proceed; the user didn't answer (Y|y) in order to continue")
+    _check_etcd(node, "[upgrade/apply] FATAL: ")
+    _set_cluster_version(node, target)
     with node.state() as state:
-        state["cluster_version"] = target
-        _renew(state, list(CERT_CAS))  # kubeadm upgrade renews the certificates it manages
+        pki.renew_all(state, list(pki.CERT_CAS))  # kubeadm upgrade renews what it manages
         state.setdefault("upgrades", []).append({"kind": "apply", "version": target})
-    node.control("/control-plane-version", {"version": target})
+    node.control("/control-plane-version", {"version": target, "node": node.name})
     for line in (
-        "[upgrade] Reading configuration from the cluster...",
-        "[preflight] Running pre-flight checks.",
-        f'[upgrade/version] You have chosen to change the cluster version to "{target}"',
         "[upgrade/staticpods] Writing new Static Pod manifests to "
         '"/etc/kubernetes/tmp/kubeadm-upgraded-manifests"',
+        '[upgrade/staticpods] Component "etcd" upgraded successfully!',
         '[upgrade/staticpods] Component "kube-apiserver" upgraded successfully!',
         '[upgrade/staticpods] Component "kube-controller-manager" upgraded successfully!',
         '[upgrade/staticpods] Component "kube-scheduler" upgraded successfully!',
@@ -129,144 +325,53 @@ def upgrade_apply(node: Node, args: list[str]) -> int:
     return 0
 
 
+# --- upgrade node ------------------------------------------------------------------------------
+
+
 def upgrade_node(node: Node) -> int:
-    with node.state() as state:
-        if not state["joined"]:
-            return fail("[upgrade] FATAL: this node is not part of a cluster")
-        target = version_of(state["packages"].get("kubeadm")) or state.get("cluster_version")
-        state.setdefault("upgrades", []).append({"kind": "node", "version": target})
-        control_plane = state["role"] == "control-plane"
-        if control_plane:
-            _renew(state, list(CERT_CAS))
     print("[upgrade] Reading configuration from the cluster...")
-    print("[preflight] Running pre-flight checks")
+    print(
+        "[upgrade] FYI: You can look at this config file with "
+        "'kubectl -n kube-system get cm kubeadm-config -o yaml'"
+    )
+    print("[upgrade/preflight] Running pre-flight checks")
+    if not node.privileged():
+        raise Refused("error execution phase preflight: " + NOT_ROOT)
+    state = node.read_state()
+    if not state["joined"]:
+        raise Refused("[upgrade] FATAL: this node is not part of a cluster")
+    cluster = cluster_version(node)
+    kubeadm = version_of(state["packages"].get("kubeadm")) or ""
+    new, current = _parse(kubeadm), _parse(cluster)
+    if new is not None and current is not None and new[:2] > current[:2]:
+        # kubeadm upgrade node takes the cluster's version from kubeadm-config, which only
+        # `kubeadm upgrade apply` on the first control plane moves (kubeadm upgrade guide:
+        # "upgrade the first control plane node" before the others and the workers).
+        raise Refused(
+            "error execution phase preflight: the cluster version in the kubeadm-config "
+            f'ConfigMap ("{cluster}") is older than this kubeadm ("{kubeadm}"): run '
+            f'"kubeadm upgrade apply {kubeadm}" on the first control-plane node first'
+        )
+    control_plane = state["role"] == "control-plane"
     if control_plane:
-        print("[upgrade/staticpods] Upgrading the local control plane to", target)
+        print("[upgrade/preflight] Pulling images required for setting up a Kubernetes cluster")
+        _check_etcd(node, "error execution phase control-plane: ")
+        print("[upgrade/staticpods] Upgrading the local control plane to", cluster)
+        node.control("/control-plane-version", {"version": cluster, "node": node.name})
     else:
-        print("[preflight] Skipping prepull. Not a control plane node.")
+        print("[upgrade/preflight] Skipping prepull. Not a control plane node.")
+    with node.state() as state:
+        state.setdefault("upgrades", []).append({"kind": "node", "version": cluster})
+        state["cluster_version"] = cluster
+        if control_plane:
+            pki.renew_all(state, list(pki.CERT_CAS))
     print(
         "[upgrade] Backing up kubelet config file to /etc/kubernetes/tmp/kubeadm-kubelet-config.yaml"
     )
     print('[kubelet-start] Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"')
     print("[upgrade] The configuration for this node was successfully updated!")
     print(
-        "[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager."
+        "[upgrade] Now you should go ahead and upgrade the kubelet package using your package "
+        "manager."
     )
-    return 0
-
-
-def _tokens_path(node: Node) -> str:
-    return os.path.join(node.config["cluster_dir"], "tokens.json")
-
-
-def read_tokens(node: Node) -> dict[str, float]:
-    with open(_tokens_path(node)) as file:
-        tokens: dict[str, float] = json.load(file)
-        return tokens
-
-
-def token_create(node: Node, args: list[str]) -> int:
-    state = node.read_state()
-    if state["role"] != "control-plane" or not state["joined"]:
-        return fail(
-            "failed to load admin kubeconfig: open /etc/kubernetes/admin.conf: no such file or directory"
-        )
-    ttl = _duration(option(args, "--ttl") or "24h")
-    if ttl is None:
-        return fail("invalid argument for --ttl")
-    token = "".join(secrets.choice(ALPHABET) for _ in range(6)) + "."
-    token += "".join(secrets.choice(ALPHABET) for _ in range(16))
-    with node.locked():
-        tokens = read_tokens(node)
-        tokens[token] = time.time() + ttl if ttl else float("inf")
-        partial = _tokens_path(node) + f".{os.getpid()}"
-        with open(partial, "w") as file:
-            json.dump(tokens, file)
-        os.replace(partial, _tokens_path(node))
-    if "--print-join-command" not in args:
-        print(token)
-        return 0
-    endpoint = (node.config.get("apiserver") or {}).get("url", "https://127.0.0.1:6443")
-    print(
-        f"kubeadm join {endpoint.removeprefix('https://')} --token {token} "
-        f"--discovery-token-ca-cert-hash {node.config['ca_cert_hash']} "
-    )
-    return 0
-
-
-def _duration(text: str) -> float | None:
-    units = {"s": 1, "m": 60, "h": 3600}
-    total, number = 0.0, ""
-    for char in text:
-        if char.isdigit():
-            number += char
-        elif char in units and number:
-            total, number = total + int(number) * units[char], ""
-        else:
-            return None
-    return None if number else total
-
-
-def _renew(state: dict[str, Any], names: list[str]) -> None:
-    expiry = time.time() + 365 * DAY
-    for name in names:
-        state["certs"][name] = expiry
-
-
-def _residual(seconds: float) -> str:
-    days = max(0, int(seconds // DAY))
-    return f"{days // 365}y" if days >= 365 else f"{days}d"
-
-
-def _stamp(epoch: float) -> str:
-    return time.strftime("%b %d, %Y %H:%M UTC", time.gmtime(epoch))
-
-
-def check_expiration(node: Node) -> int:
-    state = node.read_state()
-    if not state["certs"]:
-        return fail("[check-expiration] Error reading configuration from the Cluster. "
-                    "open /etc/kubernetes/pki/ca.crt: no such file or directory")  # fmt: skip
-    now = time.time()
-    print("[check-expiration] Reading configuration from the cluster...")
-    print("[check-expiration] FYI: You can look at this config file with "
-          "'kubectl -n kube-system get cm kubeadm-config -o yaml'\n")  # fmt: skip
-    row = "{:<26} {:<24} {:<15} {:<23} {}"
-    print(row.format("CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY",
-                     "EXTERNALLY MANAGED"))  # fmt: skip
-    for name in sorted(state["certs"]):
-        expiry = state["certs"][name]
-        print(
-            row.format(
-                name, _stamp(expiry), _residual(expiry - now), CERT_CAS.get(name, "ca"), "no"
-            )
-        )
-    print()
-    ca_row = "{:<23} {:<24} {:<15} {}"
-    print(ca_row.format("CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "EXTERNALLY MANAGED"))
-    for name in ("ca", "etcd-ca", "front-proxy-ca"):
-        expiry = state["cas"][name]
-        print(ca_row.format(name, _stamp(expiry), _residual(expiry - now), "no"))
-    return 0
-
-
-def renew(node: Node, which: list[str]) -> int:
-    with node.state() as state:
-        if not state["certs"]:
-            return fail("open /etc/kubernetes/pki/ca.crt: no such file or directory")
-        names = list(state["certs"]) if which[:1] == ["all"] else which
-        unknown = [n for n in names if n not in state["certs"]]
-        if not names or unknown:
-            return fail(f'unknown command "{" ".join(unknown)}" for "kubeadm certs renew"')
-        _renew(state, names)
-    from testbed.fleet.shims.pki import write_renewed
-
-    write_renewed(node, names)
-    print("[renew] Reading configuration from the cluster...")
-    print("[renew] FYI: You can look at this config file with "
-          "'kubectl -n kube-system get cm kubeadm-config -o yaml'\n")  # fmt: skip
-    for name in sorted(names):
-        print(f"certificate {name} renewed")
-    print("\nDone renewing certificates. You must restart the kube-apiserver, "
-          "kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.")  # fmt: skip
     return 0

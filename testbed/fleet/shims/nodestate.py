@@ -14,9 +14,20 @@ from typing import Any
 
 # Paths that are the node's own: <state>/root/<path>. Same list as testbed.fleet.layout.
 NODE_PATHS = (
-    "/etc/kubernetes", "/var/lib/kubegate", "/etc/containerd", "/etc/sysctl.d",
-    "/etc/modules-load.d", "/etc/fstab",
-)  # fmt: skip
+    "/etc/kubernetes",
+    "/var/lib/kubegate",
+    "/etc/containerd",
+    "/etc/sysctl.d",
+    "/etc/modules-load.d",
+    "/etc/apt",
+    "/var/lib/apt",
+    "/etc/yum.repos.d",
+    "/var/cache/dnf",
+    "/etc/fstab",
+)
+# Set by the stand-in sudo (fleets without mount namespaces, where real sudo cannot run the
+# node's shims): the command counts as run by root.
+SIMULATED_ROOT = "TESTBED_SUDO"
 
 
 class Node:
@@ -48,6 +59,16 @@ class Node:
                 return os.path.join(self.state_dir, "root", path.lstrip("/"))
         return path
 
+    def has_real_sudo(self) -> bool:
+        """Sessions in a mount namespace have the node's shims at one path and a sudoers rule."""
+        return self._in_namespace()
+
+    def privileged(self) -> bool:
+        """Whether the command runs as root: with real sudo only the effective uid says so."""
+        if self._in_namespace():
+            return os.geteuid() == 0
+        return os.geteuid() == 0 or os.environ.get(SIMULATED_ROOT) == "1"
+
     def _in_namespace(self) -> bool:
         if self._namespaced is None:
             own = os.path.join(self.state_dir, "root", "etc", "kubernetes")
@@ -70,9 +91,14 @@ class Node:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        with open(self.path("state.lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        # Read-only is enough for flock, so root's and the login user's shims share one lock file
+        # whoever created it.
+        fd = os.open(self.path("state.lock"), os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(fd)
 
     def read_state(self) -> dict[str, Any]:
         with open(self.path("state.json")) as file:
@@ -146,11 +172,12 @@ class Node:
             raise RuntimeError(f"apiserver {method} {path}: {response.status} {payload}")
         return payload
 
-    def control(self, path: str, body: Any) -> None:
-        """Tell the testbed what only it can change (the apiserver's own version)."""
+    def control(self, path: str, body: Any) -> bool:
+        """Tell the testbed what only it can change (the apiserver's own version, a kubelet
+        start); False when this fleet has no control endpoint."""
         settings = self.config.get("control")
         if not settings:
-            return
+            return False
         import http.client
         import urllib.parse
 
@@ -158,8 +185,10 @@ class Node:
         connection = http.client.HTTPConnection(url.hostname or "", url.port)
         headers = {"X-Testbed-Token": settings["token"], "Content-Type": "application/json"}
         connection.request("POST", path, body=json.dumps(body), headers=headers)
-        connection.getresponse().read()
+        response = connection.getresponse()
+        response.read()
         connection.close()
+        return response.status < 400
 
 
 def version_of(package_version: str | None) -> str | None:

@@ -7,9 +7,11 @@ import glob
 import os
 import sys
 
-from testbed.fleet.shims.nodestate import Node, fail, version_of
+from testbed.fleet.shims.nodestate import SIMULATED_ROOT, Node, fail, version_of
 
 KUBECTL = "/usr/bin/kubectl"
+REAL_SUDO = "/usr/bin/sudo"
+READ_ONLY_VERBS = ("is-active", "is-enabled", "status", "show", "cat", "list-units")
 CONTAINERD_DEFAULT = """version = 2
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
@@ -37,6 +39,11 @@ def systemctl(node: Node, args: list[str]) -> int:
     if not words:
         return fail("systemctl: no operation given")
     verb, units = words[0], [u.removesuffix(".service") for u in words[1:]]
+    if verb not in READ_ONLY_VERBS and not node.privileged():
+        # Without polkit rules, only root may manage system units.
+        unit = f"{units[0]}.service" if units else ""
+        what = "reload daemon" if verb == "daemon-reload" else f"{verb} {unit}"
+        return fail(f"Failed to {what}: Access denied", 4)
     if verb == "daemon-reload":
         with node.state() as state:
             state["unit_changed"] = False
@@ -63,6 +70,8 @@ def systemctl(node: Node, args: list[str]) -> int:
 
 
 def _start_kubelet(node: Node) -> int:
+    """systemd starts the unit and returns (kubelet.service is Type=simple); the kubelet then
+    reports its node NotReady for a few seconds (see testbed.apiserver.kubelets)."""
     with node.state() as state:
         installed = version_of(state["packages"].get("kubelet"))
         if installed is None:
@@ -75,7 +84,7 @@ def _start_kubelet(node: Node) -> int:
             )
         state["kubelet"] = {"active": True, "version": installed}
         joined = state["joined"]
-    if joined:
+    if joined and not node.control("/kubelet-started", {"node": node.name, "version": installed}):
         info = {"kubeletVersion": installed, "kubeProxyVersion": installed}
         node.api("PATCH", f"/api/v1/nodes/{node.name}/status", {"status": {"nodeInfo": info}}, True)
     return 0
@@ -87,6 +96,8 @@ def _read(path: str) -> str:
 
 
 def swapoff(node: Node, args: list[str]) -> int:
+    if not node.privileged():
+        return fail("swapoff: /swapfile: swapoff failed: Operation not permitted")
     if "-a" in args or "--all" in args:
         with node.state() as state:
             state["swap"] = False
@@ -95,12 +106,16 @@ def swapoff(node: Node, args: list[str]) -> int:
 
 def modprobe(node: Node, args: list[str]) -> int:
     names = [a for a in args if not a.startswith("-")]
+    if names and not node.privileged():
+        return fail(f"modprobe: ERROR: could not insert '{names[0]}': Operation not permitted")
     with node.state() as state:
         state["modules"] = sorted(set(state["modules"]) | set(names))
     return 0
 
 
 def _apply(node: Node, settings: dict[str, str]) -> int:
+    if settings and not node.privileged():
+        return fail(f'sysctl: permission denied on key "{next(iter(settings))}"', 255)
     with node.state() as state:
         for key, value in settings.items():
             if key.startswith("net.bridge.") and "br_netfilter" not in state["modules"]:
@@ -163,10 +178,16 @@ def containerd(node: Node, args: list[str]) -> int:
 
 
 def sudo(node: Node, args: list[str]) -> int:
-    """Run the command as the fleet account: the shims stand in for what needs root."""
-    del node
+    """The real sudo when the node has it (its sshd runs in a mount namespace, with a sudoers
+    rule for the fleet account); else a stand-in that runs the command as the login user,
+    marked as root's for the other shims."""
+    if node.has_real_sudo():
+        os.execv(REAL_SUDO, ["sudo", *args])
     index = 0
     while index < len(args) and args[index].startswith("-"):
+        if args[index] == "--":
+            index += 1
+            break
         index += 2 if args[index] in ("-u", "-g", "-C", "-D", "-h", "-p") else 1
     command = args[index:]
     while command and "=" in command[0] and not command[0].startswith("/"):
@@ -174,6 +195,7 @@ def sudo(node: Node, args: list[str]) -> int:
         os.environ[key] = value
     if not command:
         return fail("usage: sudo [-n] command")
+    os.environ[SIMULATED_ROOT] = "1"
     try:
         os.execvp(command[0], command)
     except FileNotFoundError:
