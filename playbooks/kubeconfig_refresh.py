@@ -136,10 +136,13 @@ class RefreshKubeconfig(Step[RefreshKubeconfigParams]):
         before = await asyncio.to_thread(_load, kubeconfig.path)
         fresh = renewed_kubeconfig(before, admin, kubeconfig.context)
         await asyncio.to_thread(_write_private, kubeconfig.path, fresh)
+        kube: KubeApi | None = None
         try:
             kube = await KubeApi.connect(kubeconfig=kubeconfig.path, context=kubeconfig.context)
             await kube.list_nodes()
         except OperationError as error:
+            if kube is not None:
+                await kube.close()
             await asyncio.to_thread(_write_private, kubeconfig.path, before)
             return StepResult.failed(
                 f"the renewed credentials from {source}'s admin.conf do not work ({error.message}); "
