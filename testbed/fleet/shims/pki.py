@@ -163,43 +163,27 @@ def _subject(name: str) -> str:
 
 def issue_leaf(base: str, name: str, authority: str, *, days: int) -> None:
     """`base`.crt signed by `authority`.crt/.key for `days`; an existing `base`.key is kept
-    (and with it the certificate's subject and extensions), a missing one is made."""
+    (and with it the certificate's subject and extensions), a missing one is made. Without the
+    CA's key on the node (a fleet started without etcd has no etcd CA) it is self-signed."""
     certificate, key = base + ".crt", base + ".key"
     os.makedirs(os.path.dirname(base), exist_ok=True)
+    copy = ["-copy_extensions", "copy"]
     with tempfile.TemporaryDirectory() as scratch:
         request = os.path.join(scratch, "request.csr")
         if os.path.exists(certificate) and os.path.exists(key):
             _openssl(
-                "x509",
-                "-in",
-                certificate,
-                "-x509toreq",
-                "-signkey",
-                key,
-                "-copy_extensions",
-                "copy",
-                "-out",
-                request,
+                "x509", "-in", certificate, "-x509toreq", "-signkey", key, *copy, "-out", request
             )
         else:
             _openssl(
                 "req", "-new", *_EC_KEY, "-keyout", key, "-subj", _subject(name), "-out", request
             )
+        if os.path.exists(authority + ".key"):
+            signer = ["-CA", authority + ".crt", "-CAkey", authority + ".key"]
+        else:
+            signer = ["-signkey", key]
         _openssl(
-            "x509",
-            "-req",
-            "-in",
-            request,
-            "-CA",
-            authority + ".crt",
-            "-CAkey",
-            authority + ".key",
-            "-days",
-            str(days),
-            "-copy_extensions",
-            "copy",
-            "-out",
-            certificate,
+            "x509", "-req", "-in", request, *signer, "-days", str(days), *copy, "-out", certificate
         )
     os.chmod(key, 0o600)
 
