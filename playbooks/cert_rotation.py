@@ -113,7 +113,7 @@ class RenewAndRestart(Step[RenewAndRestartParams]):
 
         for node in self.params.nodes:
             remote = await Remote.open(ctx, NodeRef(name=node))
-            if len(done.restarted.get(node, [])) < len(CONTROL_PLANE_PODS):
+            if await self._must_be_whole_first(ctx, remote, node, done):
                 # Before each control plane, etcd whole: restarting a member of a cluster
                 # that already lost one would lose quorum.
                 problem = await check_etcd(remote, ctx.cluster.inventory.etcd)
@@ -135,6 +135,22 @@ class RenewAndRestart(Step[RenewAndRestartParams]):
             done,
             output="\n".join(said),
         )
+
+    async def _must_be_whole_first(
+        self, ctx: StepContext, remote: Remote, node: str, done: Renewals
+    ) -> bool:
+        """Whether etcd is checked before `node`: always, unless it is all done, or a resume
+        finds one of its manifests parked by us (its own member may be that one: putting it
+        back comes first, and the wait after it checks the whole cluster)."""
+        if len(done.restarted.get(node, [])) == len(CONTROL_PLANE_PODS):
+            return False
+        if node not in done.renewed:
+            return True
+        holding = ctx.cluster.inventory.static_pod_holding_dir
+        parked = RemoteCommand.script(
+            "any parked manifest", 'ls "$1"/*.yaml >/dev/null 2>&1', holding
+        )
+        return await remote.answer(parked) is None
 
     async def _restart_pods(
         self, ctx: StepContext, remote: Remote, node: str, done: Renewals, say: Say
