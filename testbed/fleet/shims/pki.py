@@ -1,9 +1,9 @@
 """`kubeadm certs check-expiration` and `kubeadm certs renew`, and the files under
 /etc/kubernetes they stand for: the cluster's CAs (with their keys) and sa.key/sa.pub, real
 X.509 leaves signed by their CA, the kubeconfigs' embedded client certificates (super-admin.conf
-as kubeadm >= 1.29 writes it), and each node's kubelet client certificate. Renewal re-signs a
-leaf with the key it had (mode 0600, as kubeadm writes keys), so the etcd files the fleet copied
-from the testbed's real etcd keep reaching it.
+as kubeadm >= 1.29 writes it), and each node's kubelet client certificate. Renewal signs each
+leaf anew with its CA and a new key (mode 0600, as kubeadm writes keys); the etcd client files
+stay signed by the real etcd's CA, so etcdctl on the node keeps reaching it.
 """
 
 from __future__ import annotations
@@ -124,9 +124,8 @@ def renew(node: Node, which: list[str]) -> int:
 
 
 def write_renewed(node: Node, names: list[str], *, days: int = 365) -> None:
-    """kubeadm's renewal on disk: each leaf re-signed by its CA with the key it had (kubeadm
-    cmd/kubeadm/app/phases/certs/renewal: "renews the certificate ... with the same key"), and
-    each kubeconfig's embedded client certificate replaced."""
+    """kubeadm's renewal on disk: each leaf signed anew by its CA (issue_leaf), and each
+    kubeconfig's embedded client certificate replaced."""
     for name in names:
         if name in KUBECONFIG_SUBJECTS:
             embed_client_certificate(node.host_path(f"/etc/kubernetes/{name}"), name, days=days)
@@ -162,29 +161,41 @@ def _subject(name: str) -> str:
 
 
 def issue_leaf(base: str, name: str, authority: str, *, days: int) -> None:
-    """`base`.crt signed by `authority`.crt/.key for `days`; an existing `base`.key is kept
-    (and with it the certificate's subject and extensions), a missing one is made. Without the
+    """`base`.crt and a new `base`.key, signed by `authority`.crt/.key for `days`. A renewal
+    keeps the old certificate's subject and extensions and makes a new key, as kubeadm's
+    (cmd/kubeadm/app/phases/certs/renewal/filerenewer.go: pkiutil.NewCertAndKey; the existing
+    certificate is the source of its attributes, per the kubeadm-certs task page). Without the
     CA's key on the node (a fleet started without etcd has no etcd CA) it is self-signed."""
     certificate, key = base + ".crt", base + ".key"
     os.makedirs(os.path.dirname(base), exist_ok=True)
     copy = ["-copy_extensions", "copy"]
     with tempfile.TemporaryDirectory() as scratch:
-        request = os.path.join(scratch, "request.csr")
-        if os.path.exists(certificate) and os.path.exists(key):
+        request, fresh = os.path.join(scratch, "request.csr"), os.path.join(scratch, "new.key")
+        if os.path.exists(certificate):
             _openssl(
-                "x509", "-in", certificate, "-x509toreq", "-signkey", key, *copy, "-out", request
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-out",
+                fresh,
+            )
+            _openssl(
+                "x509", "-in", certificate, "-x509toreq", "-signkey", fresh, *copy, "-out", request
             )
         else:
             _openssl(
-                "req", "-new", *_EC_KEY, "-keyout", key, "-subj", _subject(name), "-out", request
+                "req", "-new", *_EC_KEY, "-keyout", fresh, "-subj", _subject(name), "-out", request
             )
         if os.path.exists(authority + ".key"):
             signer = ["-CA", authority + ".crt", "-CAkey", authority + ".key"]
         else:
-            signer = ["-signkey", key]
+            signer = ["-signkey", fresh]
         _openssl(
             "x509", "-req", "-in", request, *signer, "-days", str(days), *copy, "-out", certificate
         )
+        shutil.copyfile(fresh, key)  # in place: the key file keeps its owner
     os.chmod(key, 0o600)
 
 
