@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -159,7 +159,7 @@ class BackupAnyPlaybook(Playbook[BackupCommand]):
 
     async def plan(self, command: BackupCommand, cluster: ClusterHandle) -> Plan:
         if isinstance(command, BackupEtcdCommand):
-            return await BackupEtcdPlaybook().plan(command, cluster)
+            return await _ETCD.plan(command, cluster)
         seen = PkiSnapshot(
             cluster.name,
             cluster.inventory,
@@ -167,3 +167,19 @@ class BackupAnyPlaybook(Playbook[BackupCommand]):
             await cluster.kube.list_nodes(),
         )
         return decide_pki_backup(seen)
+
+    # `backup etcd` keeps its own rules for what may change between approval and run.
+    def drift(self, approved: Plan, fresh: Plan) -> list[str] | None:
+        if approved.target == "etcd":
+            return _ETCD.drift(approved, fresh)
+        return None
+
+    async def facts_for_remaining(
+        self, approved: Plan, cluster: ClusterHandle, *, finished: frozenset[str]
+    ) -> dict[str, Any]:
+        if approved.target == "etcd":
+            return await _ETCD.facts_for_remaining(approved, cluster, finished=finished)
+        return await super().facts_for_remaining(approved, cluster, finished=finished)
+
+
+_ETCD = BackupEtcdPlaybook()
