@@ -12,6 +12,7 @@ import asyncssh
 from bot.config import ClusterConfig, KubegateConfig
 from bot.redact import Redactor
 from playbooks import ClusterHandle, KubeApi
+from playbooks.base import KubeconfigFile
 from playbooks.ssh import Credentials, SshError, SshExecutor
 from playbooks.vault import Vault, VaultError, VaultSettings
 
@@ -58,8 +59,9 @@ class Clusters:
             if name not in self._handles:
                 cluster = self._config.cluster_named(name)
                 assert cluster is not None
+                kubeconfig = cluster.kubeconfig or self._default_kubeconfig
                 kube = await KubeApi.connect(
-                    kubeconfig=cluster.kubeconfig or self._default_kubeconfig,
+                    kubeconfig=kubeconfig,
                     context=cluster.context,
                     request_timeout=cluster.api_request_timeout.total_seconds(),
                 )
@@ -71,6 +73,10 @@ class Clusters:
                     backup_dir=self._backup_dir / name,
                     backup_keep=self._config.backups.keep,
                     ssh_factory=lambda: self._open_ssh(cluster),
+                    # Certificate rotation renews it when it came from a control plane's admin.conf.
+                    kubeconfig=KubeconfigFile(Path(kubeconfig), cluster.context)
+                    if kubeconfig
+                    else None,
                 )
             return self._handles[name]
 

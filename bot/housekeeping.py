@@ -17,7 +17,13 @@ from bot.chat import Card, ChannelPoster
 from bot.clusters import Clusters
 from bot.config import ClusterConfig
 from playbooks import OperationError
-from playbooks.cert_checks import NodeExpiry, check_expiration, control_plane_targets
+from playbooks.cert_checks import (
+    KUBELET_CLIENT,
+    NodeExpiry,
+    check_expiration,
+    control_plane_targets,
+    kubelet_expiries,
+)
 from playbooks.certs_table import CertificateRow, left_words, threshold_crossed
 from playbooks.etcd_backup import SNAPSHOT_GLOB
 
@@ -148,20 +154,28 @@ class CertExpiry:
             threshold_days=crossed,
         )
         left = "has EXPIRED" if days < 0 else f"expires in {left_words(days)}"
+        renew = "renew with `/kube rotate certs`"
+        if row.name == KUBELET_CLIENT:  # the kubelet renews its own (rotateCertificates)
+            renew = f"the kubelet renews it itself: look at `journalctl -u kubelet` on {node}"
         card = Card(
             headline=f"⚠️ Cluster {cluster}: certificate {row.name} on {node} {left} "
             f"({row.expires:%Y-%m-%d %H:%M} UTC; warning at {crossed} days)",
-            sections=["`/kube certs` shows them all; renew with `/kube rotate certs`."],
+            sections=[f"`/kube certs` shows them all; {renew}."],
         )
         await self._chat.post(channel, card)
 
 
 def control_plane_expiries(clusters: Clusters) -> ExpiryReader:
-    """Reads each control plane's `kubeadm certs check-expiration` over SSH."""
+    """Reads each control plane's `kubeadm certs check-expiration` and every node's kubelet
+    client certificate over SSH."""
 
     async def read(cluster: str) -> list[NodeExpiry]:
         handle = await clusters.handle(cluster)
-        return [await check_expiration(handle, t) for t in await control_plane_targets(handle)]
+        planes = [await check_expiration(handle, t) for t in await control_plane_targets(handle)]
+        kubelets, problems = await kubelet_expiries(handle)
+        for problem in problems:
+            log.warning("kubelet certificate expiry of %s: %s", cluster, problem)
+        return planes + kubelets
 
     return read
 

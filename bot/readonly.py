@@ -21,8 +21,7 @@ from commands import (
     PodsCommand,
 )
 from playbooks import NodeView, OperationError
-from playbooks.cert_checks import check_expiration, control_plane_targets
-from playbooks.certs_table import expiry_lines
+from playbooks.certs_view import CertsSnapshot, certs_answer, observe_certs
 from playbooks.pods import pod_view
 
 Answer = Callable[[Command, ClusterConfig, str, str], Work]
@@ -225,17 +224,9 @@ class ReadOnlyAnswers:
         self, command: Command, cluster: ClusterConfig, user: str, channel: str
     ) -> None:
         warn_within = max(self._warn_days)
-        lines = [
-            f"*Certificates of {cluster.name}* (`kubeadm certs check-expiration`, ⚠️ within {warn_within} days)"
-        ]
         try:
-            handle = await self._clusters.handle(cluster.name)
-            for target in await control_plane_targets(handle):
-                expiry = await check_expiration(handle, target)
-                table = expiry_lines(
-                    target.node, expiry.table, now=utcnow(), warn_within=warn_within
-                )
-                lines += map(escape, table)  # parsed from what the host printed
-        except OperationError as error:
-            lines.append(f"kubegate could not read the certificates: {escape(error.message)}")
-        await self._chat.ephemeral(channel, user, "\n".join(lines))
+            seen = await observe_certs(await self._clusters.handle(cluster.name))
+        except OperationError as error:  # the cluster's API itself could not be reached
+            seen = CertsSnapshot(cluster.name, [], error.message)
+        answer = certs_answer(seen, now=utcnow(), warn_within=warn_within)
+        await self._chat.ephemeral(channel, user, escape(answer))  # from what the hosts printed

@@ -24,6 +24,7 @@ from commands._models import (
 from commands._mutating import (
     DEFAULT_DRAIN_TIMEOUT,
     BackupEtcdCommand,
+    BackupPkiCommand,
     CordonCommand,
     DrainCommand,
     ProvisionNodeCommand,
@@ -47,6 +48,7 @@ __all__ = [
     "VERB_SPECS",
     "AuditCommand",
     "BackupEtcdCommand",
+    "BackupPkiCommand",
     "CancelCommand",
     "CertsCommand",
     "Command",

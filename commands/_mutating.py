@@ -129,6 +129,19 @@ class BackupEtcdCommand(MutatingCommand):
         return "Back up etcd"
 
 
+class BackupPkiCommand(MutatingCommand):
+    """The cluster's CA certificates and keys and sa.key/sa.pub into Vault."""
+
+    verb: Literal["backup"] = "backup"
+
+    @property
+    def target(self) -> str:
+        return "pki"
+
+    def summary(self) -> str:
+        return "Back up the cluster PKI to Vault"
+
+
 class UpgradeNodeCommand(_NodeCommand):
     verb: Literal["upgrade"] = "upgrade"
     to_version: KubernetesVersion

@@ -6,6 +6,7 @@ from commands._errors import CommandError
 from commands._models import Command
 from commands._mutating import (
     BackupEtcdCommand,
+    BackupPkiCommand,
     CordonCommand,
     DrainCommand,
     ProvisionNodeCommand,
@@ -94,9 +95,16 @@ def _build_scale(args: Arguments) -> Command:
 
 
 def _build_backup(args: Arguments) -> Command:
+    if args.words and args.words[0].lower() == "pki":
+        return _build_backup_pki(args)
     _require_keyword(args, "etcd", "etcd")
     args.take("etcd")
     return args.build(BackupEtcdCommand)
+
+
+def _build_backup_pki(args: Arguments) -> Command:
+    args.take("pki")
+    return args.build(BackupPkiCommand)
 
 
 def _build_upgrade(args: Arguments) -> Command:
@@ -245,11 +253,12 @@ SCALE = VerbSpec(
 BACKUP = VerbSpec(
     name="backup",
     group=Group.CHANGES,
-    synopsis="backup etcd",
-    summary="snapshot etcd on a control-plane node, verify it and copy it off the host",
-    usage="/kube backup etcd",
+    synopsis="backup etcd | backup pki",
+    summary="snapshot etcd on a control-plane node, verify it and copy it off the host; or "
+    "keep the cluster's CA keys and sa.key in Vault",
+    usage="/kube backup etcd | /kube backup pki",
     build=_build_backup,
-    examples=("/kube backup etcd", "/kube backup etcd -c prod"),
+    examples=("/kube backup etcd", "/kube backup etcd -c prod", "/kube backup pki"),
     default_approvals=1,
     reaches="SSH to a control-plane node",
 )

@@ -17,9 +17,9 @@ from playbooks.base import (
 from playbooks.cordon import CordonPlaybook, UncordonPlaybook
 from playbooks.drain import DrainPlaybook
 from playbooks.errors import OperationError
-from playbooks.etcd_backup import BackupEtcdPlaybook
 from playbooks.hpa import ScaleHpaPlaybook
 from playbooks.kube import KubeApi, KubeError, Kubernetes, NodeView
+from playbooks.pki_backup import BackupAnyPlaybook
 from playbooks.plan import Plan, PlannedStep, StepParams, canonical_json
 from playbooks.provision import ProvisionPlaybook
 from playbooks.rotate_certs import RotateCertsPlaybook
@@ -36,7 +36,7 @@ PLAYBOOKS: dict[str, Playbook[Any]] = {
         TaintPlaybook(),
         UntaintPlaybook(),
         ScaleHpaPlaybook(),
-        BackupEtcdPlaybook(),
+        BackupAnyPlaybook(),
         UpgradeAnyPlaybook(),
         ProvisionPlaybook(),
         RotateCertsPlaybook(),

@@ -53,6 +53,15 @@ class RemoteShell(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class KubeconfigFile:
+    """kubegate's own kubeconfig for a cluster: certificate rotation renews it in place when it
+    came from a control plane's admin.conf."""
+
+    path: Path
+    context: str | None = None
+
+
 @dataclass
 class ClusterHandle:
     """What the steps may reach on one cluster: its API, its nodes over SSH, Vault."""
@@ -65,6 +74,7 @@ class ClusterHandle:
     backup_keep: int = 7
     # Opens the SSH executor on first use (it may need Vault for keys or a certificate).
     ssh_factory: Callable[[], Awaitable[RemoteShell]] | None = None
+    kubeconfig: KubeconfigFile | None = None
     _ssh: RemoteShell | None = None
 
     async def ssh(self) -> RemoteShell:

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from playbooks.base import ClusterHandle, PlanError
 from playbooks.certs_table import (
+    CertificateRow,
     CertsTableError,
     ExpiryTable,
     left_words,
@@ -144,3 +146,64 @@ async def read_public_certificates(cluster: ClusterHandle, target: SshTarget) ->
         )
     files = split_printed_files(result.stdout)
     return {name: pem for name, pem in files.items() if "PRIVATE KEY" not in pem}
+
+
+# The kubelet's client certificate and key, one file (root's, 0600) on every node, workers too;
+# kubeadm's expiry check does not list it (kubernetes.io/docs/tasks/administer-cluster/kubeadm/
+# kubeadm-certs: "kubeadm cannot manage certificates signed by an external CA ... kubelet").
+KUBELET_CLIENT_CERT = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+KUBELET_CLIENT = "kubelet-client"
+# openssl prints only the certificate's end date: the key in the same file is never printed.
+READ_KUBELET_EXPIRY = RemoteCommand.of(
+    "openssl", "x509", "-noout", "-enddate", "-in", KUBELET_CLIENT_CERT
+)
+
+
+def parse_enddate(text: str) -> datetime:
+    """`notAfter=Nov 30 05:01:58 2027 GMT` -> an aware UTC datetime. Pure."""
+    value = text.strip().removeprefix("notAfter=")
+    try:
+        return datetime.strptime(value, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=UTC)
+    except ValueError as error:
+        raise CertsTableError(f"openssl printed no end date: {text.strip()[:80]!r}") from error
+
+
+def kubelet_table(expires: datetime) -> ExpiryTable:
+    """The kubelet client certificate as an expiry table of one row, so it is shown and warned
+    about as kubeadm's certificates are."""
+    row = CertificateRow(KUBELET_CLIENT, expires, "", "ca", externally_managed=False)
+    return ExpiryTable(certificates=(row,), authorities=())
+
+
+async def kubelet_client_expiry(cluster: ClusterHandle, target: SshTarget) -> NodeExpiry:
+    ssh = await cluster.ssh()
+    timeout = cluster.inventory.ssh.command_timeout
+    result = await ssh.run(target, READ_KUBELET_EXPIRY.argv, timeout=timeout)
+    if not result.ok:
+        raise CertsReadError(
+            f"reading {KUBELET_CLIENT_CERT} on {target.node} failed (exit {result.exit_status}): "
+            f"{result.tail(2)}"
+        )
+    try:
+        return NodeExpiry(target.node, kubelet_table(parse_enddate(result.stdout)))
+    except CertsTableError as error:
+        raise CertsReadError(f"{target.node}: {error}") from error
+
+
+async def kubelet_expiries(cluster: ClusterHandle) -> tuple[list[NodeExpiry], list[str]]:
+    """Every node's kubelet client certificate expiry, in name order, and what could not be read
+    (one sentence per node), asked of all nodes at once."""
+    nodes = sorted(await cluster.kube.list_nodes(), key=lambda node: node.name)
+    targets = [t for node in nodes if (t := cluster.inventory.target(node)) is not None]
+    unreachable = [
+        f"{n.name}: no address to reach it" for n in nodes if cluster.inventory.target(n) is None
+    ]
+    read = await asyncio.gather(
+        *(kubelet_client_expiry(cluster, target) for target in targets), return_exceptions=True
+    )
+    found = [expiry for expiry in read if isinstance(expiry, NodeExpiry)]
+    problems = [e.message for e in read if isinstance(e, OperationError)]
+    for error in read:
+        if isinstance(error, BaseException) and not isinstance(error, OperationError):
+            raise error
+    return found, unreachable + problems

@@ -13,7 +13,9 @@ from pydantic import Field
 
 from playbooks.base import Step, StepContext, StepOutcome, StepResult
 from playbooks.cert_checks import CHECK_EXPIRATION, check_expiration, read_public_certificates
+from playbooks.control_plane_health import ControlPlaneNode, check_etcd
 from playbooks.inventory import Inventory
+from playbooks.kubeconfig_refresh import kubeconfig_source
 from playbooks.plan import StepParams
 from playbooks.remote import NodeRef, Remote, RemoteCommand, failed
 from playbooks.ssh import SshTarget
@@ -50,6 +52,8 @@ class CheckExpiryParams(StepParams):
 class ExpiryBefore(StepOutcome):
     # node -> certificate (`ca:` before an authority's name) -> expiry, ISO 8601
     before: dict[str, dict[str, str]]
+    # The control plane whose admin.conf kubegate's own kubeconfig was copied from, if any.
+    kubeconfig_from: str | None = None
 
 
 class CheckExpiry(Step[CheckExpiryParams]):
@@ -60,7 +64,8 @@ class CheckExpiry(Step[CheckExpiryParams]):
 
     async def run(self, ctx: StepContext) -> StepResult:
         now, before, lines = datetime.now(UTC), {}, []
-        for target in await _targets(ctx, self.params.nodes):
+        targets = await _targets(ctx, self.params.nodes)
+        for target in targets:
             expiry = await check_expiration(ctx.cluster, target)
             before[target.node] = {
                 ("ca:" if row.is_authority else "") + row.name: row.expires.isoformat()
@@ -68,7 +73,12 @@ class CheckExpiry(Step[CheckExpiryParams]):
                 if not row.externally_managed
             }
             lines.append(expiry.soonest_words(now))
-        return StepResult.done("; ".join(lines), ExpiryBefore(before=before))
+        source = await kubeconfig_source(ctx.cluster, targets)
+        if source is not None:
+            lines.append(f"kubegate's own kubeconfig came from {source}'s admin.conf")
+        return StepResult.done(
+            "; ".join(lines), ExpiryBefore(before=before, kubeconfig_from=source)
+        )
 
 
 class RenewAndRestartParams(StepParams):
@@ -103,6 +113,12 @@ class RenewAndRestart(Step[RenewAndRestartParams]):
 
         for node in self.params.nodes:
             remote = await Remote.open(ctx, NodeRef(name=node))
+            if await self._must_be_whole_first(ctx, remote, node, done):
+                # Before each control plane, etcd whole: restarting a member of a cluster
+                # that already lost one would lose quorum.
+                problem = await check_etcd(remote, ctx.cluster.inventory.etcd)
+                if problem is not None:
+                    return StepResult.failed(_refusal(node, problem, done), done)
             if node not in done.renewed:
                 await say(f"{node}: {RENEW_ALL.label}")
                 result = await remote.ssh.run(
@@ -120,12 +136,31 @@ class RenewAndRestart(Step[RenewAndRestartParams]):
             output="\n".join(said),
         )
 
+    async def _must_be_whole_first(
+        self, ctx: StepContext, remote: Remote, node: str, done: Renewals
+    ) -> bool:
+        """Whether etcd is checked before `node`: always, unless it is all done, or a resume
+        finds one of its manifests parked by us (its own member may be that one: putting it
+        back comes first, and the wait after it checks the whole cluster)."""
+        if len(done.restarted.get(node, [])) == len(CONTROL_PLANE_PODS):
+            return False
+        if node not in done.renewed:
+            return True
+        holding = ctx.cluster.inventory.static_pod_holding_dir
+        parked = RemoteCommand.script(
+            "any parked manifest", 'ls "$1"/*.yaml >/dev/null 2>&1', holding
+        )
+        return await remote.answer(parked) is None
+
     async def _restart_pods(
         self, ctx: StepContext, remote: Remote, node: str, done: Renewals, say: Say
     ) -> Renewals:
         """Each control-plane static pod of `node` not restarted yet, checkpointed one by one."""
         inventory = ctx.cluster.inventory
         restarted = list(done.restarted.get(node, []))
+        plane = ControlPlaneNode(
+            node, remote, inventory.apiserver_url(remote.target), inventory.etcd
+        )
         for name in CONTROL_PLANE_PODS:
             if name in restarted:
                 continue
@@ -138,10 +173,26 @@ class RenewAndRestart(Step[RenewAndRestartParams]):
                 pause=inventory.static_pod_pause.total_seconds(),
                 timeout=inventory.static_pod_ready_timeout.total_seconds(),
             )
+            # That node's own API server and etcd member, not whichever the LB picks.
+            await plane.wait_until_whole(
+                timeout=inventory.static_pod_ready_timeout.total_seconds(), say=say
+            )
             restarted.append(name)
             done = done.model_copy(update={"restarted": {**done.restarted, node: restarted}})
             ctx.checkpoint(done.model_dump(mode="json"))
         return done
+
+
+def _refusal(node: str, problem: str, done: Renewals) -> str:
+    if node in done.renewed:
+        state = f"{node}'s certificates are renewed; its static pods are not all restarted yet"
+    else:
+        earlier = f" ({', '.join(done.renewed)} renewed before)" if done.renewed else ""
+        state = f"Nothing was changed on {node}{earlier}"
+    return (
+        f"refused before {node}: {problem}. {state}. Bring every etcd member back "
+        "(`etcdctl endpoint health --cluster`), then [Retry step]"
+    )
 
 
 class CheckRenewedParams(StepParams):

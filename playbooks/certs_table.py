@@ -136,3 +136,19 @@ def expiry_lines(
         )
     lines += [f"{name:<26} MISSING" for name in table.missing]
     return [headline, "```" + "\n".join(lines) + "```"]
+
+
+def kubelet_lines(
+    expiries: Sequence[tuple[str, datetime]], *, now: datetime, warn_within: int = WARN_DAYS[0]
+) -> list[str]:
+    """Each node's kubelet client certificate, soonest first, as one compact table."""
+    header = f"{'NODE':<26} {'EXPIRES (UTC)':<17} {'LEFT':>7}"
+    lines = [header]
+    for node, expires in sorted(expiries, key=lambda pair: (pair[1], pair[0])):
+        days = (expires - now).total_seconds() / DAY_S
+        flag = "  ⚠️" if days <= warn_within else ""
+        lines.append(f"{node:<26} {expires:%Y-%m-%d %H:%M} {left_words(days):>7}{flag}")
+    return [
+        "*Kubelet client certificates* (kubelet-client-current.pem)",
+        "```" + "\n".join(lines) + "```",
+    ]

@@ -37,6 +37,8 @@ class NodeAccess(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     user: str | None = None
     package_manager: Literal["apt", "dnf"] | None = None
+    # A control plane's own kube-apiserver (not the load balancer); default https://<host>:6443.
+    apiserver: str | None = None
 
 
 class SshSettings(BaseModel):
@@ -92,6 +94,14 @@ class Inventory(BaseModel):
     certs_vault_path: str = (
         "kubegate/pki"  # KV v2; each node's certificates at <path>/<cluster>/<node>
     )
+    # Opt-in: `/kube backup pki` keeps the cluster's CA keys and sa.key in Vault at
+    # <certs_vault_path>/<cluster>/cluster-pki, for recovery and joining control planes.
+    pki_in_vault: bool = False
+
+    def apiserver_url(self, target: SshTarget) -> str:
+        """The node's own API server, as kubeadm's advertise address and bind port give it."""
+        access = self.nodes.get(target.node, NodeAccess())
+        return access.apiserver or f"https://{target.host}:6443"
 
     def target(self, node: NodeView) -> SshTarget | None:
         """Where to SSH for this node; None when it has no address at all."""

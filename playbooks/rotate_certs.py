@@ -26,9 +26,12 @@ from playbooks.cert_rotation import (
     StoreInVaultParams,
     vault_path,
 )
+from playbooks.control_plane_health import check_etcd
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
-from playbooks.plan import Plan, PlannedStep
+from playbooks.kubeconfig_refresh import RefreshKubeconfigParams
+from playbooks.plan import Plan, PlannedStep, StepParams
+from playbooks.remote import Remote
 from playbooks.static_pods import CONTROL_PLANE_PODS
 
 
@@ -43,6 +46,7 @@ class RotationSnapshot:
     nodes: list[NodeView]
     expiries: dict[str, NodeExpiry]
     observed_at: datetime
+    etcd_problem: str | None = None  # what etcd said when it is not whole, asked on the first
 
 
 async def observe_rotation(command: RotateCertsCommand, cluster: ClusterHandle) -> RotationSnapshot:
@@ -52,6 +56,10 @@ async def observe_rotation(command: RotateCertsCommand, cluster: ClusterHandle) 
     except PlanError:
         targets = []  # nothing to read; deciding says why
     expiries = {t.node: await check_expiration(cluster, t) for t in targets}
+    etcd_problem = None
+    if targets:
+        remote = Remote(await cluster.ssh(), targets[0], cluster.inventory.ssh.command_timeout)
+        etcd_problem = await check_etcd(remote, cluster.inventory.etcd)
     return RotationSnapshot(
         cluster=cluster.name,
         inventory=cluster.inventory,
@@ -59,6 +67,7 @@ async def observe_rotation(command: RotateCertsCommand, cluster: ClusterHandle) 
         nodes=nodes,
         expiries=expiries,
         observed_at=datetime.now(UTC),
+        etcd_problem=etcd_problem,
     )
 
 
@@ -66,6 +75,12 @@ def decide_rotation(command: RotateCertsCommand, seen: RotationSnapshot) -> Plan
     """Which control planes, one at a time, with their soonest expiry; a PlanError when the
     request names none kubegate can reach. Pure."""
     targets = certificate_holders(seen.cluster, seen.inventory, seen.nodes, command.node)
+    if seen.etcd_problem is not None:
+        raise PlanError(
+            f"Refused: {seen.etcd_problem}. Restarting control planes now could lose etcd's "
+            "quorum; nothing was changed. Bring every member back "
+            "(`etcdctl endpoint health --cluster` on a control plane), then ask again."
+        )
     nodes = [target.node for target in targets]
     return Plan(
         verb=RotateCertsPlaybook.verb,
@@ -104,17 +119,23 @@ def planned_steps(seen: RotationSnapshot, nodes: list[str]) -> list[PlannedStep]
         if seen.vault_configured
         else "Store the renewed certificates in Vault (skipped: no Vault configured)"
     )
-    steps = [
+    steps: list[tuple[StepParams, str]] = [
         (CheckExpiryParams(nodes=nodes), f"Check expiry on {where} (`{CHECK_EXPIRATION.label}`)"),
         (
             RenewAndRestartParams(nodes=nodes),
-            f"On {where}, one node at a time: `{RENEW_ALL.label}`, then restart "
-            f"{', '.join(CONTROL_PLANE_PODS)} (manifest out for {pause:g} s, back, "
-            "wait for its mirror pod to be Ready)",
+            f"On {where}, one node at a time, each only while etcd is healthy with every member "
+            f"up: `{RENEW_ALL.label}`, then restart {', '.join(CONTROL_PLANE_PODS)} one by one "
+            f"(manifest out for {pause:g} s, back, wait until that node's own kube-apiserver is "
+            "ready and every etcd member healthy)",
         ),
         (
             CheckRenewedParams(nodes=nodes),
             "Check expiry again: every renewed certificate expires later than before",
+        ),
+        (
+            RefreshKubeconfigParams(nodes=nodes),
+            "Refresh kubegate's own kubeconfig from the renewed admin.conf (when it came from "
+            "one), then check the API answers through it",
         ),
         (StoreInVaultParams(nodes=nodes), vault),
     ]

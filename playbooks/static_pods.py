@@ -52,10 +52,15 @@ async def mirror_uid(cluster: ClusterHandle, pod: StaticPod) -> str | None:
 async def wait_until_ready_again(
     cluster: ClusterHandle, pod: StaticPod, *, old_uid: str | None, timeout: float
 ) -> float:
-    """Seconds until a mirror pod other than `old_uid` is Ready; StaticPodError at the timeout."""
+    """Seconds until a mirror pod other than `old_uid` is Ready; StaticPodError at the timeout.
+    An API that does not answer is waited through: on a single control plane it is the very
+    kube-apiserver being restarted."""
     started = time.monotonic()
     while True:
-        found = await cluster.kube.get_pod("kube-system", pod.mirror_pod)
+        try:
+            found = await cluster.kube.get_pod("kube-system", pod.mirror_pod)
+        except OperationError:
+            found = None
         if found is not None:
             view = pod_view(found)
             if view.ready and not view.terminating and str(found["metadata"]["uid"]) != old_uid:

@@ -66,7 +66,9 @@ def kubegate_config(
     world: World | None,
     directory: Path,
     alerts_token: str,
+    apiservers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    apiservers = apiservers or {}
     cluster: dict[str, Any] = {
         "name": "testbed",
         "context": "testbed",
@@ -92,6 +94,9 @@ def kubegate_config(
     }
     if world is not None:
         cluster["inventory"] = world.inventory()
+        cluster["inventory"]["pki_in_vault"] = True
+        for name, url in apiservers.items():  # each control plane's own API server
+            cluster["inventory"]["nodes"][name]["apiserver"] = url
         config["vault"] = {"url": world.vault.url, "token": world.vault.root_token}
         config["alerts"]["alertmanager_url"] = world.alertmanager.url
     return config
@@ -312,6 +317,7 @@ async def start_testbed(
         world=world,
         directory=directory,
         alerts_token=alerts_token,
+        apiservers={name: endpoint.url for name, endpoint in apiserver.endpoints.items()},
     )
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     config_path.chmod(0o600)  # it holds the Slack token, signing secret and Vault token

@@ -97,4 +97,15 @@ def write_certificates(
         )
     )
     paths.key_path.chmod(0o600)
+    # The CA's key too, as kubeadm keeps /etc/kubernetes/pki/ca.key on every control plane: the
+    # fleet copies it there, and kubeadm's renewal signs with it.
+    ca_key_path = directory / "ca.key"
+    ca_key_path.write_bytes(
+        ca_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    ca_key_path.chmod(0o600)
     return paths

@@ -19,7 +19,7 @@ _LOCK = Path("/run/kubegate-fleet-account.lock")
 SUDOERS = Path("/etc/sudoers.d/kubegate-fleet")
 VISUDO = "/usr/sbin/visudo"
 # Files kubeadm writes 0600 on a real control plane (kubeconfigs, private keys).
-PRIVATE_SUFFIXES = (".conf", ".key")
+PRIVATE_SUFFIXES = (".conf", ".key", ".pem")  # the kubelet keeps its client key in a .pem
 
 
 class FleetAccountError(RuntimeError):

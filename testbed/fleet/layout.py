@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.fleet.account import Account
+from testbed.fleet.shims import pki
 from testbed.fleet.shims.packages import write_sources
 
 SHIM_COMMANDS = (
@@ -47,6 +48,7 @@ NODE_PATHS = (
     "/var/lib/apt",
     "/etc/yum.repos.d",
     "/var/cache/dnf",
+    "/var/lib/kubelet",
     "/etc/fstab",
 )
 SHIM_SOURCES = Path(__file__).parent / "shims"
@@ -203,6 +205,7 @@ def static_pod_manifest(pod: str, version: str) -> str:
 def write_node_root(
     root: Path,
     *,
+    node: str,
     role: str,
     joined: bool,
     apiserver: dict[str, Any] | None,
@@ -223,6 +226,12 @@ def write_node_root(
             names = ["kubelet.conf"] + (["admin.conf"] if role == "control-plane" else [])
             for name in names:
                 (root / "etc/kubernetes" / name).write_text(kubeconfig)
+            authority = str(Path(apiserver["ca"]).with_suffix(""))
+            pki.write_kubelet_client(str(root), node, authority)
+            if role == "control-plane":
+                shared = str(Path(apiserver["ca"]).parent / "cluster-pki")
+                pki.write_authorities(shared, ca=authority)
+                pki.write_control_plane_pki(str(root), shared)
     if joined and role == "control-plane":
         for pod in STATIC_PODS:
             manifest = root / f"etc/kubernetes/manifests/{pod}.yaml"
@@ -263,6 +272,7 @@ def prepare_node(
         link.symlink_to(launcher)
     write_node_root(
         state_dir / "root",
+        node=state_dir.name,
         role=role,
         joined=kubelet_version is not None,
         apiserver=config["apiserver"],

@@ -12,7 +12,7 @@ from bot.config import KubegateConfig
 from bot.housekeeping import CertExpiry
 from bot.redact import Redactor
 from bot.store import Store
-from playbooks.cert_checks import NodeExpiry
+from playbooks.cert_checks import NodeExpiry, kubelet_table
 from playbooks.certs_table import CertificateRow, ExpiryTable
 from tests.unit.test_backup_freshness import RecordingChat
 
@@ -69,3 +69,14 @@ async def test_after_a_rotation_the_count_starts_again(tmp_path: Path) -> None:
     assert len(chat.posts) == 2
     assert "warning at 7 days" in chat.posts[0][1].headline
     assert "warning at 30 days" in chat.posts[1][1].headline
+
+
+async def test_a_workers_kubelet_certificate_is_announced_with_what_renews_it(
+    tmp_path: Path,
+) -> None:
+    certs, chat, _ = watching(tmp_path)
+    kubelet = NodeExpiry("worker-2", kubelet_table(datetime.now(UTC) + timedelta(days=5, hours=1)))
+    await certs.consider("prod", "C0OPS", [*expiring_in(200), kubelet])
+    [(_, card)] = chat.posts
+    assert "certificate kubelet-client on worker-2 expires in 5d" in card.headline
+    assert "journalctl -u kubelet" in card.text and "rotate certs" not in card.text

@@ -3,13 +3,14 @@ approvers and the asker read. No host, no cluster."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from commands import RotateCertsCommand
 from playbooks.base import PlanError
-from playbooks.cert_checks import NodeExpiry
+from playbooks.cert_checks import NodeExpiry, kubelet_table, parse_enddate
 from playbooks.certs_table import CertificateRow, ExpiryTable
 from playbooks.certs_view import CertsSnapshot, certs_answer
 from playbooks.inventory import Inventory
@@ -52,6 +53,7 @@ def test_every_control_plane_is_rotated_one_at_a_time_with_its_soonest_expiry_sh
         "check-expiration",
         "renew-and-restart",
         "check-renewed",
+        "refresh-kubeconfig",
         "store-in-vault",
     ]
     assert "one node at a time" in plan.steps[1].title
@@ -67,12 +69,14 @@ def test_one_named_control_plane_is_rotated_alone() -> None:
 
 def test_the_vault_step_says_it_is_skipped_when_no_vault_is_configured() -> None:
     plan = decide_rotation(RotateCertsCommand(), seen(vault=False))
-    assert "skipped: no Vault configured" in plan.steps[3].title
+    assert "skipped: no Vault configured" in plan.steps[-1].title
 
 
 def test_the_vault_step_names_where_the_public_certificates_go() -> None:
     plan = decide_rotation(RotateCertsCommand(), seen())
-    assert "kubegate/pki/prod/<node>" in plan.steps[3].title and "never keys" in plan.steps[3].title
+    assert (
+        "kubegate/pki/prod/<node>" in plan.steps[-1].title and "never keys" in plan.steps[-1].title
+    )
 
 
 def test_a_worker_is_refused_because_kubeadm_certificates_live_on_control_planes() -> None:
@@ -111,3 +115,28 @@ def test_the_certs_answer_shows_what_it_read_and_says_what_it_could_not() -> Non
     )
     assert "*cp-1*" in answer
     assert answer.endswith("kubegate could not read the certificates: no SSH answer from cp-2")
+
+
+def test_rotation_is_refused_while_an_etcd_member_is_down_and_says_nothing_changed() -> None:
+    down = "etcd is not healthy with every member up: https://127.0.10.3:2379 is unhealthy"
+    snapshot = dataclasses.replace(seen(), etcd_problem=down)
+    said = refusal(RotateCertsCommand(), snapshot)
+    assert down in said and "quorum" in said and "nothing was changed" in said
+
+
+def test_certs_answer_lists_every_nodes_kubelet_certificate_and_flags_the_near_one() -> None:
+    kubelets = [
+        NodeExpiry("worker-1", kubelet_table(NOW + timedelta(days=200))),
+        NodeExpiry("worker-2", kubelet_table(NOW + timedelta(days=5))),
+    ]
+    snapshot = CertsSnapshot("prod", [expiring("cp-1", 90)], kubelets=kubelets)
+    answer = certs_answer(snapshot, now=NOW, warn_within=30)
+    table = answer.split("Kubelet client certificates", 1)[1]
+    assert table.index("worker-2") < table.index("worker-1")  # soonest first
+    assert "5d  ⚠️" in table and "200d" in table
+    assert [e.node for e in snapshot.all_expiries()] == ["cp-1", "worker-1", "worker-2"]
+
+
+def test_openssls_end_date_is_read_as_utc() -> None:
+    when = parse_enddate("notAfter=Nov 30 05:01:58 2027 GMT\n")
+    assert when == datetime(2027, 11, 30, 5, 1, 58, tzinfo=UTC)

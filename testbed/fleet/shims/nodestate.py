@@ -23,6 +23,7 @@ NODE_PATHS = (
     "/var/lib/apt",
     "/etc/yum.repos.d",
     "/var/cache/dnf",
+    "/var/lib/kubelet",
     "/etc/fstab",
 )
 # Set by the stand-in sudo (fleets without mount namespaces, where real sudo cannot run the

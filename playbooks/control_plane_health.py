@@ -1,0 +1,114 @@
+"""Whether a control plane may be touched, and waiting until it is whole again: every etcd
+member healthy (asked on the node, as `etcdctl endpoint health --cluster` through the node's etcd
+container when the host has no etcdctl) and the node's own kube-apiserver ready (its /readyz,
+which includes its etcd check), never the load balancer, which hides one API server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from playbooks.errors import OperationError
+from playbooks.inventory import EtcdSettings
+from playbooks.remote import Remote, RemoteCommand
+from playbooks.ssh import CommandResult
+
+CLUSTER_CA = "/etc/kubernetes/pki/ca.crt"
+POLL_INTERVAL_S = 0.5
+READYZ_TIMEOUT_S = 3.0
+# kubeadm runs etcd as a static pod and a host usually has no etcdctl: then it runs in the etcd
+# container (`crictl exec`), where kubeadm mounts /etc/kubernetes/pki/etcd at the same path.
+_ETCD_HEALTH = (
+    'if command -v etcdctl >/dev/null 2>&1; then set -- etcdctl "$@"; '
+    "else id=$(crictl ps --name etcd -q | head -n 1); "
+    '[ -n "$id" ] || { echo "no etcdctl on the PATH and no running etcd container" >&2; exit 127; }; '
+    'set -- crictl exec "$id" etcdctl "$@"; fi; '
+    'exec "$@" --command-timeout=5s endpoint health --cluster'
+)
+
+
+class ControlPlaneUnhealthy(OperationError):
+    """A control plane did not come back whole in time; the message names what is missing."""
+
+
+def etcd_health_command(etcd: EtcdSettings) -> RemoteCommand:
+    return RemoteCommand.script(
+        "etcdctl endpoint health --cluster",
+        _ETCD_HEALTH,
+        f"--endpoints={etcd.endpoint}",
+        f"--cacert={etcd.ca}",
+        f"--cert={etcd.cert}",
+        f"--key={etcd.key}",
+    )
+
+
+def etcd_problem(result: CommandResult) -> str | None:
+    """None when every member answered healthy; else what etcdctl said is wrong. Pure."""
+    lines = (result.stdout + "\n" + result.stderr).splitlines()
+    unhealthy = [line.strip() for line in lines if "is unhealthy" in line]
+    if result.ok and not unhealthy:
+        return None
+    if unhealthy:
+        return "etcd is not healthy with every member up: " + "; ".join(unhealthy)
+    return f"etcd health could not be checked (exit {result.exit_status}): {result.tail(3)}"
+
+
+async def check_etcd(remote: Remote, etcd: EtcdSettings) -> str | None:
+    return etcd_problem(await remote.run(etcd_health_command(etcd)))
+
+
+async def apiserver_ready(url: str, ca_pem: str) -> bool:
+    """Whether that one kube-apiserver answers /readyz with 200 (anonymous, as kubeadm allows)."""
+    tls = ssl.create_default_context(cadata=ca_pem)
+    timeout = aiohttp.ClientTimeout(total=READYZ_TIMEOUT_S)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(f"{url}/readyz", ssl=tls) as answer,
+        ):
+            return answer.status == 200
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return False  # down or restarting: the caller keeps asking until its deadline
+
+
+@dataclass(frozen=True)
+class ControlPlaneNode:
+    """One control plane as the health checks reach it."""
+
+    name: str
+    remote: Remote
+    apiserver_url: str
+    etcd: EtcdSettings
+
+    async def cluster_ca(self) -> str:
+        ca = await self.remote.answer(RemoteCommand.of("cat", CLUSTER_CA))
+        if not ca:
+            raise ControlPlaneUnhealthy(f"cannot read {CLUSTER_CA} on {self.name}")
+        return ca + "\n"
+
+    async def wait_until_whole(
+        self, *, timeout: float, say: Callable[[str], Awaitable[None]] | None = None
+    ) -> float:
+        """Seconds until its API server is ready and every etcd member healthy, tolerating the
+        seconds they are down; ControlPlaneUnhealthy at the timeout."""
+        ca, started = await self.cluster_ca(), time.monotonic()
+        while True:
+            ready = await apiserver_ready(self.apiserver_url, ca)
+            problem = None if not ready else await check_etcd(self.remote, self.etcd)
+            if ready and problem is None:
+                took = time.monotonic() - started
+                if say is not None:
+                    await say(f"{self.name}: kube-apiserver ready and etcd healthy ({took:.1f} s)")
+                return took
+            if time.monotonic() - started >= timeout:
+                missing = problem or f"its kube-apiserver at {self.apiserver_url} is not ready"
+                raise ControlPlaneUnhealthy(
+                    f"{self.name} is not whole {timeout:.0f} s after its restart: {missing}"
+                )
+            await asyncio.sleep(POLL_INTERVAL_S)
