@@ -17,6 +17,8 @@ from commands import parse_duration
 from playbooks.kube import NodeView
 from playbooks.ssh import SshTarget
 
+API_SERVER_PORT = 6443  # kubeadm's default bindPort for each control plane's API server
+
 
 def duration(value: object) -> timedelta:
     """A duration from YAML: `30m`, `2h`, `1h30m`, `7d`, or a number of seconds."""
@@ -37,6 +39,9 @@ class NodeAccess(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     user: str | None = None
     package_manager: Literal["apt", "dnf"] | None = None
+    # A control plane's own API server (not the load balancer): each is read on its own, as
+    # they differ mid-upgrade. Default: https://<InternalIP>:6443, where kubeadm puts it.
+    api_server: str | None = None
 
 
 class SshSettings(BaseModel):
@@ -131,6 +136,16 @@ class Inventory(BaseModel):
         if self.control_planes is not None:
             return node.name in self.control_planes
         return "control-plane" in node.roles or "master" in node.roles
+
+    def api_server_of(self, node: NodeView) -> str | None:
+        """Where this control plane's own API server answers; None when it has no address."""
+        access = self.nodes.get(node.name, NodeAccess())
+        if access.api_server:
+            return access.api_server.rstrip("/")
+        if node.internal_ip is None:
+            return None
+        host = f"[{node.internal_ip}]" if ":" in node.internal_ip else node.internal_ip
+        return f"https://{host}:{API_SERVER_PORT}"
 
     def package_manager_of(self, node: str) -> Literal["apt", "dnf"]:
         access = self.nodes.get(node)

@@ -22,8 +22,9 @@ from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection
-from playbooks.upgrade_plan import parse_version
-from playbooks.versions import Version, skew_problems
+from playbooks.upgrade_api_servers import described, read_api_servers
+from playbooks.upgrade_plan import oldest_kubelet, parse_version
+from playbooks.versions import Skew, Version, api_server_problems
 
 
 class UpgradeControlPlanesParams(StepParams):
@@ -47,18 +48,19 @@ class ClusterUpgradeSnapshot:
     cluster: str
     inventory: Inventory
     backup_dir: Path
-    api_server_version: str
+    # Each control plane's own API server version (playbooks/upgrade_api_servers.py).
+    api_servers: dict[str, str]
     nodes: list[NodeView]
     # Every node's pods as a drain would see them, by node name.
     drains: dict[str, DrainSelection]
 
 
 async def observe_cluster_upgrade(cluster: ClusterHandle) -> ClusterUpgradeSnapshot:
-    api_server = await cluster.kube.server_version()
     nodes = await cluster.kube.list_nodes()
+    api_servers = await read_api_servers(cluster, nodes)
     drains = {node.name: (await snapshot(cluster, node.name))[0] for node in nodes}
     return ClusterUpgradeSnapshot(
-        cluster.name, cluster.inventory, cluster.backup_dir, api_server, nodes, drains
+        cluster.name, cluster.inventory, cluster.backup_dir, api_servers, nodes, drains
     )
 
 
@@ -75,41 +77,50 @@ class Behind:
     count: int  # nodes whose kubelet is older than the target
 
 
-def nodes_behind(seen: ClusterUpgradeSnapshot, target: Version, api_server: Version) -> Behind:
+def nodes_behind(
+    seen: ClusterUpgradeSnapshot, target: Version, api_servers: dict[str, Version]
+) -> Behind:
     control_planes = seen.inventory.control_plane_order(seen.nodes)
     behind = [
         n for n in seen.nodes if parse_version(n.kubelet_version, "a kubelet version") < target
     ]
-    # The first control plane also goes when only the API server is behind: it moves it.
+    # A control plane also goes when only its API server is behind: its kubeadm moves it.
     cps = [
-        n.name
-        for n in control_planes
-        if n in behind or (n is control_planes[0] and api_server < target)
+        n.name for n in control_planes if n in behind or api_servers.get(n.name, target) < target
     ]
     ours = {c.name for c in control_planes}
     workers = [n.name for n in sorted(behind, key=lambda n: n.name) if n.name not in ours]
     return Behind(cps, workers, len(behind))
 
 
-def refuse_skew(seen: ClusterUpgradeSnapshot, target: Version, api_server: Version) -> None:
+def refuse_skew(
+    seen: ClusterUpgradeSnapshot, target: Version, api_servers: dict[str, Version]
+) -> None:
+    """The cluster as a whole: `kubeadm upgrade apply` on the first control plane must accept
+    `target`, and no node may be more than one minor behind it (kubeadm's one at a time)."""
     control_planes = seen.inventory.control_plane_order(seen.nodes)
     if not control_planes:
         raise PlanError(
             f"No control-plane node found in cluster {seen.cluster}: "
             "set `control_planes` in the inventory."
         )
-    problems = skew_problems(
-        node=control_planes[0].name,
-        kubelet=api_server,
-        target=target,
-        api_server=api_server,
-        moves_api_server=True,
-    )
+    problems = api_server_problems(target, Skew(api_servers, oldest_kubelet(seen.nodes)))
+    kubelets = [(n.name, parse_version(n.kubelet_version, "a kubelet version")) for n in seen.nodes]
+    far = [f"{name} ({at})" for name, at in kubelets if at < target and _two_minors(at, target)]
+    if far:
+        problems.append(
+            f"{', '.join(far)} would skip a minor version: kubeadm upgrades one minor at a "
+            "time. Bring them to the cluster's current minor first."
+        )
     if problems:
         raise PlanError(
             f"Refusing to upgrade cluster {seen.cluster} to {target}; nothing was changed. "
             + " ".join(problems)
         )
+
+
+def _two_minors(current: Version, target: Version) -> bool:
+    return current.major != target.major or target.minor - current.minor > 1
 
 
 def refuse_pod_loss(seen: ClusterUpgradeSnapshot, names: list[str]) -> None:
@@ -138,9 +149,12 @@ def refuse_no_room(cordoned: list[str], workers: list[str], max_unavailable: int
 def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeSnapshot) -> Plan:
     """The rollout plan, or a PlanError saying why not. Pure."""
     target = parse_version(command.to_version, "the target version")
-    api_server = parse_version(seen.api_server_version, "the API server version")
-    refuse_skew(seen, target, api_server)
-    behind = nodes_behind(seen, target, api_server)
+    api_servers = {
+        name: parse_version(text, f"{name}'s API server version")
+        for name, text in seen.api_servers.items()
+    }
+    refuse_skew(seen, target, api_servers)
+    behind = nodes_behind(seen, target, api_servers)
     nothing = None
     if not behind.control_planes and not behind.workers:
         nothing = f"Every node of {seen.cluster} already runs {target}; nothing to do."
@@ -157,13 +171,14 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
         title=command.summary(),
         steps=cluster_steps(seen, behind, command),
         facts={
-            "api_server_version": str(api_server),
+            "api_server_version": described(seen.api_servers),
             "control_planes": behind.control_planes,
             "workers": behind.workers,
             "cordoned": cordoned,
         },
         preview=[
-            f"API server {api_server} → {target}; nodes behind: {behind.count} of {len(seen.nodes)}",
+            f"API servers {described(seen.api_servers)} → {target}; "
+            f"nodes behind: {behind.count} of {len(seen.nodes)}",
             *(node_line(n) for n in seen.nodes),
         ],
         risk="high",

@@ -17,13 +17,14 @@ from playbooks.packages import PackagesAt, UpgradeKubeadmParams, UpgradeKubeletP
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection, Pdb, eviction_preview
 from playbooks.remote import NodeRef
+from playbooks.upgrade_api_servers import described, read_api_servers
 from playbooks.upgrade_steps import (
     CordonForUpgradeParams,
     KubeadmUpgradeParams,
     RestartKubeletParams,
     UncordonIfItWasParams,
 )
-from playbooks.versions import Version, skew_problems
+from playbooks.versions import Skew, Version, skew_problems
 
 NO_PODS = DrainSelection(evict=[], daemonset=[], mirror=[], bare=[], empty_dir=[])
 
@@ -35,7 +36,8 @@ class NodeUpgradeSnapshot:
     cluster: str
     inventory: Inventory
     nodes: list[NodeView]
-    api_server_version: str
+    # Each control plane's own API server version (playbooks/upgrade_api_servers.py).
+    api_servers: dict[str, str]
     # The node's pods and the PDBs as a drain sees them (none when there is no such node).
     drain: DrainSelection = NO_PODS
     pdbs: list[Pdb] = field(default_factory=list)
@@ -43,12 +45,12 @@ class NodeUpgradeSnapshot:
 
 async def observe_node_upgrade(node: str, cluster: ClusterHandle) -> NodeUpgradeSnapshot:
     nodes = await cluster.kube.list_nodes()
-    api_server = await cluster.kube.server_version()
-    seen = NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_server)
+    api_servers = await read_api_servers(cluster, nodes)
+    seen = NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_servers)
     if not any(n.name == node for n in nodes):
         return seen
     selection, pdbs = await snapshot(cluster, node)
-    return NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_server, selection, pdbs)
+    return NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_servers, selection, pdbs)
 
 
 async def plan_node_upgrade(
@@ -87,6 +89,7 @@ def planned_steps(
     target: Version,
     *,
     apply: bool,
+    control_plane: bool,
     manager: str,
     evict: int,
     was_unschedulable: bool,
@@ -110,7 +113,7 @@ def planned_steps(
         EvictPodsParams.of(DrainCommand(node=name)),
         WaitUntilGoneParams(node=name),
         UpgradeKubeadmParams(at=at),
-        KubeadmUpgradeParams(node=name, version=version, apply=apply),
+        KubeadmUpgradeParams(node=name, version=version, apply=apply, control_plane=control_plane),
         UpgradeKubeletParams(at=at),
         RestartKubeletParams(node=name, version=version),
         UncordonIfItWasParams(node=name),
@@ -151,22 +154,40 @@ def step_titles(
     ]
 
 
+def api_server_versions(seen: NodeUpgradeSnapshot) -> dict[str, Version]:
+    return {
+        name: parse_version(text, f"{name}'s API server version")
+        for name, text in seen.api_servers.items()
+    }
+
+
+def oldest_kubelet(nodes: list[NodeView]) -> tuple[str, Version] | None:
+    """The node whose kubelet is oldest: how far `kubeadm upgrade apply` may move the servers."""
+    kubelets = [(n.name, Version.parse(n.kubelet_version)) for n in nodes]
+    known = [(name, version) for name, version in kubelets if version is not None]
+    return min(known, key=lambda item: item[1]) if known else None
+
+
 def refuse_skew(
-    node: str, kubelet: Version, target: Version, api_server: Version, *, kubeadm: str
+    node: NodeView, target: Version, seen: NodeUpgradeSnapshot, *, role: str, kubeadm: str
 ) -> str | None:
     """The nothing-to-do sentence when the node is there already; raises on a skew rule."""
-    if kubelet == target and api_server >= target:
-        return f"{node} already runs {target}; nothing to do."
+    kubelet = parse_version(node.kubelet_version, f"{node.name}'s kubelet version")
+    api_servers = api_server_versions(seen)
+    own = api_servers.get(node.name)
+    if kubelet == target and (own is None or own >= target):
+        return f"{node.name} already runs {target}; nothing to do."
+    skew = Skew(api_servers, oldest_kubelet(seen.nodes) if kubeadm == "apply" else None)
     problems = skew_problems(
-        node=node,
+        node=node.name,
         kubelet=kubelet,
         target=target,
-        api_server=api_server,
-        moves_api_server=kubeadm == "apply",
+        skew=skew,
+        procedure=kubeadm if role == "control-plane" else "worker",
     )
     if problems:
         raise PlanError(
-            f"Refusing to upgrade {node} to {target}; nothing was changed. "
+            f"Refusing to upgrade {node.name} to {target}; nothing was changed. "
             + " ".join(p[0].upper() + p[1:] for p in problems)
         )
     return None
@@ -194,14 +215,13 @@ def decide_node_upgrade(
     node = find_node(seen, command.node)
     target = parse_version(command.to_version, "the target version")
     kubelet = parse_version(node.kubelet_version, f"{node.name}'s kubelet version")
-    api_server = parse_version(seen.api_server_version, "the API server version")
     role, kubeadm = procedure(seen.inventory, seen.nodes, node)
     if seen.inventory.target(node) is None:
         raise PlanError(
             f"kubegate does not know how to reach {node.name} over SSH: it has "
             "no InternalIP and no address in the inventory."
         )
-    nothing = refuse_skew(node.name, kubelet, target, api_server, kubeadm=kubeadm)
+    nothing = refuse_skew(node, target, seen, role=role, kubeadm=kubeadm)
     if nothing is None:
         refuse_pod_loss(node.name, seen.drain)
     was_unschedulable = node.unschedulable if cordoned_before is None else cordoned_before
@@ -209,7 +229,7 @@ def decide_node_upgrade(
         **drain_facts(seen.drain, seen.pdbs),
         "node": node.name,
         "kubelet_version": str(kubelet),
-        "api_server_version": str(api_server),
+        "api_server_version": described(seen.api_servers),
         "role": role,
         "kubeadm": kubeadm,
         "was_unschedulable": was_unschedulable,
@@ -218,6 +238,7 @@ def decide_node_upgrade(
         node,
         target,
         apply=kubeadm == "apply",
+        control_plane=role == "control-plane",
         manager=seen.inventory.package_manager_of(node.name),
         evict=len(seen.drain.evict),
         was_unschedulable=was_unschedulable,
@@ -231,7 +252,8 @@ def decide_node_upgrade(
         steps=steps,
         facts=facts,
         preview=[
-            f"{node.name} ({role}): kubelet {kubelet} → {target} · API server {api_server} · "
+            f"{node.name} ({role}): kubelet {kubelet} → {target} · API servers "
+            f"{described(seen.api_servers)} · "
             f"{'Ready' if node.ready else 'NotReady'}, {state}",
             *eviction_preview(seen.drain, seen.pdbs),
         ],

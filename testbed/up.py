@@ -116,7 +116,7 @@ class World:
                 "private_key": str(fleet.client_key_path),
                 "sudo": True,
             },
-            "nodes": {name: {"address": node.address, "port": node.port} for name, node in nodes},
+            "nodes": {name: self.node_access(name) for name in fleet.nodes},
             "package_manager": "apt",
             "control_planes": [name for name, node in nodes if node.role == "control-plane"],
             "node_subnet": "127.0.10.0/24",
@@ -124,6 +124,15 @@ class World:
             "static_pod_pause": 0.5,  # seconds: a fast testbed
             "static_pod_ready_timeout": "30s",
         }
+
+    def node_access(self, name: str) -> dict[str, Any]:
+        """How kubegate reaches the node: its sshd, and a control plane's own API server."""
+        node = self.fleet.nodes[name]
+        access: dict[str, Any] = {"address": node.address, "port": node.port}
+        endpoints = self.fleet.apiserver.endpoints if self.fleet.apiserver else {}
+        if name in endpoints:
+            access["api_server"] = endpoints[name].url
+        return access
 
     def description(self) -> dict[str, Any]:
         fleet = self.fleet

@@ -26,7 +26,7 @@ def seen(
     inventory: Inventory = INVENTORY,
 ) -> NodeUpgradeSnapshot:
     return NodeUpgradeSnapshot(
-        "prod", inventory, CLUSTER if nodes is None else nodes, api_server, drain
+        "prod", inventory, CLUSTER if nodes is None else nodes, {"cp-1": api_server}, drain
     )
 
 
@@ -85,10 +85,23 @@ def test_a_node_that_is_not_in_the_cluster_is_refused_by_name() -> None:
     assert "There is no node `worker-9` in cluster prod" in refusal("worker-9", "v1.31.3", seen())
 
 
-def test_a_worker_ahead_of_the_api_server_is_refused_with_what_to_do_first() -> None:
-    said = refusal("worker-1", "v1.31.3", seen())
-    assert said.startswith("Refusing to upgrade worker-1 to v1.31.3; nothing was changed.")
-    assert "never be newer than the API server" in said and "/kube upgrade" in said
+def test_a_worker_may_take_a_newer_patch_of_the_api_servers_minor() -> None:
+    plan = upgrade("worker-1", "v1.31.3", seen())
+    assert plan.nothing_to_do is None and len(plan.steps) == 9
+
+
+def test_a_worker_a_minor_ahead_of_the_api_server_is_refused_with_what_to_do_first() -> None:
+    said = refusal("worker-1", "v1.32.0", seen())
+    assert said.startswith("Refusing to upgrade worker-1 to v1.32.0; nothing was changed.")
+    assert "never be a newer minor than the oldest API server" in said
+    assert "/kube upgrade cluster --to v1.32.0" in said
+
+
+def test_the_oldest_of_several_api_servers_is_the_one_a_worker_is_held_to() -> None:
+    nodes = [node(f"cp-{i}", control_plane=True) for i in (1, 2, 3)] + [node("worker-1")]
+    servers = {"cp-1": "v1.32.0", "cp-2": "v1.32.0", "cp-3": "v1.31.2"}
+    snapshot = NodeUpgradeSnapshot("prod", INVENTORY, nodes, servers)
+    assert "cp-3's is at v1.31.2" in refusal("worker-1", "v1.32.0", snapshot)
 
 
 def test_a_node_kubegate_cannot_reach_over_ssh_is_refused() -> None:
