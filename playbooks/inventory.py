@@ -44,6 +44,22 @@ class NodeAccess(BaseModel):
     api_server: str | None = None
 
 
+class PackageRepository(BaseModel):
+    """Where the kube packages come from, one repository per minor as pkgs.k8s.io serves them;
+    `{minor}` becomes `v1.32`. Point these at a mirror for air-gapped clusters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    apt: str = "https://pkgs.k8s.io/core:/stable:/{minor}/deb/"
+    dnf: str = "https://pkgs.k8s.io/core:/stable:/{minor}/rpm/"
+    # pkgs.k8s.io signs every minor's repository with the same key: the keyring stays.
+    apt_keyring: str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+
+    def url(self, manager: Literal["apt", "dnf"], minor: str) -> str:
+        template = self.apt if manager == "apt" else self.dnf
+        return template.replace("{minor}", minor)
+
+
 class SshSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -85,6 +101,7 @@ class Inventory(BaseModel):
     ssh: SshSettings = Field(default_factory=SshSettings)
     nodes: dict[str, NodeAccess] = Field(default_factory=dict)
     package_manager: Literal["apt", "dnf"] = "apt"
+    package_repository: PackageRepository = Field(default_factory=PackageRepository)
     control_planes: list[str] | None = None  # default: nodes labelled control-plane
     node_subnet: str | None = None
     etcd: EtcdSettings = Field(default_factory=EtcdSettings)

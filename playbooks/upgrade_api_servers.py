@@ -55,10 +55,10 @@ async def read_api_servers(cluster: ClusterHandle, nodes: list[NodeView]) -> dic
 
 
 def described(api_servers: dict[str, str]) -> str:
-    """`cp-1 v1.32.0, cp-2 v1.31.2` (or just the version when there is one)."""
+    """`API servers cp-1 v1.32.0, cp-2 v1.31.2`, or `API server v1.31.2` when there is one."""
     if len(api_servers) == 1:
-        return next(iter(api_servers.values()))
-    return ", ".join(f"{name} {version}" for name, version in api_servers.items())
+        return f"API server {next(iter(api_servers.values()))}"
+    return "API servers " + ", ".join(f"{name} {v}" for name, v in api_servers.items())
 
 
 async def own_api_server_version(cluster: ClusterHandle, node: str) -> str | None:

@@ -177,7 +177,7 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
             "cordoned": cordoned,
         },
         preview=[
-            f"API servers {described(seen.api_servers)} → {target}; "
+            f"{described(seen.api_servers)} → {target}; "
             f"nodes behind: {behind.count} of {len(seen.nodes)}",
             *(node_line(n) for n in seen.nodes),
         ],

@@ -84,73 +84,77 @@ def procedure(inventory: Inventory, nodes: list[NodeView], node: NodeView) -> tu
     return "control-plane", "apply" if order and order[0].name == node.name else "node"
 
 
-def planned_steps(
-    node: NodeView,
-    target: Version,
-    *,
-    apply: bool,
-    control_plane: bool,
-    manager: str,
-    evict: int,
-    was_unschedulable: bool,
-) -> list[PlannedStep]:
+@dataclass(frozen=True)
+class Procedure:
+    """How this node is upgraded: kubeadm's verb, its role, its packages and their source."""
+
+    apply: bool  # `kubeadm upgrade apply` (the first control plane), else `upgrade node`
+    control_plane: bool
+    manager: str
+    source: str | None  # the new minor's repository to switch to first; None: same minor
+    evict: int
+    was_unschedulable: bool
+
+
+def planned_steps(node: NodeView, target: Version, how: Procedure) -> list[PlannedStep]:
     """The planned steps with their parameters, as the approvers read them."""
     name, version = node.name, str(target)
-    at = PackagesAt(host=NodeRef(name=name), version=version)
-    titles = step_titles(
-        node, target, apply=apply, manager=manager, evict=evict, was_unschedulable=was_unschedulable
-    )
+    at = PackagesAt(host=NodeRef(name=name), version=version, source=how.source)
     cordon = CordonForUpgradeParams(
         node=name,
-        was_unschedulable=was_unschedulable,
+        was_unschedulable=how.was_unschedulable,
         from_version=node.kubelet_version,
         to_version=version,
     )
+    kubeadm = KubeadmUpgradeParams(
+        node=name, version=version, apply=how.apply, control_plane=how.control_plane
+    )
     # Drained first: the node is out of service before anything on it changes, and a failure
-    # at any later step leaves it cordoned, its workloads safe elsewhere.
+    # at any later step leaves it cordoned, its workloads safe elsewhere. The health gate
+    # comes before the uncordon: pods go back only onto a node that passed it.
     params: list[StepParams] = [
         cordon,
         EvictPodsParams.of(DrainCommand(node=name)),
         WaitUntilGoneParams(node=name),
         UpgradeKubeadmParams(at=at),
-        KubeadmUpgradeParams(node=name, version=version, apply=apply, control_plane=control_plane),
+        kubeadm,
         UpgradeKubeletParams(at=at),
         RestartKubeletParams(node=name, version=version),
-        UncordonIfItWasParams(node=name),
         HealthGateParams(expect=Healthy(node=name, kubelet_version=version)),
+        UncordonIfItWasParams(node=name),
     ]
+    titles = step_titles(node, target, how)
     return [
         PlannedStep.of(each, title, touches=[f"node/{name}"])
         for each, title in zip(params, titles, strict=True)
     ]
 
 
-def step_titles(
-    node: NodeView,
-    target: Version,
-    *,
-    apply: bool,
-    manager: str,
-    evict: int,
-    was_unschedulable: bool,
-) -> list[str]:
+def step_titles(node: NodeView, target: Version, how: Procedure) -> list[str]:
     """The nine steps' titles, in order, as the approvers read them."""
-    held = ", held" if manager == "apt" else ""
+    held = ", held" if how.manager == "apt" else ""
     state = "cordoned already" if node.unschedulable else "schedulable now"
     timeout = format_duration(DrainCommand(node=node.name).timeout)
+    switch = (
+        f"Switch the package source to {target.minor_line} ({how.source}), then upgrade"
+        if how.source
+        else "Upgrade"
+    )
+    moves = " (moves its API server)" if how.control_plane else ""
     return [
         f"Drain: cordon {node.name} ({state})",
-        f"Drain: evict {evict} pod(s) through their PDBs",
+        f"Drain: evict {how.evict} pod(s) through their PDBs",
         f"Drain: wait until they are gone (timeout {timeout})",
-        f"Upgrade the kubeadm package to {target.package} ({manager}{held})",
-        f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the API server)"
-        if apply
-        else f"`kubeadm upgrade node` on {node.name}",
-        f"Upgrade kubelet and kubectl to {target.package} ({manager}{held})",
+        f"{switch} the kubeadm package to {target.package} ({how.manager}{held})",
+        f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the cluster's version)"
+        if how.apply
+        else f"`kubeadm upgrade node` on {node.name}{moves}",
+        f"Upgrade kubelet and kubectl to {target.package} ({how.manager}{held})",
         "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)",
-        f"Uncordon {node.name}" + (" (no: it was cordoned before)" if was_unschedulable else ""),
-        f"Health gate: Ready, no pressure, kubelet {target}, DaemonSet pods Ready "
-        f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
+        f"Health gate before uncordon: Ready, no pressure, kubelet {target}, DaemonSet pods "
+        f"Ready (timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
+        f"Uncordon {node.name}"
+        + (" (no: it was cordoned before)" if how.was_unschedulable else ""),
     ]
 
 
@@ -234,15 +238,19 @@ def decide_node_upgrade(
         "kubeadm": kubeadm,
         "was_unschedulable": was_unschedulable,
     }
-    steps = planned_steps(
-        node,
-        target,
+    manager = seen.inventory.package_manager_of(node.name)
+    new_minor = (kubelet.major, kubelet.minor) != (target.major, target.minor)
+    how = Procedure(
         apply=kubeadm == "apply",
         control_plane=role == "control-plane",
-        manager=seen.inventory.package_manager_of(node.name),
+        manager=manager,
+        source=seen.inventory.package_repository.url(manager, target.minor_line)
+        if new_minor
+        else None,
         evict=len(seen.drain.evict),
         was_unschedulable=was_unschedulable,
     )
+    steps = planned_steps(node, target, how)
     state = "cordoned already" if node.unschedulable else "schedulable now"
     return Plan(
         verb="upgrade",
@@ -252,7 +260,7 @@ def decide_node_upgrade(
         steps=steps,
         facts=facts,
         preview=[
-            f"{node.name} ({role}): kubelet {kubelet} → {target} · API servers "
+            f"{node.name} ({role}): kubelet {kubelet} → {target} · "
             f"{described(seen.api_servers)} · "
             f"{'Ready' if node.ready else 'NotReady'}, {state}",
             *eviction_preview(seen.drain, seen.pdbs),

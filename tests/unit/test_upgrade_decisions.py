@@ -10,6 +10,7 @@ from commands import UpgradeNodeCommand
 from playbooks.base import PlanError
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
+from playbooks.packages import UpgradeKubeadmParams
 from playbooks.plan import Plan
 from playbooks.pods import DrainSelection
 from playbooks.upgrade import facts_mid_upgrade, node_upgrade_drift
@@ -52,8 +53,8 @@ def test_a_worker_following_the_api_server_gets_the_nine_kubeadm_steps_in_order(
         "kubeadm-upgrade",
         "kubelet-packages",
         "restart-kubelet",
-        "uncordon",
         "health-gate",
+        "uncordon",
     ]
     assert "`kubeadm upgrade node` on worker-1" in plan.steps[4].title
     assert plan.facts["kubeadm"] == "node" and plan.risk == "medium"
@@ -64,6 +65,34 @@ def test_the_first_control_plane_runs_kubeadm_upgrade_apply_and_is_high_risk() -
     plan = decide_node_upgrade(UpgradeNodeCommand(node="cp-1", to_version="v1.32.0"), seen())
     assert "`kubeadm upgrade apply v1.32.0 --yes` on cp-1" in plan.steps[4].title
     assert plan.facts["role"] == "control-plane" and plan.risk == "high"
+
+
+def test_a_minor_upgrade_switches_the_package_source_first_and_says_so() -> None:
+    plan = upgrade("cp-1", "v1.32.0", seen())
+    assert plan.steps[3].title.startswith(
+        "Switch the package source to v1.32 (https://pkgs.k8s.io/core:/stable:/v1.32/deb/)"
+    )
+    params = plan.steps[3].params
+    assert isinstance(params, UpgradeKubeadmParams)
+    assert params.at.source == "https://pkgs.k8s.io/core:/stable:/v1.32/deb/"
+
+
+def test_a_patch_upgrade_leaves_the_package_source_alone() -> None:
+    plan = upgrade("worker-1", "v1.31.3", seen())
+    assert plan.steps[3].title.startswith("Upgrade the kubeadm package")
+    params = plan.steps[3].params
+    assert isinstance(params, UpgradeKubeadmParams) and params.at.source is None
+
+
+def test_a_mirror_template_names_the_dnf_repository_of_the_new_minor() -> None:
+    inventory = Inventory.model_validate(
+        {
+            "package_manager": "dnf",
+            "package_repository": {"dnf": "https://mirror.internal/k8s/{minor}/rpm/"},
+        }
+    )
+    plan = upgrade("cp-1", "v1.32.0", seen(inventory=inventory))
+    assert "https://mirror.internal/k8s/v1.32/rpm/" in plan.steps[3].title
 
 
 def test_a_second_control_plane_in_the_inventory_order_runs_kubeadm_upgrade_node() -> None:
@@ -133,7 +162,7 @@ def test_a_cordoned_node_is_planned_to_stay_cordoned_afterwards() -> None:
         seen(nodes, api_server="v1.31.3"),
     )
     assert plan.facts["was_unschedulable"] is True
-    assert "(no: it was cordoned before)" in plan.steps[7].title
+    assert "(no: it was cordoned before)" in plan.steps[8].title
     assert "cordoned already" in plan.preview[0]
 
 
@@ -161,7 +190,7 @@ def test_a_rolling_upgrade_that_cordoned_the_node_itself_plans_to_uncordon_it_af
     )
     cordon = plan.steps[0].params
     assert isinstance(cordon, CordonForUpgradeParams) and cordon.was_unschedulable is False
-    assert plan.steps[7].title == "Uncordon worker-1"
+    assert plan.steps[8].title == "Uncordon worker-1"
 
 
 def approved_upgrade_of_worker_1() -> Plan:
