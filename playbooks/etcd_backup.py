@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -17,6 +17,7 @@ from playbooks.base import (
     ClusterHandle,
     PlanError,
     Playbook,
+    RemoteShell,
     Step,
     StepContext,
     StepOutcome,
@@ -26,7 +27,7 @@ from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.private_files import write_private
-from playbooks.ssh import CommandResult, SshTarget
+from playbooks.ssh import CommandResult, SshError, SshTarget
 
 SNAPSHOT_GLOB = "etcd-*.db"
 
@@ -94,6 +95,31 @@ def prune(directory: Path, keep: int) -> list[str]:
         old.with_suffix(".db.sha256").unlink(missing_ok=True)
         removed.append(old.name)
     return removed
+
+
+async def fetch_root_file(ssh: RemoteShell, target: SshTarget, remote: str, local: Path) -> None:
+    """Copy a root-owned 0600 file off the host: sudo hands the login user a private copy (0600,
+    in a 0700 `mktemp -d` directory only it can enter), SFTP fetches it, and the copy is removed
+    whatever happens. SFTP itself runs as the login user and could not read root's file."""
+    login = replace(target, sudo=False)
+    made = await ssh.run(login, ["mktemp", "-d", "-t", "kubegate-backup.XXXXXXXX"])
+    if not made.ok:
+        raise SshError(f"mktemp on {target.where} failed: {made.tail(3)}", node=target.node)
+    private_dir = made.stdout.strip()
+    copy = f"{private_dir}/{Path(remote).name}"
+    try:
+        handed = await ssh.run(
+            replace(target, sudo=True),
+            ["install", "-m", "0600", "-o", target.user, remote, copy],
+        )
+        if not handed.ok:
+            raise SshError(
+                f"cannot read {remote} as root on {target.where}: {handed.tail(3)}",
+                node=target.node,
+            )
+        await ssh.sftp_get(login, copy, str(local))
+    finally:
+        await ssh.run(login, ["rm", "-rf", "--", private_dir])
 
 
 class SaveSnapshotParams(StepParams):
@@ -203,7 +229,7 @@ class CopyOffHost(Step[CopyOffHostParams]):
         # Only kubegate's own user may list the snapshots, let alone read them.
         await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
         local = directory / Path(saved.remote).name
-        await ssh.sftp_get(target, saved.remote, str(local))
+        await fetch_root_file(ssh, target, saved.remote, local)
         sha256 = await asyncio.to_thread(file_sha256, local)
         if sha256 != verified.sha256:
             await asyncio.to_thread(local.unlink, missing_ok=True)

@@ -13,6 +13,7 @@ from tests.fakes import FakeKube, FakeShell, Reply, Run, cluster_of, node
 
 SNAPSHOT = b"etcd snapshot bytes"
 SHA256 = hashlib.sha256(SNAPSHOT).hexdigest()
+PRIVATE_DIR = "/tmp/kubegate-backup.abcdefgh"
 
 
 async def saved_on_the_node(
@@ -29,7 +30,11 @@ async def saved_on_the_node(
     run.ctx.results[save.name] = saved
     run.done.append((save, saved))
     remote = saved.outcome(SavedSnapshot).remote
-    shell.files[("cp-1", remote)] = SNAPSHOT
+    # Root's snapshot is handed to the login user as a private copy in a mktemp directory.
+    shell.reply(
+        ["mktemp", "-d", "-t", "kubegate-backup.XXXXXXXX"], Reply(stdout=PRIVATE_DIR + "\n")
+    )
+    shell.files[("cp-1", f"{PRIVATE_DIR}/{Path(remote).name}")] = SNAPSHOT
     status = {"revision": 42, "totalKey": 7, "totalSize": len(SNAPSHOT)}
     shell.reply(
         etcdctl(handle, "snapshot", "status", remote, "-w", "json"),
@@ -50,6 +55,9 @@ async def test_a_verified_snapshot_is_copied_off_the_host_with_its_sha256_and_re
     assert copy.with_suffix(".db.sha256").read_text() == f"{SHA256}  {copy.name}\n"
     remote = run.ctx.results["snapshot"].outcome(SavedSnapshot).remote
     assert ("rm", "-f", remote) in shell.ran("cp-1")
+    copy_as_root = ("install", "-m", "0600", "-o", "root", remote, f"{PRIVATE_DIR}/{copy.name}")
+    assert copy_as_root in shell.ran("cp-1")
+    assert ("rm", "-rf", "--", PRIVATE_DIR) in shell.ran("cp-1")
 
 
 async def test_a_copy_whose_sha256_differs_from_the_nodes_is_thrown_away(tmp_path: Path) -> None:
