@@ -66,6 +66,36 @@ def kept_backups(directory: Path) -> list[KeptBackup]:
     return sorted(found, key=lambda b: b.taken, reverse=True)
 
 
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    scaled, unit = float(size), "B"
+    for unit in ("KiB", "MiB", "GiB"):
+        scaled /= 1024
+        if scaled < 1024:
+            break
+    return f"{scaled:.1f} {unit}"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def backups_table(backups: list[KeptBackup], *, now: float) -> list[str]:
+    """`/kube backups` rows, newest first. Pure."""
+    header = f"{'NAME':<44} {'TAKEN (UTC)':<17} {'SIZE':>10} {'SHA256':<12} AGE"
+    rows = [
+        f"{b.name:<44} {time.strftime('%Y-%m-%d %H:%M', time.gmtime(b.taken)):<17} "
+        f"{_size(b.size):>10} {b.sha256[:12] or '(missing)':<12} {_age(b.age(now))}"
+        for b in backups
+    ]
+    return [header, *rows]
+
+
 def find_backup(directory: Path, name: str) -> Path | None:
     sealed = directory / (name + SEALED)
     return sealed if "/" not in name and sealed.is_file() else None
