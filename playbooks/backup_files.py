@@ -70,7 +70,7 @@ def _size(size: int) -> str:
     if size < 1024:
         return f"{size} B"
     scaled, unit = float(size), "B"
-    for unit in ("KiB", "MiB", "GiB"):
+    for unit in ("KiB", "MiB", "GiB"):  # noqa: B007 (the unit it stops at is the one shown)
         scaled /= 1024
         if scaled < 1024:
             break
