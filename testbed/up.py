@@ -26,6 +26,7 @@ from testbed.controlplanes import ControlPlanes
 from testbed.etcd import Etcd
 from testbed.faults import FaultSwitches
 from testbed.fleet import Fleet, apiserver_nodes
+from testbed.fleet.etcd_manifest import ETCD_DATA_DIR
 from testbed.fleet.fleet import FleetNode
 from testbed.loadbalancer import LoadBalancer
 from testbed.slack import SlackEmulator
@@ -190,7 +191,12 @@ async def start_world(
     alertmanager = Alertmanager(
         directory / "alertmanager", webhook_url=webhook, bearer_token=alerts_token
     )
-    await asyncio.gather(fleet.start(), etcd.start(), alertmanager.start())
+    await asyncio.gather(fleet.start(), alertmanager.start())
+    # Each member keeps its data in its node's /var/lib/etcd, as kubeadm's etcd static pod does
+    # (hostPath etcd-data), so a restore on the node replaces what the member runs on.
+    for name, member in etcd.members.items():
+        member.data_dir = fleet.nodes[name].state_dir / "root" / ETCD_DATA_DIR.lstrip("/")
+    await etcd.start()
     fleet.attach_etcd(etcd, etcd_version=etcd_version)
     vault = FakeVault(ssh_ca_key=fleet.user_ca_key_path)  # Vault-signed certificates log in
     await vault.start()

@@ -25,6 +25,7 @@ from testbed.fleet import keys, layout, sshd
 from testbed.fleet.account import fleet_account
 from testbed.fleet.control import ControlEndpoint
 from testbed.fleet.etcd_image import install_etcd_image
+from testbed.fleet.etcd_manifest import etcd_manifest
 from testbed.fleet.mirrors import seed_mirror_pods
 
 if TYPE_CHECKING:
@@ -149,6 +150,16 @@ class Fleet:
             config = json.loads(config_path.read_text())
             config["etcd_endpoint"] = member.client_url
             config["etcd_image"] = {"bin": str(image), "version": etcd_version}
+            manifest = state_dir / "root/etc/kubernetes/manifests/etcd.yaml"
+            if manifest.exists():
+                manifest.write_text(
+                    etcd_manifest(
+                        name=member.name,
+                        client_url=member.client_url,
+                        peer_url=member.peer_url,
+                        initial_cluster=etcd.initial_cluster(),
+                    )
+                )
             config_path.write_text(json.dumps(config, indent=2))
             layout.chown_tree(pki, fleet_account())
             for path in pki.iterdir():

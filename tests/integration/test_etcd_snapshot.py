@@ -41,7 +41,9 @@ async def etcdctl_status(path: Path) -> dict[str, int]:
     return status
 
 
-async def test_snapshot_saved_over_ssh_in_cp1_s_etcd_container_passes_etcdctl_status(tmp_path: Path) -> None:
+async def test_snapshot_saved_over_ssh_in_cp1_s_etcd_container_passes_etcdctl_status(
+    tmp_path: Path,
+) -> None:
     apiserver = FakeApiServer(workdir=tmp_path / "apiserver")
     etcd = Etcd(tmp_path / "etcd")
     await asyncio.gather(apiserver.start(), etcd.start())
