@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import model_validator
+from pydantic import AfterValidator, model_validator
 
 from commands._models import MutatingCommand
 from commands._validators import (
@@ -178,3 +179,33 @@ class RotateCertsCommand(MutatingCommand):
         if self.node is None:
             return "Rotate control-plane certificates"
         return f"Rotate certificates on {self.node}"
+
+
+# What `/kube backups` lists: the backup file's name without its extension.
+_BACKUP_NAME = re.compile(r"^etcd-[a-z0-9]([a-z0-9-]*[a-z0-9])?-job[0-9]+-[0-9]{8}T[0-9]{6}Z$")
+
+
+def _check_backup_name(value: str) -> str:
+    if not _BACKUP_NAME.match(value):
+        raise ValueError(
+            f"'{value[:80]}' is not a backup name: use one `/kube backups` lists, "
+            "e.g. etcd-prod-job12-20261130T020000Z"
+        )
+    return value
+
+
+BackupName = Annotated[str, AfterValidator(_check_backup_name)]
+
+
+class RestoreEtcdCommand(MutatingCommand):
+    """Disaster recovery: every etcd member restored from one kept backup."""
+
+    verb: Literal["restore"] = "restore"
+    backup: BackupName
+
+    @property
+    def target(self) -> str:
+        return "etcd"
+
+    def summary(self) -> str:
+        return f"Restore etcd from {self.backup}"

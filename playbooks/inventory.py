@@ -84,6 +84,13 @@ class EtcdSettings(BaseModel):
     cert: str = "/etc/kubernetes/pki/etcd/healthcheck-client.crt"
     key: str = "/etc/kubernetes/pki/etcd/healthcheck-client.key"
     snapshot_dir: str = "/var/lib/kubegate/etcd"  # on the control-plane node, before the copy
+    # kubeadm runs etcd as a static pod and installs no etcdctl/etcdutl on the host: by default
+    # they run in the etcd container (`crictl exec`), writing into its data dir, the one host
+    # directory it mounts. Name host binaries here to use those instead (snapshots go to
+    # snapshot_dir then).
+    etcdctl: str | None = None
+    etcdutl: str | None = None
+    data_dir: str = "/var/lib/etcd"
 
 
 class NewNodeSettings(BaseModel):

@@ -26,6 +26,7 @@ from testbed.controlplanes import ControlPlanes
 from testbed.etcd import Etcd
 from testbed.faults import FaultSwitches
 from testbed.fleet import Fleet, apiserver_nodes
+from testbed.fleet.etcd_manifest import ETCD_DATA_DIR
 from testbed.fleet.fleet import FleetNode
 from testbed.loadbalancer import LoadBalancer
 from testbed.slack import SlackEmulator
@@ -185,6 +186,7 @@ async def start_world(
     spare: int,
     alerts_token: str,
     app_url: str | None,
+    etcd_version: str = "3.6",
 ) -> World:
     nodes = apiserver_nodes(apiserver)
     # Each control plane runs its etcd member on its own address, as kubeadm's stacked etcd.
@@ -198,8 +200,13 @@ async def start_world(
     alertmanager = Alertmanager(
         directory / "alertmanager", webhook_url=webhook, bearer_token=alerts_token
     )
-    await asyncio.gather(fleet.start(), etcd.start(), alertmanager.start())
-    fleet.attach_etcd(etcd)
+    await asyncio.gather(fleet.start(), alertmanager.start())
+    # Each member keeps its data in its node's /var/lib/etcd, as kubeadm's etcd static pod does
+    # (hostPath etcd-data), so a restore on the node replaces what the member runs on.
+    for name, member in etcd.members.items():
+        member.data_dir = fleet.nodes[name].state_dir / "root" / ETCD_DATA_DIR.lstrip("/")
+    await etcd.start()
+    fleet.attach_etcd(etcd, etcd_version=etcd_version)
     vault = FakeVault(ssh_ca_key=fleet.user_ca_key_path)  # Vault-signed certificates log in
     await vault.start()
     return World(fleet, vault, etcd, alertmanager)
@@ -276,6 +283,7 @@ async def start_testbed(
     version: str = "v1.31.2",
     control_planes: int = 1,
     apiserver_startup: float = 2.0,
+    etcd_version: str = "3.6",
 ) -> Testbed:
     """Start the testbed; `fleet=False` leaves out SSH, Vault and etcd (API-only tests).
     With several `control_planes`, clients reach the API servers through a load balancer and
@@ -307,7 +315,12 @@ async def start_testbed(
     world = None
     if fleet:
         world = await start_world(
-            directory, apiserver, spare=spare, alerts_token=alerts_token, app_url=app_url
+            directory,
+            apiserver,
+            spare=spare,
+            alerts_token=alerts_token,
+            app_url=app_url,
+            etcd_version=etcd_version,
         )
     kubelets, switches = await start_kubelets_and_faults(
         apiserver, world, follow_manifests=control_planes > 1, apiserver_startup=apiserver_startup

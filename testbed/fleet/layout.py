@@ -33,6 +33,7 @@ SHIM_COMMANDS = (
     "modprobe",
     "sysctl",
     "etcdctl",
+    "crictl",
     "sudo",
     "containerd",
     "mv",
@@ -40,6 +41,7 @@ SHIM_COMMANDS = (
 NODE_PATHS = (
     "/etc/kubernetes",
     "/var/lib/kubegate",
+    "/var/lib/etcd",
     "/etc/containerd",
     "/etc/sysctl.d",
     "/etc/modules-load.d",

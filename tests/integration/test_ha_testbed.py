@@ -229,7 +229,9 @@ async def test_moving_the_apiserver_manifest_out_takes_that_api_server_down_unti
     ha_testbed: Testbed,
 ) -> None:
     cp3 = apiserver_url(ha_testbed, "cp-3")
-    out = await openssh(ha_testbed.fleet, "cp-3", f"mv {MANIFESTS}/kube-apiserver.yaml /tmp/")
+    out = await openssh(
+        ha_testbed.fleet, "cp-3", f"sudo -n mv {MANIFESTS}/kube-apiserver.yaml /tmp/"
+    )
 
     assert out.code == 0, out.stderr
 
@@ -238,7 +240,9 @@ async def test_moving_the_apiserver_manifest_out_takes_that_api_server_down_unti
 
     await eventually(down, "cp-3's API server to stop")
     assert (await kubectl(ha_testbed, "get", "nodes")).code == 0
-    back = await openssh(ha_testbed.fleet, "cp-3", f"mv /tmp/kube-apiserver.yaml {MANIFESTS}/")
+    back = await openssh(
+        ha_testbed.fleet, "cp-3", f"sudo -n mv /tmp/kube-apiserver.yaml {MANIFESTS}/"
+    )
     assert back.code == 0, back.stderr
 
     async def serving() -> bool:
@@ -302,14 +306,14 @@ async def test_a_member_down_leaves_etcd_with_quorum_and_its_api_server_unhealth
 async def test_moving_etcd_yaml_out_stops_that_member_and_back_starts_it(
     ha_testbed: Testbed,
 ) -> None:
-    out = await openssh(ha_testbed.fleet, "cp-3", f"mv {MANIFESTS}/etcd.yaml /tmp/")
+    out = await openssh(ha_testbed.fleet, "cp-3", f"sudo -n mv {MANIFESTS}/etcd.yaml /tmp/")
     assert out.code == 0, out.stderr
 
     async def stopped() -> bool:
         return (await etcd_health(ha_testbed, "cp-3")).code != 0
 
     await eventually(stopped, "cp-3's etcd member to stop")
-    back = await openssh(ha_testbed.fleet, "cp-3", f"mv /tmp/etcd.yaml {MANIFESTS}/")
+    back = await openssh(ha_testbed.fleet, "cp-3", f"sudo -n mv /tmp/etcd.yaml {MANIFESTS}/")
     assert back.code == 0, back.stderr
 
     async def healthy() -> bool:
