@@ -154,12 +154,7 @@ class ChangeRequests:
     ) -> None:
         holder = self._store.lock_holder(plan.cluster, plan.locks)
         if holder is not None:
-            await self._chat.ephemeral(
-                channel,
-                user,
-                f"{plan.target} is locked by job #{holder}: "
-                f"wait for it to end or `/kube cancel {holder}`.",
-            )
+            await self._chat.ephemeral(channel, user, self._locked(plan, holder))
             return
         job = self._store_job(command, plan, rule=rule, text=text, user=user, channel=channel)
         holder = self._store.acquire_locks(job.id, plan.cluster, plan.locks)
@@ -184,6 +179,19 @@ class ChangeRequests:
             facts=plan.facts,
         )
         await self._announce(job, user=user, channel=channel)
+
+    def _locked(self, plan: Plan, holder: int) -> str:
+        """Why the request must wait, naming the job in the way and what it holds."""
+        held = self._store.job(holder)
+        what = f"{plan.target} is locked by job #{holder} (`{escape(held.command_text)}`)"
+        other_control_plane = "control-plane" in plan.locks and held.target != plan.target
+        cp_holder = self._store.lock_holder(plan.cluster, ["control-plane"])
+        if other_control_plane and cp_holder == holder:
+            what = (
+                f"Job #{holder} (`{escape(held.command_text)}`) holds the control-plane "
+                "lock: kubegate never changes two control planes at once"
+            )
+        return f"{what}. Wait for it to end or `/kube cancel {holder}`."
 
     def _store_job(
         self,

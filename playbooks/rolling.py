@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from commands import UpgradeNodeCommand
-from playbooks.base import StepContext, StepOutcome, StepResult, build_step
+from playbooks.base import PlanError, StepContext, StepOutcome, StepResult, build_step
 from playbooks.upgrade_plan import plan_node_upgrade
 
 
@@ -26,7 +26,13 @@ async def upgrade_one(
     command = UpgradeNodeCommand(node=node, to_version=version)
     # Planned with the node's state before this job touched it, not after a restart found it
     # cordoned.
-    plan = await plan_node_upgrade(command, ctx.cluster, cordoned_before=was_unschedulable)
+    # The cluster upgrade took its etcd snapshot before anything else.
+    try:
+        plan = await plan_node_upgrade(
+            command, ctx.cluster, cordoned_before=was_unschedulable, snapshot=False
+        )
+    except PlanError as refused:  # e.g. an etcd member went down since the last node
+        return StepResult.failed(f"{node}: {refused.message}")
     if plan.nothing_to_do:
         return StepResult(ok=True, summary=f"{node} already at {version}")
     sub = StepContext(

@@ -23,6 +23,7 @@ from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection
 from playbooks.upgrade_api_servers import described, read_api_servers
+from playbooks.upgrade_etcd import refuse_unhealthy_etcd
 from playbooks.upgrade_plan import oldest_kubelet, parse_version
 from playbooks.versions import Skew, Version, api_server_problems
 
@@ -65,7 +66,11 @@ async def observe_cluster_upgrade(cluster: ClusterHandle) -> ClusterUpgradeSnaps
 
 
 async def plan_cluster_upgrade(command: UpgradeClusterCommand, cluster: ClusterHandle) -> Plan:
-    return decide_cluster_upgrade(command, await observe_cluster_upgrade(cluster))
+    seen = await observe_cluster_upgrade(cluster)
+    plan = decide_cluster_upgrade(command, seen)
+    if plan.facts["control_planes"] and plan.nothing_to_do is None:
+        await refuse_unhealthy_etcd(cluster, seen.nodes, f"cluster {cluster.name}")
+    return plan
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 from commands import DrainCommand, UpgradeNodeCommand, format_duration
 from playbooks.base import ClusterHandle, PlanError
 from playbooks.drain import EvictPodsParams, WaitUntilGoneParams, drain_facts, snapshot
+from playbooks.etcd_backup import CopyOffHostParams, SaveSnapshotParams, VerifySnapshotParams
 from playbooks.health import HEALTH_TIMEOUT_S, HealthGateParams, Healthy
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
@@ -18,6 +19,7 @@ from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection, Pdb, eviction_preview
 from playbooks.remote import NodeRef
 from playbooks.upgrade_api_servers import described, read_api_servers
+from playbooks.upgrade_etcd import EtcdHealthyParams, refuse_unhealthy_etcd
 from playbooks.upgrade_steps import (
     CordonForUpgradeParams,
     KubeadmUpgradeParams,
@@ -26,6 +28,8 @@ from playbooks.upgrade_steps import (
 )
 from playbooks.versions import Skew, Version, skew_problems
 
+# The lock every job that touches a control-plane node holds (DESIGN §2, Locks).
+CONTROL_PLANE_LOCK = "control-plane"
 NO_PODS = DrainSelection(evict=[], daemonset=[], mirror=[], bare=[], empty_dir=[])
 
 
@@ -54,10 +58,17 @@ async def observe_node_upgrade(node: str, cluster: ClusterHandle) -> NodeUpgrade
 
 
 async def plan_node_upgrade(
-    command: UpgradeNodeCommand, cluster: ClusterHandle, *, cordoned_before: bool | None = None
+    command: UpgradeNodeCommand,
+    cluster: ClusterHandle,
+    *,
+    cordoned_before: bool | None = None,
+    snapshot: bool = True,
 ) -> Plan:
     seen = await observe_node_upgrade(command.node, cluster)
-    return decide_node_upgrade(command, seen, cordoned_before=cordoned_before)
+    plan = decide_node_upgrade(command, seen, cordoned_before=cordoned_before, snapshot=snapshot)
+    if plan.facts["role"] == "control-plane" and plan.nothing_to_do is None:
+        await refuse_unhealthy_etcd(cluster, seen.nodes, command.node)
+    return plan
 
 
 def parse_version(text: str, what: str) -> Version:
@@ -92,6 +103,7 @@ class Procedure:
     control_plane: bool
     manager: str
     source: str | None  # the new minor's repository to switch to first; None: same minor
+    snapshot: bool  # an etcd snapshot before `kubeadm upgrade apply`
     evict: int
     was_unschedulable: bool
 
@@ -109,29 +121,34 @@ def planned_steps(node: NodeView, target: Version, how: Procedure) -> list[Plann
     kubeadm = KubeadmUpgradeParams(
         node=name, version=version, apply=how.apply, control_plane=how.control_plane
     )
+    titles = step_titles(node, target, how)
     # Drained first: the node is out of service before anything on it changes, and a failure
     # at any later step leaves it cordoned, its workloads safe elsewhere. The health gate
     # comes before the uncordon: pods go back only onto a node that passed it.
-    params: list[StepParams] = [
-        cordon,
-        EvictPodsParams.of(DrainCommand(node=name)),
-        WaitUntilGoneParams(node=name),
-        UpgradeKubeadmParams(at=at),
-        kubeadm,
-        UpgradeKubeletParams(at=at),
-        RestartKubeletParams(node=name, version=version),
-        HealthGateParams(expect=Healthy(node=name, kubelet_version=version)),
-        UncordonIfItWasParams(node=name),
+    steps: list[tuple[StepParams, str]] = [
+        (cordon, titles["cordon"]),
+        (EvictPodsParams.of(DrainCommand(node=name)), titles["evict"]),
+        (WaitUntilGoneParams(node=name), titles["wait"]),
+        (UpgradeKubeadmParams(at=at), titles["kubeadm-package"]),
+        (kubeadm, titles["kubeadm"]),
+        (UpgradeKubeletParams(at=at), titles["kubelet-packages"]),
+        (RestartKubeletParams(node=name, version=version), titles["restart"]),
+        (HealthGateParams(expect=Healthy(node=name, kubelet_version=version)), titles["health"]),
+        (UncordonIfItWasParams(node=name), titles["uncordon"]),
     ]
-    titles = step_titles(node, target, how)
-    return [
-        PlannedStep.of(each, title, touches=[f"node/{name}"])
-        for each, title in zip(params, titles, strict=True)
-    ]
+    if how.snapshot:  # the cluster's state as it was, before kubeadm moves its version
+        steps[3:3] = [
+            (SaveSnapshotParams(), "etcd snapshot before `kubeadm upgrade apply`"),
+            (VerifySnapshotParams(), "Verify the snapshot"),
+            (CopyOffHostParams(), "Copy it off the host, sealed"),
+        ]
+    if how.control_plane:
+        steps.insert(0, (EtcdHealthyParams(node=name), titles["etcd"]))
+    return [PlannedStep.of(each, title, touches=[f"node/{name}"]) for each, title in steps]
 
 
-def step_titles(node: NodeView, target: Version, how: Procedure) -> list[str]:
-    """The nine steps' titles, in order, as the approvers read them."""
+def step_titles(node: NodeView, target: Version, how: Procedure) -> dict[str, str]:
+    """Each step's title, as the approvers read it."""
     held = ", held" if how.manager == "apt" else ""
     state = "cordoned already" if node.unschedulable else "schedulable now"
     timeout = format_duration(DrainCommand(node=node.name).timeout)
@@ -141,21 +158,25 @@ def step_titles(node: NodeView, target: Version, how: Procedure) -> list[str]:
         else "Upgrade"
     )
     moves = " (moves its API server)" if how.control_plane else ""
-    return [
-        f"Drain: cordon {node.name} ({state})",
-        f"Drain: evict {how.evict} pod(s) through their PDBs",
-        f"Drain: wait until they are gone (timeout {timeout})",
-        f"{switch} the kubeadm package to {target.package} ({how.manager}{held})",
-        f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the cluster's version)"
+    return {
+        "etcd": "etcd healthy with every member up (`etcdctl endpoint health --cluster`)",
+        "cordon": f"Drain: cordon {node.name} ({state})",
+        "evict": f"Drain: evict {how.evict} pod(s) through their PDBs",
+        "wait": f"Drain: wait until they are gone (timeout {timeout})",
+        "kubeadm-package": f"{switch} the kubeadm package to {target.package} "
+        f"({how.manager}{held})",
+        "kubeadm": f"`kubeadm upgrade apply {target} --yes` on {node.name} (moves the "
+        "cluster's version)"
         if how.apply
         else f"`kubeadm upgrade node` on {node.name}{moves}",
-        f"Upgrade kubelet and kubectl to {target.package} ({how.manager}{held})",
-        "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)",
-        f"Health gate before uncordon: Ready, no pressure, kubelet {target}, DaemonSet pods "
-        f"Ready (timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
-        f"Uncordon {node.name}"
+        "kubelet-packages": f"Upgrade kubelet and kubectl to {target.package} "
+        f"({how.manager}{held})",
+        "restart": "Restart the kubelet (`systemctl daemon-reload`, `systemctl restart kubelet`)",
+        "health": f"Health gate before uncordon: Ready, no pressure, kubelet {target}, "
+        f"DaemonSet pods Ready (timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
+        "uncordon": f"Uncordon {node.name}"
         + (" (no: it was cordoned before)" if how.was_unschedulable else ""),
-    ]
+    }
 
 
 def api_server_versions(seen: NodeUpgradeSnapshot) -> dict[str, Version]:
@@ -210,12 +231,17 @@ def refuse_pod_loss(node: str, selection: DrainSelection) -> None:
 
 
 def decide_node_upgrade(
-    command: UpgradeNodeCommand, seen: NodeUpgradeSnapshot, *, cordoned_before: bool | None = None
+    command: UpgradeNodeCommand,
+    seen: NodeUpgradeSnapshot,
+    *,
+    cordoned_before: bool | None = None,
+    snapshot: bool = True,
 ) -> Plan:
     """The plan to upgrade `command.node`, or a PlanError saying why not. Pure.
 
     `cordoned_before`: whether the node was cordoned before the job began, when the job (a
-    rolling upgrade) knows better than the snapshot; by default, as the snapshot shows it."""
+    rolling upgrade) knows better than the snapshot; by default, as the snapshot shows it.
+    `snapshot`: False when the job took its etcd snapshot already (a cluster upgrade)."""
     node = find_node(seen, command.node)
     target = parse_version(command.to_version, "the target version")
     kubelet = parse_version(node.kubelet_version, f"{node.name}'s kubelet version")
@@ -249,6 +275,7 @@ def decide_node_upgrade(
         else None,
         evict=len(seen.drain.evict),
         was_unschedulable=was_unschedulable,
+        snapshot=kubeadm == "apply" and snapshot,
     )
     steps = planned_steps(node, target, how)
     state = "cordoned already" if node.unschedulable else "schedulable now"
@@ -267,5 +294,6 @@ def decide_node_upgrade(
         ],
         risk="high" if role == "control-plane" else "medium",
         nothing_to_do=nothing,
-        locks=[f"node/{node.name}"],
+        # Never two control planes changed at once, whatever verb changes them.
+        locks=[f"node/{node.name}", *([CONTROL_PLANE_LOCK] if role == "control-plane" else [])],
     )

@@ -11,7 +11,7 @@ from playbooks.base import PlanError
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.packages import UpgradeKubeadmParams
-from playbooks.plan import Plan
+from playbooks.plan import Plan, PlannedStep
 from playbooks.pods import DrainSelection
 from playbooks.upgrade import facts_mid_upgrade, node_upgrade_drift
 from playbooks.upgrade_plan import NO_PODS, NodeUpgradeSnapshot, decide_node_upgrade
@@ -33,6 +33,10 @@ def seen(
 
 def upgrade(node_name: str, to: str, snapshot: NodeUpgradeSnapshot) -> Plan:
     return decide_node_upgrade(UpgradeNodeCommand(node=node_name, to_version=to), snapshot)
+
+
+def step(plan: Plan, name: str) -> PlannedStep:
+    return next(each for each in plan.steps if each.name == name)
 
 
 def refusal(node_name: str, to: str, snapshot: NodeUpgradeSnapshot) -> str:
@@ -63,16 +67,21 @@ def test_a_worker_following_the_api_server_gets_the_nine_kubeadm_steps_in_order(
 
 def test_the_first_control_plane_runs_kubeadm_upgrade_apply_and_is_high_risk() -> None:
     plan = decide_node_upgrade(UpgradeNodeCommand(node="cp-1", to_version="v1.32.0"), seen())
-    assert "`kubeadm upgrade apply v1.32.0 --yes` on cp-1" in plan.steps[4].title
+    assert "`kubeadm upgrade apply v1.32.0 --yes` on cp-1" in step(plan, "kubeadm-upgrade").title
     assert plan.facts["role"] == "control-plane" and plan.risk == "high"
+    names = [each.name for each in plan.steps]
+    assert names[0] == "etcd-healthy", "etcd is checked before the control plane is touched"
+    assert names.index("snapshot") < names.index("verify") < names.index("copy-off-host")
+    assert names.index("copy-off-host") < names.index("kubeadm-upgrade")
+    assert set(plan.locks) == {"node/cp-1", "control-plane"}
 
 
 def test_a_minor_upgrade_switches_the_package_source_first_and_says_so() -> None:
     plan = upgrade("cp-1", "v1.32.0", seen())
-    assert plan.steps[3].title.startswith(
+    assert step(plan, "kubeadm-package").title.startswith(
         "Switch the package source to v1.32 (https://pkgs.k8s.io/core:/stable:/v1.32/deb/)"
     )
-    params = plan.steps[3].params
+    params = step(plan, "kubeadm-package").params
     assert isinstance(params, UpgradeKubeadmParams)
     assert params.at.source == "https://pkgs.k8s.io/core:/stable:/v1.32/deb/"
 
@@ -92,7 +101,7 @@ def test_a_mirror_template_names_the_dnf_repository_of_the_new_minor() -> None:
         }
     )
     plan = upgrade("cp-1", "v1.32.0", seen(inventory=inventory))
-    assert "https://mirror.internal/k8s/v1.32/rpm/" in plan.steps[3].title
+    assert "https://mirror.internal/k8s/v1.32/rpm/" in step(plan, "kubeadm-package").title
 
 
 def test_a_second_control_plane_in_the_inventory_order_runs_kubeadm_upgrade_node() -> None:
