@@ -69,7 +69,9 @@ async def plan_cluster_upgrade(command: UpgradeClusterCommand, cluster: ClusterH
     seen = await observe_cluster_upgrade(cluster)
     plan = decide_cluster_upgrade(command, seen)
     if plan.facts["control_planes"] and plan.nothing_to_do is None:
-        await refuse_unhealthy_etcd(cluster, seen.nodes, f"cluster {cluster.name}")
+        await refuse_unhealthy_etcd(
+            cluster, seen.nodes, f"cluster {cluster.name} to {command.to_version}"
+        )
     return plan
 
 

@@ -67,7 +67,7 @@ async def plan_node_upgrade(
     seen = await observe_node_upgrade(command.node, cluster)
     plan = decide_node_upgrade(command, seen, cordoned_before=cordoned_before, snapshot=snapshot)
     if plan.facts["role"] == "control-plane" and plan.nothing_to_do is None:
-        await refuse_unhealthy_etcd(cluster, seen.nodes, command.node)
+        await refuse_unhealthy_etcd(cluster, seen.nodes, f"{command.node} to {command.to_version}")
     return plan
 
 

@@ -48,6 +48,10 @@ def changes_made(testbed: Testbed, node: str) -> list[list[str]]:
     ]
 
 
+def backups(testbed: Testbed) -> list[Path]:
+    return sorted((testbed.directory / "backups" / "testbed").glob("etcd-*.db.enc"))
+
+
 async def node_line(testbed: Testbed, node: str) -> str:
     return await asyncio.to_thread(kubectl, testbed, "get", "node", node, "--no-headers")
 
@@ -106,7 +110,14 @@ async def test_the_first_control_plane_applies_the_upgrade_and_moves_the_api_ser
     ts = await approve_twice(testbed, "upgrade cp-1 --to v1.31.3")
     await wait_text(testbed, ts, "SUCCEEDED", timeout=60)
     assert testbed.apiserver.version == "v1.31.3"
-    assert changes_made(testbed, "cp-1") == [
+    made = changes_made(testbed, "cp-1")
+    etcd = [call for call in made if call[0] == "crictl"]
+    # etcd asked for every member's health, then a snapshot saved and checked, all before
+    # kubeadm touched anything.
+    assert any("health" in call and "--cluster" in call for call in etcd)
+    assert any("snapshot" in call and "save" in call for call in etcd)
+    assert backups(testbed), "the snapshot was copied off the host"
+    assert [call for call in made if call[0] not in ("crictl", "sha256sum", "rm")] == [
         *APT_KUBEADM,
         ["kubeadm", "upgrade", "apply", "v1.31.3", "--yes"],
         *APT_KUBELET,
