@@ -130,18 +130,32 @@ class BackupEtcdCommand(MutatingCommand):
         return "Back up etcd"
 
 
+def _drain_flags(delete_emptydir_data: bool, force: bool) -> str:
+    said = [
+        *(["delete emptyDir data"] if delete_emptydir_data else []),
+        *(["force"] if force else []),
+    ]
+    return f"; drain with {', '.join(said)}" if said else ""
+
+
 class UpgradeNodeCommand(_NodeCommand):
     verb: Literal["upgrade"] = "upgrade"
     to_version: KubernetesVersion
+    # The node's drain takes these as `drain` does: pods whose data or existence is lost.
+    delete_emptydir_data: bool = False
+    force: bool = False
 
     def summary(self) -> str:
-        return f"Upgrade {self.node} to {self.to_version}"
+        flags = _drain_flags(self.delete_emptydir_data, self.force)
+        return f"Upgrade {self.node} to {self.to_version}" + (f" ({flags[2:]})" if flags else "")
 
 
 class UpgradeClusterCommand(MutatingCommand):
     verb: Literal["upgrade"] = "upgrade"
     to_version: KubernetesVersion
     max_unavailable: MaxUnavailable = 1
+    delete_emptydir_data: bool = False
+    force: bool = False
 
     @property
     def target(self) -> str:
@@ -151,7 +165,8 @@ class UpgradeClusterCommand(MutatingCommand):
         workers = "worker" if self.max_unavailable == 1 else "workers"
         return (
             f"Upgrade the cluster to {self.to_version} "
-            f"(at most {self.max_unavailable} {workers} down at a time)"
+            f"(at most {self.max_unavailable} {workers} down at a time"
+            f"{_drain_flags(self.delete_emptydir_data, self.force)})"
         )
 
 

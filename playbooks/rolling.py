@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -19,14 +20,26 @@ from playbooks.base import PlanError, StepContext, StepOutcome, StepResult, buil
 from playbooks.upgrade_plan import plan_node_upgrade
 
 
+@dataclass(frozen=True)
+class PodLoss:
+    """What the nodes' drains may give up, as the cluster upgrade was asked (and approved)."""
+
+    delete_emptydir_data: bool = False
+    force: bool = False
+
+
 async def upgrade_one(
-    ctx: StepContext, node: str, version: str, *, was_unschedulable: bool
+    ctx: StepContext, node: str, version: str, *, was_unschedulable: bool, loss: PodLoss
 ) -> StepResult:
     """Every step of one node's upgrade, each first checked for having taken effect already."""
-    command = UpgradeNodeCommand(node=node, to_version=version)
+    command = UpgradeNodeCommand(
+        node=node,
+        to_version=version,
+        delete_emptydir_data=loss.delete_emptydir_data,
+        force=loss.force,
+    )
     # Planned with the node's state before this job touched it, not after a restart found it
-    # cordoned.
-    # The cluster upgrade took its etcd snapshot before anything else.
+    # cordoned; the cluster upgrade took its etcd snapshot before anything else.
     try:
         plan = await plan_node_upgrade(
             command, ctx.cluster, cordoned_before=was_unschedulable, snapshot=False
@@ -80,6 +93,7 @@ async def roll(
     *,
     max_unavailable: int,
     at_once: int | None = None,
+    loss: PodLoss = PodLoss(),
 ) -> StepResult:
     """Upgrade `nodes`, starting the next the moment there is room; stop starting at a failure."""
     wave = Wave.from_checkpoint(ctx.partial)
@@ -102,7 +116,7 @@ async def roll(
             ctx.checkpoint(wave.as_checkpoint())
             await ctx.progress(f"{node}: upgrading ({len(running) + 1} in flight)")
             task = asyncio.create_task(
-                upgrade_one(ctx, node, version, was_unschedulable=wave.before[node])
+                upgrade_one(ctx, node, version, was_unschedulable=wave.before[node], loss=loss)
             )
             running[task] = (node, time.monotonic())
         if not running:

@@ -33,6 +33,8 @@ class UpgradeControlPlanesParams(StepParams):
     nodes: list[str]  # in the inventory's order: the first one moves the API server
     version: str
     max_unavailable: int
+    delete_emptydir_data: bool = False
+    force: bool = False
 
 
 class UpgradeWorkersParams(StepParams):
@@ -40,6 +42,8 @@ class UpgradeWorkersParams(StepParams):
     nodes: list[str]
     version: str
     max_unavailable: int
+    delete_emptydir_data: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,18 +134,31 @@ def _two_minors(current: Version, target: Version) -> bool:
     return current.major != target.major or target.minor - current.minor > 1
 
 
-def refuse_pod_loss(seen: ClusterUpgradeSnapshot, names: list[str]) -> None:
+def refuse_pod_loss(
+    seen: ClusterUpgradeSnapshot, names: list[str], command: UpgradeClusterCommand
+) -> None:
     reasons = [
         f"{name}: {reason}"
         for name in names
-        for reason in seen.drains[name].blockers(force=False, delete_emptydir_data=False)
+        for reason in seen.drains[name].blockers(
+            force=command.force, delete_emptydir_data=command.delete_emptydir_data
+        )
     ]
     if reasons:
         raise PlanError(
             "Refusing to upgrade the cluster; nothing was changed. Draining would lose pods — "
             + " ".join(reasons)
-            + " Drain those nodes first with the flags, then upgrade."
         )
+
+
+def pods_lost(seen: ClusterUpgradeSnapshot, names: list[str]) -> list[str]:
+    lost = [
+        f"{pod.key} on {name} ({'emptyDir data' if pod in drain.empty_dir else 'no controller'})"
+        for name in names
+        for drain in [seen.drains[name]]
+        for pod in [*drain.empty_dir, *drain.bare]
+    ]
+    return [f"Lost by the drains: {', '.join(lost)}"] if lost else []
 
 
 def refuse_no_room(cordoned: list[str], workers: list[str], max_unavailable: int) -> None:
@@ -166,7 +183,7 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
     if not behind.control_planes and not behind.workers:
         nothing = f"Every node of {seen.cluster} already runs {target}; nothing to do."
     else:
-        refuse_pod_loss(seen, behind.workers + behind.control_planes)
+        refuse_pod_loss(seen, behind.workers + behind.control_planes, command)
     cordoned = sorted(n.name for n in seen.nodes if n.unschedulable)
     refuse_no_room(cordoned, behind.workers, command.max_unavailable)
     if snapshot_source(seen.inventory, seen.nodes) is None:
@@ -187,6 +204,7 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
             f"{described(seen.api_servers)} → {target}; "
             f"nodes behind: {behind.count} of {len(seen.nodes)}",
             *(node_line(n) for n in seen.nodes),
+            *pods_lost(seen, behind.control_planes + behind.workers),
         ],
         risk="high",
         nothing_to_do=nothing,
@@ -199,6 +217,7 @@ def cluster_steps(
 ) -> list[PlannedStep]:
     cps, workers = behind.control_planes, behind.workers
     version, room = command.to_version, command.max_unavailable
+    flags = {"delete_emptydir_data": command.delete_emptydir_data, "force": command.force}
     return [
         PlannedStep.of(
             SaveSnapshotParams(), "etcd snapshot on a control plane (before anything else)"
@@ -206,11 +225,11 @@ def cluster_steps(
         PlannedStep.of(VerifySnapshotParams(), "Verify the snapshot"),
         PlannedStep.of(CopyOffHostParams(), f"Copy it off the host to {seen.backup_dir}"),
         PlannedStep.of(
-            UpgradeControlPlanesParams(nodes=cps, version=version, max_unavailable=room),
+            UpgradeControlPlanesParams(nodes=cps, version=version, max_unavailable=room, **flags),
             f"Upgrade control planes one at a time: {', '.join(cps) or 'none left'}",
         ),
         PlannedStep.of(
-            UpgradeWorkersParams(nodes=workers, version=version, max_unavailable=room),
+            UpgradeWorkersParams(nodes=workers, version=version, max_unavailable=room, **flags),
             f"Upgrade {len(workers)} worker(s), at most {room} "
             f"unschedulable at once: {', '.join(workers) or 'none left'}",
         ),

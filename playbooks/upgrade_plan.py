@@ -104,6 +104,7 @@ class Procedure:
     manager: str
     source: str | None  # the new minor's repository to switch to first; None: same minor
     snapshot: bool  # an etcd snapshot before `kubeadm upgrade apply`
+    drain: DrainCommand  # the node's drain, with --delete-emptydir-data/--force as asked
     evict: int
     was_unschedulable: bool
 
@@ -127,7 +128,7 @@ def planned_steps(node: NodeView, target: Version, how: Procedure) -> list[Plann
     # comes before the uncordon: pods go back only onto a node that passed it.
     steps: list[tuple[StepParams, str]] = [
         (cordon, titles["cordon"]),
-        (EvictPodsParams.of(DrainCommand(node=name)), titles["evict"]),
+        (EvictPodsParams.of(how.drain), titles["evict"]),
         (WaitUntilGoneParams(node=name), titles["wait"]),
         (UpgradeKubeadmParams(at=at), titles["kubeadm-package"]),
         (kubeadm, titles["kubeadm"]),
@@ -218,16 +219,23 @@ def refuse_skew(
     return None
 
 
-def refuse_pod_loss(node: str, selection: DrainSelection) -> None:
-    """`upgrade` drains without --force or --delete-emptydir-data: refuse what that would lose."""
-    blockers = selection.blockers(force=False, delete_emptydir_data=False)
+def refuse_pod_loss(command: UpgradeNodeCommand, selection: DrainSelection) -> None:
+    """The node's drain refuses what it would lose unless the flags say to, as `drain` does."""
+    blockers = selection.blockers(
+        force=command.force, delete_emptydir_data=command.delete_emptydir_data
+    )
     if blockers:
         raise PlanError(
-            f"Refusing to upgrade {node}; nothing was changed. Draining it would lose pods: "
-            + " ".join(blockers)
-            + f" `upgrade` takes no such flags: drain it first (`/kube drain {node}` with "
-            "them), then upgrade."
+            f"Refusing to upgrade {command.node}; nothing was changed. Draining it would lose "
+            "pods: " + " ".join(blockers)
         )
+
+
+def pods_lost(selection: DrainSelection) -> list[str]:
+    """The plan's line naming each pod whose data or existence its drain gives up."""
+    lost = [f"{p.key} (emptyDir data)" for p in selection.empty_dir]
+    lost += [f"{p.key} (no controller: gone for good)" for p in selection.bare]
+    return [f"Lost by the drain: {', '.join(lost)}"] if lost else []
 
 
 def decide_node_upgrade(
@@ -253,7 +261,7 @@ def decide_node_upgrade(
         )
     nothing = refuse_skew(node, target, seen, role=role, kubeadm=kubeadm)
     if nothing is None:
-        refuse_pod_loss(node.name, seen.drain)
+        refuse_pod_loss(command, seen.drain)
     was_unschedulable = node.unschedulable if cordoned_before is None else cordoned_before
     facts: dict[str, Any] = {
         **drain_facts(seen.drain, seen.pdbs),
@@ -276,6 +284,11 @@ def decide_node_upgrade(
         evict=len(seen.drain.evict),
         was_unschedulable=was_unschedulable,
         snapshot=kubeadm == "apply" and snapshot,
+        drain=DrainCommand(
+            node=node.name,
+            delete_emptydir_data=command.delete_emptydir_data,
+            force=command.force,
+        ),
     )
     steps = planned_steps(node, target, how)
     state = "cordoned already" if node.unschedulable else "schedulable now"
@@ -291,6 +304,7 @@ def decide_node_upgrade(
             f"{described(seen.api_servers)} · "
             f"{'Ready' if node.ready else 'NotReady'}, {state}",
             *eviction_preview(seen.drain, seen.pdbs),
+            *pods_lost(seen.drain),
         ],
         risk="high" if role == "control-plane" else "medium",
         nothing_to_do=nothing,

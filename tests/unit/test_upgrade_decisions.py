@@ -8,6 +8,7 @@ import pytest
 
 from commands import UpgradeNodeCommand
 from playbooks.base import PlanError
+from playbooks.drain import EvictPodsParams
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.packages import UpgradeKubeadmParams
@@ -153,7 +154,23 @@ def test_pods_that_a_drain_would_lose_refuse_the_upgrade_and_name_the_drain_flag
     said = refusal("worker-1", "v1.31.3", seen(api_server="v1.31.3", drain=drain))
     assert "Draining it would lose pods" in said and "shop/debug" in said
     assert "--force" in said and "--delete-emptydir-data" in said
-    assert "/kube drain worker-1" in said
+
+
+def test_with_the_drain_flags_the_plan_names_the_pods_whose_data_is_lost() -> None:
+    drain = drain_of(pod("debug", owner=None), pod("cache-1", empty_dir=True))
+    command = UpgradeNodeCommand(
+        node="worker-1", to_version="v1.31.3", delete_emptydir_data=True, force=True
+    )
+    plan = decide_node_upgrade(command, seen(drain=drain))
+    assert any(
+        "Lost by the drain:" in line
+        and "shop/cache-1 (emptyDir data)" in line
+        and "shop/debug (no controller" in line
+        for line in plan.preview
+    ), plan.preview
+    evict = step(plan, "evict-pods").params
+    assert isinstance(evict, EvictPodsParams)
+    assert evict.force and evict.delete_emptydir_data
 
 
 def test_a_node_already_upgraded_is_not_refused_for_pods_it_will_not_drain() -> None:
