@@ -47,6 +47,8 @@ class ClusterConfig(BaseModel):
     kubeconfig: Path | None = None
     channels: list[str] = Field(default_factory=list)
     inventory: Inventory = Field(default_factory=Inventory)
+    # The most nodes that may be unschedulable at once, whatever verb takes them down.
+    max_unavailable: int = Field(default=1, ge=1)
 
     @field_validator("name")
     @classmethod

@@ -73,6 +73,8 @@ def kubegate_config(
         "context": "testbed",
         "kubeconfig": str(kubeconfig),
         "channels": [CHANNEL],
+        # Rolling upgrades here take several workers at once (kubegate's default is 1).
+        "max_unavailable": 4,
     }
     config: dict[str, Any] = {
         "clusters": [cluster],
