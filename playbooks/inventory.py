@@ -71,6 +71,7 @@ class SshSettings(BaseModel):
     private_key: Path | None = None  # or private_key_vault
     private_key_vault: str | None = None  # KV v2 path whose `private_key` field holds it
     sign_with_vault: bool = False  # log in with a short-lived certificate from Vault's SSH CA
+    certificate_ttl: YamlDuration = timedelta(minutes=10)  # asked of Vault; renewed before
     connect_timeout: float = 10.0
     command_timeout: float = 600.0
     max_parallel: int = Field(default=64, ge=1)
