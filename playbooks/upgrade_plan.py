@@ -238,6 +238,33 @@ def pods_lost(selection: DrainSelection) -> list[str]:
     return [f"Lost by the drain: {', '.join(lost)}"] if lost else []
 
 
+def refuse_unreachable(inventory: Inventory, node: NodeView) -> None:
+    if inventory.target(node) is None:
+        raise PlanError(
+            f"kubegate does not know how to reach {node.name} over SSH: it has "
+            "no InternalIP and no address in the inventory."
+        )
+
+
+def new_source(inventory: Inventory, node: str, kubelet: Version, target: Version) -> str | None:
+    """The target minor's package repository when the upgrade changes minor; None otherwise."""
+    if (kubelet.major, kubelet.minor) == (target.major, target.minor):
+        return None
+    return inventory.package_repository.url(inventory.package_manager_of(node), target.minor_line)
+
+
+def preview(
+    seen: NodeUpgradeSnapshot, node: NodeView, role: str, kubelet: Version, target: Version
+) -> list[str]:
+    state = "cordoned already" if node.unschedulable else "schedulable now"
+    return [
+        f"{node.name} ({role}): kubelet {kubelet} → {target} · {described(seen.api_servers)} · "
+        f"{'Ready' if node.ready else 'NotReady'}, {state}",
+        *eviction_preview(seen.drain, seen.pdbs),
+        *pods_lost(seen.drain),
+    ]
+
+
 def decide_node_upgrade(
     command: UpgradeNodeCommand,
     seen: NodeUpgradeSnapshot,
@@ -254,11 +281,7 @@ def decide_node_upgrade(
     target = parse_version(command.to_version, "the target version")
     kubelet = parse_version(node.kubelet_version, f"{node.name}'s kubelet version")
     role, kubeadm = procedure(seen.inventory, seen.nodes, node)
-    if seen.inventory.target(node) is None:
-        raise PlanError(
-            f"kubegate does not know how to reach {node.name} over SSH: it has "
-            "no InternalIP and no address in the inventory."
-        )
+    refuse_unreachable(seen.inventory, node)
     nothing = refuse_skew(node, target, seen, role=role, kubeadm=kubeadm)
     if nothing is None:
         refuse_pod_loss(command, seen.drain)
@@ -272,15 +295,11 @@ def decide_node_upgrade(
         "kubeadm": kubeadm,
         "was_unschedulable": was_unschedulable,
     }
-    manager = seen.inventory.package_manager_of(node.name)
-    new_minor = (kubelet.major, kubelet.minor) != (target.major, target.minor)
     how = Procedure(
         apply=kubeadm == "apply",
         control_plane=role == "control-plane",
-        manager=manager,
-        source=seen.inventory.package_repository.url(manager, target.minor_line)
-        if new_minor
-        else None,
+        manager=seen.inventory.package_manager_of(node.name),
+        source=new_source(seen.inventory, node.name, kubelet, target),
         evict=len(seen.drain.evict),
         was_unschedulable=was_unschedulable,
         snapshot=kubeadm == "apply" and snapshot,
@@ -291,7 +310,6 @@ def decide_node_upgrade(
         ),
     )
     steps = planned_steps(node, target, how)
-    state = "cordoned already" if node.unschedulable else "schedulable now"
     return Plan(
         verb="upgrade",
         cluster=seen.cluster,
@@ -299,13 +317,7 @@ def decide_node_upgrade(
         title=command.summary(),
         steps=steps,
         facts=facts,
-        preview=[
-            f"{node.name} ({role}): kubelet {kubelet} → {target} · "
-            f"{described(seen.api_servers)} · "
-            f"{'Ready' if node.ready else 'NotReady'}, {state}",
-            *eviction_preview(seen.drain, seen.pdbs),
-            *pods_lost(seen.drain),
-        ],
+        preview=preview(seen, node, role, kubelet, target),
         risk="high" if role == "control-plane" else "medium",
         nothing_to_do=nothing,
         # Never two control planes changed at once, whatever verb changes them.
