@@ -17,7 +17,7 @@ from bot.store import Job, JobState, Store, utcnow
 from bot.timing import ChangeCalendar
 from commands import Command
 from playbooks import PLAYBOOKS, OperationError, Plan, PlanError
-from playbooks.upgrade_room import TAKES_A_NODE_DOWN, refuse_beyond_cap
+from playbooks.upgrade_room import refuse_beyond_cap, with_control_plane_lock
 
 
 def elsewhere(cluster: ClusterConfig, channel: str) -> str | None:
@@ -130,9 +130,10 @@ class ChangeRequests:
         try:
             handle = await self._clusters.handle(cluster.name)
             plan = await PLAYBOOKS[command.verb].plan(command, handle)
-            if not plan.nothing_to_do and plan.verb in TAKES_A_NODE_DOWN:
+            if not plan.nothing_to_do:
                 nodes = await handle.kube.list_nodes()
                 refuse_beyond_cap(command, plan, nodes, cluster.max_unavailable)
+                plan = with_control_plane_lock(plan, handle.inventory, nodes)
         except PlanError as error:
             await self._chat.ephemeral(channel, user, escape(error.message))
             return None

@@ -20,6 +20,7 @@ from playbooks.pods import DrainSelection, Pdb, eviction_preview
 from playbooks.remote import NodeRef
 from playbooks.upgrade_api_servers import described, read_api_servers
 from playbooks.upgrade_etcd import EtcdHealthyParams, refuse_unhealthy_etcd
+from playbooks.upgrade_room import CONTROL_PLANE_LOCK
 from playbooks.upgrade_steps import (
     CordonForUpgradeParams,
     KubeadmUpgradeParams,
@@ -28,8 +29,6 @@ from playbooks.upgrade_steps import (
 )
 from playbooks.versions import Skew, Version, skew_problems
 
-# The lock every job that touches a control-plane node holds (DESIGN §2, Locks).
-CONTROL_PLANE_LOCK = "control-plane"
 NO_PODS = DrainSelection(evict=[], daemonset=[], mirror=[], bare=[], empty_dir=[])
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from commands import Command
 from playbooks.base import PlanError
+from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan
 
 TAKES_A_NODE_DOWN = frozenset({"cordon", "drain", "upgrade"})
+CONTROL_PLANE_LOCK = "control-plane"
 
 
 def refuse_beyond_cap(command: Command, plan: Plan, nodes: list[NodeView], cap: int) -> None:
@@ -37,3 +39,20 @@ def refuse_beyond_cap(command: Command, plan: Plan, nodes: list[NodeView], cap: 
             f"config), and {', '.join(down)} already {are}: uncordon or finish "
             f"{'it' if len(down) == 1 else 'them'} first."
         )
+
+
+def with_control_plane_lock(plan: Plan, inventory: Inventory, nodes: list[NodeView]) -> Plan:
+    """The plan holding the control-plane lock when it touches a control-plane node, whatever
+    its verb (a drain, a certificate rotation, an upgrade): never two control planes changed
+    at once. Pure."""
+    if CONTROL_PLANE_LOCK in plan.locks or "*" in plan.locks:
+        return plan
+    touched = {plan.target} | {
+        touch.removeprefix("node/")
+        for step in plan.steps
+        for touch in step.touches
+        if touch.startswith("node/")
+    }
+    if not any(inventory.is_control_plane(n) for n in nodes if n.name in touched):
+        return plan
+    return plan.model_copy(update={"locks": [*plan.locks, CONTROL_PLANE_LOCK]})

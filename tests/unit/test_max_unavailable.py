@@ -9,8 +9,8 @@ import pytest
 from commands import Command, parse_command
 from playbooks import Plan, PlanError
 from playbooks.kube import NodeView
-from playbooks.upgrade_room import refuse_beyond_cap
-from tests.unit.cluster_snapshots import CLUSTER
+from playbooks.upgrade_room import refuse_beyond_cap, with_control_plane_lock
+from tests.unit.cluster_snapshots import CLUSTER, INVENTORY
 
 
 def plan_for(verb: str, target: str) -> Plan:
@@ -50,3 +50,10 @@ def test_a_cluster_upgrade_may_not_ask_for_more_than_the_cap() -> None:
     command = parse_command("upgrade cluster --to v1.31.3 --max-unavailable 3")
     said = refusal(command, plan_for("upgrade", "cluster"), cordoned(), cap=2)
     assert "--max-unavailable 3" in said and "at most 2" in said
+
+
+def test_any_job_touching_a_control_plane_holds_the_control_plane_lock() -> None:
+    drain_cp = with_control_plane_lock(plan_for("drain", "cp-1"), INVENTORY, CLUSTER)
+    assert "control-plane" in drain_cp.locks
+    drain_worker = with_control_plane_lock(plan_for("drain", "worker-1"), INVENTORY, CLUSTER)
+    assert "control-plane" not in drain_worker.locks
