@@ -90,8 +90,21 @@ def workers_step(db: Path) -> dict[str, Any]:
     }
 
 
-async def one_run(max_unavailable: int, workers: int, directory: Path) -> dict[str, Any]:
-    testbed: Testbed = await start_testbed(directory, workers=workers, heartbeat_interval=5.0)
+async def one_run(
+    max_unavailable: int,
+    workers: int,
+    directory: Path,
+    *,
+    control_planes: int = 1,
+    target: str = TARGET,
+) -> dict[str, Any]:
+    testbed: Testbed = await start_testbed(
+        directory,
+        workers=workers,
+        heartbeat_interval=5.0,
+        control_planes=control_planes,
+        apiserver_startup=1.0,
+    )
     stop = asyncio.Event()
     running: list[asyncio.Task[None]] = []
     try:
@@ -110,7 +123,7 @@ async def one_run(max_unavailable: int, workers: int, directory: Path) -> dict[s
         slack = testbed.slack
         calls_before = sum(slack.calls.values())
         await slack.user("U0ALICE").slash(
-            f"/kube upgrade cluster --to {TARGET} --max-unavailable {max_unavailable}",
+            f"/kube upgrade cluster --to {target} --max-unavailable {max_unavailable}",
             channel=CHANNEL,
         )
         await wait_until(lambda: any("job #1" in m.shown for m in slack.messages(CHANNEL)), 60)
@@ -141,6 +154,8 @@ async def one_run(max_unavailable: int, workers: int, directory: Path) -> dict[s
             "pdb_violations": stats["pdb_violations"],
             "slack_calls_per_job": job_calls,
             "job_state": step["job"],
+            "max_apiservers_down": stats["max_apiservers_down"],
+            "etcd_quorum_lost": stats.get("etcd_quorum_lost", 0),
         }
         print(
             f"max-unavailable {max_unavailable}: {json.dumps(figures)}", file=sys.stderr, flush=True
@@ -152,11 +167,18 @@ async def one_run(max_unavailable: int, workers: int, directory: Path) -> dict[s
         await testbed.stop()
 
 
-async def main(workers: int, levels: list[int]) -> dict[str, Any]:
+async def main(workers: int, levels: list[int], *, minor_ha: bool) -> dict[str, Any]:
     results = {}
     for level in levels:
         with tempfile.TemporaryDirectory(prefix=f"bench-upgrade-{level}-") as scratch:
             results[f"max_unavailable_{level}"] = await one_run(level, workers, Path(scratch))
+    if minor_ha:
+        # Three control planes behind the load balancer, v1.31 -> v1.32 (package sources
+        # switched per node), four workers at once.
+        with tempfile.TemporaryDirectory(prefix="bench-upgrade-minor-ha-") as scratch:
+            results["minor_ha"] = await one_run(
+                4, workers, Path(scratch), control_planes=3, target="v1.32.0"
+            )
     return results
 
 
@@ -164,7 +186,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.upgrade")
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--levels", default="1,4", help="the --max-unavailable values to run")
+    parser.add_argument(
+        "--minor-ha", action="store_true", help="also the 3-control-plane v1.31 -> v1.32 run"
+    )
     args = parser.parse_args()
-    figures = asyncio.run(main(args.workers, [int(x) for x in args.levels.split(",")]))
+    levels = [int(x) for x in args.levels.split(",") if x]
+    figures = asyncio.run(main(args.workers, levels, minor_ha=args.minor_ha))
     print(json.dumps(figures))
     sys.exit(0 if all(f["job_state"] == "SUCCEEDED" for f in figures.values()) else 1)

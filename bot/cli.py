@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     export = audit_sub.add_parser("export", help="every event, one JSON object per line")
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    backup = sub.add_parser("backup", help="kubegate's etcd backups")
+    backup_sub = backup.add_subparsers(dest="action", required=True)
+    decrypt = backup_sub.add_parser("decrypt", help="a sealed backup back to the etcd snapshot")
+    decrypt.add_argument("file", type=Path, help="the backup (.db.enc) in KUBEGATE_BACKUP_DIR")
+    decrypt.add_argument("--out", type=Path, required=True, help="where to write the snapshot")
     args = parser.parse_args(argv)
     try:
         sys.exit(_dispatch(args))
@@ -68,6 +73,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _demo(args.dir)
     if args.command == "config":
         return _config_check(Settings())
+    if args.command == "backup":
+        from bot.backup_cli import decrypt_backup
+
+        return decrypt_backup(Settings(), args.file, args.out)
     return _audit(Settings(), args.action, getattr(args, "anchor", []))
 
 

@@ -95,19 +95,25 @@ class Clusters:
             raise SshError(
                 f"kubegate's SSH private key for {cluster.name} cannot be read: {error}", node="-"
             ) from error
-        certificate = None
+        certificate, renew = None, None
         if ssh.sign_with_vault:
-            if self._vault is None:
+            vault = self._vault
+            if vault is None:
                 raise SshError("sign_with_vault is set but no Vault is configured", node="-")
             public = key.export_public_key().decode()
-            try:
-                signed = await self._vault.sign_ssh_key(public, principals=ssh.user)
-            except VaultError as error:
-                raise SshError(error.message, node="-") from error
-            certificate = asyncssh.import_certificate(signed)
+            ttl = f"{int(ssh.certificate_ttl.total_seconds())}s"
+
+            async def renew() -> asyncssh.SSHCertificate:
+                try:
+                    signed = await vault.sign_ssh_key(public, principals=ssh.user, ttl=ttl)
+                except VaultError as error:
+                    raise SshError(error.message, node="-") from error
+                return asyncssh.import_certificate(signed)
+
+            certificate = await renew()
         return SshExecutor(
             known_hosts=known_hosts,
-            credentials=Credentials(key, certificate),
+            credentials=Credentials(key, certificate, renew=renew),
             connect_timeout=ssh.connect_timeout,
             max_parallel=ssh.max_parallel,
         )

@@ -49,6 +49,8 @@ class ClusterConfig(BaseModel):
     inventory: Inventory = Field(default_factory=Inventory)
     # Each Kubernetes API request (a hanging API server fails it, not the whole job).
     api_request_timeout: YamlDuration = timedelta(seconds=10)
+    # The most nodes that may be unschedulable at once, whatever verb takes them down.
+    max_unavailable: int = Field(default=1, ge=1)
 
     @field_validator("name")
     @classmethod

@@ -1,7 +1,10 @@
-"""Answers to read-only verbs (nodes, status, jobs, job, audit, certs): no approval, private replies."""
+"""Answers to read-only verbs (nodes, status, jobs, job, audit, certs, backups): no approval,
+private replies."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Sequence
 
 from bot.audit import AuditLog
@@ -21,6 +24,7 @@ from commands import (
     PodsCommand,
 )
 from playbooks import NodeView, OperationError
+from playbooks.backup_files import backups_table, kept_backups
 from playbooks.certs_view import CertsSnapshot, certs_answer, observe_certs
 from playbooks.pods import pod_view
 
@@ -230,3 +234,19 @@ class ReadOnlyAnswers:
             seen = CertsSnapshot(cluster.name, [], error.message)
         answer = certs_answer(seen, now=utcnow(), warn_within=warn_within)
         await self._chat.ephemeral(channel, user, escape(answer))  # from what the hosts printed
+
+    async def backups(
+        self, command: Command, cluster: ClusterConfig, user: str, channel: str
+    ) -> None:
+        directory = (await self._clusters.handle(cluster.name)).backup_dir
+        kept = await asyncio.to_thread(kept_backups, directory)
+        if not kept:
+            text = f"No etcd backups of {cluster.name} are kept yet: `/kube backup etcd` takes one."
+        else:
+            rows = backups_table(kept, now=time.time())
+            text = (
+                f"*etcd backups of {cluster.name}* ({len(kept)} kept)\n```"
+                + "\n".join(map(escape, rows))
+                + "```"
+            )
+        await self._chat.ephemeral(channel, user, text)

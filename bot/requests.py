@@ -17,6 +17,7 @@ from bot.store import Job, JobState, Store, utcnow
 from bot.timing import ChangeCalendar
 from commands import Command
 from playbooks import PLAYBOOKS, OperationError, Plan, PlanError
+from playbooks.upgrade_room import refuse_beyond_cap, with_control_plane_lock
 
 
 def elsewhere(cluster: ClusterConfig, channel: str) -> str | None:
@@ -129,6 +130,10 @@ class ChangeRequests:
         try:
             handle = await self._clusters.handle(cluster.name)
             plan = await PLAYBOOKS[command.verb].plan_command(command, handle)
+            if not plan.nothing_to_do:
+                nodes = await handle.kube.list_nodes()
+                refuse_beyond_cap(command, plan, nodes, cluster.max_unavailable)
+                plan = with_control_plane_lock(plan, handle.inventory, nodes)
         except PlanError as error:
             await self._chat.ephemeral(channel, user, escape(error.message))
             return None
@@ -154,12 +159,7 @@ class ChangeRequests:
     ) -> None:
         holder = self._store.lock_holder(plan.cluster, plan.locks)
         if holder is not None:
-            await self._chat.ephemeral(
-                channel,
-                user,
-                f"{plan.target} is locked by job #{holder}: "
-                f"wait for it to end or `/kube cancel {holder}`.",
-            )
+            await self._chat.ephemeral(channel, user, self._locked(plan, holder))
             return
         job = self._store_job(command, plan, rule=rule, text=text, user=user, channel=channel)
         holder = self._store.acquire_locks(job.id, plan.cluster, plan.locks)
@@ -184,6 +184,19 @@ class ChangeRequests:
             facts=plan.facts,
         )
         await self._announce(job, user=user, channel=channel)
+
+    def _locked(self, plan: Plan, holder: int) -> str:
+        """Why the request must wait, naming the job in the way and what it holds."""
+        held = self._store.job(holder)
+        what = f"{plan.target} is locked by job #{holder} (`{escape(held.command_text)}`)"
+        other_control_plane = "control-plane" in plan.locks and held.target != plan.target
+        cp_holder = self._store.lock_holder(plan.cluster, ["control-plane"])
+        if other_control_plane and cp_holder == holder:
+            what = (
+                f"Job #{holder} (`{escape(held.command_text)}`) holds the control-plane "
+                "lock: kubegate never changes two control planes at once"
+            )
+        return f"{what}. Wait for it to end or `/kube cancel {holder}`."
 
     def _store_job(
         self,

@@ -197,3 +197,14 @@ class AuditCommand(Command):
         if self.node is not None:
             filters.append(f"about {self.node}")
         return f"Audit log ({', '.join(filters)})" if filters else "Audit log"
+
+
+class BackupsCommand(Command):
+    verb: Literal["backups"] = "backups"
+
+    @property
+    def target(self) -> str:
+        return "etcd"
+
+    def summary(self) -> str:
+        return "Kept etcd backups"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import model_validator
+from pydantic import AfterValidator, model_validator
 
 from commands._models import MutatingCommand
 from commands._validators import (
@@ -142,18 +143,32 @@ class BackupPkiCommand(MutatingCommand):
         return "Back up the cluster PKI to Vault"
 
 
+def _drain_flags(delete_emptydir_data: bool, force: bool) -> str:
+    said = [
+        *(["delete emptyDir data"] if delete_emptydir_data else []),
+        *(["force"] if force else []),
+    ]
+    return f"; drain with {', '.join(said)}" if said else ""
+
+
 class UpgradeNodeCommand(_NodeCommand):
     verb: Literal["upgrade"] = "upgrade"
     to_version: KubernetesVersion
+    # The node's drain takes these as `drain` does: pods whose data or existence is lost.
+    delete_emptydir_data: bool = False
+    force: bool = False
 
     def summary(self) -> str:
-        return f"Upgrade {self.node} to {self.to_version}"
+        flags = _drain_flags(self.delete_emptydir_data, self.force)
+        return f"Upgrade {self.node} to {self.to_version}" + (f" ({flags[2:]})" if flags else "")
 
 
 class UpgradeClusterCommand(MutatingCommand):
     verb: Literal["upgrade"] = "upgrade"
     to_version: KubernetesVersion
     max_unavailable: MaxUnavailable = 1
+    delete_emptydir_data: bool = False
+    force: bool = False
 
     @property
     def target(self) -> str:
@@ -163,7 +178,8 @@ class UpgradeClusterCommand(MutatingCommand):
         workers = "worker" if self.max_unavailable == 1 else "workers"
         return (
             f"Upgrade the cluster to {self.to_version} "
-            f"(at most {self.max_unavailable} {workers} down at a time)"
+            f"(at most {self.max_unavailable} {workers} down at a time"
+            f"{_drain_flags(self.delete_emptydir_data, self.force)})"
         )
 
 
@@ -191,3 +207,33 @@ class RotateCertsCommand(MutatingCommand):
         if self.node is None:
             return "Rotate control-plane certificates"
         return f"Rotate certificates on {self.node}"
+
+
+# What `/kube backups` lists: the backup file's name without its extension.
+_BACKUP_NAME = re.compile(r"^etcd-[a-z0-9]([a-z0-9-]*[a-z0-9])?-job[0-9]+-[0-9]{8}T[0-9]{6}Z$")
+
+
+def _check_backup_name(value: str) -> str:
+    if not _BACKUP_NAME.match(value):
+        raise ValueError(
+            f"'{value[:80]}' is not a backup name: use one `/kube backups` lists, "
+            "e.g. etcd-prod-job12-20261130T020000Z"
+        )
+    return value
+
+
+BackupName = Annotated[str, AfterValidator(_check_backup_name)]
+
+
+class RestoreEtcdCommand(MutatingCommand):
+    """Disaster recovery: every etcd member restored from one kept backup."""
+
+    verb: Literal["restore"] = "restore"
+    backup: BackupName
+
+    @property
+    def target(self) -> str:
+        return "etcd"
+
+    def summary(self) -> str:
+        return f"Restore etcd from {self.backup}"

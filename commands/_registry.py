@@ -10,6 +10,7 @@ from commands._spec import Arguments, Group, VerbSpec
 from commands._verbs_change import CHANGE_VERBS
 from commands._verbs_jobs import JOB_VERBS
 from commands._verbs_read import READ_ONLY_VERBS
+from commands._verbs_recovery import RECOVERY_VERBS
 
 
 def _build_help(args: Arguments) -> Command:
@@ -29,7 +30,13 @@ HELP = VerbSpec(
     examples=("/kube help", "/kube help drain"),
 )
 
-VERB_SPECS: tuple[VerbSpec, ...] = (HELP, *READ_ONLY_VERBS, *CHANGE_VERBS, *JOB_VERBS)
+VERB_SPECS: tuple[VerbSpec, ...] = (
+    HELP,
+    *READ_ONLY_VERBS,
+    *CHANGE_VERBS,
+    *RECOVERY_VERBS,
+    *JOB_VERBS,
+)
 VERBS: tuple[str, ...] = tuple(spec.name for spec in VERB_SPECS)
 _BY_NAME = {spec.name: spec for spec in VERB_SPECS}
 

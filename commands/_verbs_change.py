@@ -269,7 +269,9 @@ UPGRADE = VerbSpec(
     summary="upgrade one node the kubeadm way, or the whole cluster (etcd backup, control "
     "planes one by one, then workers)",
     usage=(
-        "/kube upgrade <node> --to v1.x.y\n/kube upgrade cluster --to v1.x.y [--max-unavailable 1]"
+        "/kube upgrade <node> --to v1.x.y [--delete-emptydir-data] [--force]\n"
+        "/kube upgrade cluster --to v1.x.y [--max-unavailable 1] [--delete-emptydir-data] "
+        "[--force]"
     ),
     build=_build_upgrade,
     options=(
@@ -282,9 +284,20 @@ UPGRADE = VerbSpec(
             default="1",
             example="--max-unavailable 2",
         ),
+        OptionSpec(
+            "--delete-emptydir-data",
+            "delete_emptydir_data",
+            "drain pods with emptyDir volumes too: that data is lost (the plan names them)",
+        ),
+        OptionSpec(
+            "--force",
+            "force",
+            "drain pods no controller will recreate (bare pods) too: they are gone for good",
+        ),
     ),
     examples=(
         "/kube upgrade worker-3 --to v1.31.2",
+        "/kube upgrade worker-3 --to v1.31.3 --delete-emptydir-data",
         "/kube upgrade cluster --to v1.31.2 --window weekend",
     ),
     default_approvals=2,

@@ -1,8 +1,15 @@
-"""The read-only verbs: `status`, `nodes`, `pods`, `certs`."""
+"""The read-only verbs: `status`, `nodes`, `pods`, `certs`, `backups`."""
 
 from __future__ import annotations
 
-from commands._models import CertsCommand, Command, NodesCommand, PodsCommand, StatusCommand
+from commands._models import (
+    BackupsCommand,
+    CertsCommand,
+    Command,
+    NodesCommand,
+    PodsCommand,
+    StatusCommand,
+)
 from commands._spec import Arguments, Group, VerbSpec
 
 
@@ -68,4 +75,21 @@ CERTS = VerbSpec(
     reaches="reads `kubeadm certs check-expiration` over SSH, or Vault",
 )
 
-READ_ONLY_VERBS = (STATUS, NODES, PODS, CERTS)
+
+def _build_backups(args: Arguments) -> Command:
+    args.take()
+    return args.build(BackupsCommand)
+
+
+BACKUPS = VerbSpec(
+    name="backups",
+    group=Group.READ_ONLY,
+    synopsis="backups",
+    summary="the etcd backups kubegate keeps: name, time, size, sha256, age",
+    usage="/kube backups",
+    build=_build_backups,
+    examples=("/kube backups", "/kube backups -c prod"),
+    reaches="reads kubegate's backup directory",
+)
+
+READ_ONLY_VERBS = (STATUS, NODES, PODS, CERTS, BACKUPS)

@@ -1,18 +1,21 @@
-"""Back up etcd: `etcdctl snapshot save` on a control-plane node, verified with `snapshot
-status`, copied off the host over SFTP with its sha256, keeping the N most recent copies.
+"""Back up etcd: `etcdctl snapshot save` in a control plane's etcd container (kubeadm's static
+pod; or host binaries the config names), verified with `etcdutl snapshot status`, read with sudo
+(the file is root's, 0600) and copied off the host with its sha256, sealed with AES-256-GCM under
+a key kept in Vault, keeping the N most recent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from commands import BackupEtcdCommand
+from playbooks.backup_crypto import DEFAULT_KEY_PATH, backup_key, encrypt_file
+from playbooks.backup_files import SEALED, checksum_file, fetch_root_file, file_sha256, prune, stamp
+from playbooks.backup_files import SNAPSHOT_GLOB as SNAPSHOT_GLOB  # for the freshness watch
 from playbooks.base import (
     ClusterHandle,
     PlanError,
@@ -22,27 +25,17 @@ from playbooks.base import (
     StepOutcome,
     StepResult,
 )
+from playbooks.etcd_tools import etcd_tools
 from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.private_files import write_private
 from playbooks.ssh import CommandResult, SshTarget
 
-SNAPSHOT_GLOB = "etcd-*.db"
-
-
-def etcdctl(ctx_cluster: ClusterHandle, *args: str) -> list[str]:
-    etcd = ctx_cluster.inventory.etcd
-    return [
-        "env",
-        "ETCDCTL_API=3",
-        "etcdctl",
-        f"--endpoints={etcd.endpoint}",
-        f"--cacert={etcd.ca}",
-        f"--cert={etcd.cert}",
-        f"--key={etcd.key}",
-        *args,
-    ]
+NO_VAULT = (
+    "Backups are sealed with a key kept in Vault, and kubegate has no Vault configured: "
+    "set `vault` in kubegate's config."
+)
 
 
 def snapshot_source(inventory: Inventory, nodes: list[NodeView]) -> SshTarget | None:
@@ -69,31 +62,17 @@ async def control_plane_target(cluster: ClusterHandle) -> SshTarget:
     return target
 
 
+def where_etcd_tools(inventory: Inventory) -> str:
+    etcd = inventory.etcd
+    return "host etcdctl/etcdutl" if etcd.etcdctl and etcd.etcdutl else "in the etcd container"
+
+
 def failed(result: CommandResult, doing: str) -> StepResult:
     return StepResult(
         ok=False,
         summary=f"{doing} failed on {result.node} (exit {result.exit_status})",
         output=result.tail(),
     )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def prune(directory: Path, keep: int) -> list[str]:
-    """Delete all but the `keep` newest snapshots (and their .sha256 files); the names removed."""
-    snapshots = sorted(directory.glob(SNAPSHOT_GLOB), key=lambda p: p.stat().st_mtime, reverse=True)
-    removed = []
-    for old in snapshots[keep:]:
-        old.unlink()
-        old.with_suffix(".db.sha256").unlink(missing_ok=True)
-        removed.append(old.name)
-    return removed
 
 
 class SaveSnapshotParams(StepParams):
@@ -116,19 +95,20 @@ class SaveSnapshot(Step[SaveSnapshotParams]):
     async def run(self, ctx: StepContext) -> StepResult:
         target = await control_plane_target(ctx.cluster)
         ssh = await ctx.cluster.ssh()
-        remote_dir = ctx.cluster.inventory.etcd.snapshot_dir
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        remote = f"{remote_dir}/etcd-{ctx.cluster.name}-job{ctx.job_id}-{stamp}.db"
-        made = await ssh.run(target, ["mkdir", "-p", remote_dir])
-        if not made.ok:
-            return failed(made, f"creating {remote_dir}")
+        tools = await etcd_tools(ssh, target, ctx.cluster.inventory.etcd)
+        name = f"etcd-{ctx.cluster.name}-job{ctx.job_id}-{stamp()}"
+        remote = f"{tools.snapshot_dir}/kubegate-{name}.db"
+        if tools.container is None:
+            made = await ssh.run(target, ["mkdir", "-p", tools.snapshot_dir])
+            if not made.ok:
+                return failed(made, f"creating {tools.snapshot_dir}")
         saved = await ssh.run(
-            target, etcdctl(ctx.cluster, "snapshot", "save", remote), on_output=ctx.progress
+            target, tools.etcdctl("snapshot", "save", remote), on_output=ctx.progress
         )
         if not saved.ok:
-            return failed(saved, "etcdctl snapshot save")
+            return failed(saved, f"etcdctl snapshot save (in {tools.where})")
         return StepResult.done(
-            f"snapshot saved on {target.node}: {remote}",
+            f"snapshot saved on {target.node} by etcdctl in {tools.where}: {remote}",
             SavedSnapshot(node=target.node, remote=remote),
             output=saved.tail(5),
         )
@@ -153,11 +133,13 @@ class VerifySnapshot(Step[VerifySnapshotParams]):
         saved = ctx.outcome(SaveSnapshot.name, SavedSnapshot)
         target = await ctx.cluster.ssh_target(saved.node)
         ssh = await ctx.cluster.ssh()
+        tools = await etcd_tools(ssh, target, ctx.cluster.inventory.etcd)
+        # etcd 3.6 removed `etcdctl snapshot status`; etcdutl reads the file (3.5 and 3.6).
         status = await ssh.run(
-            target, etcdctl(ctx.cluster, "snapshot", "status", saved.remote, "-w", "json")
+            target, tools.etcdutl("snapshot", "status", saved.remote, "-w", "json")
         )
         if not status.ok:
-            return failed(status, "etcdctl snapshot status")
+            return failed(status, "etcdutl snapshot status")
         summed = await ssh.run(target, ["sha256sum", saved.remote])
         if not summed.ok:
             return failed(summed, "sha256sum")
@@ -165,7 +147,7 @@ class VerifySnapshot(Step[VerifySnapshotParams]):
             status_json = json.loads(status.stdout)
         except json.JSONDecodeError:
             return StepResult.failed(
-                "etcdctl snapshot status did not answer JSON", output=status.tail()
+                "etcdutl snapshot status did not answer JSON", output=status.tail()
             )
         verified = VerifiedSnapshot(
             revision=status_json.get("revision"),
@@ -186,7 +168,9 @@ class CopyOffHostParams(StepParams):
 
 class CopiedSnapshot(StepOutcome):
     file: str
-    sha256: str
+    sha256: str  # of the plain snapshot, as etcd wrote it
+    key_vault_path: str  # the Vault KV secret holding the key: its path and version, never it
+    key_version: int
     removed: list[str]  # older copies pruned to keep N
 
 
@@ -197,27 +181,50 @@ class CopyOffHost(Step[CopyOffHostParams]):
     async def run(self, ctx: StepContext) -> StepResult:
         saved = ctx.outcome(SaveSnapshot.name, SavedSnapshot)
         verified = ctx.outcome(VerifySnapshot.name, VerifiedSnapshot)
+        if ctx.cluster.vault is None:
+            return StepResult.failed(NO_VAULT)
+        key, key_version = await backup_key(ctx.cluster.vault)
         target = await ctx.cluster.ssh_target(saved.node)
         ssh = await ctx.cluster.ssh()
         directory = ctx.cluster.backup_dir
-        # Only kubegate's own user may list the snapshots, let alone read them.
+        # Only kubegate's own user may list the backups, let alone read them.
         await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
-        local = directory / Path(saved.remote).name
-        await ssh.sftp_get(target, saved.remote, str(local))
-        sha256 = await asyncio.to_thread(file_sha256, local)
-        if sha256 != verified.sha256:
-            await asyncio.to_thread(local.unlink, missing_ok=True)
-            return StepResult.failed(
-                f"the copy's sha256 {sha256[:12]}… differs from the node's {verified.sha256[:12]}…"
+        name = Path(saved.remote).name.removeprefix("kubegate-").removesuffix(".db")
+        plain = directory / f".{name}.db.partial"  # plain only until sealed, 0600 throughout
+        sealed = directory / (name + SEALED)
+        try:
+            await fetch_root_file(ssh, target, saved.remote, plain)
+            sha256 = await asyncio.to_thread(file_sha256, plain)
+            if sha256 != verified.sha256:
+                return StepResult.failed(
+                    f"the copy's sha256 {sha256[:12]}… differs from the node's "
+                    f"{verified.sha256[:12]}…"
+                )
+            await asyncio.to_thread(
+                encrypt_file,
+                plain,
+                sealed,
+                key,
+                key_path=DEFAULT_KEY_PATH,
+                key_version=key_version,
             )
-        checksum = f"{sha256}  {local.name}\n".encode()
-        await asyncio.to_thread(write_private, local.with_suffix(".db.sha256"), checksum)
+        finally:
+            await asyncio.to_thread(plain.unlink, missing_ok=True)
+        checksum = f"{sha256}  {name}.db\n".encode()
+        await asyncio.to_thread(write_private, checksum_file(sealed), checksum)
         await ssh.run(target, ["rm", "-f", saved.remote])
         removed = await asyncio.to_thread(prune, directory, ctx.cluster.backup_keep)
         kept = f"; removed {len(removed)} older" if removed else ""
         return StepResult.done(
-            f"copied to {local} (sha256 {sha256}){kept}",
-            CopiedSnapshot(file=str(local), sha256=sha256, removed=removed),
+            f"copied to {sealed}, sealed with AES-256-GCM (Vault {DEFAULT_KEY_PATH} "
+            f"v{key_version}); snapshot sha256 {sha256}{kept}",
+            CopiedSnapshot(
+                file=str(sealed),
+                sha256=sha256,
+                key_vault_path=DEFAULT_KEY_PATH,
+                key_version=key_version,
+                removed=removed,
+            ),
         )
 
 
@@ -252,18 +259,21 @@ def decide_backup(seen: BackupSnapshot) -> Plan:
         steps=[
             PlannedStep.of(
                 SaveSnapshotParams(),
-                f"etcdctl snapshot save on {target.node} ({seen.inventory.etcd.endpoint})",
+                f"etcdctl snapshot save on {target.node} ({seen.inventory.etcd.endpoint}, "
+                f"{where_etcd_tools(seen.inventory)})",
                 touches=[f"node/{target.node}"],
             ),
-            PlannedStep.of(VerifySnapshotParams(), "Verify it (etcdctl snapshot status, sha256)"),
+            PlannedStep.of(VerifySnapshotParams(), "Verify it (etcdutl snapshot status, sha256)"),
             PlannedStep.of(
                 CopyOffHostParams(),
-                f"Copy it off the host to {seen.backup_dir} (keep {seen.backup_keep})",
+                f"Read it with sudo, copy it off the host, seal it (AES-256-GCM, key in Vault) "
+                f"into {seen.backup_dir} (keep {seen.backup_keep})",
             ),
         ],
         facts={"control_plane": target.node},
         preview=[
-            f"Snapshot of etcd on {target.node}, copied to kubegate's backup directory over SFTP"
+            f"Snapshot of etcd on {target.node}, copied to kubegate's backup directory over SFTP "
+            "and encrypted at rest"
         ],
         risk="low",
         locks=["etcd-backup"],

@@ -17,6 +17,8 @@ from commands import parse_duration
 from playbooks.kube import NodeView
 from playbooks.ssh import SshTarget
 
+API_SERVER_PORT = 6443  # kubeadm's default bindPort for each control plane's API server
+
 
 def duration(value: object) -> timedelta:
     """A duration from YAML: `30m`, `2h`, `1h30m`, `7d`, or a number of seconds."""
@@ -37,8 +39,25 @@ class NodeAccess(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     user: str | None = None
     package_manager: Literal["apt", "dnf"] | None = None
-    # A control plane's own kube-apiserver (not the load balancer); default https://<host>:6443.
-    apiserver: str | None = None
+    # A control plane's own API server (not the load balancer): each is read on its own, as
+    # they differ mid-upgrade. Default: https://<InternalIP>:6443, where kubeadm puts it.
+    api_server: str | None = None
+
+
+class PackageRepository(BaseModel):
+    """Where the kube packages come from, one repository per minor as pkgs.k8s.io serves them;
+    `{minor}` becomes `v1.32`. Point these at a mirror for air-gapped clusters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    apt: str = "https://pkgs.k8s.io/core:/stable:/{minor}/deb/"
+    dnf: str = "https://pkgs.k8s.io/core:/stable:/{minor}/rpm/"
+    # pkgs.k8s.io signs every minor's repository with the same key: the keyring stays.
+    apt_keyring: str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+
+    def url(self, manager: Literal["apt", "dnf"], minor: str) -> str:
+        template = self.apt if manager == "apt" else self.dnf
+        return template.replace("{minor}", minor)
 
 
 class SshSettings(BaseModel):
@@ -52,6 +71,7 @@ class SshSettings(BaseModel):
     private_key: Path | None = None  # or private_key_vault
     private_key_vault: str | None = None  # KV v2 path whose `private_key` field holds it
     sign_with_vault: bool = False  # log in with a short-lived certificate from Vault's SSH CA
+    certificate_ttl: YamlDuration = timedelta(minutes=10)  # asked of Vault; renewed before
     connect_timeout: float = 10.0
     command_timeout: float = 600.0
     max_parallel: int = Field(default=64, ge=1)
@@ -65,6 +85,13 @@ class EtcdSettings(BaseModel):
     cert: str = "/etc/kubernetes/pki/etcd/healthcheck-client.crt"
     key: str = "/etc/kubernetes/pki/etcd/healthcheck-client.key"
     snapshot_dir: str = "/var/lib/kubegate/etcd"  # on the control-plane node, before the copy
+    # kubeadm runs etcd as a static pod and installs no etcdctl/etcdutl on the host: by default
+    # they run in the etcd container (`crictl exec`), writing into its data dir, the one host
+    # directory it mounts. Name host binaries here to use those instead (snapshots go to
+    # snapshot_dir then).
+    etcdctl: str | None = None
+    etcdutl: str | None = None
+    data_dir: str = "/var/lib/etcd"
 
 
 class NewNodeSettings(BaseModel):
@@ -82,6 +109,7 @@ class Inventory(BaseModel):
     ssh: SshSettings = Field(default_factory=SshSettings)
     nodes: dict[str, NodeAccess] = Field(default_factory=dict)
     package_manager: Literal["apt", "dnf"] = "apt"
+    package_repository: PackageRepository = Field(default_factory=PackageRepository)
     control_planes: list[str] | None = None  # default: nodes labelled control-plane
     node_subnet: str | None = None
     etcd: EtcdSettings = Field(default_factory=EtcdSettings)
@@ -101,7 +129,7 @@ class Inventory(BaseModel):
     def apiserver_url(self, target: SshTarget) -> str:
         """The node's own API server, as kubeadm's advertise address and bind port give it."""
         access = self.nodes.get(target.node, NodeAccess())
-        return access.apiserver or f"https://{target.host}:6443"
+        return (access.api_server or f"https://{target.host}:{API_SERVER_PORT}").rstrip("/")
 
     def target(self, node: NodeView) -> SshTarget | None:
         """Where to SSH for this node; None when it has no address at all."""
@@ -141,6 +169,16 @@ class Inventory(BaseModel):
         if self.control_planes is not None:
             return node.name in self.control_planes
         return "control-plane" in node.roles or "master" in node.roles
+
+    def api_server_of(self, node: NodeView) -> str | None:
+        """Where this control plane's own API server answers; None when it has no address."""
+        access = self.nodes.get(node.name, NodeAccess())
+        if access.api_server:
+            return access.api_server.rstrip("/")
+        if node.internal_ip is None:
+            return None
+        host = f"[{node.internal_ip}]" if ":" in node.internal_ip else node.internal_ip
+        return f"https://{host}:{API_SERVER_PORT}"
 
     def package_manager_of(self, node: str) -> Literal["apt", "dnf"]:
         access = self.nodes.get(node)

@@ -74,6 +74,7 @@ class Kubernetes(Protocol):
     ) -> NodeView: ...
     async def add_labels(self, name: str, labels: dict[str, str]) -> NodeView: ...
     async def server_version(self) -> str: ...
+    async def server_version_at(self, url: str) -> str: ...
     async def pods_on(self, node: str) -> list[Obj]: ...
     async def get_pod(self, namespace: str, name: str) -> Obj | None: ...
     async def list_pdbs(self) -> list[Obj]: ...
@@ -228,7 +229,15 @@ class KubeApi:
         answer = await self.call(lambda: self._get_version(), "reading the API server version")
         return str(answer.get("gitVersion") or "")
 
-    async def _get_version(self) -> Any:
+    async def server_version_at(self, url: str) -> str:
+        """One API server's own gitVersion, asked at its own endpoint (`https://10.0.0.11:6443`)
+        with this cluster's credentials: behind a load balancer, each may differ mid-upgrade."""
+        answer = await self.call(
+            lambda: self._get_version(url), f"reading the API server version at {url}"
+        )
+        return str(answer.get("gitVersion") or "")
+
+    async def _get_version(self, host: str | None = None) -> Any:
         # GET /version as kubectl asks it: the generated VersionApi asks for `/version/`,
         # which not every server or proxy in front of one routes.
         client = self._api_client
@@ -237,6 +246,7 @@ class KubeApi:
             resource_path="/version",
             header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
+            _host=host,
         )
         response = await client.call_api(*request)
         await response.read()

@@ -18,15 +18,51 @@ from playbooks.versions import Version
 PackageManager = Literal["apt", "dnf"]
 
 
+APT_SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
+DNF_REPO = "/etc/yum.repos.d/kubernetes.repo"
+WRITE_FILE = 'set -e; mkdir -p "$(dirname "$1")"; printf \'%s\\n\' "$2" > "$1"'
+
+
+def source_commands(manager: PackageManager, source: str, keyring: str) -> list[RemoteCommand]:
+    """Point the node at `source`, one minor's repository, as the kubeadm upgrade guide's
+    "Changing the package repository" does (its `sed` of the minor, written whole here so a
+    mirror's URL works too); apt reads it only after `apt-get update`, dnf on its next run."""
+    if manager == "dnf":
+        text = "\n".join(
+            (
+                "[kubernetes]",
+                "name=Kubernetes",
+                f"baseurl={source}",
+                "enabled=1",
+                "gpgcheck=1",
+                f"gpgkey={source}repodata/repomd.xml.key",
+                "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni",
+            )
+        )
+        return [
+            RemoteCommand.script(f"write {DNF_REPO} (baseurl={source})", WRITE_FILE, DNF_REPO, text)
+        ]
+    line = f"deb [signed-by={keyring}] {source} /"
+    return [RemoteCommand.script(f"write {APT_SOURCE} ({source})", WRITE_FILE, APT_SOURCE, line)]
+
+
 def install_commands(
-    manager: PackageManager, packages: tuple[str, ...], version: Version
+    manager: PackageManager,
+    packages: tuple[str, ...],
+    version: Version,
+    *,
+    source: str | None = None,
+    keyring: str = "",
 ) -> list[RemoteCommand]:
+    switch = [] if source is None else source_commands(manager, source, keyring)
     if manager == "dnf":
         # The kubernetes repo file carries exclude=kubelet kubeadm kubectl: that is dnf's hold.
         wanted = [f"{name}-{version.package}" for name in packages]
-        return [RemoteCommand.of("dnf", "install", "-y", *wanted, "--disableexcludes=kubernetes")]
+        install = ("dnf", "install", "-y", *wanted, "--disableexcludes=kubernetes")
+        return [*switch, RemoteCommand.of(*install)]
     wanted = [f"{name}={version.package}-*" for name in packages]
     return [
+        *switch,
         RemoteCommand.of("apt-mark", "unhold", *packages),
         RemoteCommand.of("apt-get", "update"),
         RemoteCommand.of("apt-get", "install", "-y", *wanted),
@@ -48,6 +84,9 @@ class PackagesAt(BaseModel):
 
     host: NodeRef
     version: str
+    # The repository to switch the node to first (a new minor's), as the plan showed it;
+    # None leaves the node's package source as it is.
+    source: str | None = None
 
     @property
     def wanted(self) -> Version:
@@ -81,13 +120,18 @@ class InstallPackages(Step[ParamsT]):
         host, version = self.at.host, self.at.wanted
         remote = await Remote.open(ctx, host)
         manager = ctx.cluster.inventory.package_manager_of(host.name)
-        commands = install_commands(manager, self.packages, version) + list(self.after)
+        keyring = ctx.cluster.inventory.package_repository.apt_keyring
+        commands = install_commands(
+            manager, self.packages, version, source=self.at.source, keyring=keyring
+        ) + list(self.after)
         ran = await remote.run_in_order(commands)
         if isinstance(ran, StepResult):
             return ran
         held = " (held)" if manager == "apt" else ""
+        switched = f", from {self.at.source}" if self.at.source else ""
         return StepResult.done(
-            f"{', '.join(self.packages)} {version.package}{held} on {host.name} with {manager}",
+            f"{', '.join(self.packages)} {version.package}{held} on {host.name} with "
+            f"{manager}{switched}",
             PackagesInstalled(version=str(version), commands=ran),
         )
 

@@ -10,23 +10,42 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
 from commands import UpgradeNodeCommand
-from playbooks.base import StepContext, StepOutcome, StepResult, build_step
+from playbooks.base import PlanError, StepContext, StepOutcome, StepResult, build_step
 from playbooks.upgrade_plan import plan_node_upgrade
 
 
+@dataclass(frozen=True)
+class PodLoss:
+    """What the nodes' drains may give up, as the cluster upgrade was asked (and approved)."""
+
+    delete_emptydir_data: bool = False
+    force: bool = False
+
+
 async def upgrade_one(
-    ctx: StepContext, node: str, version: str, *, was_unschedulable: bool
+    ctx: StepContext, node: str, version: str, *, was_unschedulable: bool, loss: PodLoss
 ) -> StepResult:
     """Every step of one node's upgrade, each first checked for having taken effect already."""
-    command = UpgradeNodeCommand(node=node, to_version=version)
+    command = UpgradeNodeCommand(
+        node=node,
+        to_version=version,
+        delete_emptydir_data=loss.delete_emptydir_data,
+        force=loss.force,
+    )
     # Planned with the node's state before this job touched it, not after a restart found it
-    # cordoned.
-    plan = await plan_node_upgrade(command, ctx.cluster, cordoned_before=was_unschedulable)
+    # cordoned; the cluster upgrade took its etcd snapshot before anything else.
+    try:
+        plan = await plan_node_upgrade(
+            command, ctx.cluster, cordoned_before=was_unschedulable, snapshot=False
+        )
+    except PlanError as refused:  # e.g. an etcd member went down since the last node
+        return StepResult.failed(f"{node}: {refused.message}")
     if plan.nothing_to_do:
         return StepResult(ok=True, summary=f"{node} already at {version}")
     sub = StepContext(
@@ -74,6 +93,7 @@ async def roll(
     *,
     max_unavailable: int,
     at_once: int | None = None,
+    loss: PodLoss = PodLoss(),
 ) -> StepResult:
     """Upgrade `nodes`, starting the next the moment there is room; stop starting at a failure."""
     wave = Wave.from_checkpoint(ctx.partial)
@@ -96,7 +116,7 @@ async def roll(
             ctx.checkpoint(wave.as_checkpoint())
             await ctx.progress(f"{node}: upgrading ({len(running) + 1} in flight)")
             task = asyncio.create_task(
-                upgrade_one(ctx, node, version, was_unschedulable=wave.before[node])
+                upgrade_one(ctx, node, version, was_unschedulable=wave.before[node], loss=loss)
             )
             running[task] = (node, time.monotonic())
         if not running:

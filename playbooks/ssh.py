@@ -22,6 +22,7 @@ from playbooks.errors import OperationError
 from playbooks.private_files import create_private
 
 OutputSink = Callable[[str], Awaitable[None]]
+REFUSED_KEY = " (permission denied)"
 
 
 class SshError(OperationError):
@@ -72,15 +73,50 @@ def command_line(argv: Sequence[str], *, sudo: bool = False) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
+# A certificate is renewed once less than this share of its lifetime is left (and never
+# later than RENEW_MARGIN_S before it ends): a login always presents one that is valid.
+RENEW_AT_SHARE_LEFT = 0.25
+RENEW_MARGIN_S = 5.0
+
+
 @dataclass
 class Credentials:
-    """How kubegate logs in: a private key, optionally with a (Vault-signed) certificate."""
+    """How kubegate logs in: a private key, optionally with a (Vault-signed) certificate that
+    `renew` replaces before it expires, so a job longer than its TTL keeps logging in."""
 
     private_key: asyncssh.SSHKey
     certificate: asyncssh.SSHCertificate | None = None
+    renew: Callable[[], Awaitable[asyncssh.SSHCertificate]] | None = None
+    renewals: int = 0
+    _renewing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def client_keys(self) -> list[Any]:
         return [(self.private_key, self.certificate) if self.certificate else self.private_key]
+
+    def expiring(self, now: float) -> bool:
+        certificate = self.certificate
+        if certificate is None or self.renew is None:
+            return False
+        after, before = validity(certificate)
+        left = before - now
+        return left < max(RENEW_MARGIN_S, RENEW_AT_SHARE_LEFT * (before - after))
+
+    async def fresh(self, *, force: bool = False) -> None:
+        """Renew the certificate if it is expiring (or `force`: the server refused it)."""
+        if self.renew is None or self.certificate is None:
+            return
+        async with self._renewing:
+            if force or self.expiring(time.time()):
+                self.certificate = await self.renew()
+                self.renewals += 1
+
+
+def validity(certificate: asyncssh.SSHCertificate) -> tuple[float, float]:
+    """(valid after, valid before) in epoch seconds. asyncssh keeps an OpenSSH certificate's
+    window only in these attributes; without them, treat it as valid for ever (never renew)."""
+    after = getattr(certificate, "_valid_after", 0)
+    before = getattr(certificate, "_valid_before", 2**64 - 1)
+    return float(after), float(before)
 
 
 class _PinningClient(asyncssh.SSHClient):
@@ -214,6 +250,17 @@ class SshExecutor:
             return self._connections[key]
 
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
+        await self.credentials.fresh()
+        try:
+            return await self._log_in(target)
+        except SshError as refused:
+            if not refused.message.endswith(REFUSED_KEY) or self.credentials.renew is None:
+                raise
+        # Refused with a certificate kubegate thought valid (clocks disagree): once more anew.
+        await self.credentials.fresh(force=True)
+        return await self._log_in(target)
+
+    async def _log_in(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         pinning = _PinningClient()
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -234,7 +281,8 @@ class SshExecutor:
             ) from error
         except asyncssh.PermissionDenied as error:
             raise SshError(
-                f"{target.where} refused kubegate's key for user {target.user}", node=target.node
+                f"{target.where} refused kubegate's key for user {target.user}{REFUSED_KEY}",
+                node=target.node,
             ) from error
         except (OSError, asyncssh.Error) as error:
             raise SshError(

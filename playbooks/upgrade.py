@@ -11,6 +11,7 @@ from typing import Any
 from playbooks.base import ClusterHandle
 from playbooks.drain import EvictPods, drain_drift, drain_facts, facts_mid_drain
 from playbooks.plan import Plan
+from playbooks.upgrade_api_servers import described
 from playbooks.upgrade_plan import (
     NodeUpgradeSnapshot,
     find_node,
@@ -64,5 +65,5 @@ def facts_mid_upgrade(
         **approved.facts,
         **facts_mid_drain(approved.facts, now),
         "kubelet_version": str(parse_version(node.kubelet_version, "the kubelet version")),
-        "api_server_version": str(parse_version(seen.api_server_version, "the API server")),
+        "api_server_version": described(seen.api_servers),
     }

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from commands import Command, UpgradeClusterCommand, UpgradeNodeCommand
 from playbooks.base import ClusterHandle, Playbook, Step, StepContext, StepResult
 from playbooks.plan import Plan, StepParams
-from playbooks.rolling import roll
+from playbooks.rolling import PodLoss, roll
 from playbooks.upgrade import node_facts_for_remaining, node_upgrade_drift
 from playbooks.upgrade_cluster_plan import (
     UpgradeControlPlanesParams,
@@ -30,8 +30,14 @@ class UpgradeControlPlanes(Step[UpgradeControlPlanesParams]):
 
     async def run(self, ctx: StepContext) -> StepResult:
         wave = self.params
+        loss = PodLoss(delete_emptydir_data=wave.delete_emptydir_data, force=wave.force)
         return await roll(
-            ctx, wave.nodes, wave.version, max_unavailable=wave.max_unavailable, at_once=1
+            ctx,
+            wave.nodes,
+            wave.version,
+            max_unavailable=wave.max_unavailable,
+            at_once=1,
+            loss=loss,
         )
 
 
@@ -41,7 +47,10 @@ class UpgradeWorkers(Step[UpgradeWorkersParams]):
 
     async def run(self, ctx: StepContext) -> StepResult:
         wave = self.params
-        return await roll(ctx, wave.nodes, wave.version, max_unavailable=wave.max_unavailable)
+        loss = PodLoss(delete_emptydir_data=wave.delete_emptydir_data, force=wave.force)
+        return await roll(
+            ctx, wave.nodes, wave.version, max_unavailable=wave.max_unavailable, loss=loss
+        )
 
 
 class UpgradeAnyPlaybook(Playbook[UpgradeCommand]):

@@ -22,8 +22,10 @@ from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection
-from playbooks.upgrade_plan import parse_version
-from playbooks.versions import Version, skew_problems
+from playbooks.upgrade_api_servers import described, read_api_servers
+from playbooks.upgrade_etcd import refuse_unhealthy_etcd
+from playbooks.upgrade_plan import oldest_kubelet, parse_version
+from playbooks.versions import Skew, Version, api_server_problems
 
 
 class UpgradeControlPlanesParams(StepParams):
@@ -31,6 +33,8 @@ class UpgradeControlPlanesParams(StepParams):
     nodes: list[str]  # in the inventory's order: the first one moves the API server
     version: str
     max_unavailable: int
+    delete_emptydir_data: bool = False
+    force: bool = False
 
 
 class UpgradeWorkersParams(StepParams):
@@ -38,6 +42,8 @@ class UpgradeWorkersParams(StepParams):
     nodes: list[str]
     version: str
     max_unavailable: int
+    delete_emptydir_data: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,23 +53,30 @@ class ClusterUpgradeSnapshot:
     cluster: str
     inventory: Inventory
     backup_dir: Path
-    api_server_version: str
+    # Each control plane's own API server version (playbooks/upgrade_api_servers.py).
+    api_servers: dict[str, str]
     nodes: list[NodeView]
     # Every node's pods as a drain would see them, by node name.
     drains: dict[str, DrainSelection]
 
 
 async def observe_cluster_upgrade(cluster: ClusterHandle) -> ClusterUpgradeSnapshot:
-    api_server = await cluster.kube.server_version()
     nodes = await cluster.kube.list_nodes()
+    api_servers = await read_api_servers(cluster, nodes)
     drains = {node.name: (await snapshot(cluster, node.name))[0] for node in nodes}
     return ClusterUpgradeSnapshot(
-        cluster.name, cluster.inventory, cluster.backup_dir, api_server, nodes, drains
+        cluster.name, cluster.inventory, cluster.backup_dir, api_servers, nodes, drains
     )
 
 
 async def plan_cluster_upgrade(command: UpgradeClusterCommand, cluster: ClusterHandle) -> Plan:
-    return decide_cluster_upgrade(command, await observe_cluster_upgrade(cluster))
+    seen = await observe_cluster_upgrade(cluster)
+    plan = decide_cluster_upgrade(command, seen)
+    if plan.facts["control_planes"] and plan.nothing_to_do is None:
+        await refuse_unhealthy_etcd(
+            cluster, seen.nodes, f"cluster {cluster.name} to {command.to_version}"
+        )
+    return plan
 
 
 @dataclass(frozen=True)
@@ -75,36 +88,41 @@ class Behind:
     count: int  # nodes whose kubelet is older than the target
 
 
-def nodes_behind(seen: ClusterUpgradeSnapshot, target: Version, api_server: Version) -> Behind:
+def nodes_behind(
+    seen: ClusterUpgradeSnapshot, target: Version, api_servers: dict[str, Version]
+) -> Behind:
     control_planes = seen.inventory.control_plane_order(seen.nodes)
     behind = [
         n for n in seen.nodes if parse_version(n.kubelet_version, "a kubelet version") < target
     ]
-    # The first control plane also goes when only the API server is behind: it moves it.
+    # A control plane also goes when only its API server is behind: its kubeadm moves it.
     cps = [
-        n.name
-        for n in control_planes
-        if n in behind or (n is control_planes[0] and api_server < target)
+        n.name for n in control_planes if n in behind or api_servers.get(n.name, target) < target
     ]
     ours = {c.name for c in control_planes}
     workers = [n.name for n in sorted(behind, key=lambda n: n.name) if n.name not in ours]
     return Behind(cps, workers, len(behind))
 
 
-def refuse_skew(seen: ClusterUpgradeSnapshot, target: Version, api_server: Version) -> None:
+def refuse_skew(
+    seen: ClusterUpgradeSnapshot, target: Version, api_servers: dict[str, Version]
+) -> None:
+    """The cluster as a whole: `kubeadm upgrade apply` on the first control plane must accept
+    `target`, and no node may be more than one minor behind it (kubeadm's one at a time)."""
     control_planes = seen.inventory.control_plane_order(seen.nodes)
     if not control_planes:
         raise PlanError(
             f"No control-plane node found in cluster {seen.cluster}: "
             "set `control_planes` in the inventory."
         )
-    problems = skew_problems(
-        node=control_planes[0].name,
-        kubelet=api_server,
-        target=target,
-        api_server=api_server,
-        moves_api_server=True,
-    )
+    problems = api_server_problems(target, Skew(api_servers, oldest_kubelet(seen.nodes)))
+    kubelets = [(n.name, parse_version(n.kubelet_version, "a kubelet version")) for n in seen.nodes]
+    far = [f"{name} ({at})" for name, at in kubelets if at < target and _two_minors(at, target)]
+    if far:
+        problems.append(
+            f"{', '.join(far)} would skip a minor version: kubeadm upgrades one minor at a "
+            "time. Bring them to the cluster's current minor first."
+        )
     if problems:
         raise PlanError(
             f"Refusing to upgrade cluster {seen.cluster} to {target}; nothing was changed. "
@@ -112,18 +130,35 @@ def refuse_skew(seen: ClusterUpgradeSnapshot, target: Version, api_server: Versi
         )
 
 
-def refuse_pod_loss(seen: ClusterUpgradeSnapshot, names: list[str]) -> None:
+def _two_minors(current: Version, target: Version) -> bool:
+    return current.major != target.major or target.minor - current.minor > 1
+
+
+def refuse_pod_loss(
+    seen: ClusterUpgradeSnapshot, names: list[str], command: UpgradeClusterCommand
+) -> None:
     reasons = [
         f"{name}: {reason}"
         for name in names
-        for reason in seen.drains[name].blockers(force=False, delete_emptydir_data=False)
+        for reason in seen.drains[name].blockers(
+            force=command.force, delete_emptydir_data=command.delete_emptydir_data
+        )
     ]
     if reasons:
         raise PlanError(
             "Refusing to upgrade the cluster; nothing was changed. Draining would lose pods — "
             + " ".join(reasons)
-            + " Drain those nodes first with the flags, then upgrade."
         )
+
+
+def pods_lost(seen: ClusterUpgradeSnapshot, names: list[str]) -> list[str]:
+    lost = [
+        f"{pod.key} on {name} ({'emptyDir data' if pod in drain.empty_dir else 'no controller'})"
+        for name in names
+        for drain in [seen.drains[name]]
+        for pod in [*drain.empty_dir, *drain.bare]
+    ]
+    return [f"Lost by the drains: {', '.join(lost)}"] if lost else []
 
 
 def refuse_no_room(cordoned: list[str], workers: list[str], max_unavailable: int) -> None:
@@ -138,14 +173,17 @@ def refuse_no_room(cordoned: list[str], workers: list[str], max_unavailable: int
 def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeSnapshot) -> Plan:
     """The rollout plan, or a PlanError saying why not. Pure."""
     target = parse_version(command.to_version, "the target version")
-    api_server = parse_version(seen.api_server_version, "the API server version")
-    refuse_skew(seen, target, api_server)
-    behind = nodes_behind(seen, target, api_server)
+    api_servers = {
+        name: parse_version(text, f"{name}'s API server version")
+        for name, text in seen.api_servers.items()
+    }
+    refuse_skew(seen, target, api_servers)
+    behind = nodes_behind(seen, target, api_servers)
     nothing = None
     if not behind.control_planes and not behind.workers:
         nothing = f"Every node of {seen.cluster} already runs {target}; nothing to do."
     else:
-        refuse_pod_loss(seen, behind.workers + behind.control_planes)
+        refuse_pod_loss(seen, behind.workers + behind.control_planes, command)
     cordoned = sorted(n.name for n in seen.nodes if n.unschedulable)
     refuse_no_room(cordoned, behind.workers, command.max_unavailable)
     if snapshot_source(seen.inventory, seen.nodes) is None:
@@ -157,14 +195,16 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
         title=command.summary(),
         steps=cluster_steps(seen, behind, command),
         facts={
-            "api_server_version": str(api_server),
+            "api_server_version": described(seen.api_servers),
             "control_planes": behind.control_planes,
             "workers": behind.workers,
             "cordoned": cordoned,
         },
         preview=[
-            f"API server {api_server} → {target}; nodes behind: {behind.count} of {len(seen.nodes)}",
+            f"{described(seen.api_servers)} → {target}; "
+            f"nodes behind: {behind.count} of {len(seen.nodes)}",
             *(node_line(n) for n in seen.nodes),
+            *pods_lost(seen, behind.control_planes + behind.workers),
         ],
         risk="high",
         nothing_to_do=nothing,
@@ -177,6 +217,7 @@ def cluster_steps(
 ) -> list[PlannedStep]:
     cps, workers = behind.control_planes, behind.workers
     version, room = command.to_version, command.max_unavailable
+    flags = {"delete_emptydir_data": command.delete_emptydir_data, "force": command.force}
     return [
         PlannedStep.of(
             SaveSnapshotParams(), "etcd snapshot on a control plane (before anything else)"
@@ -184,11 +225,11 @@ def cluster_steps(
         PlannedStep.of(VerifySnapshotParams(), "Verify the snapshot"),
         PlannedStep.of(CopyOffHostParams(), f"Copy it off the host to {seen.backup_dir}"),
         PlannedStep.of(
-            UpgradeControlPlanesParams(nodes=cps, version=version, max_unavailable=room),
+            UpgradeControlPlanesParams(nodes=cps, version=version, max_unavailable=room, **flags),
             f"Upgrade control planes one at a time: {', '.join(cps) or 'none left'}",
         ),
         PlannedStep.of(
-            UpgradeWorkersParams(nodes=workers, version=version, max_unavailable=room),
+            UpgradeWorkersParams(nodes=workers, version=version, max_unavailable=room, **flags),
             f"Upgrade {len(workers)} worker(s), at most {room} "
             f"unschedulable at once: {', '.join(workers) or 'none left'}",
         ),

@@ -13,6 +13,7 @@ from playbooks.errors import OperationError
 from playbooks.packages import UpgradeKubeadm, UpgradeKubelet, reported_version
 from playbooks.plan import StepParams
 from playbooks.remote import NodeRef, Remote, RemoteCommand
+from playbooks.upgrade_api_servers import own_api_server_version, wait_for_api_server
 from playbooks.versions import Version
 
 
@@ -91,6 +92,8 @@ class KubeadmUpgradeParams(StepParams):
     version: str
     # `kubeadm upgrade apply` on the first control plane; `kubeadm upgrade node` elsewhere.
     apply: bool
+    # A control plane's kubeadm restarts its own API server at the version: wait for it.
+    control_plane: bool = False
 
 
 class KubeadmUpgrade(Step[KubeadmUpgradeParams]):
@@ -107,19 +110,37 @@ class KubeadmUpgrade(Step[KubeadmUpgradeParams]):
         return RemoteCommand.of("kubeadm", "upgrade", "node")
 
     async def run(self, ctx: StepContext) -> StepResult:
-        remote = await Remote.open(ctx, NodeRef(name=self.params.node))
+        node = self.params.node
+        remote = await Remote.open(ctx, NodeRef(name=node))
         ran = await remote.run_in_order([self.command])
         if isinstance(ran, StepResult):
             return ran
-        return StepResult(ok=True, summary=f"`{self.command.label}` done on {self.params.node}")
+        if not self.params.control_plane:
+            return StepResult(ok=True, summary=f"`{self.command.label}` done on {node}")
+        # Nothing else may touch a control plane until this one's API server serves again.
+        timeout = ctx.cluster.inventory.static_pod_ready_timeout.total_seconds()
+        last = await wait_for_api_server(ctx.cluster, node, self.params.version, timeout=timeout)
+        if last is not None:
+            return StepResult.failed(
+                f"`{self.command.label}` finished, but {node}'s API server reports {last} "
+                f"{timeout:.0f} s later, not {self.params.version}: check its kube-apiserver "
+                "pod (`crictl ps`, `journalctl -u kubelet`) before going on"
+            )
+        return StepResult(
+            ok=True,
+            summary=f"`{self.command.label}` done on {node}; its API server serves "
+            f"{self.params.version}",
+        )
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
-        if not self.params.apply:
+        if not self.params.control_plane:
+            return None  # `kubeadm upgrade node` on a worker is safe to run again
+        found = await own_api_server_version(ctx.cluster, self.params.node)
+        if found != self.params.version:
             return None
-        wanted = Version.parse(self.params.version)
-        if Version.parse(await ctx.cluster.kube.server_version()) != wanted:
-            return None
-        return StepResult(ok=True, summary=f"the API server was already at {wanted}")
+        return StepResult(
+            ok=True, summary=f"{self.params.node}'s API server was already at {found}"
+        )
 
 
 class RestartKubeletParams(StepParams):

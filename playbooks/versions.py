@@ -39,13 +39,32 @@ class Version:
         return f"{self.major}.{self.minor}.{self.patch}"
 
 
-def skew_problems(
-    *, node: str, kubelet: Version, target: Version, api_server: Version, moves_api_server: bool
-) -> list[str]:
-    """Why upgrading `node` from `kubelet` to `target` breaks a skew rule; [] when it may go.
+@dataclass(frozen=True)
+class Skew:
+    """What the skew rules read: each API server's version (by control plane) and, for an
+    upgrade that moves the API servers, the oldest kubelet in the cluster."""
 
-    `moves_api_server`: the node is the first control plane, whose `kubeadm upgrade apply`
-    takes the API server to the target first, so its kubelet may aim one minor past it.
+    api_servers: dict[str, Version]
+    oldest_kubelet: tuple[str, Version] | None = None
+
+    @property
+    def oldest(self) -> tuple[str, Version]:
+        return min(self.api_servers.items(), key=lambda item: item[1])
+
+    @property
+    def newest(self) -> tuple[str, Version]:
+        return max(self.api_servers.items(), key=lambda item: item[1])
+
+
+def skew_problems(
+    *, node: str, kubelet: Version, target: Version, skew: Skew, procedure: str
+) -> list[str]:
+    """Why upgrading `node` from `kubelet` to `target` breaks a rule of the version skew policy
+    (kubernetes.io/releases/version-skew-policy) or of kubeadm; [] when it may go. Pure.
+
+    `procedure`: "apply" on the first control plane (its `kubeadm upgrade apply` moves the
+    cluster's version, so its kubelet may aim one minor past the API servers), "node" on the
+    other control planes (`kubeadm upgrade node` takes them to the version apply set), "worker".
     """
     problems = []
     if target < kubelet:
@@ -58,24 +77,61 @@ def skew_problems(
             f"{kubelet} → {target} skips a minor version: kubeadm upgrades one minor at a time. "
             f"Upgrade to the latest {kubelet.next_minor.minor_line}.x first."
         )
-    if moves_api_server:
-        if target < api_server:
-            problems.append(
-                f"the API server is already at {api_server}: `kubeadm upgrade apply {target}` "
-                "would downgrade it, which kubeadm does not support."
-            )
-        elif _minor_jump(api_server, target) > 1:
-            problems.append(
-                f"the API server is at {api_server}: `kubeadm upgrade apply` moves it one minor "
-                f"at a time, so {target} is out of reach. Go to {api_server.next_minor.minor_line}.x first."
-            )
-    elif target > api_server:
-        problems.append(
-            f"a kubelet must never be newer than the API server, which is at {api_server}: "
-            f"upgrade the control plane to {target} first (`/kube upgrade <first control plane> "
-            f"--to {target}`)."
-        )
+    if procedure == "apply":
+        problems += api_server_problems(target, skew)
+    else:
+        problems += _kubelet_problems(target, skew, control_plane=procedure == "node")
     return problems
+
+
+def api_server_problems(target: Version, skew: Skew) -> list[str]:
+    """`kubeadm upgrade apply` moves the API servers to `target`: no downgrade, one minor at a
+    time, HA API servers within one minor of each other, kubelets at most three minors older."""
+    (newest_name, newest), (oldest_name, oldest) = skew.newest, skew.oldest
+    if target < newest:
+        return [
+            f"{newest_name}'s API server is already at {newest}: `kubeadm upgrade apply "
+            f"{target}` would downgrade it, which kubeadm does not support."
+        ]
+    problems = []
+    if _minor_jump(oldest, target) > 1:
+        problems.append(
+            f"{oldest_name}'s API server is at {oldest}: API servers move one minor at a time "
+            f"and stay within one minor of each other, so {target} is out of reach. Go to "
+            f"{oldest.next_minor.minor_line}.x first."
+        )
+    if skew.oldest_kubelet is not None:
+        slow, at = skew.oldest_kubelet
+        if _minor_jump(at, target) > 3:
+            problems.append(
+                f"{slow}'s kubelet is at {at}: a kubelet may be at most three minors older than "
+                f"the API server, and {target} would leave it four or more behind. Upgrade "
+                f"{slow} first."
+            )
+    return problems
+
+
+def _kubelet_problems(target: Version, skew: Skew, *, control_plane: bool) -> list[str]:
+    """A worker's kubelet is never a newer minor than the oldest API server; a newer patch of
+    the same minor is allowed. A control plane's `kubeadm upgrade node` moves its own API
+    server and then its kubelet, one control plane after another (kubeadm's "Upgrading kubeadm
+    clusters"): it only follows the version the first one's `upgrade apply` set."""
+    (newest_name, newest), (oldest_name, oldest) = skew.newest, skew.oldest
+    if control_plane:
+        if target <= newest:
+            return []
+        return [
+            f"`kubeadm upgrade node` takes a control plane to the version `kubeadm upgrade "
+            f"apply` set on the first control plane, and the newest API server ({newest_name}) "
+            f"is at {newest}: upgrade the first control plane to {target} first."
+        ]
+    if (target.major, target.minor) > (oldest.major, oldest.minor):
+        return [
+            f"a kubelet must never be a newer minor than the oldest API server, and "
+            f"{oldest_name}'s is at {oldest}: upgrade the control planes to {target} first "
+            f"(`/kube upgrade cluster --to {target}`)."
+        ]
+    return []
 
 
 def _minor_jump(current: Version, target: Version) -> int:

@@ -24,6 +24,7 @@ async def run_until_stopped(args: argparse.Namespace) -> None:
         version=args.version,
         control_planes=args.control_planes,
         apiserver_startup=args.apiserver_startup,
+        etcd_version=args.etcd_version,
     )
     print(f"testbed up: {testbed.directory / 'testbed.json'}", flush=True)
     stop = asyncio.Event()
@@ -67,6 +68,11 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=2.0,
         help="seconds an API server takes to serve after its manifest is back (default 2)",
+    )
+    up.add_argument(
+        "--etcd-version",
+        default="3.6",
+        help="the etcd image's version: from 3.6 `etcdctl snapshot status` is gone (default 3.6)",
     )
     faults.add_command(sub)
     args = parser.parse_args(argv)

@@ -21,6 +21,7 @@ import aiohttp
 from testbed.apiserver import FakeApiServer
 from testbed.apiserver.endpoints import ApiServerEndpoint
 from testbed.etcd import Etcd, health_session
+from testbed.fleet.etcd_manifest import manifest_data_dir
 
 log = logging.getLogger(__name__)
 MANIFESTS = "etc/kubernetes/manifests"
@@ -157,6 +158,21 @@ class ControlPlanes:
         manifest = plane.manifest(pod)
         return not self.follow_manifests or manifest is None or manifest.exists()
 
+    def _etcd_wanted(self, plane: ControlPlane) -> bool:
+        """etcd follows its manifest on every testbed, one control plane too: a restore
+        (moving etcd.yaml out, replacing the data, moving it back) must really stop it."""
+        if "etcd" in plane.held_down:
+            return False
+        manifest = plane.manifest("etcd")
+        return manifest is None or manifest.exists()
+
+    def _manifest_data_dir(self, plane: ControlPlane) -> Path | None:
+        manifest = plane.manifest("etcd")
+        if manifest is None or plane.root is None:
+            return None
+        named = manifest_data_dir(manifest)
+        return None if named is None else plane.root / named.lstrip("/")
+
     def _signature(self, plane: ControlPlane) -> tuple[int, int] | None:
         manifest = plane.manifest("kube-apiserver")
         try:
@@ -182,9 +198,15 @@ class ControlPlanes:
     async def _reconcile_etcd(self, plane: ControlPlane) -> None:
         if self.etcd is not None and plane.name in self.etcd.members:
             member = self.etcd.members[plane.name]
-            if self._wanted(plane, "etcd", "etcd") and not member.running:
+            wanted = self._etcd_wanted(plane)
+            if wanted and not member.running:
+                # The kubelet starts the container on the data dir etcd.yaml names (a hostPath):
+                # a restore that swapped that directory's contents is what the member runs on.
+                data_dir = self._manifest_data_dir(plane)
+                if data_dir is not None:
+                    member.data_dir = data_dir
                 await self.etcd.start_member(plane.name)
-            elif not self._wanted(plane, "etcd", "etcd") and member.running:
+            elif not wanted and member.running:
                 await self.etcd.stop_member(plane.name)
             self.max_etcd_members_down = max(self.max_etcd_members_down, self._etcd_members_down())
 

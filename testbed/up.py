@@ -26,6 +26,7 @@ from testbed.controlplanes import ControlPlanes
 from testbed.etcd import Etcd
 from testbed.faults import FaultSwitches
 from testbed.fleet import Fleet, apiserver_nodes
+from testbed.fleet.etcd_manifest import ETCD_DATA_DIR
 from testbed.fleet.fleet import FleetNode
 from testbed.loadbalancer import LoadBalancer
 from testbed.slack import SlackEmulator
@@ -74,6 +75,8 @@ def kubegate_config(
         "context": "testbed",
         "kubeconfig": str(kubeconfig),
         "channels": [CHANNEL],
+        # Rolling upgrades here take several workers at once (kubegate's default is 1).
+        "max_unavailable": 4,
     }
     config: dict[str, Any] = {
         "clusters": [cluster],
@@ -96,7 +99,7 @@ def kubegate_config(
         cluster["inventory"] = world.inventory()
         cluster["inventory"]["pki_in_vault"] = True
         for name, url in apiservers.items():  # each control plane's own API server
-            cluster["inventory"]["nodes"][name]["apiserver"] = url
+            cluster["inventory"]["nodes"][name]["api_server"] = url
         config["vault"] = {"url": world.vault.url, "token": world.vault.root_token}
         config["alerts"]["alertmanager_url"] = world.alertmanager.url
     return config
@@ -121,7 +124,7 @@ class World:
                 "private_key": str(fleet.client_key_path),
                 "sudo": True,
             },
-            "nodes": {name: {"address": node.address, "port": node.port} for name, node in nodes},
+            "nodes": {name: self.node_access(name) for name in fleet.nodes},
             "package_manager": "apt",
             "control_planes": [name for name, node in nodes if node.role == "control-plane"],
             "node_subnet": "127.0.10.0/24",
@@ -129,6 +132,15 @@ class World:
             "static_pod_pause": 0.5,  # seconds: a fast testbed
             "static_pod_ready_timeout": "30s",
         }
+
+    def node_access(self, name: str) -> dict[str, Any]:
+        """How kubegate reaches the node: its sshd, and a control plane's own API server."""
+        node = self.fleet.nodes[name]
+        access: dict[str, Any] = {"address": node.address, "port": node.port}
+        endpoints = self.fleet.apiserver.endpoints if self.fleet.apiserver else {}
+        if name in endpoints:
+            access["api_server"] = endpoints[name].url
+        return access
 
     def description(self) -> dict[str, Any]:
         fleet = self.fleet
@@ -181,6 +193,7 @@ async def start_world(
     spare: int,
     alerts_token: str,
     app_url: str | None,
+    etcd_version: str = "3.6",
 ) -> World:
     nodes = apiserver_nodes(apiserver)
     # Each control plane runs its etcd member on its own address, as kubeadm's stacked etcd.
@@ -194,8 +207,13 @@ async def start_world(
     alertmanager = Alertmanager(
         directory / "alertmanager", webhook_url=webhook, bearer_token=alerts_token
     )
-    await asyncio.gather(fleet.start(), etcd.start(), alertmanager.start())
-    fleet.attach_etcd(etcd)
+    await asyncio.gather(fleet.start(), alertmanager.start())
+    # Each member keeps its data in its node's /var/lib/etcd, as kubeadm's etcd static pod does
+    # (hostPath etcd-data), so a restore on the node replaces what the member runs on.
+    for name, member in etcd.members.items():
+        member.data_dir = fleet.nodes[name].state_dir / "root" / ETCD_DATA_DIR.lstrip("/")
+    await etcd.start()
+    fleet.attach_etcd(etcd, etcd_version=etcd_version)
     vault = FakeVault(ssh_ca_key=fleet.user_ca_key_path)  # Vault-signed certificates log in
     await vault.start()
     return World(fleet, vault, etcd, alertmanager)
@@ -272,6 +290,7 @@ async def start_testbed(
     version: str = "v1.31.2",
     control_planes: int = 1,
     apiserver_startup: float = 2.0,
+    etcd_version: str = "3.6",
 ) -> Testbed:
     """Start the testbed; `fleet=False` leaves out SSH, Vault and etcd (API-only tests).
     With several `control_planes`, clients reach the API servers through a load balancer and
@@ -303,7 +322,12 @@ async def start_testbed(
     world = None
     if fleet:
         world = await start_world(
-            directory, apiserver, spare=spare, alerts_token=alerts_token, app_url=app_url
+            directory,
+            apiserver,
+            spare=spare,
+            alerts_token=alerts_token,
+            app_url=app_url,
+            etcd_version=etcd_version,
         )
     kubelets, switches = await start_kubelets_and_faults(
         apiserver, world, follow_manifests=control_planes > 1, apiserver_startup=apiserver_startup

@@ -38,6 +38,18 @@ class EtcdError(RuntimeError):
     pass
 
 
+def empty_dir(path: Path) -> None:
+    """Remove what is in `path` but not `path` itself: it may be a node's bind-mounted
+    /var/lib/etcd, which must stay the same directory."""
+    if not path.is_dir():
+        return
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 class EtcdMember:
     """One etcd process: `spawn` it, `stop` it; its ports stay its own across restarts."""
 
@@ -80,6 +92,7 @@ class EtcdMember:
     async def spawn(self, initial_cluster: str, *, state: str) -> None:
         pki = self.pki
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # etcd wants its data dir private (fileutil.PrivateDirMode)
         args = [
             f"--name={self.name}",
             f"--data-dir={self.data_dir}",
@@ -201,7 +214,7 @@ class Etcd:
         for _attempt in range(START_ATTEMPTS):
             for member in self.members.values():
                 member.choose_ports()
-                shutil.rmtree(member.data_dir, ignore_errors=True)  # a fresh cluster every try
+                empty_dir(member.data_dir)  # a fresh cluster every try
             initial = self.initial_cluster()
             await asyncio.gather(*(m.spawn(initial, state="new") for m in self.members.values()))
             if await self._all_healthy():

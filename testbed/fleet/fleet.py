@@ -24,6 +24,8 @@ from testbed.daemons import free_port
 from testbed.fleet import keys, layout, sshd
 from testbed.fleet.account import fleet_account, own_as_root
 from testbed.fleet.control import ControlEndpoint
+from testbed.fleet.etcd_image import install_etcd_image
+from testbed.fleet.etcd_manifest import etcd_manifest
 from testbed.fleet.mirrors import seed_mirror_pods
 
 if TYPE_CHECKING:
@@ -127,10 +129,14 @@ class Fleet:
         if self._remove_public:
             shutil.rmtree(self.public_dir, ignore_errors=True)
 
-    def attach_etcd(self, etcd: Etcd, node: str | None = None) -> None:
+    def attach_etcd(
+        self, etcd: Etcd, node: str | None = None, *, etcd_version: str = "3.6"
+    ) -> None:
         """Give each control plane that has an etcd member of its name (or just `node`) that
-        member's certs under kubeadm's names, and point its etcdctl shim's
-        https://127.0.0.1:2379 at that member, as kubeadm's stacked etcd listens locally."""
+        member's certs under kubeadm's names, and point its etcd container's (crictl shim's)
+        https://127.0.0.1:2379 at that member, as kubeadm's stacked etcd listens locally.
+        `etcd_version` is the etcd image's: from 3.6 etcdctl has no `snapshot status`."""
+        image = install_etcd_image(self.public_dir)
         names = [node] if node else [n for n in self.nodes if n in etcd.members]
         if not names:  # a lone member named otherwise: the first control plane's
             names = [next(n.name for n in self.nodes.values() if n.role == "control-plane")]
@@ -143,6 +149,17 @@ class Fleet:
             config_path = state_dir / "config.json"
             config = json.loads(config_path.read_text())
             config["etcd_endpoint"] = member.client_url
+            config["etcd_image"] = {"bin": str(image), "version": etcd_version}
+            manifest = state_dir / "root/etc/kubernetes/manifests/etcd.yaml"
+            if manifest.exists():
+                manifest.write_text(
+                    etcd_manifest(
+                        name=member.name,
+                        client_url=member.client_url,
+                        peer_url=member.peer_url,
+                        initial_cluster=etcd.initial_cluster(),
+                    )
+                )
             config_path.write_text(json.dumps(config, indent=2))
             if sshd.can_use_mount_namespaces():
                 own_as_root(pki)  # kubeadm's etcd keys are root's 0600, as every node file is

@@ -34,6 +34,7 @@ SHIM_COMMANDS = (
     "modprobe",
     "sysctl",
     "etcdctl",
+    "crictl",
     "sudo",
     "containerd",
     "mv",
@@ -41,6 +42,7 @@ SHIM_COMMANDS = (
 NODE_PATHS = (
     "/etc/kubernetes",
     "/var/lib/kubegate",
+    "/var/lib/etcd",
     "/etc/containerd",
     "/etc/sysctl.d",
     "/etc/modules-load.d",

@@ -48,6 +48,10 @@ def changes_made(testbed: Testbed, node: str) -> list[list[str]]:
     ]
 
 
+def backups(testbed: Testbed) -> list[Path]:
+    return sorted((testbed.directory / "backups" / "testbed").glob("etcd-*.db.enc"))
+
+
 async def node_line(testbed: Testbed, node: str) -> str:
     return await asyncio.to_thread(kubectl, testbed, "get", "node", node, "--no-headers")
 
@@ -59,14 +63,13 @@ async def approve_twice(testbed: Testbed, text: str) -> str:
     return root.ts
 
 
-async def test_a_worker_upgrade_runs_the_kubeadm_procedure_in_order_and_passes_the_health_gate(
+async def test_a_worker_takes_a_newer_patch_than_the_api_server_the_kubeadm_way_gated_before_uncordon(
     full_testbed: Testbed, kubegate_on_machines: Served
 ) -> None:
     testbed = full_testbed
-    # As after the control plane's own upgrade: a kubelet may never outrun the API server.
-    testbed.apiserver.version = "v1.31.3"
+    # The skew policy lets a worker take a newer patch of the API servers' minor.
     root = await request(testbed, "U0ALICE", "upgrade worker-3 --to v1.31.3")
-    assert "kubelet v1.31.2 → v1.31.3" in root.shown and "API server v1.31.3" in root.shown
+    assert "kubelet v1.31.2 → v1.31.3" in root.shown and "API server v1.31.2" in root.shown
     assert "Needs 2 more approvals" in root.shown
     await click(testbed, "U0BOB", root, "Approve")
     await wait_text(testbed, root.ts, "Needs 1 more approval")
@@ -86,6 +89,7 @@ async def test_a_worker_upgrade_runs_the_kubeadm_procedure_in_order_and_passes_t
         "Health gate",
     ):
         assert step in shown, step
+    assert shown.index("Health gate") < shown.index("Uncordon worker-3")
     line = await node_line(testbed, "worker-3")
     assert "v1.31.3" in line and "SchedulingDisabled" not in line, line
     assert changes_made(testbed, "worker-3") == [
@@ -106,7 +110,14 @@ async def test_the_first_control_plane_applies_the_upgrade_and_moves_the_api_ser
     ts = await approve_twice(testbed, "upgrade cp-1 --to v1.31.3")
     await wait_text(testbed, ts, "SUCCEEDED", timeout=60)
     assert testbed.apiserver.version == "v1.31.3"
-    assert changes_made(testbed, "cp-1") == [
+    made = changes_made(testbed, "cp-1")
+    etcd = [call for call in made if call[0] == "crictl"]
+    # etcd asked for every member's health, then a snapshot saved and checked, all before
+    # kubeadm touched anything.
+    assert any("health" in call and "--cluster" in call for call in etcd)
+    assert any("snapshot" in call and "save" in call for call in etcd)
+    assert backups(testbed), "the snapshot was copied off the host"
+    assert [call for call in made if call[0] not in ("crictl", "sha256sum", "rm")] == [
         *APT_KUBEADM,
         ["kubeadm", "upgrade", "apply", "v1.31.3", "--yes"],
         *APT_KUBELET,
@@ -124,7 +135,7 @@ async def test_skipping_a_minor_and_downgrading_are_refused_with_the_skew_rule(
     await slack.slash("/kube upgrade worker-3 --to v1.33.0", channel=CHANNEL)
     skipped = await wait_ephemeral(testbed, "U0ALICE", "one minor at a time")
     assert "Refusing to upgrade worker-3 to v1.33.0" in skipped.shown
-    assert "never be newer than the API server" in skipped.shown
+    assert "never be a newer minor than the oldest API server" in skipped.shown
     await slack.slash("/kube upgrade worker-3 --to v1.30.9", channel=CHANNEL)
     await wait_ephemeral(testbed, "U0ALICE", "does not downgrade")
     await slack.slash("/kube upgrade worker-3 --to v1.31.2", channel=CHANNEL)
@@ -212,7 +223,7 @@ async def test_an_upgrade_that_would_lose_a_bare_pod_is_refused_before_anything_
         "/kube upgrade worker-3 --to v1.31.3", channel=CHANNEL
     )
     refusal = await wait_ephemeral(testbed, "U0ALICE", "Refusing to upgrade worker-3")
-    assert "debug" in refusal.shown and "/kube drain worker-3" in refusal.shown
+    assert "debug" in refusal.shown and "Add --force" in refusal.shown
     assert root_messages(testbed) == [] and changes_made(testbed, "worker-3") == []
 
 

@@ -115,6 +115,7 @@ class FakeKube:
 
     def __init__(self, *objects: Obj, version: str = "v1.31.2") -> None:
         self.version = version
+        self.api_servers: dict[str, str] = {}
         self._revision = itertools.count(100)
         self._objects: dict[tuple[str, str, str], Obj] = {}
         self._uids = itertools.count(1)
@@ -209,6 +210,11 @@ class FakeKube:
     async def server_version(self) -> str:
         await self._called("server_version", "")
         return self.version
+
+    async def server_version_at(self, url: str) -> str:
+        """`api_servers` maps an endpoint to its own version; any other answers `version`."""
+        await self._called("server_version_at", url)
+        return self.api_servers.get(url, self.version)
 
     async def pods_on(self, node: str) -> list[Obj]:
         await self._called("pods_on", node)

@@ -1,5 +1,5 @@
-"""The real etcd with kubeadm-like TLS, and an `etcdctl snapshot save` run over SSH on cp-1 that
-the real `etcdctl snapshot status` accepts."""
+"""The real etcd with kubeadm-like TLS, and an `etcdctl snapshot save` run over SSH in cp-1's
+etcd container that the real `etcdctl snapshot status` accepts."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from testbed.fleet import Fleet
 from .fleet_helpers import fleet_nodes, openssh
 
 PKI = "/etc/kubernetes/pki/etcd"
-SAVE = (  # /var/lib/kubegate and the etcd keys are root's on the node, as on a real host
-    "sudo -n -- env ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 "
+SAVE = (  # /var/lib/etcd and the etcd keys are root's on the node, as on a real host
+    "c=$(sudo -n -- crictl ps --name '^etcd$' -q) && "
+    'sudo -n -- crictl exec "$c" etcdctl --endpoints=https://127.0.0.1:2379 '
     f"--cacert={PKI}/ca.crt --cert={PKI}/healthcheck-client.crt "
-    f"--key={PKI}/healthcheck-client.key snapshot save /var/lib/kubegate/snap.db"
+    f"--key={PKI}/healthcheck-client.key snapshot save /var/lib/etcd/snap.db"
 )
 
 
@@ -40,7 +41,9 @@ async def etcdctl_status(path: Path) -> dict[str, int]:
     return status
 
 
-async def test_snapshot_saved_over_ssh_on_cp1_passes_etcdctl_status(tmp_path: Path) -> None:
+async def test_snapshot_saved_over_ssh_in_cp1_s_etcd_container_passes_etcdctl_status(
+    tmp_path: Path,
+) -> None:
     apiserver = FakeApiServer(workdir=tmp_path / "apiserver")
     etcd = Etcd(tmp_path / "etcd")
     await asyncio.gather(apiserver.start(), etcd.start())
@@ -49,14 +52,14 @@ async def test_snapshot_saved_over_ssh_on_cp1_passes_etcdctl_status(tmp_path: Pa
         await fleet.start()
         fleet.attach_etcd(etcd)
         saved = await openssh(
-            fleet, "cp-1", f"{SAVE} && sudo -n -- sha256sum /var/lib/kubegate/snap.db"
+            fleet, "cp-1", f"{SAVE} && sudo -n -- sha256sum /var/lib/etcd/snap.db"
         )
         assert saved.code == 0, saved.stderr
-        snapshot = fleet.nodes["cp-1"].state_dir / "root/var/lib/kubegate/snap.db"
+        snapshot = fleet.nodes["cp-1"].state_dir / "root/var/lib/etcd/snap.db"
         status = await etcdctl_status(snapshot)
         assert status["totalKey"] >= 3
         assert status["revision"] >= 3
-        assert "etcdctl" in [call.argv[0] for call in fleet.calls("cp-1")]
+        assert any(call.argv[:2] == ["crictl", "exec"] for call in fleet.calls("cp-1"))
     finally:
         await fleet.stop()
         await etcd.stop()

@@ -28,7 +28,10 @@ def test_the_snapshot_is_taken_on_the_first_ready_control_plane_by_name() -> Non
     assert [step.name for step in plan.steps] == ["snapshot", "verify", "copy-off-host"]
     assert plan.steps[0].touches == ["node/cp-2"]
     assert "https://127.0.0.1:2379" in plan.steps[0].title
-    assert plan.steps[2].title == "Copy it off the host to /var/backups/kubegate (keep 7)"
+    assert plan.steps[2].title == (
+        "Read it with sudo, copy it off the host, seal it (AES-256-GCM, key in Vault) "
+        "into /var/backups/kubegate (keep 7)"
+    )
     assert plan.locks == ["etcd-backup"] and plan.risk == "low"
 
 

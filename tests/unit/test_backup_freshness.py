@@ -31,7 +31,7 @@ CONFIG = KubegateConfig.model_validate(
 
 def snapshot(directory: Path, *, hours_old: float) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"etcd-prod-{hours_old}.db"
+    path = directory / f"etcd-prod-{hours_old}.db.enc"
     path.write_bytes(b"snapshot")
     then = time.time() - hours_old * 3600
     os.utime(path, (then, then))
@@ -58,7 +58,7 @@ async def test_a_stale_backup_is_announced_once_and_again_only_after_a_fresh_one
     snapshot(tmp_path / "backups" / "prod", hours_old=1)
     await freshness.check()
     assert len(chat.posts) == 1
-    for path in (tmp_path / "backups" / "prod").glob("*.db"):
+    for path in (tmp_path / "backups" / "prod").glob("*.db.enc"):
         path.unlink()
     await freshness.check()
     assert "no etcd backup exists yet" in chat.posts[-1][1].headline

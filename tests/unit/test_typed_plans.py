@@ -43,11 +43,13 @@ def plans() -> dict[str, Plan]:
     drains = {node.name: NO_PODS for node in CLUSTER}
     return {
         "upgrade node": decide_node_upgrade(
-            upgrade, NodeUpgradeSnapshot("prod", INVENTORY, CLUSTER, "v1.31.2")
+            upgrade, NodeUpgradeSnapshot("prod", INVENTORY, CLUSTER, {"cp-1": "v1.31.2"})
         ),
         "upgrade cluster": decide_cluster_upgrade(
             cluster,
-            ClusterUpgradeSnapshot("prod", INVENTORY, Path("/b"), "v1.31.2", CLUSTER, drains),
+            ClusterUpgradeSnapshot(
+                "prod", INVENTORY, Path("/b"), {"cp-1": "v1.31.2"}, CLUSTER, drains
+            ),
         ),
         "backup etcd": decide_backup(BackupSnapshot("prod", INVENTORY, CLUSTER, Path("/b"), 3)),
         "rotate certs": decide_rotation(

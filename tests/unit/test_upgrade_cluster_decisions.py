@@ -26,7 +26,9 @@ def seen(
 ) -> ClusterUpgradeSnapshot:
     nodes = CLUSTER if nodes is None else nodes
     pods = {n.name: (drains or {}).get(n.name, NO_PODS) for n in nodes}
-    return ClusterUpgradeSnapshot("prod", inventory, Path("/backups"), api_server, nodes, pods)
+    return ClusterUpgradeSnapshot(
+        "prod", inventory, Path("/backups"), {"cp-1": api_server}, nodes, pods
+    )
 
 
 def to(version: str, max_unavailable: int = 1) -> UpgradeClusterCommand:

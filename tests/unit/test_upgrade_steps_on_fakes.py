@@ -17,7 +17,9 @@ KUBELET_VERSION = ("kubelet", "--version")
 def upgrade_plan(kube: FakeKube, to: str = "v1.31.3") -> Plan:
     run_cluster = cluster_of(kube)
     nodes = [kube.node("cp-1"), kube.node("worker-1")]
-    seen = NodeUpgradeSnapshot(run_cluster.name, run_cluster.inventory, nodes, kube.version)
+    seen = NodeUpgradeSnapshot(
+        run_cluster.name, run_cluster.inventory, nodes, {"cp-1": kube.version}
+    )
     return decide_node_upgrade(UpgradeNodeCommand(node="worker-1", to_version=to), seen)
 
 

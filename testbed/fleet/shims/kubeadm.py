@@ -9,8 +9,9 @@ import os
 import re
 import subprocess
 import sys
+from typing import Any
 
-from testbed.fleet.shims import pki
+from testbed.fleet.shims import pki, staticpods
 from testbed.fleet.shims.nodestate import Node, fail, version_of
 
 VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
@@ -132,12 +133,17 @@ def _set_cluster_version(node: Node, target: str) -> None:
         state["cluster_version"] = target
 
 
-def _not_ready_control_planes(node: Node) -> list[str]:
-    """kubeadm's ControlPlaneNodesReady health check (cmd/kubeadm/app/phases/upgrade/health.go)."""
+def _control_plane_nodes(node: Node) -> list[dict[str, Any]]:
     selector = "node-role.kubernetes.io/control-plane"
     found = node.api("GET", f"/api/v1/nodes?labelSelector={selector}")
+    items: list[dict[str, Any]] = (found or {}).get("items", [])
+    return items
+
+
+def _not_ready_control_planes(node: Node) -> list[str]:
+    """kubeadm's ControlPlaneNodesReady health check (cmd/kubeadm/app/phases/upgrade/health.go)."""
     names = []
-    for item in (found or {}).get("items", []):
+    for item in _control_plane_nodes(node):
         conditions = item.get("status", {}).get("conditions", [])
         ready: dict[str, str] = next((c for c in conditions if c.get("type") == "Ready"), {})
         if ready.get("status") != "True":
@@ -187,6 +193,18 @@ def etcd_health(node: Node) -> str | None:
     lines = [line for line in ran.stderr.splitlines() if not line.startswith("{")]
     unhealthy = [line for line in lines if " is unhealthy: " in line]
     return "; ".join(unhealthy) or (lines[-1] if lines else "etcdctl endpoint health failed")
+
+
+def upgrade_local_control_plane(node: Node, version: str) -> None:
+    """Rewrite this node's own kube-apiserver manifest at `version`: both `upgrade apply` (first
+    control plane) and `upgrade node` (the others) upgrade only the local static pods, so each
+    control plane's API server moves when kubeadm runs on that node (kubeadm upgrade guide,
+    "Upgrading kubeadm clusters": apply on the first, `upgrade node` on the others; cmd/kubeadm/
+    app/phases/upgrade/staticpods.go writes the new manifest and the kubelet restarts the pod)."""
+    manifest = os.path.join(node.host_path(staticpods.MANIFESTS), "kube-apiserver.yaml")
+    if os.path.exists(manifest):
+        staticpods.upgrade_manifest(node, "kube-apiserver", version)
+        print('[upgrade/staticpods] Component "kube-apiserver" upgraded successfully!')
 
 
 # --- upgrade apply -----------------------------------------------------------------------------
@@ -305,12 +323,16 @@ def upgrade_apply(node: Node, args: list[str]) -> int:
     with node.state() as state:
         pki.renew_all(state, list(pki.CERT_CAS))  # kubeadm upgrade renews what it manages
         state.setdefault("upgrades", []).append({"kind": "apply", "version": target})
-    node.control("/control-plane-version", {"version": target, "node": node.name})
+    if len(_control_plane_nodes(node)) == 1:
+        # One control plane: the fleet moves the only API server's version itself, so fleets
+        # without the control planes' kubelets (testbed/controlplanes.py) see it too. With
+        # several, only the new manifest below moves this node's own API server (a restart).
+        node.control("/control-plane-version", {"version": target, "node": node.name})
+    upgrade_local_control_plane(node, target)
     for line in (
         "[upgrade/staticpods] Writing new Static Pod manifests to "
         '"/etc/kubernetes/tmp/kubeadm-upgraded-manifests"',
         '[upgrade/staticpods] Component "etcd" upgraded successfully!',
-        '[upgrade/staticpods] Component "kube-apiserver" upgraded successfully!',
         '[upgrade/staticpods] Component "kube-controller-manager" upgraded successfully!',
         '[upgrade/staticpods] Component "kube-scheduler" upgraded successfully!',
         "[addons] Applied essential addon: CoreDNS",
@@ -357,7 +379,7 @@ def upgrade_node(node: Node) -> int:
         print("[upgrade/preflight] Pulling images required for setting up a Kubernetes cluster")
         _check_etcd(node, "error execution phase control-plane: ")
         print("[upgrade/staticpods] Upgrading the local control plane to", cluster)
-        node.control("/control-plane-version", {"version": cluster, "node": node.name})
+        upgrade_local_control_plane(node, cluster)
     else:
         print("[upgrade/preflight] Skipping prepull. Not a control plane node.")
     with node.state() as state:

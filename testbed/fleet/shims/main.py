@@ -23,6 +23,7 @@ HANDLERS = {
     "containerd": "system",
     "sudo": "system",
     "etcdctl": "etcdctl",
+    "crictl": "crictl",
     "mv": "staticpods",
 }
 

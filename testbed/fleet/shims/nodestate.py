@@ -16,6 +16,7 @@ from typing import Any
 NODE_PATHS = (
     "/etc/kubernetes",
     "/var/lib/kubegate",
+    "/var/lib/etcd",
     "/etc/containerd",
     "/etc/sysctl.d",
     "/etc/modules-load.d",
