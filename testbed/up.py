@@ -80,6 +80,7 @@ def kubegate_config(
         "policy": [
             policy_rule(ONE_APPROVAL, 1),
             policy_rule(["upgrade", "provision", "rotate"], 2),
+            policy_rule(["restore"], 2),  # disaster recovery: break-glass by a lead, or 2 votes
         ],
         "windows": {"approval": "30m", "execution": "2h"},
         "slack": {
