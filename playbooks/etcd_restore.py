@@ -113,17 +113,12 @@ def refusal(seen: RestoreSnapshot) -> str | None:
     return None
 
 
-def decide_restore(seen: RestoreSnapshot, *, now: float) -> Plan:
-    """The disaster-recovery plan, or a PlanError saying why not. Pure."""
-    refused = refusal(seen)
-    if refused is not None:
-        raise PlanError(refused)
+def restore_steps(seen: RestoreSnapshot) -> list[PlannedStep]:
+    """The runbook's steps with what each is fixed to: members, backup, sha256. Pure."""
     assert seen.backup_sha256 is not None
     members, backup = seen.members, seen.backup
     nodes = ", ".join(m.node for m in members)
-    taken = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seen.backup_taken))
-    age_h = max(0.0, now - seen.backup_taken) / 3600
-    steps = [
+    return [
         PlannedStep.of(
             StageParams(members=members, backup=backup, sha256=seen.backup_sha256),
             f"Decrypt {backup} (key from Vault), check its sha256 "
@@ -160,23 +155,34 @@ def decide_restore(seen: RestoreSnapshot, *, now: float) -> Plan:
             "Remove the staged snapshots from the hosts",
         ),
     ]
+
+
+def decide_restore(seen: RestoreSnapshot, *, now: float) -> Plan:
+    """The disaster-recovery plan, or a PlanError saying why not. Pure."""
+    refused = refusal(seen)
+    if refused is not None:
+        raise PlanError(refused)
+    taken = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seen.backup_taken))
+    age_h = max(0.0, now - seen.backup_taken) / 3600
     return Plan(
         verb=RestoreEtcdPlaybook.verb,
         cluster=seen.cluster,
         target="etcd",
-        title=f"Restore etcd of {seen.cluster} from {backup}",
-        steps=steps,
+        title=f"Restore etcd of {seen.cluster} from {seen.backup}",
+        steps=restore_steps(seen),
         facts={
-            "backup": backup,
+            "backup": seen.backup,
             "sha256": seen.backup_sha256,
-            "members": [f"{m.name}={m.peer_url}" for m in members],
+            "members": [f"{m.name}={m.peer_url}" for m in seen.members],
         },
         preview=[
             f"⚠️ Everything written to the cluster after the backup ({taken}, "
             f"{age_h:.1f} h ago) is lost",
-            f"The Kubernetes API is down from step 2 until step 6 on {len(members)} "
+            f"The Kubernetes API is down from step 2 until step 6 on {len(seen.members)} "
             "control plane(s)",
             "The old etcd data stays on each host (member.before-restore-job…)",
+            "[Abort] after a halt undoes the finished steps: etcd back on its old data, the "
+            "API servers back",
         ],
         risk="high",
         locks=["*"],

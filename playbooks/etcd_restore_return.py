@@ -73,6 +73,30 @@ class SwapData(Step[SwapDataParams]):
             Swapped(kept_aside=aside),
         )
 
+    async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
+        """Each member back on the data it had before this job; the restored data kept aside."""
+        ssh = await ctx.cluster.ssh()
+        members = self.params.members
+        for member in members:
+            await move_manifest(ssh, target_of(ctx.cluster, member), "etcd", out=True)
+        for member in members:
+            target = target_of(ctx.cluster, member)
+
+            async def stopped(target: SshTarget = target) -> bool:
+                return not await container_running(ssh, target, "etcd")
+
+            await wait_until(stopped, timeout=STOP_TIMEOUT_S, what=f"{member.node}'s etcd to stop")
+            aside, live = kept_aside(member, ctx.job_id), f"{member.data_dir}/member"
+            if (await ssh.run(target, ["test", "-d", aside])).ok:
+                restored = f"{member.data_dir}/member.restored-job{ctx.job_id}"
+                await must(ssh, target, ["mv", live, restored], "keeping the restored data aside")
+                await must(ssh, target, ["mv", aside, live], "putting the old data back")
+        for member in members:
+            await move_manifest(ssh, target_of(ctx.cluster, member), "etcd", out=False)
+        return "etcd back on its data from before the restore on " + ", ".join(
+            m.node for m in members
+        )
+
 
 async def swap_one(ssh: RemoteShell, target: SshTarget, member: MemberPlan, job_id: int) -> str:
     live, aside = f"{member.data_dir}/member", kept_aside(member, job_id)

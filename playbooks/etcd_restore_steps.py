@@ -187,6 +187,12 @@ class StopApiServers(Step[StopApiServersParams]):
             Moved(moved=said),
         )
 
+    async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
+        ssh = await ctx.cluster.ssh()
+        for member in self.params.members:
+            await move_manifest(ssh, target_of(ctx.cluster, member), "kube-apiserver", out=False)
+        return "kube-apiserver.yaml back on " + ", ".join(m.node for m in self.params.members)
+
 
 class RestoreMembersParams(StepParams):
     step: Literal["restore-members"] = "restore-members"
