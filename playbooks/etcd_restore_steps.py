@@ -1,6 +1,6 @@
 """The steps of `restore etcd`: the disaster-recovery runbook for a kubeadm cluster with
 stacked etcd (kubernetes.io/docs/tasks/administer-cluster/configure-upgrade-etcd/#restoring-an-
-etcd-cluster, etcd-io/etcd Documentation op-guide/recovery.md): every API server stopped, the
+etcd-cluster; etcd.io/docs/v3.6/op-guide/recovery): every API server stopped, the
 snapshot restored on every member into a fresh data dir, every member started on it, quorum and
 revision checked, the API servers started again. Steps reach the hosts by the addresses in
 their parameters: the Kubernetes API is down for most of the job."""
