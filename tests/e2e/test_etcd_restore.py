@@ -15,7 +15,16 @@ from testbed.slack.transcript import Message
 from testbed.up import Testbed
 from tests.conftest import running_testbed
 from tests.e2e.conftest import serving
-from tests.e2e.slack_steps import CHANNEL, click, kubectl, root_messages, wait_ephemeral, wait_text
+from tests.e2e.slack_steps import (
+    CHANNEL,
+    click,
+    kubectl,
+    root_messages,
+    wait_ephemeral,
+    wait_reply,
+    wait_text,
+)
+from tests.integration.fleet_helpers import openssh
 
 RESTORE_STEPS = 7
 BACKUP_NAME = re.compile(r"etcd-testbed-job\d+-\d{8}T\d{6}Z")
@@ -114,3 +123,34 @@ async def test_restore_refuses_explaining_quorum_while_a_member_is_down(tmp_path
                 if c.argv[0] in ("mv", "install") or "restore" in c.argv
             ]
             assert changed == [], (node, changed)
+
+
+async def test_aborting_a_halted_restore_brings_the_api_servers_back_and_leaves_etcd_as_it_was(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_testbed(tmp_path / "testbed", control_planes=3, workers=1) as testbed,
+        serving(testbed, tmp_path, {}),
+    ):
+        etcd = etcd_of(testbed)
+        name = await backed_up(testbed)
+        await etcd.etcdctl("put", "/kubegate-e2e/after", "written after the backup")
+        listed = await openssh(testbed.fleet, "cp-2", "sudo -n crictl ps --name '^etcd$' -q")
+        container = listed.stdout.strip()
+        testbed.fleet.fail(
+            "cp-2", f"crictl exec {container} etcdutl snapshot restore", stderr="disk full"
+        )
+
+        root = await ask(testbed, "U0CAROL", f'restore etcd {name} --break-glass "INC-9"')
+        halted = await wait_reply(testbed, root, "halted", timeout=120)
+        assert "disk full" in halted.shown and "cp-2" in halted.shown
+        replies = [m.shown for m in testbed.slack.replies(CHANNEL, root.ts)]
+        assert any("✅ Step 2/7" in shown for shown in replies)  # every API server was down
+        await click(testbed, "U0CAROL", halted, "Abort")
+        cancelled = await wait_text(testbed, root.ts, "CANCELLED", timeout=120)
+        assert "kube-apiserver.yaml back" in cancelled.shown or any(
+            "kube-apiserver.yaml back" in m.shown for m in testbed.slack.replies(CHANNEL, root.ts)
+        )
+
+        assert "Ready" in await asyncio.to_thread(kubectl, testbed, "get", "nodes")
+        assert "written after" in await etcd.etcdctl("get", "/kubegate-e2e/after")
