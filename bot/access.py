@@ -15,6 +15,8 @@ SPECS: dict[str, VerbSpec] = {spec.name: spec for spec in VERB_SPECS}
 SAFE_DEFAULT_APPROVALS = 1
 # Verbs policy rules may name that are not typed commands: `silence` is the alerts' button.
 BUTTON_VERBS = ("silence",)
+# Disaster recovery runs only with --break-glass or under a rule as strict as the strictest.
+STRICTEST_ONLY = ("restore",)
 
 
 def reads_only(verb: str) -> bool:
@@ -56,6 +58,29 @@ class Access:
     def approvals_needed(self, rule: PolicyRule | None, verb: str) -> int:
         """The rule's `approvals:`, else the verb's default from its spec."""
         return approvals_needed(rule, default=default_approvals(verb))
+
+    def strict_enough(self, rule: PolicyRule | None, verb: str) -> Decision:
+        """For `STRICTEST_ONLY` verbs without break-glass: the rule must ask for as many
+        approvals as the policy's strictest rule does."""
+        if verb not in STRICTEST_ONLY:
+            return Decision(True)
+        strictest = max(
+            (
+                self.approvals_needed(other, named)
+                for other in self._policy
+                for named in other.verbs
+            ),
+            default=0,
+        )
+        needed = self.approvals_needed(rule, verb)
+        if needed >= strictest:
+            return Decision(True)
+        return Decision(
+            False,
+            f'`{verb}` runs only with --break-glass "reason" or under a policy rule asking '
+            f"for at least {strictest} approvals (the policy's strictest); its rule asks for "
+            f"{needed}.",
+        )
 
     def may_request(
         self, rule: PolicyRule | None, *, verb: str, cluster: str, roles: frozenset[str]

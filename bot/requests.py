@@ -113,6 +113,9 @@ class ChangeRequests:
         # Break-glass needs a role that may use it; without it, a change freeze stops changes.
         if getattr(command, "break_glass", None):
             return may_break_glass(rule, requester_roles=roles)
+        strict = self._access.strict_enough(rule, command.verb)
+        if not strict.allowed:
+            return strict
         freeze = self._calendar.active_freeze(cluster)
         if freeze is None:
             return Decision(True)

@@ -17,6 +17,7 @@ from playbooks.base import (
 from playbooks.cordon import CordonPlaybook, UncordonPlaybook
 from playbooks.drain import DrainPlaybook
 from playbooks.errors import OperationError
+from playbooks.etcd_restore import RestoreEtcdPlaybook
 from playbooks.hpa import ScaleHpaPlaybook
 from playbooks.kube import KubeApi, KubeError, Kubernetes, NodeView
 from playbooks.pki_backup import BackupAnyPlaybook
@@ -40,6 +41,7 @@ PLAYBOOKS: dict[str, Playbook[Any]] = {
         UpgradeAnyPlaybook(),
         ProvisionPlaybook(),
         RotateCertsPlaybook(),
+        RestoreEtcdPlaybook(),
     )
 }
 

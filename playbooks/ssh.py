@@ -226,6 +226,24 @@ class SshExecutor:
                 f"cannot copy {remote} from {target.where}: {error}", node=target.node
             ) from error
 
+    async def sftp_put(self, target: SshTarget, local: str, remote: str) -> None:
+        """Copy `local` to a new `remote` file that is 0600 (the login user's) before a byte
+        arrives; a copy that fails midway is removed."""
+        connection = await self._connection(target)
+        try:
+            async with connection.start_sftp_client() as sftp:
+                private = asyncssh.SFTPAttrs(permissions=0o600)
+                async with sftp.open(remote, "wb", private):
+                    pass  # created empty and 0600; put truncates it and keeps that mode
+                await sftp.put(local, remote)
+        except (OSError, asyncssh.Error) as error:
+            with contextlib.suppress(OSError, asyncssh.Error):
+                async with connection.start_sftp_client() as sftp:
+                    await sftp.remove(remote)
+            raise SshError(
+                f"cannot copy {local} to {remote} on {target.where}: {error}", node=target.node
+            ) from error
+
     async def close(self) -> None:
         for connection in self._connections.values():
             connection.close()

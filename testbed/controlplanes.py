@@ -60,6 +60,7 @@ class ControlPlanes:
         roots: dict[str, Path],
         *,
         follow_manifests: bool,
+        etcd_follows_manifest: bool | None = None,
         apiserver_startup: float = 2.0,
         interval: float = 0.1,
         quorum_interval: float = 0.25,
@@ -67,6 +68,11 @@ class ControlPlanes:
         self.apiserver = apiserver
         self.etcd = etcd
         self.follow_manifests = follow_manifests
+        # As a kubelet does, etcd stops while etcd.yaml is out. None: only where API servers
+        # follow their manifests too (HA); a single control plane opts in (see start_testbed).
+        self.etcd_follows_manifest = (
+            follow_manifests if etcd_follows_manifest is None else etcd_follows_manifest
+        )
         self.apiserver_startup = apiserver_startup
         self.interval = interval
         self.quorum_interval = quorum_interval
@@ -159,11 +165,10 @@ class ControlPlanes:
         return not self.follow_manifests or manifest is None or manifest.exists()
 
     def _etcd_wanted(self, plane: ControlPlane) -> bool:
-        """etcd follows its manifest on every testbed, one control plane too: a restore
-        (moving etcd.yaml out, replacing the data, moving it back) must really stop it."""
+        """A restore (etcd.yaml out, the data replaced, etcd.yaml back) must really stop it."""
         if "etcd" in plane.held_down:
             return False
-        manifest = plane.manifest("etcd")
+        manifest = plane.manifest("etcd") if self.etcd_follows_manifest else None
         return manifest is None or manifest.exists()
 
     def _manifest_data_dir(self, plane: ControlPlane) -> Path | None:

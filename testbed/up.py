@@ -84,6 +84,7 @@ def kubegate_config(
         "policy": [
             policy_rule(ONE_APPROVAL, 1),
             policy_rule(["upgrade", "provision", "rotate"], 2),
+            policy_rule(["restore"], 2),  # disaster recovery: break-glass by a lead, or 2 votes
         ],
         "windows": {"approval": "30m", "execution": "2h"},
         "slack": {
@@ -291,11 +292,14 @@ async def start_testbed(
     control_planes: int = 1,
     apiserver_startup: float = 2.0,
     etcd_version: str = "3.6",
+    etcd_follows_manifest: bool | None = None,
 ) -> Testbed:
     """Start the testbed; `fleet=False` leaves out SSH, Vault and etcd (API-only tests).
     With several `control_planes`, clients reach the API servers through a load balancer and
     each control plane's kubelet follows its static-pod manifests (`apiserver_startup`:
-    seconds an API server takes to serve again after its manifest is back)."""
+    seconds an API server takes to serve again after its manifest is back).
+    `etcd_follows_manifest`: etcd stops while etcd.yaml is out of the manifests, as a kubelet
+    does; default: with several control planes only."""
     if control_planes < 1:
         raise ValueError("a cluster needs at least one control plane")
     directory.mkdir(parents=True, exist_ok=True)
@@ -330,7 +334,11 @@ async def start_testbed(
             etcd_version=etcd_version,
         )
     kubelets, switches = await start_kubelets_and_faults(
-        apiserver, world, follow_manifests=control_planes > 1, apiserver_startup=apiserver_startup
+        apiserver,
+        world,
+        follow_manifests=control_planes > 1,
+        etcd_follows_manifest=etcd_follows_manifest,
+        apiserver_startup=apiserver_startup,
     )
     switches.world.slack = slack.api  # slack-error (testbed/faults/slack_api.py)
     kubeconfig = apiserver.write_kubeconfig(directory / "kubeconfig", context="testbed")
@@ -360,6 +368,7 @@ async def start_kubelets_and_faults(
     *,
     follow_manifests: bool,
     apiserver_startup: float,
+    etcd_follows_manifest: bool | None = None,
 ) -> tuple[ControlPlanes, FaultSwitches]:
     """What keeps each control plane's API server and etcd member running, and the switches
     that take them (and the machines) down."""
@@ -373,6 +382,7 @@ async def start_kubelets_and_faults(
         world.etcd if world else None,
         roots,
         follow_manifests=follow_manifests,
+        etcd_follows_manifest=etcd_follows_manifest,
         apiserver_startup=apiserver_startup,
     )
     await kubelets.start()

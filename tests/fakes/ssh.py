@@ -88,6 +88,12 @@ class FakeShell:
         with open(local, "wb") as out:
             out.write(content)
 
+    async def sftp_put(self, target: SshTarget, local: str, remote: str) -> None:
+        if target.node in self.unreachable:
+            raise SshError(f"cannot connect to {target.where}: unreachable", node=target.node)
+        with open(local, "rb") as source:
+            self.files[(target.node, remote)] = source.read()
+
     async def close(self) -> None:
         self.closed = True
 

@@ -12,6 +12,7 @@ from commands import (
     VERBS,
     AuditCommand,
     BackupEtcdCommand,
+    BackupsCommand,
     CancelCommand,
     CertsCommand,
     Command,
@@ -25,6 +26,7 @@ from commands import (
     NodesCommand,
     PodsCommand,
     ProvisionNodeCommand,
+    RestoreEtcdCommand,
     RetryCommand,
     RotateCertsCommand,
     ScaleHpaCommand,
@@ -81,6 +83,12 @@ HAPPY = [
         "shop/web",
     ),
     ("backup etcd", BackupEtcdCommand(), "etcd"),
+    ("backups", BackupsCommand(), "etcd"),
+    (
+        'restore etcd etcd-prod-job12-20261130T020000Z --break-glass "INC-7"',
+        RestoreEtcdCommand(backup="etcd-prod-job12-20261130T020000Z", break_glass="INC-7"),
+        "etcd",
+    ),
     (
         "upgrade worker-3 --to v1.31.2",
         UpgradeNodeCommand(node="worker-3", to_version="v1.31.2"),
@@ -203,7 +211,8 @@ def test_any_verb_but_help_picks_a_cluster(text: str) -> None:
 def test_every_mutating_verb_accepts_dry_run() -> None:
     for text, expected, _ in HAPPY:
         if expected.mutating:
-            command = parse_command(f"{text} --dry-run")
+            alone = text.split(" --break-glass")[0]  # a dry run never breaks glass
+            command = parse_command(f"{alone} --dry-run")
             assert isinstance(command, MutatingCommand) and command.dry_run, text
 
 

@@ -17,8 +17,9 @@ DEFAULT_APPROVALS = {
     "upgrade": 2,
     "provision": 2,
     "rotate": 2,
+    "restore": 2,
 }
-READ_ONLY = ["help", "status", "nodes", "pods", "certs", "jobs", "job", "audit"]
+READ_ONLY = ["help", "status", "nodes", "pods", "certs", "backups", "jobs", "job", "audit"]
 
 
 def test_verbs_are_every_verb_of_the_design_in_help_order() -> None:
@@ -28,6 +29,7 @@ def test_verbs_are_every_verb_of_the_design_in_help_order() -> None:
         "nodes",
         "pods",
         "certs",
+        "backups",
         "cordon",
         "uncordon",
         "drain",
@@ -38,6 +40,7 @@ def test_verbs_are_every_verb_of_the_design_in_help_order() -> None:
         "upgrade",
         "provision",
         "rotate",
+        "restore",
         "jobs",
         "job",
         "cancel",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 
 from testbed.fleet.shims.etcdctl import map_args
 from testbed.fleet.shims.nodestate import Node, fail
@@ -42,19 +43,38 @@ def run(node: Node, _command: str, args: list[str]) -> int:
     return fail(f"crictl: testbed shim has no `{' '.join(args[:2])}`")
 
 
+def etcd_listening(node: Node) -> bool | None:
+    """Whether this node's etcd member accepts connections; None with no etcd attached. The
+    member is the container: it runs until the kubelet has stopped it, whatever the manifest
+    directory says at this instant (and a fault can hold it down with its manifest in place)."""
+    endpoint = node.config.get("etcd_endpoint")
+    if not endpoint:
+        return None
+    host, _, port = endpoint.removeprefix("https://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
+
+
 def containers(node: Node) -> dict[str, str]:
-    """Container id -> name of the static pods the kubelet runs now (manifest present). A new
-    id per manifest content, as the kubelet makes a new container when the pod changes."""
+    """Container id -> name of the static pods running now: those whose manifest is present,
+    and etcd while its member answers. A new id per manifest content, as the kubelet makes a
+    new container when the pod changes."""
     manifests = node.host_path("/etc/kubernetes/manifests")
     running: dict[str, str] = {}
     for entry in sorted(os.listdir(manifests)) if os.path.isdir(manifests) else []:
-        if not entry.endswith(".yaml"):
+        if not entry.endswith(".yaml") or entry == "etcd.yaml":
             continue
         with open(os.path.join(manifests, entry), "rb") as file:
             content = file.read()
         name = entry.removesuffix(".yaml")
-        digest = hashlib.sha256(node.name.encode() + b"/" + content).hexdigest()
-        running[digest] = name
+        running[hashlib.sha256(node.name.encode() + b"/" + content).hexdigest()] = name
+    etcd_manifest = os.path.join(manifests, "etcd.yaml")
+    listening = etcd_listening(node)
+    if listening or (listening is None and os.path.exists(etcd_manifest)):
+        running[hashlib.sha256(f"{node.name}/etcd".encode()).hexdigest()] = "etcd"
     return running
 
 

@@ -32,8 +32,8 @@ def map_args(node: Node, args: list[str]) -> list[str]:
         name, has_value, value = arg.partition("=")
         if name == "--endpoints" and has_value:
             mapped.append(f"{name}={_endpoints(node, value)}")
-        elif name in PATH_FLAGS and has_value:
-            mapped.append(f"{name}={node.host_path(value)}")
+        elif has_value and name.startswith("--") and value.startswith("/"):
+            mapped.append(f"{name}={node.host_path(value)}")  # --cacert=, --data-dir=, …
         elif arg in (*PATH_FLAGS, "--endpoints"):
             mapped.append(arg)
             pending = arg
