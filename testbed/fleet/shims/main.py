@@ -22,6 +22,8 @@ HANDLERS = {
     "kubectl": "system",
     "containerd": "system",
     "sudo": "system",
+    "curl": "system",
+    "gpg": "system",
     "etcdctl": "etcdctl",
     "mv": "staticpods",
 }
