@@ -169,6 +169,11 @@ class NewNodeTaint(BaseModel):
         value = f"={self.value}" if self.value is not None else ""
         return f"{self.key}{value}:{self.effect}"
 
+    @classmethod
+    def parse(cls, text: str) -> NewNodeTaint:
+        """From `key=value:Effect` or `key:Effect`; ValueError (a ValidationError) if bad."""
+        return cls.model_validate(parse_new_node_taint(text))
+
 
 def parse_new_node_taint(value: object) -> object:
     """`key=value:Effect` or `key:Effect`, as /kube taint and kubectl write a taint."""
