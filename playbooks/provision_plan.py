@@ -67,12 +67,14 @@ async def probe_host(cluster: ClusterHandle, name: str, address: str) -> HostPro
 async def observe_provision(
     command: ProvisionNodeCommand, cluster: ClusterHandle
 ) -> ProvisionSnapshot:
+    """The cluster, then the host, but only for a request that passes every refusal that needs
+    no host: kubegate never reaches out to an address outside the node subnet or for a name
+    that is taken."""
     nodes = await cluster.kube.list_nodes()
     version = await cluster.kube.server_version()
-    address = str(command.address)
-    host = None
-    if cluster.inventory.in_node_subnet(address):  # never reach out to an address outside it
-        host = await probe_host(cluster, command.node, address)
+    seen = ProvisionSnapshot(cluster.name, cluster.inventory, nodes, version)
+    refuse_request(command, seen)
+    host = await probe_host(cluster, command.node, str(command.address))
     return ProvisionSnapshot(cluster.name, cluster.inventory, nodes, version, host)
 
 

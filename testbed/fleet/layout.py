@@ -39,6 +39,7 @@ SHIM_COMMANDS = (
     "mv",
     "curl",
     "gpg",
+    "hostname",
 )
 NODE_PATHS = (
     "/etc/kubernetes",

@@ -24,6 +24,7 @@ HANDLERS = {
     "sudo": "system",
     "curl": "system",
     "gpg": "system",
+    "hostname": "system",
     "etcdctl": "etcdctl",
     "mv": "staticpods",
 }

@@ -68,6 +68,7 @@ def run(node: Node, command: str, args: list[str]) -> int:
         "sudo": sudo,
         "curl": curl,
         "gpg": gpg,
+        "hostname": hostname,
     }
     return handlers[command](node, args)
 
@@ -281,4 +282,13 @@ def gpg(node: Node, args: list[str]) -> int:
         return fail(f"gpg: can't create '{output}': Permission denied", 2)
     with open(path, "w") as file:
         file.write(armored.replace("PGP PUBLIC KEY BLOCK", "keyring (dearmored)"))
+    return 0
+
+
+def hostname(node: Node, args: list[str]) -> int:
+    """The host's own name: a new machine's is its provider's (ip-10-0-0-9), not the Node name
+    it will register under."""
+    if [a for a in args if not a.startswith("-")]:
+        return fail("hostname: you must be root to change the host name")
+    print(node.config.get("hostname") or node.name)
     return 0
