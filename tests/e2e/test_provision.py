@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,14 @@ from tests.e2e.slack_steps import (
     request,
     root_messages,
     wait_ephemeral,
+    wait_reply,
     wait_text,
 )
+from tests.e2e.test_restart import KubegateProcess, until
 from tests.integration.fleet_helpers import openssh
 
 JOIN_CONFIG = "var/lib/kubegate/join-configuration.yaml"
+TOKEN_DELETE = ["kubeadm", "token", "delete"]
 ASKED = "provision node worker-9 --address 127.0.10.101 --label pool=batch --taint dedicated=batch:NoSchedule"
 
 
@@ -223,3 +227,54 @@ async def test_an_outside_address_a_taken_name_and_a_changed_host_key_are_refuse
     assert root_messages(testbed) == []
     for host in ("spare-1", "spare-2"):
         assert testbed.fleet.calls(host) == [], f"something ran on {host}"
+
+
+@pytest.fixture
+async def kubegate_process(
+    spare_testbed: Testbed, tmp_path: Path
+) -> AsyncIterator[KubegateProcess]:
+    served = KubegateProcess(spare_testbed, tmp_path / "kubegate.db", tmp_path / "kubegate.log")
+    try:
+        yield served
+    finally:
+        if served.process and served.process.poll() is None:
+            served.kill(signal.SIGTERM)
+
+
+def token_deletes(testbed: Testbed) -> list[list[str]]:
+    return [c.argv for c in testbed.fleet.calls("cp-1") if c.argv[:3] == TOKEN_DELETE]
+
+
+async def test_kubegate_killed_in_the_join_step_resumes_to_success_with_one_join(
+    spare_testbed: Testbed, kubegate_process: KubegateProcess, tmp_path: Path
+) -> None:
+    testbed, db = spare_testbed, tmp_path / "kubegate.db"
+    await kubegate_process.start()
+    # The join has happened; kubegate is deleting its token when it dies.
+    testbed.fleet.hang("cp-1", " ".join(TOKEN_DELETE), times=1)
+    root = await request(testbed, "U0ALICE", ASKED)
+    await click(testbed, "U0BOB", root, "Approve")
+    await click(testbed, "U0CAROL", root, "Approve")
+    await until(lambda: bool(token_deletes(testbed)), timeout=90)
+    assert len(kubeadm_joins(testbed, "spare-1")) == 1
+    kubegate_process.kill()
+    # The orphaned `kubeadm token delete` may finish or die with its session, as on a real
+    # host without a terminal; either way the resumed job must end with no token left.
+    testbed.fleet.clear_faults("cp-1")
+
+    await kubegate_process.start()
+    note = await wait_reply(testbed, root, "was interrupted", timeout=30)
+    await click(testbed, "U0ALICE", note, "Resume")
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=90)
+    await wait_reply(testbed, root, "worker-9 had already joined before the restart")
+
+    assert len(kubeadm_joins(testbed, "spare-1")) == 1, "the join ran again"
+    node = await node_object(testbed, "worker-9")
+    assert {"key": "dedicated", "value": "batch", "effect": "NoSchedule"} in node["spec"]["taints"]
+    assert testbed.apiserver.stats()["registered_untainted"] == 0
+    assert await tokens_left_on(testbed, "cp-1") == [], "the leftover token was not deleted"
+    root_dir = testbed.fleet.nodes["spare-1"].state_dir / "root"
+    assert not (root_dir / JOIN_CONFIG).exists()
+    served = Served(port=kubegate_process.port, db=db, settings=settings_for(testbed, db))
+    log = (tmp_path / "kubegate.log").read_text()
+    assert_no_secret_in(places_to_scan(testbed, served, log), join_tokens(testbed, "spare-1"))
