@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 from commands import NewNodeTaint
@@ -23,8 +23,12 @@ ENDPOINT = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}")
 CA_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 # Root's, 0600, only for the seconds of the join: it holds the token.
 JOIN_CONFIG = "/var/lib/kubegate/join-configuration.yaml"
-WRITE_PRIVATE = (
-    'set -e; umask 077; mkdir -p "$(dirname "$1")"; printf \'%s\\n\' "$2" > "$1"; chmod 600 "$1"'
+# The token never goes through sudo's command line (sudo logs it to the host's auth log): the
+# login user writes it to a private temp file (printf is the shell's own, no process of its
+# own), then root copies that into place by path.
+WRITE_TEMP = 'set -e; umask 077; file=$(mktemp); printf \'%s\\n\' "$1" > "$file"; echo "$file"'
+MOVE_INTO_PLACE = (
+    'set -e; umask 077; mkdir -p "$(dirname "$2")"; cat "$1" > "$2"; chmod 600 "$2"; rm -f "$1"'
 )
 REMOVE_CONFIG = RemoteCommand.of("rm", "-f", JOIN_CONFIG)
 
@@ -161,13 +165,12 @@ class JoinCluster(Step[JoinClusterParams]):
             join, node=wanted.host.name, version=version, labels=wanted.labels, taints=wanted.taints
         )
         ctx.secret(config)
-        write = RemoteCommand.script(
-            f"write {JOIN_CONFIG} (root's, 0600)", WRITE_PRIVATE, JOIN_CONFIG, config
-        )
         joining = RemoteCommand.of("kubeadm", "join", "--config", JOIN_CONFIG)
         host = await Remote.open(ctx, wanted.host)
         try:
-            ran = await host.run_in_order([write, joining])
+            ran = await self._place_config(host, config)
+            if not isinstance(ran, StepResult):
+                ran = await host.run_in_order([joining])
         except SshError as error:
             # The executor's message may quote the command line, token and all.
             said = error.message.replace(join.token, "[redacted]")
@@ -184,6 +187,21 @@ class JoinCluster(Step[JoinClusterParams]):
             f"registered with its labels and taints; the token from {wanted.control_plane} "
             "is deleted",
         )
+
+    @staticmethod
+    async def _place_config(host: Remote, config: str) -> StepResult | list[str]:
+        as_login_user = Remote(host.ssh, replace(host.target, sudo=False), host.timeout)
+        write = RemoteCommand.script("write the JoinConfiguration (0600)", WRITE_TEMP, config)
+        written = await as_login_user.run(write)
+        if not written.ok:
+            return failed(written, write.label)
+        place = RemoteCommand.script(
+            f"put it at {JOIN_CONFIG} (root's, 0600)",
+            MOVE_INTO_PLACE,
+            written.stdout.strip(),
+            JOIN_CONFIG,
+        )
+        return await host.run_in_order([place])
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
         node = self.params.host

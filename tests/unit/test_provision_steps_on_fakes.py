@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from commands import ProvisionNodeCommand
 from playbooks.base import Step
-from playbooks.join import JOIN_CONFIG, REMOVE_CONFIG, token_create
+from playbooks.join import JOIN_CONFIG, REMOVE_CONFIG, WRITE_TEMP, token_create
 from playbooks.provision_plan import ProvisionSnapshot, decide_provision
 from tests.fakes import FakeKube, FakeShell, Reply, Run, cluster_of, node
 
@@ -42,9 +42,11 @@ async def test_the_join_token_is_secret_before_anything_shows_it_and_is_deleted_
     result = await step(run, "join").run(run.ctx)
     assert result.ok and TOKEN not in result.summary
     assert TOKEN in secrets and "0123456789abcdef" in secrets
-    write, join, remove = shell.ran("worker-9")
-    assert write[:2] == ("sh", "-c") and write[-2] == JOIN_CONFIG and TOKEN in write[-1]
+    write, place, join, remove = shell.ran("worker-9")
+    assert write[:2] == ("sh", "-c") and TOKEN in write[-1]
     assert '"name": "worker-9"' in write[-1] and '"key": "dedicated"' in write[-1]
+    # Into place by path: the token is never on the command line sudo runs (and logs).
+    assert write[2] == WRITE_TEMP and place[-1] == JOIN_CONFIG and TOKEN not in " ".join(place)
     assert (join, remove) == (JOIN, REMOVE_CONFIG.argv)
     assert shell.ran("cp-1") == [CREATE, DELETE]
 

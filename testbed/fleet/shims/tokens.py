@@ -46,6 +46,18 @@ def _write_tokens(node: Node, tokens: dict[str, dict[str, Any]]) -> None:
     os.replace(partial, _tokens_path(node))
 
 
+def issued_path(cluster_dir: str) -> str:
+    return os.path.join(cluster_dir, "issued-tokens")
+
+
+def _record_issued(node: Node, created: str) -> None:
+    """Every token ever created, for tests that must look for it where it must not be: what an
+    API server audit log at RequestResponse level holds of a bootstrap-token Secret."""
+    path = issued_path(node.config["cluster_dir"])
+    with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a") as file:
+        file.write(created + "\n")
+
+
 def _admin_refusal(node: Node) -> int | None:
     """kubeadm token needs the admin kubeconfig: on a control plane, as root."""
     state = node.read_state()
@@ -85,6 +97,7 @@ def token_create(node: Node, args: list[str]) -> int:
             "description": option(args, "--description") or "",
         }
         _write_tokens(node, tokens)
+        _record_issued(node, created)
     if "--print-join-command" not in args:
         print(created)
         return 0
