@@ -6,8 +6,10 @@ removed and the token deleted whatever happened.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
@@ -31,6 +33,11 @@ MOVE_INTO_PLACE = (
     'set -e; umask 077; mkdir -p "$(dirname "$2")"; cat "$1" > "$2"; chmod 600 "$2"; rm -f "$1"'
 )
 REMOVE_CONFIG = RemoteCommand.of("rm", "-f", JOIN_CONFIG)
+# A join still running on the host; `[j]` keeps the pattern from matching the command line of
+# the sudo that runs pgrep itself.
+JOIN_RUNNING = RemoteCommand.of("pgrep", "-f", "kubeadm [j]oin")
+JOIN_WAIT_S = 300.0  # kubeadm's own kubelet-start wait is 4 minutes
+JOIN_POLL_S = 2.0
 
 
 def token_description(node: str) -> str:
@@ -204,11 +211,23 @@ class JoinCluster(Step[JoinClusterParams]):
         return await host.run_in_order([place])
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
+        """After a restart: a `kubeadm join` started before may still be running on the host
+        (a command outlives its SSH session); wait for it, then judge by the Node."""
         node = self.params.host
+        host = await Remote.open(ctx, node)
+        deadline = time.monotonic() + JOIN_WAIT_S
+        while await host.answer(JOIN_RUNNING):  # pgrep prints the pids; none: exit 1
+            if time.monotonic() > deadline:
+                return StepResult(
+                    ok=False,
+                    summary=f"a `kubeadm join` started before the restart is still running on "
+                    f"{node.name} after {JOIN_WAIT_S:.0f} s: look at the host, then retry",
+                )
+            await asyncio.sleep(JOIN_POLL_S)
+        # Killed mid-join: the file with the token may still be there.
+        await host.run(REMOVE_CONFIG)
         if await ctx.cluster.kube.get_node(node.name) is None:
             return None
-        # Killed mid-join: the file with the token may still be there.
-        await (await Remote.open(ctx, node)).run(REMOVE_CONFIG)
         return StepResult(ok=True, summary=f"{node.name} had already joined before the restart")
 
 

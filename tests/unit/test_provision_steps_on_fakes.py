@@ -4,9 +4,12 @@ it is removed and the token deleted whatever the join did, and leftovers are fou
 
 from __future__ import annotations
 
+import pytest
+
 from commands import ProvisionNodeCommand
+from playbooks import join as join_module
 from playbooks.base import Step
-from playbooks.join import JOIN_CONFIG, REMOVE_CONFIG, WRITE_TEMP, token_create
+from playbooks.join import JOIN_CONFIG, JOIN_RUNNING, REMOVE_CONFIG, WRITE_TEMP, token_create
 from playbooks.provision_plan import ProvisionSnapshot, decide_provision
 from tests.fakes import FakeKube, FakeShell, Reply, Run, cluster_of, node
 
@@ -95,3 +98,25 @@ async def test_the_new_host_gets_swap_turned_off_now_and_in_fstab_before_it_is_a
     [call, fstab] = shell.calls
     assert (call.node, call.argv) == ("worker-9", ("swapoff", "-a"))
     assert fstab.argv[-1] == "/etc/fstab"
+
+
+async def test_after_a_restart_a_join_still_running_is_awaited_then_judged_by_the_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(join_module, "JOIN_POLL_S", 0.0)
+    shell = FakeShell()
+    shell.reply(JOIN_RUNNING.argv, Reply(stdout="4242\n"), Reply(exit_status=1))
+    run, _ = await provisioning(shell)
+    assert isinstance(run.cluster.kube, FakeKube)
+    run.cluster.kube.add(node("worker-9", internal_ip="10.0.0.9"))
+    done = await step(run, "join").already_done(run.ctx)
+    assert done is not None and done.ok and "had already joined" in done.summary
+    assert shell.ran("worker-9") == [JOIN_RUNNING.argv, JOIN_RUNNING.argv, REMOVE_CONFIG.argv]
+
+
+async def test_after_a_restart_a_join_that_never_took_effect_runs_again_without_its_file() -> None:
+    shell = FakeShell()
+    shell.reply(JOIN_RUNNING.argv, Reply(exit_status=1))
+    run, _ = await provisioning(shell)
+    assert await step(run, "join").already_done(run.ctx) is None
+    assert shell.ran("worker-9") == [JOIN_RUNNING.argv, REMOVE_CONFIG.argv]
