@@ -14,6 +14,7 @@ from playbooks.join import join_configuration, parse_join_command
 from playbooks.kube import NodeView
 from playbooks.packages import install_commands
 from playbooks.provision_plan import HostProbe, ProvisionSnapshot, decide_provision
+from playbooks.provision_sources import source_commands
 from playbooks.versions import Version
 from tests.unit.cluster_snapshots import CLUSTER, INVENTORY, node
 
@@ -229,3 +230,22 @@ def test_a_bad_configured_taint_is_blamed_on_the_config() -> None:
     said = refusal(provision(), seen(inventory=inventory))
     assert "new_nodes taint `dedicated=batch:Sometimes` is not valid" in said
     assert "Fix kubegate's config" in said
+
+
+def test_apt_hosts_get_the_signing_key_then_the_source_of_the_clusters_minor() -> None:
+    key, source = source_commands("apt", "v1.31")
+    assert key.argv[-2:] == (
+        "https://pkgs.k8s.io/core:/stable:/v1.31/deb/Release.key",
+        "/etc/apt/keyrings/kubernetes-apt-keyring.gpg",
+    )
+    assert source.argv[-1] == (
+        "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
+        "https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /"
+    )
+
+
+def test_dnf_hosts_get_the_repo_file_with_the_kube_packages_excluded() -> None:
+    [repo] = source_commands("dnf", "v1.30")
+    assert repo.argv[-2] == "/etc/yum.repos.d/kubernetes.repo"
+    assert "baseurl=https://pkgs.k8s.io/core:/stable:/v1.30/rpm/" in repo.argv[-1]
+    assert "exclude=kubelet kubeadm kubectl" in repo.argv[-1]
