@@ -274,3 +274,29 @@ async def test_kubegate_killed_in_the_join_step_resumes_to_success_with_one_join
     served = Served(port=kubegate_process.port, db=db, settings=settings_for(testbed, db))
     log = (tmp_path / "kubegate.log").read_text()
     assert_no_secret_in(places_to_scan(testbed, served, log), join_tokens(testbed))
+
+
+async def test_a_join_still_running_when_kubegate_restarts_is_awaited_not_run_twice(
+    spare_testbed: Testbed, kubegate_process: KubegateProcess, tmp_path: Path
+) -> None:
+    testbed = spare_testbed
+    await kubegate_process.start()
+    # kubeadm join is running on the host (held) when kubegate dies; it outlives the session.
+    testbed.fleet.hang("spare-1", "kubeadm join")
+    root = await request(testbed, "U0ALICE", ASKED)
+    await click(testbed, "U0BOB", root, "Approve")
+    await click(testbed, "U0CAROL", root, "Approve")
+    await until(lambda: bool(kubeadm_joins(testbed, "spare-1")), timeout=90)
+    kubegate_process.kill()
+
+    await kubegate_process.start()
+    note = await wait_reply(testbed, root, "was interrupted", timeout=30)
+    await click(testbed, "U0ALICE", note, "Resume")
+    await wait_text(testbed, root.ts, "RUNNING", timeout=30)
+    testbed.fleet.clear_faults("spare-1")  # the old join goes on and finishes
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=90)
+    await wait_reply(testbed, root, "worker-9 had already joined before the restart")
+    assert len(kubeadm_joins(testbed, "spare-1")) == 1, "the join ran again"
+    assert await tokens_left_on(testbed, "cp-1") == []
+    root_dir = testbed.fleet.nodes["spare-1"].state_dir / "root"
+    assert not (root_dir / JOIN_CONFIG).exists()
