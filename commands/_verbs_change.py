@@ -333,6 +333,7 @@ PROVISION = VerbSpec(
     ),
     default_approvals=2,
     reaches="SSH and the Kubernetes API",
+    notes=("--role control-plane is refused in this version: join control planes by hand.",),
 )
 ROTATE = VerbSpec(
     name="rotate",
