@@ -5,7 +5,7 @@ what the node registers with, the steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
@@ -50,9 +50,9 @@ class ProvisionSnapshot:
 
 
 async def probe_host(cluster: ClusterHandle, name: str, address: str) -> HostProbe:
-    """`hostname` over SSH: reads nothing secret, changes nothing; the connection alone checks
-    the pinned host key."""
-    target = cluster.inventory.target_for_address(name, address)
+    """`hostname` over SSH as the login user (no sudo: it needs none): reads nothing secret,
+    changes nothing; the connection alone checks the pinned host key."""
+    target = replace(cluster.inventory.target_for_address(name, address), sudo=False)
     try:
         answer = await (await cluster.ssh()).run(target, ["hostname"], timeout=PROBE_TIMEOUT_S)
     except HostKeyError as error:
