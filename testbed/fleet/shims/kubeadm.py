@@ -1,5 +1,5 @@
-"""The kubeadm shim: version, upgrade apply/node with kubeadm's own refusals; bootstrap
-tokens live in `tokens`, join in `join`, certs in `pki`. The cluster's version is what kubeadm reads too: `kubernetesVersion` in the
+"""The kubeadm shim: version, upgrade apply/node with kubeadm's own refusals; token create and
+join live in `join`, certs in `pki`. The cluster's version is what kubeadm reads too: `kubernetesVersion` in the
 kube-system/kubeadm-config ConfigMap (ClusterConfiguration), which `upgrade apply` moves.
 """
 
