@@ -41,7 +41,7 @@ def _is_option(token: str) -> bool:
 def _sort_arguments(spec: VerbSpec, tokens: list[str]) -> Arguments:
     by_spelling = {name: option for option in spec.all_options for name in option.spellings}
     words: list[str] = []
-    options: dict[str, str | bool] = {}
+    options: dict[str, str | bool | list[str]] = {}
     remaining = list(tokens)
     while remaining:
         token = remaining.pop(0)
@@ -52,9 +52,18 @@ def _sort_arguments(spec: VerbSpec, tokens: list[str]) -> Arguments:
         option = by_spelling.get(spelling)
         if option is None:
             raise _unknown_option(spelling, spec)
-        if option.field in options:
+        if option.field in options and not option.repeatable:
             raise CommandError(f"{spelling} is given twice: keep one.", usage=spec.usage)
-        if not option.takes_value:
+        if option.repeatable:
+            given_now = (
+                inline_value
+                if has_inline_value
+                else _take_value(option, spelling, remaining, by_spelling)
+            )
+            given = options.setdefault(option.field, [])
+            assert isinstance(given, list)
+            given.append(given_now)
+        elif not option.takes_value:
             if has_inline_value:
                 raise CommandError(
                     f"{spelling} is a switch and takes no value: write just {spelling}."

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from commands._models import MutatingCommand
 from commands._validators import (
@@ -16,6 +16,7 @@ from commands._validators import (
     KubernetesVersion,
     MaxUnavailable,
     Namespace,
+    NodeLabels,
     NodeName,
     ObjectName,
     ReplicaCount,
@@ -183,10 +184,48 @@ class UpgradeClusterCommand(MutatingCommand):
         )
 
 
+class NewNodeTaint(BaseModel):
+    """A taint the new node registers with (kubeadm's nodeRegistration.taints)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: TaintKey
+    value: TaintValue = None
+    effect: Effect
+
+    @property
+    def taint(self) -> str:
+        value = f"={self.value}" if self.value is not None else ""
+        return f"{self.key}{value}:{self.effect}"
+
+    @classmethod
+    def parse(cls, text: str) -> NewNodeTaint:
+        """From `key=value:Effect` or `key:Effect`; ValueError (a ValidationError) if bad."""
+        return cls.model_validate(parse_new_node_taint(text))
+
+
+def parse_new_node_taint(value: object) -> object:
+    """`key=value:Effect` or `key:Effect`, as /kube taint and kubectl write a taint."""
+    if not isinstance(value, str):
+        return value
+    head, colon, effect = value.rpartition(":")
+    if not colon:
+        raise ValueError(
+            f"'{value}' is not a taint: write key=value:Effect or key:Effect, "
+            "e.g. --taint dedicated=batch:NoSchedule."
+        )
+    key, _, taint_value = head.partition("=")
+    return {"key": key, "value": taint_value or None, "effect": effect}
+
+
 class ProvisionNodeCommand(_NodeCommand):
     verb: Literal["provision"] = "provision"
     address: HostAddress
     role: Role = "worker"
+    labels: NodeLabels = Field(default_factory=dict)
+    taints: list[Annotated[NewNodeTaint, BeforeValidator(parse_new_node_taint)]] = Field(
+        default_factory=list
+    )
 
     def summary(self) -> str:
         role = "a worker" if self.role == "worker" else "a control-plane node"

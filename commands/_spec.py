@@ -34,6 +34,8 @@ class OptionSpec:
     example: str | None = None
     required: bool = False
     short: str | None = None
+    # May be given more than once (`--label a=1 --label b=2`); the field gets the list.
+    repeatable: bool = False
 
     @property
     def takes_value(self) -> bool:
@@ -93,7 +95,7 @@ class Arguments:
     verb: str
     usage: str
     words: tuple[str, ...]
-    options: Mapping[str, str | bool]
+    options: Mapping[str, str | bool | list[str]]
     required: tuple[OptionSpec, ...] = ()
 
     def take(self, *wanted: str) -> tuple[str, ...]:

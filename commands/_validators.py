@@ -226,6 +226,40 @@ def parse_address(value: object) -> object:
     return address
 
 
+# What a kubelet may set on its own Node (the NodeRestriction admission plugin): in the
+# kubernetes.io and k8s.io namespaces only these; node-role.kubernetes.io/* is refused.
+KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io/", "node.kubernetes.io/")
+
+
+def check_node_label(text: str) -> tuple[str, str]:
+    """`key=value` for a new node's --node-labels, as Kubernetes checks label keys and values."""
+    key, equals, value = text.partition("=")
+    prefix, slash, name = key.rpartition("/")
+    prefix_ok = not slash or (len(prefix) <= 253 and bool(_SUBDOMAIN_RE.fullmatch(prefix)))
+    name_ok = len(name) <= 63 and bool(_QUALIFIED_NAME_RE.fullmatch(name))
+    value_ok = not value or (len(value) <= 63 and bool(_QUALIFIED_NAME_RE.fullmatch(value)))
+    if not (equals and prefix_ok and name_ok and value_ok):
+        raise ValueError(
+            f"'{text}' is not a node label: write key=value, e.g. --label pool=batch; the key "
+            "is an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or "
+            "'.'; the value the same, or empty."
+        )
+    restricted = prefix.endswith(("kubernetes.io", "k8s.io"))
+    if restricted and not key.startswith(KUBELET_LABEL_PREFIXES):
+        raise ValueError(
+            f"'{key}' is a label a kubelet may not give its own node (NodeRestriction): pick "
+            "a label outside kubernetes.io and k8s.io, or set it later with kubectl."
+        )
+    return key, value
+
+
+def parse_node_labels(value: object) -> object:
+    """--label k=v, given once or more, to a dict (a later key wins, as kubectl label's)."""
+    if not isinstance(value, list):
+        return value
+    return dict(check_node_label(str(item)) for item in value)
+
+
 def check_node_role(value: object) -> object:
     if value in ("worker", "control-plane"):
         return value
@@ -265,3 +299,4 @@ HostAddress = Annotated[
     ipaddress.IPv4Address | ipaddress.IPv6Address, BeforeValidator(parse_address)
 ]
 Reason = Annotated[str, AfterValidator(check_reason)]
+NodeLabels = Annotated[dict[str, str], BeforeValidator(parse_node_labels)]

@@ -309,7 +309,10 @@ PROVISION = VerbSpec(
     group=Group.CHANGES,
     synopsis="provision node <name> --address <ip>",
     summary="prepare a new host, join it with kubeadm and wait until it is Ready",
-    usage="/kube provision node <name> --address <ip> [--role worker|control-plane]",
+    usage=(
+        "/kube provision node <name> --address <ip> [--role worker|control-plane] "
+        "[--label key=value]… [--taint key=value:Effect]…"
+    ),
     build=_build_provision,
     options=(
         OptionSpec(
@@ -328,10 +331,31 @@ PROVISION = VerbSpec(
             default="worker",
             example="--role worker",
         ),
+        OptionSpec(
+            "--label",
+            "labels",
+            "a label the node registers with (repeat for more)",
+            value_name="KEY=VALUE",
+            example="--label pool=batch",
+            repeatable=True,
+        ),
+        OptionSpec(
+            "--taint",
+            "taints",
+            "a taint the node registers with, so nothing lands there before it (repeat for more)",
+            value_name="KEY=VALUE:EFFECT",
+            example="--taint dedicated=batch:NoSchedule",
+            repeatable=True,
+        ),
     ),
-    examples=("/kube provision node worker-5 --address 10.0.0.15",),
+    examples=(
+        "/kube provision node worker-5 --address 10.0.0.15",
+        "/kube provision node worker-9 --address 10.0.0.19 --label pool=batch "
+        "--taint dedicated=batch:NoSchedule",
+    ),
     default_approvals=2,
     reaches="SSH and the Kubernetes API",
+    notes=("--role control-plane is refused in this version: join control planes by hand.",),
 )
 ROTATE = VerbSpec(
     name="rotate",

@@ -21,12 +21,30 @@ COMMENT_OUT_SWAP = (
     "kept=$(sed -E 's/^([^#].*[[:space:]]swap[[:space:]].*)$/# \\1/' \"$1\"); "
     'printf \'%s\\n\' "$kept" > "$1"'
 )
-CONTAINERD_CONFIG = (
+# Merge, never replace: the host's own config (made from `containerd config default` if there
+# is none) keeps every setting its operator added; only runc's cgroup driver and the sandbox
+# image change, and the first original is kept beside it. $1 the config, $2 the sandbox image.
+CONTAINERD_MERGE = (
     "set -e; "
     'mkdir -p "$(dirname "$1")"; '
-    "config=$(containerd config default); "
-    "printf '%s\\n' \"$config\" | sed 's/SystemdCgroup = false/SystemdCgroup = true/' > \"$1\""
+    'if [ ! -s "$1" ]; then containerd config default > "$1"; fi; '
+    'if [ ! -e "$1.before-kubegate" ]; then cp -p "$1" "$1.before-kubegate"; fi; '
+    "sed -i -E "
+    "-e 's/^([[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*).*$/\\1true/' "
+    '-e "s#^([[:space:]]*sandbox_image[[:space:]]*=[[:space:]]*).*\\$#\\1\\"$2\\"#" "$1"; '
+    "grep -Eq '^[[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*true' \"$1\" || "
+    '{ echo "$1 has no runc SystemdCgroup setting to turn on: set it by hand" >&2; exit 3; }; '
+    'grep -Fq "\\"$2\\"" "$1" || '
+    '{ echo "$1 has no sandbox_image setting to point at $2: set it by hand" >&2; exit 3; }'
 )
+# The pause image kubeadm pre-pulls and expects the runtime to use, by minor
+# (cmd/kubeadm/app/constants/constants.go, PauseVersion).
+PAUSE_VERSIONS = {27: "3.9", 28: "3.9", 29: "3.9", 30: "3.9", 31: "3.10", 32: "3.10", 33: "3.10"}
+
+
+def sandbox_image(minor: int) -> str:
+    newest = max(PAUSE_VERSIONS)
+    return f"registry.k8s.io/pause:{PAUSE_VERSIONS.get(min(minor, newest), '3.9')}"
 
 
 class PreparedHost(StepOutcome):
@@ -120,28 +138,36 @@ class Sysctls(PrepareHost[SysctlsParams]):
 class ContainerdParams(StepParams):
     step: Literal["containerd"] = "containerd"
     host: NodeRef
+    sandbox_image: str = "registry.k8s.io/pause:3.10"
 
 
-class Containerd(PrepareHost[ContainerdParams]):
+class Containerd(Step[ContainerdParams]):
     name: ClassVar[str] = "containerd"
     params_model: ClassVar[type[StepParams]] = ContainerdParams
-    done: ClassVar[str] = "containerd restarted with the systemd cgroup driver"
-    commands: ClassVar[tuple[RemoteCommand, ...]] = (
-        RemoteCommand.of("containerd", "--version"),  # a clear failure if it is not installed
-        RemoteCommand.script(
-            "write /etc/containerd/config.toml with SystemdCgroup = true",
-            CONTAINERD_CONFIG,
-            "/etc/containerd/config.toml",
-        ),
-        RemoteCommand.of("systemctl", "restart", "containerd"),
-    )
 
-    @property
-    def host(self) -> NodeRef:
-        return self.params.host
+    async def run(self, ctx: StepContext) -> StepResult:
+        host, image = self.params.host, self.params.sandbox_image
+        commands = (
+            RemoteCommand.of("containerd", "--version"),  # a clear failure if it is missing
+            RemoteCommand.script(
+                "set SystemdCgroup = true and sandbox_image in /etc/containerd/config.toml",
+                CONTAINERD_MERGE,
+                "/etc/containerd/config.toml",
+                image,
+            ),
+            RemoteCommand.of("systemctl", "restart", "containerd"),
+        )
+        ran = await (await Remote.open(ctx, host)).run_in_order(commands)
+        if isinstance(ran, StepResult):
+            return ran
+        return StepResult.done(
+            f"containerd on {host.name} restarted with the systemd cgroup driver and {image}, "
+            "its other settings kept (the original is config.toml.before-kubegate)",
+            PreparedHost(commands=ran),
+        )
 
 
-def host_preparation(host: NodeRef) -> list[tuple[StepParams, str]]:
+def host_preparation(host: NodeRef, *, minor: int) -> list[tuple[StepParams, str]]:
     """The preparation steps for a bare host, in order, as planned: parameters and titles."""
     return [
         (SwapOffParams(host=host), "Turn swap off (now and in /etc/fstab)"),
@@ -154,7 +180,8 @@ def host_preparation(host: NodeRef) -> list[tuple[StepParams, str]]:
             "Set net.bridge.bridge-nf-call-iptables=1 and net.ipv4.ip_forward=1 (persisted)",
         ),
         (
-            ContainerdParams(host=host),
-            "Configure containerd with the systemd cgroup driver and restart it",
+            ContainerdParams(host=host, sandbox_image=sandbox_image(minor)),
+            f"Set containerd's cgroup driver to systemd and its sandbox image to "
+            f"{sandbox_image(minor)}, keeping its other settings; restart it",
         ),
     ]

@@ -1,23 +1,61 @@
 """Joining a prepared host to the cluster: a fresh 1 h token from a control plane (a secret,
-kept in this step's memory only), the printed join command checked value by value, then
-`kubeadm join` on the host.
+kept in this step's memory only), a JoinConfiguration naming the node and carrying its labels
+and taints (so it registers already tainted), `kubeadm join --config` on the host, the file
+removed and the token deleted whatever happened.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
+from commands import NewNodeTaint
 from playbooks.base import Step, StepContext, StepResult
 from playbooks.plan import StepParams
 from playbooks.remote import NodeRef, Remote, RemoteCommand, failed
 from playbooks.ssh import SshError
+from playbooks.versions import Version
 
-TOKEN_CREATE = RemoteCommand.of("kubeadm", "token", "create", "--print-join-command", "--ttl", "1h")
 TOKEN = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")
 ENDPOINT = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}")
 CA_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+# Root's, 0600, only for the seconds of the join: it holds the token.
+JOIN_CONFIG = "/var/lib/kubegate/join-configuration.yaml"
+# The token never goes through sudo's command line (sudo logs it to the host's auth log): the
+# login user writes it to a private temp file (printf is the shell's own, no process of its
+# own), then root copies that into place by path.
+WRITE_TEMP = 'set -e; umask 077; file=$(mktemp); printf \'%s\\n\' "$1" > "$file"; echo "$file"'
+MOVE_INTO_PLACE = (
+    'set -e; umask 077; mkdir -p "$(dirname "$2")"; cat "$1" > "$2"; chmod 600 "$2"; rm -f "$1"'
+)
+REMOVE_CONFIG = RemoteCommand.of("rm", "-f", JOIN_CONFIG)
+# A join still running on the host; `[j]` keeps the pattern from matching the command line of
+# the sudo that runs pgrep itself.
+JOIN_RUNNING = RemoteCommand.of("pgrep", "-f", "kubeadm [j]oin")
+JOIN_WAIT_S = 300.0  # kubeadm's own kubelet-start wait is 4 minutes
+JOIN_POLL_S = 2.0
+
+
+def token_description(node: str) -> str:
+    """What `kubeadm token list` shows beside kubegate's token: how a later step finds it."""
+    return f"kubegate provision {node}"
+
+
+def token_create(node: str) -> RemoteCommand:
+    return RemoteCommand.of(
+        "kubeadm",
+        "token",
+        "create",
+        "--print-join-command",
+        "--ttl",
+        "1h",
+        "--description",
+        token_description(node),
+    )
 
 
 @dataclass(frozen=True)
@@ -27,17 +65,9 @@ class JoinCommand:
     ca_hash: str
 
     @property
-    def command(self) -> RemoteCommand:
-        argv = (
-            "kubeadm",
-            "join",
-            self.endpoint,
-            "--token",
-            self.token,
-            "--discovery-token-ca-cert-hash",
-            self.ca_hash,
-        )
-        return RemoteCommand(argv, f"kubeadm join {self.endpoint} --token … (secret)")
+    def token_id(self) -> str:
+        """The public half: `kubeadm token delete` takes it."""
+        return self.token.split(".")[0]
 
 
 def parse_join_command(printed: str) -> JoinCommand | None:
@@ -56,10 +86,51 @@ def parse_join_command(printed: str) -> JoinCommand | None:
     return JoinCommand(endpoint, token, ca_hash)
 
 
+def join_configuration(
+    join: JoinCommand,
+    *,
+    node: str,
+    version: Version,
+    labels: dict[str, str],
+    taints: list[NewNodeTaint],
+) -> str:
+    """The JoinConfiguration (JSON, which is YAML) for kubeadm of `version`: v1beta4 from
+    v1.31 on (kubeletExtraArgs a list), v1beta3 before (a map). Taints set here replace
+    kubeadm's default and are registered with the Node (--register-with-taints)."""
+    node_labels = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+    registration: dict[str, object] = {
+        "name": node,
+        "taints": [t.model_dump(exclude_none=True) for t in taints],
+    }
+    v1beta4 = (version.major, version.minor) >= (1, 31)
+    if node_labels:
+        registration["kubeletExtraArgs"] = (
+            [{"name": "node-labels", "value": node_labels}]
+            if v1beta4
+            else {"node-labels": node_labels}
+        )
+    config = {
+        "apiVersion": "kubeadm.k8s.io/v1beta4" if v1beta4 else "kubeadm.k8s.io/v1beta3",
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {
+                "apiServerEndpoint": join.endpoint,
+                "token": join.token,
+                "caCertHashes": [join.ca_hash],
+            }
+        },
+        "nodeRegistration": registration,
+    }
+    return json.dumps(config, indent=2)
+
+
 class JoinClusterParams(StepParams):
     step: Literal["join"] = "join"
     host: NodeRef  # the new host, by the address it was asked for
     control_plane: str  # where the token is created
+    version: str  # the cluster's, which picks the JoinConfiguration's API version
+    labels: dict[str, str]
+    taints: list[NewNodeTaint]
 
 
 class JoinCluster(Step[JoinClusterParams]):
@@ -69,52 +140,131 @@ class JoinCluster(Step[JoinClusterParams]):
     name: ClassVar[str] = "join"
     params_model: ClassVar[type[StepParams]] = JoinClusterParams
 
-    @property
-    def node(self) -> NodeRef:
-        return self.params.host
-
-    @property
-    def control_plane(self) -> str:
-        return self.params.control_plane
-
     async def run(self, ctx: StepContext) -> StepResult:
-        source = await Remote.open(ctx, NodeRef(name=self.control_plane))
-        created = await source.run(TOKEN_CREATE)
+        wanted = self.params
+        source = await Remote.open(ctx, NodeRef(name=wanted.control_plane))
+        creating = token_create(wanted.host.name)
+        created = await source.run(creating)
         # Mask before anything can show it: the whole printed line and every token in it.
         ctx.secret(created.stdout.strip())
         for token in TOKEN.findall(created.stdout):
             ctx.secret(token)
             ctx.secret(token.split(".")[1])
         if not created.ok:
-            return failed(created, TOKEN_CREATE.label)
+            return failed(created, creating.label)
         join = parse_join_command(created.stdout)
         if join is None:
             return StepResult(
                 ok=False,
-                summary=f"`{TOKEN_CREATE.label}` on {self.control_plane} "
+                summary=f"`{creating.label}` on {wanted.control_plane} "
                 "printed no join command kubegate can read",
             )
-        host = await Remote.open(ctx, self.node)
         try:
-            joined = await host.run(join.command)
+            result = await self._join(ctx, join)
+        finally:
+            await source.run(RemoteCommand.of("kubeadm", "token", "delete", join.token_id))
+        return result
+
+    async def _join(self, ctx: StepContext, join: JoinCommand) -> StepResult:
+        wanted = self.params
+        version = Version.parse(wanted.version) or Version(1, 31, 0)
+        config = join_configuration(
+            join, node=wanted.host.name, version=version, labels=wanted.labels, taints=wanted.taints
+        )
+        ctx.secret(config)
+        joining = RemoteCommand.of("kubeadm", "join", "--config", JOIN_CONFIG)
+        host = await Remote.open(ctx, wanted.host)
+        try:
+            ran = await self._place_config(host, config)
+            if not isinstance(ran, StepResult):
+                ran = await host.run_in_order([joining])
         except SshError as error:
-            # The executor's message quotes the command line, token and all.
+            # The executor's message may quote the command line, token and all.
             said = error.message.replace(join.token, "[redacted]")
             return StepResult(
-                ok=False, summary=f"kubeadm join on {self.node.name} could not run: {said}"
+                ok=False, summary=f"kubeadm join on {wanted.host.name} could not run: {said}"
             )
-        if not joined.ok:
-            return failed(joined, join.command.label)
+        finally:
+            await host.run(REMOVE_CONFIG)
+        if isinstance(ran, StepResult):
+            return ran
         return StepResult(
             ok=True,
-            summary=f"{self.node.name} joined through {join.endpoint} "
-            f"(token from {self.control_plane}, valid 1h)",
-            output=joined.tail(5),
+            summary=f"{wanted.host.name} joined through {join.endpoint} as {wanted.host.name}, "
+            f"registered with its labels and taints; the token from {wanted.control_plane} "
+            "is deleted",
         )
 
+    @staticmethod
+    async def _place_config(host: Remote, config: str) -> StepResult | list[str]:
+        as_login_user = Remote(host.ssh, replace(host.target, sudo=False), host.timeout)
+        write = RemoteCommand.script("write the JoinConfiguration (0600)", WRITE_TEMP, config)
+        written = await as_login_user.run(write)
+        if not written.ok:
+            return failed(written, write.label)
+        place = RemoteCommand.script(
+            f"put it at {JOIN_CONFIG} (root's, 0600)",
+            MOVE_INTO_PLACE,
+            written.stdout.strip(),
+            JOIN_CONFIG,
+        )
+        return await host.run_in_order([place])
+
     async def already_done(self, ctx: StepContext) -> StepResult | None:
-        if await ctx.cluster.kube.get_node(self.node.name) is None:
+        """After a restart: a `kubeadm join` started before may still be running on the host
+        (a command outlives its SSH session); wait for it, then judge by the Node."""
+        node = self.params.host
+        host = await Remote.open(ctx, node)
+        deadline = time.monotonic() + JOIN_WAIT_S
+        while await host.answer(JOIN_RUNNING):  # pgrep prints the pids; none: exit 1
+            if time.monotonic() > deadline:
+                return StepResult(
+                    ok=False,
+                    summary=f"a `kubeadm join` started before the restart is still running on "
+                    f"{node.name} after {JOIN_WAIT_S:.0f} s: look at the host, then retry",
+                )
+            await asyncio.sleep(JOIN_POLL_S)
+        # Killed mid-join: the file with the token may still be there.
+        await host.run(REMOVE_CONFIG)
+        if await ctx.cluster.kube.get_node(node.name) is None:
             return None
+        return StepResult(ok=True, summary=f"{node.name} had already joined before the restart")
+
+
+class DeleteJoinTokensParams(StepParams):
+    step: Literal["delete-join-tokens"] = "delete-join-tokens"
+    node: str  # the new node, whose tokens these are
+    control_plane: str
+
+
+class DeleteJoinTokens(Step[DeleteJoinTokensParams]):
+    """Any token this provisioning created and did not delete (a restart between create and
+    delete): found by its description, deleted by its id. `kubeadm token list` prints whole
+    tokens, so its output is masked and never shown."""
+
+    name: ClassVar[str] = "delete-join-tokens"
+    params_model: ClassVar[type[StepParams]] = DeleteJoinTokensParams
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        wanted = self.params
+        source = await Remote.open(ctx, NodeRef(name=wanted.control_plane))
+        listed = await source.run(RemoteCommand.of("kubeadm", "token", "list"))
+        for token in TOKEN.findall(listed.stdout):
+            ctx.secret(token)
+            ctx.secret(token.split(".")[1])
+        if not listed.ok:
+            return failed(listed, "kubeadm token list")
+        description = token_description(wanted.node)
+        ours = [
+            line.split()[0].split(".")[0]
+            for line in listed.stdout.splitlines()
+            if line.rstrip().endswith(description) and TOKEN.match(line)
+        ]
+        for token_id in ours:
+            deleted = await source.run(RemoteCommand.of("kubeadm", "token", "delete", token_id))
+            if not deleted.ok:
+                return failed(deleted, f"kubeadm token delete {token_id}")
+        left = f"{len(ours)} left over, deleted" if ours else "none left"
         return StepResult(
-            ok=True, summary=f"{self.node.name} had already joined before the restart"
+            ok=True, summary=f"Join tokens for {wanted.node} on {wanted.control_plane}: {left}"
         )

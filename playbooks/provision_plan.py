@@ -1,65 +1,111 @@
-"""Planning a node's provisioning: observe the cluster (I/O), then decide from that snapshot
-alone (pure): what must never be provisioned, where the join token comes from, the steps.
+"""Planning a node's provisioning: observe the cluster and the new host (I/O), then decide from
+that snapshot alone (pure): what must never be provisioned, where the join token comes from,
+what the node registers with, the steps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
-from commands import ProvisionNodeCommand, TaintCommand
+from commands import NewNodeTaint, ProvisionNodeCommand
 from playbooks.base import ClusterHandle, PlanError
 from playbooks.health import HEALTH_TIMEOUT_S, Healthy
 from playbooks.host_prep import host_preparation
 from playbooks.inventory import Inventory
-from playbooks.join import JoinClusterParams
+from playbooks.join import DeleteJoinTokensParams, JoinClusterParams
 from playbooks.kube import NodeView
 from playbooks.packages import PackagesAt
-from playbooks.plan import Plan, PlannedStep
-from playbooks.provision_steps import (
-    LabelAndTaintParams,
-    NodeReadyParams,
-    ProvisionPackagesParams,
-    taint_command,
-)
+from playbooks.plan import Plan, PlannedStep, StepParams
+from playbooks.provision_sources import PackageSourceParams
+from playbooks.provision_steps import NodeReadyParams, ProvisionPackagesParams
 from playbooks.remote import NodeRef
-from playbooks.taints import EditTaintsParams
+from playbooks.ssh import HostKeyError, SshError
 from playbooks.versions import Version
+
+PROBE_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class HostProbe:
+    """What the new host answered before anything was planned: its own hostname, or why SSH
+    refused it (a host key that is not the pinned one) or could not reach it."""
+
+    hostname: str | None = None
+    host_key_problem: str | None = None
+    unreachable: str | None = None
 
 
 @dataclass(frozen=True)
 class ProvisionSnapshot:
-    """What provisioning is decided from: the cluster's nodes and version, and the inventory."""
+    """What provisioning is decided from: the cluster's nodes and version, the inventory, and
+    the new host's answer (None when it was not asked, e.g. outside the node subnet)."""
 
     cluster: str
     inventory: Inventory
     nodes: list[NodeView]
     api_server_version: str
+    host: HostProbe | None = None
 
 
-async def observe_provision(cluster: ClusterHandle) -> ProvisionSnapshot:
+async def probe_host(cluster: ClusterHandle, name: str, address: str) -> HostProbe:
+    """`hostname` over SSH as the login user (no sudo: it needs none): reads nothing secret,
+    changes nothing; the connection alone checks the pinned host key."""
+    target = replace(cluster.inventory.target_for_address(name, address), sudo=False)
+    try:
+        answer = await (await cluster.ssh()).run(target, ["hostname"], timeout=PROBE_TIMEOUT_S)
+    except HostKeyError as error:
+        return HostProbe(host_key_problem=error.message)
+    except SshError as error:
+        return HostProbe(unreachable=error.message)
+    if not answer.ok:
+        return HostProbe(unreachable=f"`hostname` failed there (exit {answer.exit_status})")
+    return HostProbe(hostname=answer.stdout.strip())
+
+
+async def observe_provision(
+    command: ProvisionNodeCommand, cluster: ClusterHandle
+) -> ProvisionSnapshot:
+    """The cluster, then the host, but only for a request that passes every refusal that needs
+    no host: kubegate never reaches out to an address outside the node subnet or for a name
+    that is taken."""
     nodes = await cluster.kube.list_nodes()
     version = await cluster.kube.server_version()
-    return ProvisionSnapshot(cluster.name, cluster.inventory, nodes, version)
+    seen = ProvisionSnapshot(cluster.name, cluster.inventory, nodes, version)
+    refuse_request(command, seen)
+    host = await probe_host(cluster, command.node, str(command.address))
+    return ProvisionSnapshot(cluster.name, cluster.inventory, nodes, version, host)
 
 
 async def plan_provision(command: ProvisionNodeCommand, cluster: ClusterHandle) -> Plan:
-    return decide_provision(command, await observe_provision(cluster))
+    return decide_provision(command, await observe_provision(command, cluster))
 
 
-def configured_taints(inventory: Inventory, node: str) -> list[TaintCommand]:
+def configured_taints(inventory: Inventory) -> list[NewNodeTaint]:
     """The inventory's `new_nodes.taints`; a bad one is the config's fault, said so."""
     taints = []
     for text in inventory.new_nodes.taints:
         try:
-            taints.append(taint_command(node, text))
-        except ValidationError as error:
+            taints.append(NewNodeTaint.parse(text))
+        except (ValidationError, ValueError) as error:
+            reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
             raise PlanError(
-                f"The inventory's new_nodes taint `{text}` is not valid: "
-                f"{error.errors()[0]['msg']}. Fix kubegate's config."
+                f"The inventory's new_nodes taint `{text}` is not valid: {reason}. "
+                "Fix kubegate's config."
             ) from error
     return taints
+
+
+def registration(
+    command: ProvisionNodeCommand, inventory: Inventory
+) -> tuple[dict[str, str], list[NewNodeTaint]]:
+    """Labels and taints the node registers with: the inventory's for every new node, then the
+    request's (a label given in the request wins; a taint of the same key and effect too)."""
+    labels = {**inventory.new_nodes.labels, **command.labels}
+    taints = {(t.key, t.effect): t for t in configured_taints(inventory)}
+    taints.update({(t.key, t.effect): t for t in command.taints})
+    return labels, list(taints.values())
 
 
 def join_source(seen: ProvisionSnapshot) -> NodeView:
@@ -72,7 +118,8 @@ def join_source(seen: ProvisionSnapshot) -> NodeView:
 
 def refuse_request(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> None:
     """Refuse what must never be provisioned: a control plane (not yet), an address outside the
-    node subnet, a name or an address some node already has."""
+    node subnet, a name or an address some node already has, a host that is not the one whose
+    key is pinned."""
     name, address, inventory = command.node, str(command.address), seen.inventory
     if command.role == "control-plane":
         raise PlanError(
@@ -99,6 +146,19 @@ def refuse_request(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> No
     holder = next((node.name for node in seen.nodes if node.internal_ip == address), None)
     if holder is not None:
         raise PlanError(f"{address} is already the address of node {holder}: check the address.")
+    refuse_host(address, seen.host)
+
+
+def refuse_host(address: str, host: HostProbe | None) -> None:
+    if host is None:
+        return
+    if host.host_key_problem is not None:
+        raise PlanError(f"kubegate will not provision {address}: {host.host_key_problem}")
+    if host.unreachable is not None:
+        raise PlanError(
+            f"kubegate cannot reach {address} over SSH ({host.unreachable}); nothing was "
+            "changed. Check that the host is up and kubegate's key is authorized there."
+        )
 
 
 def planned_steps(
@@ -107,33 +167,44 @@ def planned_steps(
     *,
     version: Version,
     source: str,
-    taints: list[TaintCommand],
 ) -> list[PlannedStep]:
-    name, labels = command.node, seen.inventory.new_nodes.labels
+    name = command.node
+    labels, taints = registration(command, seen.inventory)
     host = NodeRef(name=name, address=str(command.address))
     manager = seen.inventory.package_manager_of(name)
-    steps = [
-        *host_preparation(host),
+    registered = [f"{k}={v}" for k, v in labels.items()] + [t.taint for t in taints]
+    steps: list[tuple[StepParams, str]] = [
+        *host_preparation(host, minor=version.minor),
+        (
+            PackageSourceParams(host=host, minor_line=version.minor_line),
+            f"Add the pkgs.k8s.io {version.minor_line} package source and its signing key "
+            f"({manager})",
+        ),
         (
             ProvisionPackagesParams(at=PackagesAt(host=host, version=str(version))),
             f"Install kubeadm, kubelet and kubectl {version.package} ({manager}, held)",
         ),
         (
-            JoinClusterParams(host=host, control_plane=source),
-            f"Join the cluster with a 1h token from {source} (the token is never shown)",
+            JoinClusterParams(
+                host=host, control_plane=source, version=str(version), labels=labels, taints=taints
+            ),
+            f"Join as {name} with a 1h token from {source} (never shown; deleted after)"
+            + (f", registering with {', '.join(registered)}" if registered else ""),
         ),
         (
-            NodeReadyParams(expect=Healthy(node=name, kubelet_version=str(version))),
+            DeleteJoinTokensParams(node=name, control_plane=source),
+            f"Make sure no join token for {name} is left on {source}",
+        ),
+        (
+            NodeReadyParams(
+                expect=Healthy(node=name, kubelet_version=str(version)),
+                labels=labels,
+                taints=taints,
+            ),
             f"Wait until {name} is Ready with kubelet {version} "
             f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
         ),
     ]
-    if labels or taints:
-        shown = [f"{k}={v}" for k, v in labels.items()] + [t.taint for t in taints]
-        wanted = LabelAndTaintParams(
-            node=name, labels=labels, taints=[EditTaintsParams.of(t) for t in taints]
-        )
-        steps.append((wanted, f"Label and taint {name}: {', '.join(shown)}"))
     return [PlannedStep.of(params, title, touches=[f"node/{name}"]) for params, title in steps]
 
 
@@ -145,9 +216,11 @@ def decide_provision(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> 
     if version is None:
         raise PlanError("kubegate cannot read the API server's version to install the same.")
     source = join_source(seen)
-    taints = configured_taints(seen.inventory, name)
-    steps = planned_steps(command, seen, version=version, source=source.name, taints=taints)
+    labels, taints = registration(command, seen.inventory)
+    steps = planned_steps(command, seen, version=version, source=source.name)
     ssh = seen.inventory.target_for_address(name, address)
+    hostname = seen.host.hostname if seen.host is not None else None
+    called = f" (its hostname is {hostname}; it registers as {name})" if hostname else ""
     return Plan(
         verb="provision",
         cluster=seen.cluster,
@@ -161,13 +234,16 @@ def decide_provision(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> 
             "role": command.role,
             "cluster_version": str(version),
             "join_from": source.name,
-            "labels": seen.inventory.new_nodes.labels,
+            "labels": labels,
             "taints": [t.taint for t in taints],
         },
         preview=[
-            f"{name} at {address} (SSH {ssh.host}:{ssh.port} as {ssh.user}) joins cluster "
-            f"{seen.cluster} as a worker at {version}",
-            f"Join token created on {source.name} for 1 hour; never shown, logged or audited",
+            f"{name} at {address} (SSH {ssh.host}:{ssh.port} as {ssh.user}){called} joins "
+            f"cluster {seen.cluster} as a worker at {version}",
+            "It registers already tainted: "
+            + (", ".join(t.taint for t in taints) if taints else "no taints asked"),
+            f"Join token created on {source.name} for 1 hour; never shown, logged or audited; "
+            "deleted once the node has joined",
         ],
         risk="medium",
         locks=[f"node/{name}"],

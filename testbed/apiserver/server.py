@@ -33,6 +33,7 @@ from testbed.apiserver.injected import injected_error, needs_storage, storage_un
 from testbed.apiserver.kubelets import Kubelets
 from testbed.apiserver.nodes import NodeSpec, build_node, default_nodes, heartbeat_all
 from testbed.apiserver.openapi import group_version_document, root_document
+from testbed.apiserver.registrations import Registrations
 from testbed.apiserver.scenarios import create_manifests, parse_scenario, settled
 from testbed.apiserver.store import ObjectStore, WatchEvent
 
@@ -107,6 +108,8 @@ class FakeApiServer:
             deleters={("v1", "pods"): self._delete_pod},
         )
         self.objects.on_write(self._track_unschedulable)
+        self.registrations = Registrations()
+        self.objects.on_write(self.registrations.track)
         self._seed(nodes if nodes is not None else default_nodes(version))
 
     @property
@@ -258,6 +261,7 @@ class FakeApiServer:
             "unschedulable_nodes": self._count_unschedulable(),
             "max_apiservers_down": self._max_apiservers_down,
             "apiservers_down": self._count_apiservers_down(),
+            "registered_untainted": self.registrations.registered_untainted,
         }
         for source in self._stats_sources:
             stats.update(source())

@@ -21,6 +21,7 @@ from typing import Any
 from testbed.fleet.account import Account
 from testbed.fleet.shims import pki
 from testbed.fleet.shims.packages import write_sources
+from testbed.fleet.shims.system import CONTAINERD_DEFAULT
 
 SHIM_COMMANDS = (
     "kubeadm",
@@ -38,6 +39,9 @@ SHIM_COMMANDS = (
     "sudo",
     "containerd",
     "mv",
+    "curl",
+    "gpg",
+    "hostname",
 )
 NODE_PATHS = (
     "/etc/kubernetes",
@@ -62,6 +66,12 @@ LEAF_CERTS = (
     *(("etcd-server", "etcd-ca"), ("front-proxy-client", "front-proxy-ca")),
     *(("scheduler.conf", "ca"), ("super-admin.conf", "ca")),
 )
+# A bare host's containerd config: the distribution's default plus one setting its operator
+# added (registry mirrors under certs.d, containerd's hosts.toml layout) that must survive.
+OPERATOR_SETTING = 'config_path = "/etc/containerd/certs.d"'
+BARE_CONTAINERD = CONTAINERD_DEFAULT.replace('config_path = ""', OPERATOR_SETTING)
+# The sandbox image kubeadm v1.31 expects (cmd/kubeadm/app/constants: PauseVersion).
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # The etcd image kubeadm v1.31 deploys (cmd/kubeadm/app/constants: SupportedEtcdVersion).
 ETCD_IMAGE = "registry.k8s.io/etcd:3.5.15-0"
@@ -145,7 +155,7 @@ def initial_state(*, role: str, kubelet_version: str | None) -> dict[str, Any]:
         "sysctl": {"net.bridge.bridge-nf-call-iptables": "1", "net.ipv4.ip_forward": "1"}
         if joined
         else {"net.ipv4.ip_forward": "0"},
-        "containerd": {"systemd_cgroup": joined},
+        "containerd": {"systemd_cgroup": joined, "sandbox_image": PAUSE_IMAGE if joined else None},
         "certs": {name: now + 300 * DAY for name, _ in LEAF_CERTS}
         if joined and role == "control-plane"
         else {},
@@ -211,6 +221,7 @@ def write_node_root(
     role: str,
     joined: bool,
     apiserver: dict[str, Any] | None,
+    bare: bool = False,
     version: str = "v1.31.2",
 ) -> None:
     """The node's own /etc and /var/lib pieces."""
@@ -218,6 +229,10 @@ def write_node_root(
         (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
     (root / "etc/kubernetes/pki/etcd").mkdir(parents=True, exist_ok=True)
     (root / "etc/kubernetes/manifests").mkdir(exist_ok=True)
+    if bare:
+        (root / "etc/containerd/config.toml").write_text(BARE_CONTAINERD)
+        for empty in ("etc/apt/sources.list.d", "etc/apt/keyrings", "var/lib/apt/lists"):
+            (root / empty).mkdir(parents=True, exist_ok=True)
     swap = "/swapfile none swap sw 0 0\n"
     (root / "etc/fstab").write_text("# /etc/fstab\n" + (f"# {swap}" if joined else swap))
     if apiserver is not None:
@@ -260,6 +275,12 @@ def prepare_node(
     """A node's state directory, ready for its sshd and shims."""
     state_dir.mkdir(parents=True, exist_ok=True)
     role = str(config["role"])
+    # A spare host of a world with an apiserver is a new machine (fleet-only tests keep
+    # their hosts shaped for kubeadm).
+    bare = kubelet_version is None and config["apiserver"] is not None
+    if bare:
+        # A new machine is named as its provider names it, not as kubegate will name its Node.
+        config["hostname"] = "ip-" + str(config["address"]).replace(".", "-")
     (state_dir / "config.json").write_text(json.dumps(config, indent=2))
     (state_dir / "state.json").write_text(
         json.dumps(initial_state(role=role, kubelet_version=kubelet_version), indent=2)
@@ -277,11 +298,13 @@ def prepare_node(
         node=state_dir.name,
         role=role,
         joined=kubelet_version is not None,
+        bare=bare,
         apiserver=config["apiserver"],
         version=kubelet_version or "v1.31.2",
     )
-    cluster_version = config.get("kubernetes_version") or "v1.31.2"
-    write_sources(str(state_dir / "root"), kubelet_version or cluster_version)
+    if not bare:  # a bare host has no Kubernetes package source yet
+        cluster_version = config.get("kubernetes_version") or "v1.31.2"
+        write_sources(str(state_dir / "root"), kubelet_version or cluster_version)
     if config["apiserver"] is not None:
         config["apiserver"]["ca"] = str(state_dir / "root/etc/kubernetes/pki/ca.crt")
         (state_dir / "config.json").write_text(json.dumps(config, indent=2))

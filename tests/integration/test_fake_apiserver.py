@@ -288,6 +288,7 @@ async def test_stats_remember_the_most_nodes_cordoned_at_once(cluster: Cluster) 
         "unschedulable_nodes": 1,
         "max_apiservers_down": 0,
         "apiservers_down": 0,
+        "registered_untainted": 0,
     }
 
 

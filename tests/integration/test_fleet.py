@@ -182,19 +182,46 @@ async def test_provisioned_node_joins_with_a_fresh_token(world: World) -> None:
     fleet = world.fleet
     join = await openssh(fleet, "cp-1", "sudo kubeadm token create --print-join-command --ttl 1h")
     assert join.code == 0 and join.stdout.startswith("kubeadm join "), join.stderr
-    refused = await openssh(
-        fleet, "worker-9", "sudo apt-get install -y kubelet=1.31.2-* && sudo " + join.stdout
+    # A bare host has no Kubernetes package source: apt cannot find the packages.
+    missing = await openssh(fleet, "worker-9", "sudo apt-get install -y kubelet=1.31.2-*")
+    assert missing.code == 100 and "Unable to locate package kubelet" in missing.stderr
+    source = (
+        "curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.31/deb/Release.key | "
+        "sudo gpg --batch --yes --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg && "
+        "echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
+        "https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /' | "
+        "sudo tee /etc/apt/sources.list.d/kubernetes.list && sudo apt-get update && "
+        "sudo apt-get install -y kubelet=1.31.2-* kubeadm=1.31.2-*"
     )
+    installed = await openssh(fleet, "worker-9", source)
+    assert installed.code == 0, installed.stderr
+    refused = await openssh(fleet, "worker-9", "sudo " + join.stdout)
     assert refused.code == 1 and "[ERROR Swap]" in refused.stderr
     prepare = (
         "sudo swapoff -a && sudo modprobe overlay && sudo modprobe br_netfilter && "
         "sudo sysctl -w net.bridge.bridge-nf-call-iptables=1 net.ipv4.ip_forward=1 && "
-        "sudo systemctl enable --now kubelet && sudo "
+        "sudo systemctl enable --now kubelet && "
     )
-    joined = await openssh(fleet, "worker-9", prepare + join.stdout)
+    cgroupfs = await openssh(fleet, "worker-9", prepare + "sudo " + join.stdout)
+    assert cgroupfs.code == 1 and 'container runtime cgroup driver: "cgroupfs"' in cgroupfs.stderr
+    systemd = (
+        "sudo sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' "
+        "/etc/containerd/config.toml && sudo systemctl restart containerd && sudo "
+    )
+    joined = await openssh(
+        fleet, "worker-9", systemd + join.stdout.strip() + " --node-name worker-9"
+    )
     assert joined.code == 0, joined.stderr
     assert "This node has joined the cluster" in joined.stdout
     assert kubelet_version(world.apiserver, "worker-9") == "v1.31.2"
+    token = join.stdout.split()[4]
+    again = await openssh(fleet, "cp-1", "sudo kubeadm token list")
+    assert again.code == 0 and token in again.stdout
+    token_id = token.split(".")[0]
+    deleted = await openssh(fleet, "cp-1", f"sudo kubeadm token delete {token_id}")
+    assert deleted.code == 0 and f'bootstrap token "{token_id}" deleted' in deleted.stdout
+    listed = await openssh(fleet, "cp-1", "sudo kubeadm token list")
+    assert token_id not in listed.stdout
 
 
 async def test_upgrade_apply_moves_the_apiserver_version(world: World) -> None:

@@ -23,7 +23,7 @@ from playbooks.join import JoinCluster
 from playbooks.packages import UpgradeKubeadm
 from playbooks.plan import Plan
 from playbooks.provision_plan import ProvisionSnapshot, decide_provision
-from playbooks.provision_steps import LabelAndTaint
+from playbooks.provision_steps import NodeReady
 from playbooks.rotate_certs import RotationSnapshot, decide_rotation
 from playbooks.upgrade_cluster import UpgradeWorkers
 from playbooks.upgrade_cluster_plan import ClusterUpgradeSnapshot, decide_cluster_upgrade
@@ -97,8 +97,10 @@ def test_a_provision_plan_reaches_the_new_host_by_its_address_and_keeps_the_appr
     None
 ):
     steps = {step.name: step for step in map(build_step, plans()["provision"].steps)}
-    swap, join, labels = steps["swap-off"], steps["join"], steps["labels-taints"]
+    swap, join, ready = steps["swap-off"], steps["join"], steps["node-ready"]
     assert isinstance(swap, SwapOff) and swap.host.address == "10.0.0.9"
-    assert isinstance(join, JoinCluster) and join.control_plane == "cp-1"
-    assert isinstance(labels, LabelAndTaint) and labels.params.labels == {"pool": "batch"}
-    assert [(t.key, t.effect) for t in labels.params.taints] == [("gpu", "NoSchedule")]
+    assert isinstance(join, JoinCluster) and join.params.control_plane == "cp-1"
+    assert join.params.labels == {"pool": "batch"}
+    assert [(t.key, t.effect) for t in join.params.taints] == [("gpu", "NoSchedule")]
+    assert isinstance(ready, NodeReady)
+    assert [(t.key, t.effect) for t in ready.params.taints] == [("gpu", "NoSchedule")]

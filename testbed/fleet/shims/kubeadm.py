@@ -48,10 +48,10 @@ def run(node: Node, _command: str, args: list[str]) -> int:
         if words[:2] == ["upgrade", "plan"]:
             print("[upgrade/versions] Cluster version:", cluster_version(node))
             return 0
-        if words[:2] == ["token", "create"]:
-            from testbed.fleet.shims.join import token_create
+        if words[:1] == ["token"]:
+            from testbed.fleet.shims.tokens import token
 
-            return token_create(node, args)
+            return token(node, words, args)
         if words[:1] == ["join"]:
             from testbed.fleet.shims.join import join
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
 
 from testbed.fleet.shims.nodestate import SIMULATED_ROOT, Node, fail, version_of
@@ -12,12 +13,47 @@ from testbed.fleet.shims.nodestate import SIMULATED_ROOT, Node, fail, version_of
 KUBECTL = "/usr/bin/kubectl"
 REAL_SUDO = "/usr/bin/sudo"
 READ_ONLY_VERBS = ("is-active", "is-enabled", "status", "show", "cat", "list-units")
-CONTAINERD_DEFAULT = """version = 2
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-    SystemdCgroup = false
+# `containerd config default` of containerd 1.7, reduced to the parts kubeadm hosts care about:
+# the CRI plugin's sandbox image (containerd's own pause default, not kubeadm's) and runc's
+# cgroup driver (cgroupfs unless told; kubeadm's kubelet wants systemd).
+CONTAINERD_DEFAULT = """disabled_plugins = []
+imports = []
+oom_score = 0
+root = "/var/lib/containerd"
+state = "/run/containerd"
+version = 2
+
+[plugins]
+
+  [plugins."io.containerd.grpc.v1.cri"]
+    enable_selinux = false
+    max_container_log_line_size = 16384
+    sandbox_image = "registry.k8s.io/pause:3.8"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "runc"
+      snapshotter = "overlayfs"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+          runtime_type = "io.containerd.runc.v2"
+
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+            BinaryName = ""
+            SystemdCgroup = false
+
+    [plugins."io.containerd.grpc.v1.cri".registry]
+      config_path = ""
 """
+PKGS_KEY = (
+    "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n(pkgs.k8s.io signing key 234654DA9A296436)\n"
+    "-----END PGP PUBLIC KEY BLOCK-----\n"
+)
+# pkgs.k8s.io's signing keys, as the kubeadm install guide fetches them (one per repository).
+KEY_URL = re.compile(
+    r"^https://pkgs\.k8s\.io/core:/stable:/v1\.\d+/(deb/Release\.key|rpm/repodata/repomd\.xml\.key)$"
+)
 
 
 def run(node: Node, command: str, args: list[str]) -> int:
@@ -30,6 +66,9 @@ def run(node: Node, command: str, args: list[str]) -> int:
         "kubectl": kubectl,
         "containerd": containerd,
         "sudo": sudo,
+        "curl": curl,
+        "gpg": gpg,
+        "hostname": hostname,
     }
     return handlers[command](node, args)
 
@@ -57,8 +96,13 @@ def systemctl(node: Node, args: list[str]) -> int:
     if verb in ("restart", "start") and "containerd" in units:
         config = node.host_path("/etc/containerd/config.toml")
         text = _read(config) if os.path.exists(config) else ""
+        sandbox = re.search(r'^\s*sandbox_image\s*=\s*"([^"]*)"', text, re.MULTILINE)
         with node.state() as state:
-            state["containerd"] = {"systemd_cgroup": "SystemdCgroup = true" in text}
+            state["containerd"] = {
+                "systemd_cgroup": re.search(r"^\s*SystemdCgroup\s*=\s*true", text, re.MULTILINE)
+                is not None,
+                "sandbox_image": sandbox[1] if sandbox else "registry.k8s.io/pause:3.8",
+            }
         return 0
     if verb == "enable" and "--now" in args and "kubelet" in units:
         return _start_kubelet(node)
@@ -84,9 +128,10 @@ def _start_kubelet(node: Node) -> int:
             )
         state["kubelet"] = {"active": True, "version": installed}
         joined = state["joined"]
-    if joined and not node.control("/kubelet-started", {"node": node.name, "version": installed}):
+        name = state.get("node_name") or node.name  # the name it joined under
+    if joined and not node.control("/kubelet-started", {"node": name, "version": installed}):
         info = {"kubeletVersion": installed, "kubeProxyVersion": installed}
-        node.api("PATCH", f"/api/v1/nodes/{node.name}/status", {"status": {"nodeInfo": info}}, True)
+        node.api("PATCH", f"/api/v1/nodes/{name}/status", {"status": {"nodeInfo": info}}, True)
     return 0
 
 
@@ -200,3 +245,50 @@ def sudo(node: Node, args: list[str]) -> int:
         os.execvp(command[0], command)
     except FileNotFoundError:
         return fail(f"sudo: {command[0]}: command not found")
+
+
+def curl(_node: Node, args: list[str]) -> int:
+    """The testbed has no internet: only pkgs.k8s.io's signing keys answer."""
+    urls = [a for a in args if a.startswith(("http://", "https://"))]
+    if not urls:
+        return fail("curl: no URL specified!", 2)
+    if not KEY_URL.match(urls[0]):
+        host = urls[0].split("/")[2]
+        return fail(f"curl: (6) Could not resolve host: {host}", 6)
+    sys.stdout.write(PKGS_KEY)
+    return 0
+
+
+def gpg(node: Node, args: list[str]) -> int:
+    """`gpg --dearmor -o FILE`: stdin's armored key to a binary keyring; gpg asks before
+    overwriting (and fails without a terminal) unless --batch --yes."""
+    if "--dearmor" not in args:
+        return fail("gpg: only --dearmor is available on this host", 2)
+    output = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-o", "--output")), None)
+    armored = sys.stdin.read()
+    if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
+        return fail("gpg: no valid OpenPGP data found.", 2)
+    if output is None:
+        sys.stdout.write(armored)
+        return 0
+    path = node.host_path(output)
+    if os.path.exists(path) and not ("--yes" in args and "--batch" in args):
+        return fail(
+            f"File '{output}' exists. Overwrite? (y/N) gpg: Sorry, no terminal at all "
+            "requested - can't get input",
+            2,
+        )
+    if not node.privileged() and not os.access(os.path.dirname(path), os.W_OK):
+        return fail(f"gpg: can't create '{output}': Permission denied", 2)
+    with open(path, "w") as file:
+        file.write(armored.replace("PGP PUBLIC KEY BLOCK", "keyring (dearmored)"))
+    return 0
+
+
+def hostname(node: Node, args: list[str]) -> int:
+    """The host's own name: a new machine's is its provider's (ip-10-0-0-9), not the Node name
+    it will register under."""
+    if [a for a in args if not a.startswith("-")]:
+        return fail("hostname: you must be root to change the host name")
+    print(node.config.get("hostname") or node.name)
+    return 0
