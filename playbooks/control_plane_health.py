@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from playbooks.errors import OperationError
+from playbooks.etcd_tools import etcd_tools
 from playbooks.inventory import EtcdSettings
 from playbooks.remote import Remote, RemoteCommand
 from playbooks.ssh import CommandResult
@@ -22,30 +23,10 @@ from playbooks.ssh import CommandResult
 CLUSTER_CA = "/etc/kubernetes/pki/ca.crt"
 POLL_INTERVAL_S = 0.5
 READYZ_TIMEOUT_S = 3.0
-# kubeadm runs etcd as a static pod and a host usually has no etcdctl: then it runs in the etcd
-# container (`crictl exec`), where kubeadm mounts /etc/kubernetes/pki/etcd at the same path.
-_ETCD_HEALTH = (
-    'if command -v etcdctl >/dev/null 2>&1; then set -- etcdctl "$@"; '
-    "else id=$(crictl ps --name etcd -q | head -n 1); "
-    '[ -n "$id" ] || { echo "no etcdctl on the PATH and no running etcd container" >&2; exit 127; }; '
-    'set -- crictl exec "$id" etcdctl "$@"; fi; '
-    'exec "$@" --command-timeout=5s endpoint health --cluster'
-)
 
 
 class ControlPlaneUnhealthy(OperationError):
     """A control plane did not come back whole in time; the message names what is missing."""
-
-
-def etcd_health_command(etcd: EtcdSettings) -> RemoteCommand:
-    return RemoteCommand.script(
-        "etcdctl endpoint health --cluster",
-        _ETCD_HEALTH,
-        f"--endpoints={etcd.endpoint}",
-        f"--cacert={etcd.ca}",
-        f"--cert={etcd.cert}",
-        f"--key={etcd.key}",
-    )
 
 
 def etcd_problem(result: CommandResult) -> str | None:
@@ -60,7 +41,14 @@ def etcd_problem(result: CommandResult) -> str | None:
 
 
 async def check_etcd(remote: Remote, etcd: EtcdSettings) -> str | None:
-    return etcd_problem(await remote.run(etcd_health_command(etcd)))
+    """`etcdctl endpoint health --cluster` as this node runs it: in its etcd container (kubeadm
+    runs etcd as a static pod; the host usually has no etcdctl) or the configured binary."""
+    try:
+        tools = await etcd_tools(remote.ssh, remote.target, etcd)
+    except OperationError as error:
+        return f"etcd health could not be checked: {error.message}"
+    health = tools.etcdctl("--command-timeout=5s", "endpoint", "health", "--cluster")
+    return etcd_problem(await remote.ssh.run(remote.target, health, timeout=remote.timeout))
 
 
 async def apiserver_ready(url: str, ca_pem: str) -> bool:
