@@ -52,7 +52,8 @@ async def test_a_failed_upgrade_keeps_its_control_plane_locked_and_uncordon_is_r
     assert await unschedulable(testbed, "cp-1") == "true"  # drained, then the apply failed
 
     await testbed.slack.user("U0BOB").slash("/kube uncordon cp-1", channel=CHANNEL)
-    await wait_ephemeral(testbed, "U0BOB", "locked by job #1")
+    refused = await wait_ephemeral(testbed, "U0BOB", "Job #1")
+    assert "lock" in refused.shown  # the node lock or the control-plane lock, named with its job
     assert await unschedulable(testbed, "cp-1") == "true"
 
 
