@@ -140,6 +140,11 @@ class ChainRecords:
         """A read transaction: every query inside sees the same moment (WAL keeps writers going)."""
         with self._lock:
             conn = self.db.conn
+            if conn.in_transaction:
+                # A write on this connection is still open (sqlite-utils opens its own
+                # implicitly): reading inside it already sees one moment.
+                yield conn
+                return
             conn.execute("BEGIN")
             try:
                 yield conn
