@@ -77,6 +77,7 @@ def command_line(argv: Sequence[str], *, sudo: bool = False) -> str:
 # later than RENEW_MARGIN_S before it ends): a login always presents one that is valid.
 RENEW_AT_SHARE_LEFT = 0.25
 RENEW_MARGIN_S = 5.0
+STOP_GRACE_S = 3.0  # how long a TERMed remote command gets before it is KILLed
 
 
 @dataclass
@@ -176,16 +177,14 @@ class SshExecutor:
                     )
                     completed = await process.wait()
             except TimeoutError as error:
-                process.kill()
+                await _stop(process)
                 raise SshError(
                     f"`{command}` on {target.where} did not finish within {timeout:.0f} s; it was stopped",
                     node=target.node,
                 ) from error
             except asyncio.CancelledError:
                 # A cancelled job must not leave the command running: signal it, then hang up.
-                with contextlib.suppress(OSError, asyncssh.Error):
-                    process.kill()
-                process.close()
+                await _stop(process)
                 raise
             except (OSError, asyncssh.Error) as error:
                 self._forget(target)
@@ -342,3 +341,16 @@ async def _collect(stream: Any, on_output: OutputSink | None) -> str:
         if on_output is not None:
             await on_output(line)
     return "".join(chunks)
+
+
+async def _stop(process: asyncssh.SSHClientProcess[str]) -> None:
+    """End a remote command: TERM first, which sudo relays to the command it runs (a KILL would
+    end sudo alone and leave its command running under sudo's monitor, as `use_pty` makes it);
+    KILL only if it is still there after a grace period. Then hang up."""
+    with contextlib.suppress(OSError, asyncssh.Error):
+        process.send_signal("TERM")
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), STOP_GRACE_S)
+        except TimeoutError:
+            process.kill()
+    process.close()
