@@ -20,6 +20,7 @@ from typing import Any
 
 from testbed.fleet.account import Account
 from testbed.fleet.shims import pki
+from testbed.fleet.shims.nodestate import NODE_PATHS as NODE_PATHS  # the layout mounts them
 from testbed.fleet.shims.packages import write_sources
 from testbed.fleet.shims.system import CONTAINERD_DEFAULT
 
@@ -42,20 +43,6 @@ SHIM_COMMANDS = (
     "curl",
     "gpg",
     "hostname",
-)
-NODE_PATHS = (
-    "/etc/kubernetes",
-    "/var/lib/kubegate",
-    "/var/lib/etcd",
-    "/etc/containerd",
-    "/etc/sysctl.d",
-    "/etc/modules-load.d",
-    "/etc/apt",
-    "/var/lib/apt",
-    "/etc/yum.repos.d",
-    "/var/cache/dnf",
-    "/var/lib/kubelet",
-    "/etc/fstab",
 )
 SHIM_SOURCES = Path(__file__).parent / "shims"
 DAY = 86400.0

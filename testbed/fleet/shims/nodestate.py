@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-# Paths that are the node's own: <state>/root/<path>. Same list as testbed.fleet.layout.
+# Paths that are the node's own: <state>/root/<path> (the layout bind-mounts these).
 NODE_PATHS = (
     "/etc/kubernetes",
     "/var/lib/kubegate",
