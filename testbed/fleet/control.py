@@ -66,6 +66,9 @@ class ControlEndpoint:
         version = body.get("version") if isinstance(body, dict) else None
         if not isinstance(version, str) or not VERSION.match(version):
             return web.json_response({"error": "version must look like v1.31.3"}, status=400)
-        if self._apiserver is not None:
+        # Several control planes: each API server moves only when the kubelet model restarts
+        # it from its new manifest (testbed/controlplanes.py); setting the first one's version
+        # here would make a still-running old server answer the new version.
+        if self._apiserver is not None and len(self._apiserver.endpoints) == 1:
             self._apiserver.version = version
         return web.json_response({"version": version})

@@ -3,6 +3,8 @@ the first control plane, `upgrade node` on each of the others (kubeadm's upgrade
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from testbed.fleet.sshd import can_use_mount_namespaces
@@ -35,6 +37,16 @@ async def serves(testbed: Testbed, node: str, version: str) -> None:
         return await version_at(testbed, url) == version
 
     await eventually(at_version, f"{node}'s API server to serve {version}")
+
+    # kubeadm itself waits for the kubelet to restart the component and for it to be healthy
+    # before it returns (phases/upgrade/staticpods.go); the shim returns once the manifest is
+    # written, so the test waits here as kubeadm would before the next control plane.
+    async def all_serving() -> bool:
+        return testbed.apiserver.stats()["apiservers_down"] == 0 and await at_version()
+
+    for _ in range(3):  # stable across a few looks, not one lucky poll
+        await eventually(all_serving, "every API server serving again")
+        await asyncio.sleep(0.2)
 
 
 async def test_apply_moves_the_first_api_server_and_upgrade_node_each_other(
