@@ -27,10 +27,12 @@ DNF_REPO = "/etc/yum.repos.d/kubernetes.repo"
 NEW_KUBEADM = "sudo -n -- apt-get install -y --allow-change-held-packages kubeadm=1.32.0-*"
 TO_V132 = f"sudo -n -- sed -i s/v1.31/v1.32/ {APT_SOURCE}"
 
-# Without mount namespaces a node's /etc is the machine's own: nothing here may touch it.
-pytestmark = pytest.mark.skipif(
-    not can_use_mount_namespaces(), reason="the nodes' own filesystems need mount namespaces"
-)
+
+@pytest.fixture(autouse=True)
+def _mount_namespaces() -> None:
+    # Without them a node's /etc would be the machine's own: nothing here may touch it.
+    # scripts/test-deps makes sure the machine has them.
+    assert can_use_mount_namespaces(), "these tests need root with mount namespaces"
 
 
 @dataclass

@@ -19,9 +19,11 @@ NEW_KUBEADM = (
     "sudo -n -- apt-get install -y --allow-change-held-packages kubeadm=1.32.0-*"
 )
 
-pytestmark = pytest.mark.skipif(
-    not can_use_mount_namespaces(), reason="the nodes' own filesystems need mount namespaces"
-)
+
+@pytest.fixture(autouse=True)
+def _mount_namespaces() -> None:
+    # The nodes' own filesystems and real sudo need them; scripts/test-deps checks for them.
+    assert can_use_mount_namespaces(), "these tests need root with mount namespaces"
 
 
 async def ok(testbed: Testbed, node: str, command: str) -> str:

@@ -48,8 +48,7 @@ def as_unprivileged_user(command: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return command
     setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv(1) to become an unprivileged user")
+    assert setpriv is not None, "setpriv (util-linux) is needed; scripts/test-deps checks it"
     return [setpriv, "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", *command]
 
 
@@ -92,8 +91,7 @@ def test_the_check_passes_quietly_where_everything_is_installed() -> None:
         text=True,
         timeout=30,
     )
-    if result.returncode != 0:
-        pytest.skip(f"this machine lacks some of the tests' programs:\n{result.stderr}")
+    assert result.returncode == 0, result.stderr
     assert result.stderr == ""
 
 
@@ -111,6 +109,7 @@ for package in "$@"; do
     openssh-client) programs="ssh ssh-keygen" ;;
     etcd-server) programs=etcd ;;
     etcd-client) programs=etcdctl ;;
+    util-linux) programs="unshare setpriv" ;;
     *) programs="$package" ;;
   esac
   for program in $programs; do
@@ -123,8 +122,7 @@ done
 def test_as_root_the_test_command_installs_the_missing_packages_on_a_fresh_machine(
     bare_machine: tuple[Path, str],
 ) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("installing is what scripts/test does as root")
+    assert os.geteuid() == 0, "the tests run as root (scripts/test-deps says so otherwise)"
     checkout, bare_path = bare_machine
     bin_dir = Path(bare_path)
     (bin_dir / "apt-get").write_text(FAKE_APT_GET)
