@@ -22,8 +22,9 @@ from bot.chat import (
     Chat,
 )
 from bot.engine import Engine, RootRefresher
+from bot.gates import started
 from bot.job_buttons import JobButtonValue, JobNonces, misplaced_click
-from bot.jobcontrol import HALTED, has_run, relock, responsible
+from bot.jobcontrol import HALTED, responsible, retry_refusal
 from bot.render import interrupted_card
 from bot.silence_flow import SILENCE_BUTTONS, SilenceClicks
 from bot.starter import JobStarter
@@ -162,7 +163,7 @@ class Clicks:
         if outcome is Tally.APPROVED:
             await self._starter.approve_now(job.id, actor=user)
             return None
-        if outcome is Tally.REJECTED and has_run(self._store, job.id):
+        if outcome is Tally.REJECTED and started(self._store.steps(job.id)):
             # A job sent back for fresh approval after some steps ran: a reject undoes them.
             self._audit.record_job("rejection", job, actor=user)
             await self._engine.abort(job.id, actor=user, from_states=[JobState.PENDING_APPROVAL])
@@ -218,7 +219,7 @@ class Clicks:
         if action_id == ABORT:
             done = await self._engine.abort(job.id, actor=user, from_states=HALTED)
         else:
-            refusal = self._engine.retry_refusal(job.id) or relock(self._store, job)
+            refusal = retry_refusal(self._engine, self._store, job)
             if refusal:
                 return refusal
             done = await self._engine.resume(job.id, actor=user, from_states=HALTED)

@@ -10,6 +10,7 @@ from bot.access import Access
 from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.engine import Engine, RootRefresher
+from bot.gates import started
 from bot.store import END_STATES, Job, JobState, Store, utcnow
 from bot.work import Asker, Spawner
 from commands import CancelCommand, RetryCommand
@@ -25,11 +26,18 @@ async def responsible(access: Access, job: Job, *, user: str, verb: str) -> bool
 
 
 def relock(store: Store, job: Job) -> str | None:
-    """A halted job released its locks; take them again before it runs, or say who holds them."""
+    """A halted job keeps its locks; take them again all the same before it runs (a job halted
+    by a kubegate before that rule released them), or say who holds them now."""
     held = store.acquire_locks(job.id, job.cluster, job.plan.get("locks", []))
     if held is not None:
         return f"Job #{held} now holds a lock job #{job.id} needs; wait for it to end."
     return None
+
+
+def retry_refusal(engine: Engine, store: Store, job: Job) -> str | None:
+    """Why a retry of a halted job cannot start now (a freeze, a lock someone else took), in
+    the words of the person retrying; None when it may."""
+    return engine.retry_refusal(job.id) or relock(store, job)
 
 
 class JobControl:
@@ -93,7 +101,7 @@ class JobControl:
     async def cancel(self, job: Job, *, user: str) -> str:
         if job.state in END_STATES:
             return f"Job #{job.id} already ended ({job.state.value}); nothing to cancel."
-        if job.state in WAITING and has_run(self._store, job.id):
+        if job.state in WAITING and started(self._store.steps(job.id)):
             # Sent back for a fresh approval after some steps ran: cancelling undoes them.
             asker = Asker(user, job.channel, f"cancel {job.id}", f"aborting job #{job.id}", job.id)
             self._spawner.spawn(self._engine_abort(job.id, user, WAITING), asker=asker)
@@ -123,7 +131,7 @@ class JobControl:
                 f"Only a failed or interrupted job can be retried; job #{job.id} is "
                 f"{job.state.value}."
             )
-        refusal = self._engine.retry_refusal(job.id) or relock(self._store, job)
+        refusal = retry_refusal(self._engine, self._store, job)
         if refusal:
             return refusal
         asker = Asker(user, job.channel, f"retry {job.id}", f"retrying job #{job.id}", job.id)
@@ -137,8 +145,3 @@ class JobControl:
         self, job_id: int, user: str, from_states: list[JobState] = HALTED
     ) -> None:
         await self._engine.abort(job_id, actor=user, from_states=from_states)
-
-
-def has_run(store: Store, job_id: int) -> bool:
-    """Whether any step of the job started: its undo then matters, whatever its state now."""
-    return any(step.state != "pending" for step in store.steps(job_id))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from approvals import Windows, run_time
 from bot.audit import AuditLog
 from bot.engine import Engine, RootRefresher
+from bot.gates import started
 from bot.schedule import JobScheduler
 from bot.store import JobState, Store, utcnow
 from bot.timing import ChangeCalendar
@@ -36,7 +37,7 @@ class JobStarter:
         job = self._store.job(job_id)
         # A job approved again after some of its steps ran (drift, a closed window) continues
         # now: its `--at` or maintenance slot was for its first start.
-        resumed = any(step.state != "pending" for step in self._store.steps(job_id))
+        resumed = started(self._store.steps(job_id))
         when = run_time(
             now=now,
             at=None if resumed else getattr(job.command, "at", None),
