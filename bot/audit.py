@@ -90,7 +90,11 @@ class AuditLog:
             where.append("time >= ?")
             params.append(iso(filters["since"]))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = list(self._store.db.query(f"SELECT * FROM audit {clause} ORDER BY id", params))  # noqa: S608
+        # Under the store's lock, as every read of the shared connection: the anchoring thread
+        # reads the chain head on it too.
+        with self._store.snapshot():
+            query = f"SELECT * FROM audit {clause} ORDER BY id"  # noqa: S608
+            rows = list(self._store.db.query(query, params))
         for row in rows:
             yield {**row, "details": json.loads(row["details"])}
 
