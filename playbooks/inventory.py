@@ -147,7 +147,8 @@ class Inventory(BaseModel):
 
     def target_for_address(self, name: str, address: str) -> SshTarget:
         """Where to SSH for a host that is not a Node yet: the address asked for, with the
-        port and user the inventory gives that name (or the defaults)."""
+        port and user the inventory gives that name (or the defaults). It is not that Node
+        yet, so it need not prove it is."""
         access = self.nodes.get(name, NodeAccess())
         return SshTarget(
             node=name,
@@ -155,6 +156,7 @@ class Inventory(BaseModel):
             port=access.port or self.ssh.port,
             user=access.user or self.ssh.user,
             sudo=self.ssh.sudo,
+            check_identity=False,
         )
 
     def control_plane_order(self, nodes: list[NodeView]) -> list[NodeView]:

@@ -20,6 +20,8 @@ import asyncssh
 
 from playbooks.errors import OperationError
 from playbooks.private_files import create_private
+from playbooks.ssh_credentials import Credentials as Credentials
+from playbooks.ssh_identity import IDENTITY_PROBE, HostIdentity, host_identity, wrong_host
 
 OutputSink = Callable[[str], Awaitable[None]]
 REFUSED_KEY = " (permission denied)"
@@ -37,6 +39,11 @@ class HostKeyError(SshError):
     """The node presented a host key that is not pinned: nothing was run there."""
 
 
+class WrongHostError(SshError):
+    """The host at the node's address is another Node (or says nothing of who it is): nothing
+    but the identity probe ran there."""
+
+
 @dataclass(frozen=True)
 class SshTarget:
     node: str
@@ -44,6 +51,9 @@ class SshTarget:
     port: int = 22
     user: str = "root"
     sudo: bool = False
+    # Whether the host must prove it is the Node `node` before anything runs there; False only
+    # for a host that is not a Node yet (being provisioned: `node` is what it will register as).
+    check_identity: bool = True
 
     @property
     def where(self) -> str:
@@ -73,51 +83,7 @@ def command_line(argv: Sequence[str], *, sudo: bool = False) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
-# A certificate is renewed once less than this share of its lifetime is left (and never
-# later than RENEW_MARGIN_S before it ends): a login always presents one that is valid.
-RENEW_AT_SHARE_LEFT = 0.25
-RENEW_MARGIN_S = 5.0
 STOP_GRACE_S = 3.0  # how long a TERMed remote command gets before it is KILLed
-
-
-@dataclass
-class Credentials:
-    """How kubegate logs in: a private key, optionally with a (Vault-signed) certificate that
-    `renew` replaces before it expires, so a job longer than its TTL keeps logging in."""
-
-    private_key: asyncssh.SSHKey
-    certificate: asyncssh.SSHCertificate | None = None
-    renew: Callable[[], Awaitable[asyncssh.SSHCertificate]] | None = None
-    renewals: int = 0
-    _renewing: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def client_keys(self) -> list[Any]:
-        return [(self.private_key, self.certificate) if self.certificate else self.private_key]
-
-    def expiring(self, now: float) -> bool:
-        certificate = self.certificate
-        if certificate is None or self.renew is None:
-            return False
-        after, before = validity(certificate)
-        left = before - now
-        return left < max(RENEW_MARGIN_S, RENEW_AT_SHARE_LEFT * (before - after))
-
-    async def fresh(self, *, force: bool = False) -> None:
-        """Renew the certificate if it is expiring (or `force`: the server refused it)."""
-        if self.renew is None or self.certificate is None:
-            return
-        async with self._renewing:
-            if force or self.expiring(time.time()):
-                self.certificate = await self.renew()
-                self.renewals += 1
-
-
-def validity(certificate: asyncssh.SSHCertificate) -> tuple[float, float]:
-    """(valid after, valid before) in epoch seconds. asyncssh keeps an OpenSSH certificate's
-    window only in these attributes; without them, treat it as valid for ever (never renew)."""
-    after = getattr(certificate, "_valid_after", 0)
-    before = getattr(certificate, "_valid_before", 2**64 - 1)
-    return float(after), float(before)
 
 
 class _PinningClient(asyncssh.SSHClient):
@@ -143,6 +109,8 @@ class SshExecutor:
         default_factory=dict
     )
     _connecting: dict[tuple[str, int, str], asyncio.Lock] = field(default_factory=dict)
+    # Who each kept connection's host is, asked once per connection (a new one asks again).
+    _identities: dict[tuple[str, int, str], HostIdentity] = field(default_factory=dict)
     _limit: asyncio.Semaphore | None = None
     _pinned: asyncssh.SSHKnownHosts | None = None
 
@@ -250,9 +218,12 @@ class SshExecutor:
             with contextlib.suppress(Exception):
                 await connection.wait_closed()
         self._connections.clear()
+        self._identities.clear()
 
     def _forget(self, target: SshTarget) -> None:
-        connection = self._connections.pop((target.host, target.port, target.user), None)
+        key = (target.host, target.port, target.user)
+        self._identities.pop(key, None)
+        connection = self._connections.pop(key, None)
         if connection is not None:
             connection.close()
 
@@ -261,10 +232,52 @@ class SshExecutor:
         lock = self._connecting.setdefault(key, asyncio.Lock())
         async with lock:
             connection = self._connections.get(key)
-            if connection is not None and not connection.is_closed():
-                return connection
-            self._connections[key] = await self._connect(target)
-            return self._connections[key]
+            if connection is None or connection.is_closed():
+                self._identities.pop(key, None)
+                connection = self._connections[key] = await self._connect(target)
+            if target.check_identity:
+                await self._check_identity(connection, target)
+            return connection
+
+    async def _check_identity(
+        self, connection: asyncssh.SSHClientConnection, target: SshTarget
+    ) -> None:
+        """Refuse a host that is not the Node `target.node`: before any command of a step runs
+        there, never on the strength of an address alone."""
+        key = (target.host, target.port, target.user)
+        identity = self._identities.get(key)
+        if identity is None:
+            identity = self._identities[key] = await self._ask_identity(connection, target)
+        if identity.name != target.node.lower():
+            raise WrongHostError(wrong_host(target.node, target.host, identity), node=target.node)
+
+    async def _ask_identity(
+        self, connection: asyncssh.SSHClientConnection, target: SshTarget
+    ) -> HostIdentity:
+        command = command_line(IDENTITY_PROBE, sudo=target.sudo)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                answer = await connection.run(command, stdin=asyncssh.DEVNULL)
+        except TimeoutError as error:
+            raise SshError(
+                f"{target.where} did not say which Node it is within "
+                f"{self.connect_timeout:.0f} s; nothing was run there",
+                node=target.node,
+            ) from error
+        except (OSError, asyncssh.Error) as error:
+            raise SshError(
+                f"cannot ask {target.where} which Node it is: {error}", node=target.node
+            ) from error
+        identity = host_identity(str(answer.stdout or ""))
+        if answer.exit_status != 0 or identity is None:
+            said = str(answer.stderr or "").strip()[-200:]
+            raise WrongHostError(
+                f"refusing to run on {target.host}: it did not say which Node it is (exit "
+                f"{answer.exit_status}{': ' + said if said else ''}), so kubegate cannot tell it "
+                f"is {target.node}. Nothing was run there.",
+                node=target.node,
+            )
+        return identity
 
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         await self.credentials.fresh()

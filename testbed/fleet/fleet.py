@@ -268,6 +268,7 @@ class Fleet:
             user=self.user,
             environment=environment,
             mounts=mounts,
+            hostname=sshd.node_hostname(node.state_dir),
         )
         await self._spawn(node, config)
 

@@ -22,7 +22,7 @@ from testbed.fleet.account import Account
 from testbed.fleet.shims import pki
 from testbed.fleet.shims.nodestate import NODE_PATHS as NODE_PATHS  # the layout mounts them
 from testbed.fleet.shims.packages import write_sources
-from testbed.fleet.shims.system import CONTAINERD_DEFAULT
+from testbed.fleet.shims.system import CONTAINERD_DEFAULT, KUBEADM_FLAGS, write_kubeadm_flags
 
 SHIM_COMMANDS = (
     "kubeadm",
@@ -232,6 +232,8 @@ def write_node_root(
                 (root / "etc/kubernetes" / name).write_text(kubeconfig)
             authority = str(Path(apiserver["ca"]).with_suffix(""))
             pki.write_kubelet_client(str(root), node, authority)
+            # The host is named as its Node, so kubeadm wrote no --hostname-override.
+            write_kubeadm_flags(str(root / KUBEADM_FLAGS.lstrip("/")), node, node)
             if role == "control-plane":
                 shared = str(Path(apiserver["ca"]).parent / "cluster-pki")
                 pki.write_authorities(shared, ca=authority)

@@ -1,5 +1,6 @@
-"""One real OpenSSH sshd per node: its config, its start (in a private mount namespace when we
-can, so the node's /etc/kubernetes and /var/lib/kubegate are its own), readiness and killing.
+"""One real OpenSSH sshd per node: its config, its start (in private mount and UTS namespaces
+when we can, so the node's /etc/kubernetes and /var/lib/kubegate and its host name are its own,
+as on a machine of its own), readiness and killing.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import shlex
 import shutil
@@ -43,6 +45,8 @@ class SshdConfig:
     environment: dict[str, str]
     # (node's own directory, path it appears at on the node), bind-mounted when possible.
     mounts: list[tuple[Path, str]] = field(default_factory=list)
+    # The host's name (uname -n) in the node's own UTS namespace, set with the mounts.
+    hostname: str = ""
 
     def render(self) -> str:
         env = " ".join(f"{key}={value}" for key, value in self.environment.items())
@@ -110,14 +114,25 @@ def node_session(
     return mounts, environment
 
 
-def _command(config_path: Path, mounts: list[tuple[Path, str]]) -> list[str]:
+def node_hostname(state_dir: Path) -> str:
+    """The name a node's machine calls itself: its provider's for a bare host (layout sets it),
+    else its Node name, as kubeadm registers a Node under the host's name (lowercased)."""
+    config = json.loads((state_dir / "config.json").read_text())
+    return str(config.get("hostname") or config["name"])
+
+
+def _command(config_path: Path, mounts: list[tuple[Path, str]], hostname: str) -> list[str]:
     sshd = [SSHD, "-D", "-e", "-f", str(config_path)]
     if not mounts or not can_use_mount_namespaces():
         return sshd
     binds = [f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}" for src, dst in mounts]
-    script = " && ".join([*binds, "exec " + shlex.join(sshd)])
+    # A UTS namespace of its own gives the node its own host name (sethostname(2) there leaves
+    # the machine's alone), so uname -n on each node answers as a real host of that name does.
+    naming = [f"hostname {shlex.quote(hostname)}"] if hostname else []
+    script = " && ".join([*binds, *naming, "exec " + shlex.join(sshd)])
     # unshare(1) execs in place, so the pid we hold is the listening sshd's.
-    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script]
+    uts = ["--uts"] if hostname else []
+    return ["unshare", "--mount", *uts, "--propagation", "private", "/bin/sh", "-c", script]
 
 
 def prepare_mount_points(mounts: list[tuple[Path, str]]) -> None:
@@ -141,7 +156,7 @@ async def spawn(
     with log_path.open("ab") as log:
         start_offset = log.tell()
         process = await asyncio.create_subprocess_exec(
-            *_command(config_path, config.mounts),
+            *_command(config_path, config.mounts, config.hostname),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -17,6 +17,7 @@ from typing import Any
 
 from testbed.fleet.shims.kubeadm import NOT_ROOT, STACK_HINT, cluster_version, option
 from testbed.fleet.shims.nodestate import Node, fail, version_of
+from testbed.fleet.shims.system import KUBEADM_FLAGS, host_name, write_kubeadm_flags
 from testbed.fleet.shims.tokens import valid
 
 # Flags that `--config` may not be mixed with (cmd/kubeadm/app/cmd/join.go, "can not mix
@@ -187,6 +188,7 @@ def join(node: Node, args: list[str]) -> int:
         state["cluster_version"] = state.get("cluster_version") or kubelet
         node._write_json("state.json", state)
     _write_kubelet_conf(node)
+    write_kubeadm_flags(node.host_path(KUBEADM_FLAGS), request.name, host_name(node))
     print("[kubelet-start] Starting the kubelet")
     print("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
     print("\nThis node has joined the cluster:")

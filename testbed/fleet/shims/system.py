@@ -12,6 +12,8 @@ from testbed.fleet.shims.nodestate import SIMULATED_ROOT, Node, fail, version_of
 
 KUBECTL = "/usr/bin/kubectl"
 REAL_SUDO = "/usr/bin/sudo"
+REAL_HOSTNAME = "/usr/bin/hostname"
+KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
 READ_ONLY_VERBS = ("is-active", "is-enabled", "status", "show", "cat", "list-units")
 # `containerd config default` of containerd 1.7, reduced to the parts kubeadm hosts care about:
 # the CRI plugin's sandbox image (containerd's own pause default, not kubeadm's) and runc's
@@ -287,8 +289,33 @@ def gpg(node: Node, args: list[str]) -> int:
 
 def hostname(node: Node, args: list[str]) -> int:
     """The host's own name: a new machine's is its provider's (ip-10-0-0-9), not the Node name
-    it will register under."""
+    it will register under. In its own UTS namespace the node has a real one; without
+    namespaces (sessions with real sudo run in the node's own) the shim answers for it."""
+    if node.has_real_sudo():
+        os.execv(REAL_HOSTNAME, ["hostname", *args])
     if [a for a in args if not a.startswith("-")]:
         return fail("hostname: you must be root to change the host name")
-    print(node.config.get("hostname") or node.name)
+    print(host_name(node))
     return 0
+
+
+def host_name(node: Node) -> str:
+    if node.has_real_sudo():
+        return os.uname().nodename
+    return str(node.config.get("hostname") or node.name)
+
+
+def kubeadm_flags(node_name: str, host_name: str) -> str:
+    """/var/lib/kubelet/kubeadm-flags.env as kubeadm init/join write it: --hostname-override only
+    when the Node's name is not the host's (kubeadm #846, cmd/kubeadm/app/phases/kubelet/
+    flags.go: `if nodeName != hostname`), so the kubelet registers under the Node's name."""
+    flags = ["--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock"]
+    if node_name != host_name.lower():
+        flags.append(f"--hostname-override={node_name}")
+    return f'KUBELET_KUBEADM_ARGS="{" ".join(flags)}"\n'
+
+
+def write_kubeadm_flags(path: str, node_name: str, host_name: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as file:
+        file.write(kubeadm_flags(node_name, host_name))
