@@ -1,0 +1,108 @@
+"""The right host (issue 8): before anything runs on a Node over SSH, the host proves it is that
+Node; an inventory that leads to another machine changes nothing there."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncssh
+import pytest
+import yaml
+
+from playbooks.ssh import Credentials, SshExecutor, SshTarget, WrongHostError
+from testbed.up import Testbed
+from tests.e2e.conftest import Served, serving
+from tests.e2e.slack_steps import click, request, unschedulable, wait_reply, wait_text
+
+PROBE_MARK = "## kubelet-client"  # in the one script kubegate's identity probe runs
+
+
+@pytest.fixture
+async def kubegate_with_worker_3_at_worker_2(
+    full_testbed: Testbed, tmp_path: Path
+) -> AsyncIterator[Served]:
+    """An operator's slip: the inventory sends worker-3 to worker-2's address and sshd."""
+    config = yaml.safe_load(full_testbed.config_path.read_text())
+    nodes = config["clusters"][0]["inventory"]["nodes"]
+    nodes["worker-3"] = dict(nodes["worker-2"])
+    full_testbed.config_path.write_text(yaml.safe_dump(config))
+    async with serving(full_testbed, tmp_path, {}) as served:
+        yield served
+
+
+def kubelet_version(testbed: Testbed, node: str) -> str:
+    return str(testbed.fleet.node_state(node)["kubelet"]["version"])
+
+
+async def test_an_upgrade_sent_to_another_nodes_host_is_refused_before_anything_runs_there(
+    full_testbed: Testbed, kubegate_with_worker_3_at_worker_2: Served
+) -> None:
+    testbed = full_testbed
+    address = testbed.fleet.nodes["worker-2"].address
+    root = await request(testbed, "U0ALICE", "upgrade worker-3 --to v1.31.3")
+    await click(testbed, "U0BOB", root, "Approve")
+    await click(testbed, "U0CAROL", root, "Approve")
+
+    failed = await wait_reply(testbed, root, "refusing to run on", timeout=60)
+    assert f"refusing to run on {address}: it is worker-2, not worker-3" in failed.shown
+    assert "Nothing was run there" in failed.shown
+    # worker-2 answered who it is and nothing else; neither node's packages or kubelet changed.
+    calls = testbed.fleet.calls("worker-2")
+    assert calls and all(PROBE_MARK in " ".join(call.argv) for call in calls)
+    assert kubelet_version(testbed, "worker-2") == kubelet_version(testbed, "worker-3") == "v1.31.2"
+
+    # An abort cannot check worker-3's packages either (the same host answers), so it leaves the
+    # node cordoned and says why rather than put pods back on a node it could not look at.
+    halted = await wait_reply(testbed, root, "halted")
+    await click(testbed, "U0ALICE", halted, "Abort")
+    cancelled = await wait_text(testbed, root.ts, "CANCELLED", timeout=30)
+    assert "worker-3 left cordoned: kubegate could not check its kubeadm" in cancelled.shown
+    assert "it is worker-2, not worker-3" in cancelled.shown
+    assert await unschedulable(testbed, "worker-3") == "true"
+    assert all(PROBE_MARK in " ".join(call.argv) for call in testbed.fleet.calls("worker-2"))
+
+
+def fleet_target(testbed: Testbed, name: str, *, host: str, check_identity: bool) -> SshTarget:
+    node = testbed.fleet.nodes[host]
+    return SshTarget(
+        node=name,
+        host=node.address,
+        port=node.port,
+        user=testbed.fleet.user,
+        sudo=True,
+        check_identity=check_identity,
+    )
+
+
+async def test_each_machine_has_its_own_name_and_a_new_one_is_exempt_until_it_is_a_node(
+    full_testbed: Testbed,
+) -> None:
+    testbed = full_testbed
+    key = asyncssh.import_private_key(testbed.fleet.client_key_path.read_text())
+    ssh = SshExecutor(testbed.fleet.known_hosts_path.read_text(), Credentials(key))
+    spare = testbed.fleet.nodes["spare-1"]
+    try:
+        names = {
+            host: (
+                await ssh.run(
+                    fleet_target(testbed, host, host=host, check_identity=True), ["uname", "-n"]
+                )
+            ).stdout.strip()
+            for host in ("cp-1", "worker-1", "worker-2")
+        }
+        # A bare machine is its provider's ip-… until it joins: as a would-be Node it may be
+        # reached (provisioning), as a Node of that name it is refused.
+        joining = fleet_target(testbed, "worker-9", host="spare-1", check_identity=False)
+        provider_name = (await ssh.run(joining, ["uname", "-n"])).stdout.strip()
+        with pytest.raises(WrongHostError) as refused:
+            await ssh.run(
+                fleet_target(testbed, "worker-9", host="spare-1", check_identity=True), ["true"]
+            )
+    finally:
+        await ssh.close()
+    assert names == {"cp-1": "cp-1", "worker-1": "worker-1", "worker-2": "worker-2"}
+    assert provider_name == "ip-" + spare.address.replace(".", "-")
+    assert refused.value.message.startswith(
+        f"refusing to run on {spare.address}: it is {provider_name}, not worker-9 (its hostname"
+    )
