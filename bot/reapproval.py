@@ -29,8 +29,16 @@ class Reapproval:
     thread: JobThread
 
     def renewed(self, job: Job, plan: Plan) -> Plan:
-        revision = Plan.model_validate(job.plan).revision + 1
-        return plan.model_copy(update={"revision": revision})
+        """The plan to approve again, holding every lock the job took at its first start.
+
+        A plan rebuilt from the live cluster names only what its playbook locks; the locks the
+        request added (the control-plane lock of any job touching a control plane) would be
+        missing, and a retry that takes the plan's locks again would run a control plane
+        unguarded. The job keeps its locks until it ends, so its plan keeps naming them.
+        """
+        approved = Plan.model_validate(job.plan)
+        locks = [*approved.locks, *(lock for lock in plan.locks if lock not in approved.locks)]
+        return plan.model_copy(update={"revision": approved.revision + 1, "locks": locks})
 
     async def ask_again(
         self, job: Job, plan: Plan, reason: str, *, changes: list[str] | None

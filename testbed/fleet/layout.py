@@ -244,6 +244,14 @@ def write_node_root(
             manifest.write_text(static_pod_manifest(pod, version))
 
 
+def etc_hosts(hostname: str) -> str:
+    """A machine's /etc/hosts names the machine itself, as Debian's installer writes it
+    (127.0.1.1, Debian Reference 5.1.1): sudo resolves the host's name and warns without it."""
+    return (
+        f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+
+
 def chown_tree(path: Path, account: Account) -> None:
     if os.geteuid() != 0:
         return
@@ -291,6 +299,8 @@ def prepare_node(
         apiserver=config["apiserver"],
         version=kubelet_version or "v1.31.2",
     )
+    hostname = str(config.get("hostname") or config["name"])
+    (state_dir / "root/etc/hosts").write_text(etc_hosts(hostname))
     if not bare:  # a bare host has no Kubernetes package source yet
         cluster_version = config.get("kubernetes_version") or "v1.31.2"
         write_sources(str(state_dir / "root"), kubelet_version or cluster_version)

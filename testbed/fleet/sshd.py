@@ -102,6 +102,8 @@ def node_session(
     mounts = [(state_dir / "root" / path.lstrip("/"), path) for path in node_paths]
     real = can_use_mount_namespaces()
     if real:
+        # The node's own /etc/hosts names its own host name (the UTS namespace gives it one).
+        mounts.append((state_dir / "root/etc/hosts", "/etc/hosts"))
         mounts.append((state_dir / "bin", NODE_BIN))
         grant_sudo(user, NODE_BIN)
         own_as_root(state_dir / "root")
