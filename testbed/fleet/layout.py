@@ -23,6 +23,7 @@ from testbed.fleet.shims import pki
 from testbed.fleet.shims.nodestate import NODE_PATHS as NODE_PATHS  # the layout mounts them
 from testbed.fleet.shims.packages import write_sources
 from testbed.fleet.shims.system import CONTAINERD_DEFAULT, KUBEADM_FLAGS, write_kubeadm_flags
+from testbed.fleet.sshd import can_use_mount_namespaces
 
 SHIM_COMMANDS = (
     "kubeadm",
@@ -286,7 +287,10 @@ def prepare_node(
     (state_dir / "calls.jsonl").write_text("")
     bin_dir = state_dir / "bin"
     bin_dir.mkdir(exist_ok=True)
-    for command in SHIM_COMMANDS:
+    # Without namespaces the machine's host name is every node's: a `uname` shim answers for
+    # the node (kubegate's identity probe reads `uname -n`).
+    uts_stand_in = () if can_use_mount_namespaces() else ("uname",)
+    for command in (*SHIM_COMMANDS, *uts_stand_in):
         link = bin_dir / command
         link.unlink(missing_ok=True)
         link.symlink_to(launcher)

@@ -25,6 +25,7 @@ HANDLERS = {
     "curl": "system",
     "gpg": "system",
     "hostname": "system",
+    "uname": "system",
     "etcdctl": "etcdctl",
     "crictl": "crictl",
     "mv": "staticpods",

@@ -13,6 +13,7 @@ from testbed.fleet.shims.nodestate import SIMULATED_ROOT, Node, fail, version_of
 KUBECTL = "/usr/bin/kubectl"
 REAL_SUDO = "/usr/bin/sudo"
 REAL_HOSTNAME = "/usr/bin/hostname"
+REAL_UNAME = "/usr/bin/uname"
 KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
 READ_ONLY_VERBS = ("is-active", "is-enabled", "status", "show", "cat", "list-units")
 # `containerd config default` of containerd 1.7, reduced to the parts kubeadm hosts care about:
@@ -71,6 +72,7 @@ def run(node: Node, command: str, args: list[str]) -> int:
         "curl": curl,
         "gpg": gpg,
         "hostname": hostname,
+        "uname": uname,
     }
     return handlers[command](node, args)
 
@@ -297,6 +299,15 @@ def hostname(node: Node, args: list[str]) -> int:
         return fail("hostname: you must be root to change the host name")
     print(host_name(node))
     return 0
+
+
+def uname(node: Node, args: list[str]) -> int:
+    """Installed only where the node has no UTS namespace (see layout): its node name is the
+    host's it stands in for; everything else is the machine's."""
+    if args in (["-n"], ["--nodename"]):
+        print(host_name(node))
+        return 0
+    os.execv(REAL_UNAME, ["uname", *args])
 
 
 def host_name(node: Node) -> str:
