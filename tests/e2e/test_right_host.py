@@ -12,6 +12,7 @@ import yaml
 
 from playbooks.ssh import Credentials, SshExecutor, SshTarget, WrongHostError
 from testbed.up import Testbed
+from tests.conftest import running_testbed
 from tests.e2e.conftest import Served, serving
 from tests.e2e.slack_steps import click, request, unschedulable, wait_reply, wait_text
 
@@ -105,4 +106,47 @@ async def test_each_machine_has_its_own_name_and_a_new_one_is_exempt_until_it_is
     assert provider_name == "ip-" + spare.address.replace(".", "-")
     assert refused.value.message.startswith(
         f"refusing to run on {spare.address}: it is {provider_name}, not worker-9 (its hostname"
+    )
+
+
+@pytest.fixture
+async def kubegate_with_a_spare_as_worker_9(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Testbed, Served]]:
+    """A bare spare host that the inventory lists under the Node name it will get."""
+    async with running_testbed(tmp_path / "testbed", workers=1, spare=1) as testbed:
+        config = yaml.safe_load(testbed.config_path.read_text())
+        nodes = config["clusters"][0]["inventory"]["nodes"]
+        nodes["worker-9"] = dict(nodes["spare-1"])
+        testbed.config_path.write_text(yaml.safe_dump(config))
+        async with serving(testbed, tmp_path, {}) as served:
+            yield testbed, served
+
+
+async def test_a_host_provisioned_under_another_name_than_its_hostname_is_that_node_afterwards(
+    kubegate_with_a_spare_as_worker_9: tuple[Testbed, Served],
+) -> None:
+    testbed, _ = kubegate_with_a_spare_as_worker_9
+    spare = testbed.fleet.nodes["spare-1"]
+    root = await request(testbed, "U0ALICE", f"provision node worker-9 --address {spare.address}")
+    await click(testbed, "U0BOB", root, "Approve")
+    await click(testbed, "U0CAROL", root, "Approve")
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=90)
+
+    # kubeadm joined it as worker-9 on a host named ip-…: the kubelet's --hostname-override
+    # says which Node it is, and kubegate's next job there is let through.
+    key = asyncssh.import_private_key(testbed.fleet.client_key_path.read_text())
+    ssh = SshExecutor(testbed.fleet.known_hosts_path.read_text(), Credentials(key))
+    try:
+        as_node = fleet_target(testbed, "worker-9", host="spare-1", check_identity=True)
+        ran = await ssh.run(as_node, ["kubeadm", "version", "-o", "short"])
+        with pytest.raises(WrongHostError) as refused:
+            await ssh.run(
+                fleet_target(testbed, "worker-1", host="spare-1", check_identity=True), ["true"]
+            )
+    finally:
+        await ssh.close()
+    assert ran.ok, ran.stderr
+    assert (
+        "it is worker-9, not worker-1 (its kubelet's --hostname-override" in refused.value.message
     )
