@@ -247,7 +247,8 @@ def write_node_root(
 
 def etc_hosts(hostname: str) -> str:
     """A machine's /etc/hosts names the machine itself, as Debian's installer writes it
-    (127.0.1.1, Debian Reference 5.1.1): sudo resolves the host's name and warns without it."""
+    (127.0.1.1, Debian Reference, "The hostname resolution"): sudo resolves the host's name and
+    warns "unable to resolve host" without it."""
     return (
         f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
     )
