@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument(
         "--load-balancer",
         action="store_true",
-        help="a load balancer (controlPlaneEndpoint) even with one control plane, so more "
-        "can join",
+        help="a load balancer (controlPlaneEndpoint) even with one control plane, so more can join",
     )
     up.add_argument(
         "--apiserver-startup",
