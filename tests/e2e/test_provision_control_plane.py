@@ -1,0 +1,175 @@
+"""`/kube provision node <name> --role control-plane` through Slack on bare spare hosts of a
+one-control-plane cluster behind a load balancer: the CA from Vault placed root's 0600, a real
+etcd member added (2, then 3 members, healthy), the new API server serving behind the load
+balancer, the Node a tainted control plane that `/kube status` shows; no CA key, certificate key
+or token anywhere kubegate writes; refused while an etcd member is down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.app import serve
+from bot.redact import RedactingFilter, Redactor
+from testbed.up import Testbed
+from tests.conftest import running_testbed
+from tests.e2e.conftest import Served, settings_for
+from tests.e2e.slack_steps import (
+    CHANNEL,
+    click,
+    kubectl,
+    request,
+    root_messages,
+    wait_ephemeral,
+    wait_text,
+)
+from tests.e2e.test_provision import (
+    assert_no_secret_in,
+    join_tokens,
+    node_object,
+    places_to_scan,
+    tokens_left_on,
+)
+
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+@pytest.fixture
+async def growing_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
+    """One control plane behind a load balancer (its controlPlaneEndpoint), one worker and two
+    bare spares; the operator has added the new control planes to kubegate's inventory."""
+    async with running_testbed(
+        tmp_path / "testbed", control_planes=1, workers=1, spare=2, load_balancer=True
+    ) as testbed:
+        config = yaml.safe_load(testbed.config_path.read_text())
+        inventory = config["clusters"][0]["inventory"]
+        inventory["nodes"]["cp-2"] = dict(inventory["nodes"]["spare-2"])
+        inventory["nodes"]["cp-3"] = dict(inventory["nodes"]["spare-1"])
+        inventory["control_planes"] += ["cp-2", "cp-3"]
+        testbed.config_path.write_text(yaml.safe_dump(config))
+        yield testbed
+
+
+@pytest.fixture
+async def kubegate_logged(
+    growing_testbed: Testbed, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[Served]:
+    redactor = Redactor()
+    caplog.set_level(logging.DEBUG)
+    caplog.handler.addFilter(RedactingFilter(redactor))
+    settings = settings_for(growing_testbed, tmp_path / "kubegate.db")
+    port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, redactor=redactor, ready=port.set_result, stop=stop))
+    await asyncio.wait([port, task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    growing_testbed.slack.app_url = f"http://127.0.0.1:{port.result()}/slack/events"
+    try:
+        yield Served(port=port.result(), db=settings.db, settings=settings)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
+
+
+async def etcd_members(testbed: Testbed) -> dict[str, bool]:
+    assert testbed.world is not None
+    listed = json.loads(await testbed.world.etcd.etcdctl("member", "list", "-w", "json"))
+    names = sorted(member.get("name", "") for member in listed["members"])
+    health = await testbed.world.etcd.healthy_members()
+    return {name: health.get(name, False) for name in names}
+
+
+async def provision_control_plane(testbed: Testbed, name: str, address: str) -> None:
+    root = await request(
+        testbed, "U0ALICE", f"provision node {name} --address {address} --role control-plane"
+    )
+    assert "joins cluster testbed as a control plane" in root.shown
+    assert "etcd is healthy with every member up now" in root.shown
+    await click(testbed, "U0BOB", root, "Approve")
+    await click(testbed, "U0CAROL", root, "Approve")
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=240)
+
+
+async def back_up_the_pki(testbed: Testbed) -> None:
+    root = await request(testbed, "U0ALICE", "backup pki")
+    await click(testbed, "U0BOB", root, "Approve")
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=60)
+
+
+def secret_lines(testbed: Testbed) -> list[str]:
+    """Lines of the cluster's CA keys (as cp-1 holds them) to look for where they must not be."""
+    pki = testbed.fleet.nodes["cp-1"].state_dir / "root/etc/kubernetes/pki"
+    lines = []
+    for key in ("ca.key", "sa.key", "front-proxy-ca.key", "etcd/ca.key"):
+        lines += [line for line in (pki / key).read_text().splitlines() if "-----" not in line]
+    return lines
+
+
+async def test_two_control_planes_join_from_the_vault_ca_with_real_etcd_members_behind_the_lb(
+    growing_testbed: Testbed, kubegate_logged: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    testbed, served = growing_testbed, kubegate_logged
+    assert testbed.load_balancer is not None and testbed.control_planes is not None
+    await back_up_the_pki(testbed)
+
+    await provision_control_plane(testbed, "cp-2", "127.0.10.102")
+    assert await etcd_members(testbed) == {"cp-1": True, "cp-2": True}
+    node = await node_object(testbed, "cp-2")
+    assert "node-role.kubernetes.io/control-plane" in node["metadata"]["labels"]
+    assert CONTROL_PLANE_TAINT in node["spec"]["taints"]
+    assert testbed.apiserver.stats()["registered_untainted"] == 0
+    pki = testbed.fleet.nodes["spare-2"].state_dir / "root/etc/kubernetes/pki"
+    for name, mode in (("ca.key", 0o600), ("etcd/ca.key", 0o600), ("ca.crt", 0o644)):
+        info = (pki / name).stat()
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (mode, 0, 0), name
+    assert await tokens_left_on(testbed, "cp-1") == []
+
+    # The load balancer serves the new API server: with cp-1's down, the API still answers.
+    await testbed.control_planes.hold_down("cp-1", "apiserver")
+    try:
+        assert "cp-2" in await asyncio.to_thread(kubectl, testbed, "get", "nodes")
+    finally:
+        await testbed.control_planes.release("cp-1", "apiserver")
+    described = json.loads((testbed.directory / "testbed.json").read_text())
+    assert [plane["name"] for plane in described["control_planes"]] == ["cp-1", "cp-2"]
+
+    await provision_control_plane(testbed, "cp-3", "127.0.10.101")
+    assert await etcd_members(testbed) == {"cp-1": True, "cp-2": True, "cp-3": True}
+    assert testbed.load_balancer.description() == {"cp-1": True, "cp-2": True, "cp-3": True}
+    assert testbed.control_planes.stats()["etcd_quorum_lost"] == 0
+
+    await testbed.slack.user("U0ALICE").slash("/kube status", channel=CHANNEL)
+    status = await wait_ephemeral(testbed, "U0ALICE", "Control planes")
+    assert "cp-2 (Ready)" in status.shown and "cp-3 (Ready)" in status.shown
+
+    places = places_to_scan(testbed, served, caplog.text)
+    assert_no_secret_in(places, join_tokens(testbed))
+    for where, text in places.items():
+        for line in secret_lines(testbed):
+            assert line not in text, f"a CA key leaked into {where}"
+
+
+async def test_no_control_plane_is_added_while_an_etcd_member_is_down(
+    growing_testbed: Testbed, kubegate_logged: Served
+) -> None:
+    testbed = growing_testbed
+    assert testbed.control_planes is not None
+    await testbed.control_planes.hold_down("cp-1", "etcd")
+    try:
+        await testbed.slack.user("U0ALICE").slash(
+            "/kube provision node cp-2 --address 127.0.10.102 --role control-plane",
+            channel=CHANNEL,
+        )
+        await wait_ephemeral(testbed, "U0ALICE", "etcd must be healthy with every member up")
+    finally:
+        await testbed.control_planes.release("cp-1", "etcd")
+    assert root_messages(testbed) == []
+    assert testbed.fleet.calls("spare-2") == [], "something ran on the new host"
