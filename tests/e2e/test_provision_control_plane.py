@@ -18,6 +18,7 @@ import yaml
 
 from bot.app import serve
 from bot.redact import RedactingFilter, Redactor
+from testbed.fleet.shims.uploadcerts import issued_keys_path
 from testbed.up import Testbed
 from tests.conftest import running_testbed
 from tests.e2e.conftest import Served, serving, settings_for
@@ -187,3 +188,62 @@ async def test_no_control_plane_is_added_while_an_etcd_member_is_down(
         assert "nothing was changed" in refused.shown
     assert root_messages(testbed) == []
     assert testbed.fleet.calls("spare-1") == [], "something ran on the new host"
+
+
+def certificate_keys(testbed: Testbed) -> list[str]:
+    path = Path(issued_keys_path(str(testbed.fleet.public_dir / "cluster")))
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.fixture
+async def kubegate_without_pki_in_vault(
+    growing_testbed: Testbed, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[Served]:
+    config = yaml.safe_load(growing_testbed.config_path.read_text())
+    config["clusters"][0]["inventory"]["pki_in_vault"] = False
+    growing_testbed.config_path.write_text(yaml.safe_dump(config))
+    redactor = Redactor()
+    caplog.set_level(logging.DEBUG)
+    caplog.handler.addFilter(RedactingFilter(redactor))
+    settings = settings_for(growing_testbed, tmp_path / "kubegate.db")
+    port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, redactor=redactor, ready=port.set_result, stop=stop))
+    await asyncio.wait([port, task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    growing_testbed.slack.app_url = f"http://127.0.0.1:{port.result()}/slack/events"
+    try:
+        yield Served(port=port.result(), db=settings.db, settings=settings)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
+
+
+async def test_without_the_pki_in_vault_a_control_plane_joins_with_a_certificate_key_never_shown(
+    growing_testbed: Testbed,
+    kubegate_without_pki_in_vault: Served,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    testbed, served = growing_testbed, kubegate_without_pki_in_vault
+    await provision_control_plane(testbed, "cp-2", "127.0.10.102")
+    assert await etcd_members(testbed) == {"cp-1": True, "cp-2": True}
+    uploads = [
+        c.argv
+        for c in testbed.fleet.calls("cp-1")
+        if c.argv[:4] == ["kubeadm", "init", "phase", "upload-certs"]
+    ]
+    assert len(uploads) == 1
+    gone = await asyncio.to_thread(
+        kubectl, testbed, "-n", "kube-system", "get", "secrets", "-o", "name"
+    )
+    assert "kubeadm-certs" not in gone, "the Secret with the encrypted CA keys was left behind"
+    keys = certificate_keys(testbed)
+    assert keys, "the test found no certificate key to look for"
+    places = places_to_scan(testbed, served, caplog.text)
+    assert_no_secret_in(places, join_tokens(testbed))
+    for where, text in places.items():
+        for key in keys:
+            assert key not in text, f"the certificate key leaked into {where}"
+        for line in secret_lines(testbed):
+            assert line not in text, f"a CA key leaked into {where}"

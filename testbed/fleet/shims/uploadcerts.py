@@ -88,12 +88,24 @@ def upload(node: Node, args: list[str]) -> int:
         if ": 409 " not in str(error):
             raise
         node.api("PUT", SECRET, secret)
+    _record_issued(node, key)
     print(
         '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace'
     )
     print("[upload-certs] Using certificate key:")
     print(key)
     return 0
+
+
+def issued_keys_path(cluster_dir: str) -> str:
+    return os.path.join(cluster_dir, "issued-certificate-keys")
+
+
+def _record_issued(node: Node, key: str) -> None:
+    """Every certificate key ever used, for tests that look for it where it must not be."""
+    path = issued_keys_path(node.config["cluster_dir"])
+    with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a") as file:
+        file.write(key + "\n")
 
 
 def download(node: Node, key: str) -> str | None:
