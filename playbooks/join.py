@@ -107,12 +107,16 @@ class ControlPlaneJoin:
     certificate-key flow, the key to the kubeadm-certs Secret (a secret, in memory only)."""
 
     advertise_address: str
+    bind_port: int = 6443
     certificate_key: str | None = None
 
     def section(self) -> dict[str, object]:
         """JoinConfiguration.controlPlane."""
         section: dict[str, object] = {
-            "localAPIEndpoint": {"advertiseAddress": self.advertise_address, "bindPort": 6443}
+            "localAPIEndpoint": {
+                "advertiseAddress": self.advertise_address,
+                "bindPort": self.bind_port,
+            }
         }
         if self.certificate_key is not None:
             section["certificateKey"] = self.certificate_key
@@ -172,6 +176,7 @@ class JoinClusterParams(StepParams):
     # key from `kubeadm init phase upload-certs` run on `control_plane` in this same step.
     as_control_plane: bool = False
     upload_certs: bool = False
+    api_server_port: int = 6443  # where its kube-apiserver listens (the inventory's, or 6443)
 
 
 class JoinCluster(Step[JoinClusterParams]):
@@ -219,7 +224,7 @@ class JoinCluster(Step[JoinClusterParams]):
             return None
         address = wanted.host.address or (await wanted.host.target(ctx.cluster)).host
         if not wanted.upload_certs:
-            return ControlPlaneJoin(address)
+            return ControlPlaneJoin(address, wanted.api_server_port)
         uploaded = await source.run(UPLOAD_CERTS)
         for key in CERTIFICATE_KEY.findall(uploaded.stdout):
             ctx.secret(key)
@@ -230,7 +235,7 @@ class JoinCluster(Step[JoinClusterParams]):
                 f"`{UPLOAD_CERTS.label}` on {wanted.control_plane} printed no certificate key "
                 f"(exit {uploaded.exit_status})"
             )
-        return ControlPlaneJoin(address, keys[0])
+        return ControlPlaneJoin(address, wanted.api_server_port, keys[0])
 
     async def _join(
         self, ctx: StepContext, join: JoinCommand, control_plane: ControlPlaneJoin | None

@@ -5,6 +5,7 @@ what the node registers with, the steps.
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
@@ -234,6 +235,7 @@ def joining(
         taints=taints,
         as_control_plane=control_plane,
         upload_certs=control_plane and not in_vault,
+        api_server_port=api_server_port(seen.inventory, name, str(command.address)),
     )
     how = " as a control plane" if control_plane else ""
     if join.upload_certs:
@@ -263,6 +265,14 @@ def joining(
             f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
         ),
     ]
+
+
+def api_server_port(inventory: Inventory, name: str, address: str) -> int:
+    """The port the new control plane's API server binds: the inventory's for it, else 6443."""
+    url = urllib.parse.urlsplit(
+        inventory.apiserver_url(inventory.target_for_address(name, address))
+    )
+    return url.port or 6443
 
 
 def decide_provision(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> Plan:

@@ -95,7 +95,7 @@ class ControlPlaneJoins:
                 if body.get("phase") == "check-etcd":
                     await self.check_etcd()
                     return web.json_response({"ok": True})
-                joined = await self.join(host, name)
+                joined = await self.join(host, name, int(body.get("bind_port") or API_SERVER_PORT))
         except JoinRefused as refusal:
             return web.json_response({"error": str(refusal)}, status=409)
         return web.json_response({"ok": True, "apiserver_url": joined.apiserver_url})
@@ -115,13 +115,13 @@ class ControlPlaneJoins:
                 f"endpoint {member.client_url} with maintenance client: context deadline exceeded"
             )
 
-    async def join(self, host: str, name: str) -> JoinedControlPlane:
+    async def join(self, host: str, name: str, port: int = API_SERVER_PORT) -> JoinedControlPlane:
         await self.check_etcd()
         node = self.fleet.nodes[host]
         root = node.state_dir / "root"
         self._check_placed_authorities(root)
         member = await self._add_etcd_member(name, node.address, root)
-        endpoint = await self._start_apiserver(name, node.address, root)
+        endpoint = await self._start_apiserver(name, node.address, port, root)
         self._write_manifests(root, name, member)
         self._point_crictl_at(node.state_dir, member)
         plane = ControlPlane(name, endpoint, root)
@@ -182,7 +182,9 @@ class ControlPlaneJoins:
         self._install_node_files(own, placed, [p.name for p in own.iterdir()])
         return member
 
-    async def _start_apiserver(self, name: str, address: str, root: Path) -> ApiServerEndpoint:
+    async def _start_apiserver(
+        self, name: str, address: str, port: int, root: Path
+    ) -> ApiServerEndpoint:
         cert, key = root / PKI / "apiserver.crt", root / PKI / "apiserver.key"
         await asyncio.to_thread(
             serving_certificate, root / PKI / "ca.crt", root / PKI / "ca.key", address, cert, key
@@ -193,7 +195,7 @@ class ControlPlaneJoins:
             app_factory=self.apiserver._app,
             version=self.apiserver.version,
             host=address,
-            port=API_SERVER_PORT,
+            port=port,  # the JoinConfiguration's localAPIEndpoint.bindPort
             on_change=self.apiserver._track_apiservers_down,
         )
         endpoint.use_certificate(cert, key)

@@ -18,6 +18,7 @@ import yaml
 
 from bot.app import serve
 from bot.redact import RedactingFilter, Redactor
+from testbed.daemons import free_port
 from testbed.fleet.shims.uploadcerts import issued_keys_path
 from testbed.up import Testbed
 from tests.conftest import running_testbed
@@ -51,8 +52,11 @@ async def growing_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
     ) as testbed:
         config = yaml.safe_load(testbed.config_path.read_text())
         inventory = config["clusters"][0]["inventory"]
-        inventory["nodes"]["cp-2"] = dict(inventory["nodes"]["spare-2"])
-        inventory["nodes"]["cp-3"] = dict(inventory["nodes"]["spare-1"])
+        # Each API server on its host's address, at a port no parallel testbed holds.
+        for name, spare in (("cp-2", "spare-2"), ("cp-3", "spare-1")):
+            access = dict(inventory["nodes"][spare])
+            access["api_server"] = f"https://{access['address']}:{free_port(access['address'])}"
+            inventory["nodes"][name] = access
         inventory["control_planes"] += ["cp-2", "cp-3"]
         testbed.config_path.write_text(yaml.safe_dump(config))
         yield testbed

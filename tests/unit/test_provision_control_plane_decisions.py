@@ -84,6 +84,7 @@ def test_a_control_plane_gets_its_ca_from_vault_etcd_checked_right_before_the_jo
     join = plan.steps[names.index("join")].params
     assert isinstance(join, JoinClusterParams)
     assert join.as_control_plane and not join.upload_certs
+    assert join.api_server_port == 6443  # kubeadm's default, the inventory naming none
     assert "control-plane" in plan.locks and plan.risk == "high"
     assert [t.taint for t in join.taints] == ["node-role.kubernetes.io/control-plane:NoSchedule"]
     assert "behind lb.prod:6443" in " ".join(plan.preview)
@@ -111,7 +112,7 @@ def test_the_join_configuration_of_a_control_plane_carries_its_address_and_key()
             version=Version(1, 31, 2),
             labels={},
             taints=[],
-            control_plane=ControlPlaneJoin("10.0.0.12", key),
+            control_plane=ControlPlaneJoin("10.0.0.12", certificate_key=key),
         )
     )
     assert config["controlPlane"] == {
@@ -124,3 +125,12 @@ def test_the_control_plane_endpoint_is_read_from_the_cluster_configuration() -> 
     assert control_plane_endpoint("apiServer: {}\ncontrolPlaneEndpoint: lb:6443\n") == "lb:6443"
     assert control_plane_endpoint('controlPlaneEndpoint: ""\nkind: ClusterConfiguration\n') is None
     assert control_plane_endpoint("kind: ClusterConfiguration\n") is None
+
+
+def test_the_api_server_port_is_the_one_the_inventory_names_for_the_new_control_plane() -> None:
+    inventory = Inventory(
+        pki_in_vault=True, nodes={"cp-2": {"api_server": "https://10.0.0.12:7443"}}
+    )
+    plan = decide_provision(control_plane(), seen(inventory=inventory))
+    [join] = [step.params for step in plan.steps if step.name == "join"]
+    assert isinstance(join, JoinClusterParams) and join.api_server_port == 7443

@@ -66,9 +66,9 @@ def prepare(node: Node, certificate_key: str | None) -> str | None:
     return _ask_testbed(node, {"phase": "check-etcd"})
 
 
-def finish(node: Node, name: str) -> str | None:
+def finish(node: Node, name: str, bind_port: int) -> str | None:
     """The control-plane-join phase and the files kubeadm leaves; an error message, or None."""
-    refused = _ask_testbed(node, {"phase": "join", "name": name})
+    refused = _ask_testbed(node, {"phase": "join", "name": name, "bind_port": bind_port})
     if refused is not None:
         return refused
     # The API server's serving certificate and the etcd member's came with the member

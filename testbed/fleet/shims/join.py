@@ -119,6 +119,7 @@ class JoinRequest:
         self.taints: list[dict[str, str]] | None = None  # None: kubeadm's default (none)
         self.control_plane = "--control-plane" in args
         self.certificate_key = option(args, "--certificate-key")
+        self.bind_port = int(option(args, "--apiserver-bind-port") or 6443)
         self.error: str | None = None
         path = option(args, "--config")
         if path is not None:
@@ -152,6 +153,8 @@ class JoinRequest:
         control_plane = config.get("controlPlane")
         self.control_plane = control_plane is not None
         self.certificate_key = (control_plane or {}).get("certificateKey") or None
+        endpoint = (control_plane or {}).get("localAPIEndpoint") or {}
+        self.bind_port = int(endpoint.get("bindPort") or 6443)
 
 
 def _node_labels(extra: Any) -> dict[str, str]:
@@ -198,7 +201,7 @@ def join(node: Node, args: list[str]) -> int:
         node._write_json("state.json", state)
     _write_kubelet_conf(node)
     if request.control_plane:
-        refused = controlplane_join.finish(node, request.name)
+        refused = controlplane_join.finish(node, request.name, request.bind_port)
         if refused is not None:
             return fail(refused + "\n" + STACK_HINT)
     print("[kubelet-start] Starting the kubelet")
