@@ -271,8 +271,9 @@ class JoinCluster(Step[JoinClusterParams]):
             return ran
         return StepResult(
             ok=True,
-            summary=f"{wanted.host.name} joined through {join.endpoint} as {wanted.host.name}, "
-            f"registered with its labels and taints; the token from {wanted.control_plane} "
+            summary=f"{wanted.host.name} joined through {join.endpoint} as {wanted.host.name}"
+            + (" (a control plane)" if control_plane is not None else "")
+            + f", registered with its labels and taints; the token from {wanted.control_plane} "
             "is deleted",
         )
 

@@ -237,9 +237,13 @@ def joining(
         upload_certs=control_plane and not in_vault,
         api_server_port=api_server_port(seen.inventory, name, str(command.address)),
     )
-    how = " as a control plane" if control_plane else ""
-    if join.upload_certs:
-        how += f", with a certificate key from `kubeadm init phase upload-certs` on {source}"
+    what = f"{name} (a control plane)" if control_plane else name
+    key = (
+        " and a certificate key from `kubeadm init phase upload-certs` there (never shown; "
+        "its Secret deleted after)"
+        if join.upload_certs
+        else ""
+    )
     before, after = (
         control_plane_steps(host, seen.inventory, seen.cluster) if control_plane else ([], [])
     )
@@ -247,7 +251,7 @@ def joining(
         *before,
         (
             join,
-            f"Join as {name}{how} with a 1h token from {source} (never shown; deleted after)"
+            f"Join as {what} with a 1h token from {source} (never shown; deleted after){key}"
             + (f", registering with {', '.join(registered)}" if registered else ""),
         ),
         (

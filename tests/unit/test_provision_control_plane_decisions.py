@@ -96,8 +96,9 @@ def test_without_the_pki_in_vault_the_join_uses_a_certificate_key_from_upload_ce
     assert "place-cluster-pki" not in names
     join = plan.steps[names.index("join")].params
     assert isinstance(join, JoinClusterParams) and join.upload_certs
-    assert "certificate key from `kubeadm init phase upload-certs` on cp-1" in (
-        plan.steps[names.index("join")].title
+    assert (
+        "1h token from cp-1 (never shown; deleted after) and a certificate key from `kubeadm init phase upload-certs` there"
+        in (plan.steps[names.index("join")].title)
     )
 
 
