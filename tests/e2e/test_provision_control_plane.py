@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.e2e.slack_steps import (
     request,
     root_messages,
     wait_ephemeral,
+    wait_reply,
     wait_text,
 )
 from tests.e2e.test_provision import (
@@ -39,6 +41,7 @@ from tests.e2e.test_provision import (
     places_to_scan,
     tokens_left_on,
 )
+from tests.e2e.test_restart import KubegateProcess, until
 
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
@@ -251,3 +254,47 @@ async def test_without_the_pki_in_vault_a_control_plane_joins_with_a_certificate
             assert key not in text, f"the certificate key leaked into {where}"
         for line in secret_lines(testbed):
             assert line not in text, f"a CA key leaked into {where}"
+
+
+@pytest.fixture
+async def kubegate_process(
+    growing_testbed: Testbed, tmp_path: Path
+) -> AsyncIterator[KubegateProcess]:
+    served = KubegateProcess(growing_testbed, tmp_path / "kubegate.db", tmp_path / "kubegate.log")
+    try:
+        yield served
+    finally:
+        if served.process and served.process.poll() is None:
+            served.kill(signal.SIGTERM)
+
+
+async def test_kubegate_killed_after_a_control_planes_join_resumes_without_joining_again(
+    growing_testbed: Testbed, kubegate_process: KubegateProcess
+) -> None:
+    testbed = growing_testbed
+    await kubegate_process.start()
+    await back_up_the_pki(testbed)
+    # The join has happened; kubegate is deleting its token when it dies.
+    testbed.fleet.hang("cp-1", "kubeadm token delete", times=1)
+    asked = "provision node cp-2 --address 127.0.10.102 --role control-plane"
+    root = await request(testbed, "U0ALICE", asked)
+    await click(testbed, "U0BOB", root, "Approve")
+    await click(testbed, "U0CAROL", root, "Approve")
+    await until(
+        lambda: any(
+            c.argv[:3] == ["kubeadm", "token", "delete"] for c in testbed.fleet.calls("cp-1")
+        ),
+        timeout=120,
+    )
+    kubegate_process.kill()
+    testbed.fleet.clear_faults("cp-1")
+
+    await kubegate_process.start()
+    note = await wait_reply(testbed, root, "was interrupted", timeout=30)
+    await click(testbed, "U0ALICE", note, "Resume")
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=240)
+    await wait_reply(testbed, root, "cp-2 had already joined before the restart")
+    joins = [c for c in testbed.fleet.calls("spare-2") if c.argv[:2] == ["kubeadm", "join"]]
+    assert len(joins) == 1, "the join ran again"
+    assert await etcd_members(testbed) == {"cp-1": True, "cp-2": True}
+    assert await tokens_left_on(testbed, "cp-1") == []
