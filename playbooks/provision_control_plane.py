@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import ClassVar, Literal
 
 from commands import NewNodeTaint
-from playbooks.base import ClusterHandle, Step, StepContext, StepResult
+from playbooks.base import ClusterHandle, PlanError, Step, StepContext, StepResult
 from playbooks.control_plane_health import ControlPlaneNode, ControlPlaneUnhealthy
 from playbooks.errors import OperationError
 from playbooks.inventory import Inventory
@@ -73,9 +73,14 @@ async def read_control_plane_endpoint(cluster: ClusterHandle, source: NodeView) 
     reads it."""
     target = cluster.inventory.target(source)
     if target is None:
-        return None
+        raise PlanError(f"kubegate has no address for {source.name} to read kubeadm-config on.")
     answer = await (await cluster.ssh()).run(target, list(READ_CLUSTER_CONFIGURATION.argv))
-    return control_plane_endpoint(answer.stdout) if answer.ok else None
+    if not answer.ok:
+        raise PlanError(
+            f"kubegate could not read kube-system/kubeadm-config on {source.name} "
+            f"(`kubectl get configmap`, exit {answer.exit_status}): {answer.tail(3)}"
+        )
+    return control_plane_endpoint(answer.stdout)
 
 
 async def observe_control_plane(
