@@ -53,11 +53,11 @@ class ControlEndpoint:
         return hmac.compare_digest(presented.encode(), self._token.encode())
 
     async def _added(self, request: web.Request) -> web.Response:
+        if not self._trusted(request):
+            return web.json_response({"error": "bad token"}, status=401)
         handler = self.handlers.get(request.match_info["name"])
         if handler is None:
             return web.json_response({"error": "no such control route"}, status=404)
-        if not self._trusted(request):
-            return web.json_response({"error": "bad token"}, status=401)
         return await handler(request)
 
     async def _kubelet_started(self, request: web.Request) -> web.Response:
