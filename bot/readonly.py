@@ -124,8 +124,11 @@ class ReadOnlyAnswers:
             ready = sum(n.ready for n in nodes)
             cordoned = [n.name for n in nodes if n.unschedulable]
             versions = sorted({n.kubelet_version for n in nodes})
+            planes = [n for n in nodes if "control-plane" in n.roles]
             lines = [
                 f"*{cluster.name}*: {ready}/{len(nodes)} nodes Ready · kubelet {', '.join(versions)}",
+                "Control planes: "
+                + ", ".join(f"{n.name} ({'Ready' if n.ready else 'NotReady'})" for n in planes),
                 f"Cordoned: {', '.join(cordoned) or 'none'}",
                 "Break-glass reviews pending: " + (", ".join(f"#{j}" for j in reviews) or "none"),
                 "Jobs: "

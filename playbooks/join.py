@@ -36,6 +36,21 @@ REMOVE_CONFIG = RemoteCommand.of("rm", "-f", JOIN_CONFIG)
 # A join still running on the host; `[j]` keeps the pattern from matching the command line of
 # the sudo that runs pgrep itself.
 JOIN_RUNNING = RemoteCommand.of("pgrep", "-f", "kubeadm [j]oin")
+# The certificate-key flow: the shared certificates into the kubeadm-certs Secret (2 h), the
+# key printed on a line of its own; the Secret deleted once the join is over.
+UPLOAD_CERTS = RemoteCommand.of("kubeadm", "init", "phase", "upload-certs", "--upload-certs")
+CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}$", re.MULTILINE)
+DELETE_CERTS_SECRET = RemoteCommand.of(
+    "kubectl",
+    "--kubeconfig",
+    "/etc/kubernetes/admin.conf",
+    "-n",
+    "kube-system",
+    "delete",
+    "secret",
+    "kubeadm-certs",
+    "--ignore-not-found",
+)
 JOIN_WAIT_S = 300.0  # kubeadm's own kubelet-start wait is 4 minutes
 JOIN_POLL_S = 2.0
 
@@ -86,6 +101,28 @@ def parse_join_command(printed: str) -> JoinCommand | None:
     return JoinCommand(endpoint, token, ca_hash)
 
 
+@dataclass(frozen=True)
+class ControlPlaneJoin:
+    """What makes a join a control plane's: the address its API server advertises and, in the
+    certificate-key flow, the key to the kubeadm-certs Secret (a secret, in memory only)."""
+
+    advertise_address: str
+    bind_port: int = 6443
+    certificate_key: str | None = None
+
+    def section(self) -> dict[str, object]:
+        """JoinConfiguration.controlPlane."""
+        section: dict[str, object] = {
+            "localAPIEndpoint": {
+                "advertiseAddress": self.advertise_address,
+                "bindPort": self.bind_port,
+            }
+        }
+        if self.certificate_key is not None:
+            section["certificateKey"] = self.certificate_key
+        return section
+
+
 def join_configuration(
     join: JoinCommand,
     *,
@@ -93,10 +130,12 @@ def join_configuration(
     version: Version,
     labels: dict[str, str],
     taints: list[NewNodeTaint],
+    control_plane: ControlPlaneJoin | None = None,
 ) -> str:
     """The JoinConfiguration (JSON, which is YAML) for kubeadm of `version`: v1beta4 from
     v1.31 on (kubeletExtraArgs a list), v1beta3 before (a map). Taints set here replace
-    kubeadm's default and are registered with the Node (--register-with-taints)."""
+    kubeadm's default and are registered with the Node (--register-with-taints); a control
+    plane's therefore carry its NoSchedule taint explicitly (see provision_control_plane)."""
     node_labels = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
     registration: dict[str, object] = {
         "name": node,
@@ -121,6 +160,8 @@ def join_configuration(
         },
         "nodeRegistration": registration,
     }
+    if control_plane is not None:
+        config["controlPlane"] = control_plane.section()
     return json.dumps(config, indent=2)
 
 
@@ -131,6 +172,11 @@ class JoinClusterParams(StepParams):
     version: str  # the cluster's, which picks the JoinConfiguration's API version
     labels: dict[str, str]
     taints: list[NewNodeTaint]
+    # A control plane joins with --control-plane; without the CA from Vault, with a certificate
+    # key from `kubeadm init phase upload-certs` run on `control_plane` in this same step.
+    as_control_plane: bool = False
+    upload_certs: bool = False
+    api_server_port: int = 6443  # where its kube-apiserver listens (the inventory's, or 6443)
 
 
 class JoinCluster(Step[JoinClusterParams]):
@@ -160,16 +206,49 @@ class JoinCluster(Step[JoinClusterParams]):
                 "printed no join command kubegate can read",
             )
         try:
-            result = await self._join(ctx, join)
+            control_plane = await self._control_plane(ctx, source)
+            if isinstance(control_plane, StepResult):
+                return control_plane
+            result = await self._join(ctx, join, control_plane)
         finally:
             await source.run(RemoteCommand.of("kubeadm", "token", "delete", join.token_id))
+            if wanted.upload_certs:
+                await source.run(DELETE_CERTS_SECRET)
         return result
 
-    async def _join(self, ctx: StepContext, join: JoinCommand) -> StepResult:
+    async def _control_plane(
+        self, ctx: StepContext, source: Remote
+    ) -> ControlPlaneJoin | StepResult | None:
+        wanted = self.params
+        if not wanted.as_control_plane:
+            return None
+        address = wanted.host.address or (await wanted.host.target(ctx.cluster)).host
+        if not wanted.upload_certs:
+            return ControlPlaneJoin(address, wanted.api_server_port)
+        uploaded = await source.run(UPLOAD_CERTS)
+        for key in CERTIFICATE_KEY.findall(uploaded.stdout):
+            ctx.secret(key)
+        keys = CERTIFICATE_KEY.findall(uploaded.stdout)
+        if not uploaded.ok or len(keys) != 1:
+            # Only the exit status: the output holds the key.
+            return StepResult.failed(
+                f"`{UPLOAD_CERTS.label}` on {wanted.control_plane} printed no certificate key "
+                f"(exit {uploaded.exit_status})"
+            )
+        return ControlPlaneJoin(address, wanted.api_server_port, keys[0])
+
+    async def _join(
+        self, ctx: StepContext, join: JoinCommand, control_plane: ControlPlaneJoin | None
+    ) -> StepResult:
         wanted = self.params
         version = Version.parse(wanted.version) or Version(1, 31, 0)
         config = join_configuration(
-            join, node=wanted.host.name, version=version, labels=wanted.labels, taints=wanted.taints
+            join,
+            node=wanted.host.name,
+            version=version,
+            labels=wanted.labels,
+            taints=wanted.taints,
+            control_plane=control_plane,
         )
         ctx.secret(config)
         joining = RemoteCommand.of("kubeadm", "join", "--config", JOIN_CONFIG)
@@ -179,8 +258,10 @@ class JoinCluster(Step[JoinClusterParams]):
             if not isinstance(ran, StepResult):
                 ran = await host.run_in_order([joining])
         except SshError as error:
-            # The executor's message may quote the command line, token and all.
+            # The executor's message may quote the command line, token (and key) and all.
             said = error.message.replace(join.token, "[redacted]")
+            if control_plane is not None and control_plane.certificate_key is not None:
+                said = said.replace(control_plane.certificate_key, "[redacted]")
             return StepResult(
                 ok=False, summary=f"kubeadm join on {wanted.host.name} could not run: {said}"
             )
@@ -190,8 +271,9 @@ class JoinCluster(Step[JoinClusterParams]):
             return ran
         return StepResult(
             ok=True,
-            summary=f"{wanted.host.name} joined through {join.endpoint} as {wanted.host.name}, "
-            f"registered with its labels and taints; the token from {wanted.control_plane} "
+            summary=f"{wanted.host.name} joined through {join.endpoint} as {wanted.host.name}"
+            + (" (a control plane)" if control_plane is not None else "")
+            + f", registered with its labels and taints; the token from {wanted.control_plane} "
             "is deleted",
         )
 

@@ -5,6 +5,7 @@ what the node registers with, the steps.
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
@@ -17,11 +18,19 @@ from playbooks.inventory import Inventory
 from playbooks.join import DeleteJoinTokensParams, JoinClusterParams
 from playbooks.kube import NodeView
 from playbooks.packages import PackagesAt
+from playbooks.pki_backup import pki_vault_path
 from playbooks.plan import Plan, PlannedStep, StepParams
+from playbooks.provision_control_plane import (
+    CONTROL_PLANE_TAINT,
+    control_plane_refusal,
+    control_plane_steps,
+    observe_control_plane,
+)
 from playbooks.provision_sources import PackageSourceParams
 from playbooks.provision_steps import NodeReadyParams, ProvisionPackagesParams
 from playbooks.remote import NodeRef
 from playbooks.ssh import HostKeyError, SshError
+from playbooks.upgrade_room import CONTROL_PLANE_LOCK
 from playbooks.versions import Version
 
 PROBE_TIMEOUT_S = 15.0
@@ -47,6 +56,11 @@ class ProvisionSnapshot:
     nodes: list[NodeView]
     api_server_version: str
     host: HostProbe | None = None
+    # A control plane's: the cluster's controlPlaneEndpoint and why etcd is not whole (None:
+    # it is), read only when a control plane is asked for; whether kubegate has a Vault.
+    control_plane_endpoint: str | None = None
+    etcd_problem: str | None = None
+    vault_configured: bool = False
 
 
 async def probe_host(cluster: ClusterHandle, name: str, address: str) -> HostProbe:
@@ -72,10 +86,15 @@ async def observe_provision(
     that is taken."""
     nodes = await cluster.kube.list_nodes()
     version = await cluster.kube.server_version()
-    seen = ProvisionSnapshot(cluster.name, cluster.inventory, nodes, version)
+    seen = ProvisionSnapshot(
+        cluster.name, cluster.inventory, nodes, version, vault_configured=cluster.vault is not None
+    )
     refuse_request(command, seen)
-    host = await probe_host(cluster, command.node, str(command.address))
-    return ProvisionSnapshot(cluster.name, cluster.inventory, nodes, version, host)
+    if command.role == "control-plane":
+        endpoint, problem = await observe_control_plane(cluster, join_source(seen), nodes)
+        seen = replace(seen, control_plane_endpoint=endpoint, etcd_problem=problem)
+        refuse_control_plane(command, seen)
+    return replace(seen, host=await probe_host(cluster, command.node, str(command.address)))
 
 
 async def plan_provision(command: ProvisionNodeCommand, cluster: ClusterHandle) -> Plan:
@@ -103,7 +122,9 @@ def registration(
     """Labels and taints the node registers with: the inventory's for every new node, then the
     request's (a label given in the request wins; a taint of the same key and effect too)."""
     labels = {**inventory.new_nodes.labels, **command.labels}
-    taints = {(t.key, t.effect): t for t in configured_taints(inventory)}
+    # Taints given to kubeadm replace its default: a control plane's NoSchedule is kept.
+    kept = [CONTROL_PLANE_TAINT] if command.role == "control-plane" else []
+    taints = {(t.key, t.effect): t for t in [*kept, *configured_taints(inventory)]}
     taints.update({(t.key, t.effect): t for t in command.taints})
     return labels, list(taints.values())
 
@@ -117,15 +138,9 @@ def join_source(seen: ProvisionSnapshot) -> NodeView:
 
 
 def refuse_request(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> None:
-    """Refuse what must never be provisioned: a control plane (not yet), an address outside the
-    node subnet, a name or an address some node already has, a host that is not the one whose
-    key is pinned."""
+    """Refuse what must never be provisioned: an address outside the node subnet, a name or an
+    address some node already has, a host that is not the one whose key is pinned."""
     name, address, inventory = command.node, str(command.address), seen.inventory
-    if command.role == "control-plane":
-        raise PlanError(
-            "Provisioning a control-plane node is not available yet in this version "
-            "of kubegate: provision it as a worker, or join it by hand."
-        )
     if not inventory.in_node_subnet(address):
         raise PlanError(
             f"{address} is outside cluster {seen.cluster}'s node subnet "
@@ -149,6 +164,21 @@ def refuse_request(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> No
     refuse_host(address, seen.host)
 
 
+def refuse_control_plane(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> None:
+    """A control plane only with a stable endpoint and etcd whole (read for it)."""
+    if command.role != "control-plane":
+        return
+    refusal = control_plane_refusal(
+        cluster=seen.cluster,
+        endpoint=seen.control_plane_endpoint,
+        etcd_problem=seen.etcd_problem,
+        inventory=seen.inventory,
+        vault_configured=seen.vault_configured,
+    )
+    if refusal is not None:
+        raise PlanError(refusal)
+
+
 def refuse_host(address: str, host: HostProbe | None) -> None:
     if host is None:
         return
@@ -169,10 +199,8 @@ def planned_steps(
     source: str,
 ) -> list[PlannedStep]:
     name = command.node
-    labels, taints = registration(command, seen.inventory)
     host = NodeRef(name=name, address=str(command.address))
     manager = seen.inventory.package_manager_of(name)
-    registered = [f"{k}={v}" for k, v in labels.items()] + [t.taint for t in taints]
     steps: list[tuple[StepParams, str]] = [
         *host_preparation(host, minor=version.minor),
         (
@@ -184,17 +212,53 @@ def planned_steps(
             ProvisionPackagesParams(at=PackagesAt(host=host, version=str(version))),
             f"Install kubeadm, kubelet and kubectl {version.package} ({manager}, held)",
         ),
+        *joining(command, seen, version=version, source=source),
+    ]
+    return [PlannedStep.of(params, title, touches=[f"node/{name}"]) for params, title in steps]
+
+
+def joining(
+    command: ProvisionNodeCommand, seen: ProvisionSnapshot, *, version: Version, source: str
+) -> list[tuple[StepParams, str]]:
+    """The join and what checks it; a control plane's with its CA and etcd steps around it."""
+    name = command.node
+    host = NodeRef(name=name, address=str(command.address))
+    labels, taints = registration(command, seen.inventory)
+    registered = [f"{k}={v}" for k, v in labels.items()] + [t.taint for t in taints]
+    control_plane = command.role == "control-plane"
+    in_vault = control_plane and seen.inventory.pki_in_vault
+    join = JoinClusterParams(
+        host=host,
+        control_plane=source,
+        version=str(version),
+        labels=labels,
+        taints=taints,
+        as_control_plane=control_plane,
+        upload_certs=control_plane and not in_vault,
+        api_server_port=api_server_port(seen.inventory, name, str(command.address)),
+    )
+    what = f"{name} (a control plane)" if control_plane else name
+    key = (
+        " and a certificate key from `kubeadm init phase upload-certs` there (never shown; "
+        "its Secret deleted after)"
+        if join.upload_certs
+        else ""
+    )
+    before, after = (
+        control_plane_steps(host, seen.inventory, seen.cluster) if control_plane else ([], [])
+    )
+    return [
+        *before,
         (
-            JoinClusterParams(
-                host=host, control_plane=source, version=str(version), labels=labels, taints=taints
-            ),
-            f"Join as {name} with a 1h token from {source} (never shown; deleted after)"
+            join,
+            f"Join as {what} with a 1h token from {source} (never shown; deleted after){key}"
             + (f", registering with {', '.join(registered)}" if registered else ""),
         ),
         (
             DeleteJoinTokensParams(node=name, control_plane=source),
             f"Make sure no join token for {name} is left on {source}",
         ),
+        *after,
         (
             NodeReadyParams(
                 expect=Healthy(node=name, kubelet_version=str(version)),
@@ -205,7 +269,14 @@ def planned_steps(
             f"(timeout {HEALTH_TIMEOUT_S / 60:.0f}m)",
         ),
     ]
-    return [PlannedStep.of(params, title, touches=[f"node/{name}"]) for params, title in steps]
+
+
+def api_server_port(inventory: Inventory, name: str, address: str) -> int:
+    """The port the new control plane's API server binds: the inventory's for it, else 6443."""
+    url = urllib.parse.urlsplit(
+        inventory.apiserver_url(inventory.target_for_address(name, address))
+    )
+    return url.port or 6443
 
 
 def decide_provision(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> Plan:
@@ -215,8 +286,10 @@ def decide_provision(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> 
     version = Version.parse(seen.api_server_version)
     if version is None:
         raise PlanError("kubegate cannot read the API server's version to install the same.")
+    refuse_control_plane(command, seen)
     source = join_source(seen)
     labels, taints = registration(command, seen.inventory)
+    control_plane = command.role == "control-plane"
     steps = planned_steps(command, seen, version=version, source=source.name)
     ssh = seen.inventory.target_for_address(name, address)
     hostname = seen.host.hostname if seen.host is not None else None
@@ -236,15 +309,33 @@ def decide_provision(command: ProvisionNodeCommand, seen: ProvisionSnapshot) -> 
             "join_from": source.name,
             "labels": labels,
             "taints": [t.taint for t in taints],
+            **({"control_plane_endpoint": seen.control_plane_endpoint} if control_plane else {}),
         },
         preview=[
             f"{name} at {address} (SSH {ssh.host}:{ssh.port} as {ssh.user}){called} joins "
-            f"cluster {seen.cluster} as a worker at {version}",
+            f"cluster {seen.cluster} as {'a control plane' if control_plane else 'a worker'} "
+            f"at {version}",
             "It registers already tainted: "
             + (", ".join(t.taint for t in taints) if taints else "no taints asked"),
             f"Join token created on {source.name} for 1 hour; never shown, logged or audited; "
             "deleted once the node has joined",
+            *(control_plane_preview(seen, source.name) if control_plane else []),
         ],
-        risk="medium",
-        locks=[f"node/{name}"],
+        risk="high" if control_plane else "medium",
+        locks=[f"node/{name}", *([CONTROL_PLANE_LOCK] if control_plane else [])],
     )
+
+
+def control_plane_preview(seen: ProvisionSnapshot, source: str) -> list[str]:
+    ca = (
+        f"The cluster's CA keys from Vault ({pki_vault_path(seen.inventory, seen.cluster)}), "
+        "placed root's 0600 on the host; never shown"
+        if seen.inventory.pki_in_vault
+        else f"The shared certificates through kubeadm's certificate key (upload-certs on "
+        f"{source}; the key never shown, its Secret deleted after the join)"
+    )
+    return [
+        f"A new etcd member and API server behind {seen.control_plane_endpoint}; etcd is "
+        "healthy with every member up now, and is checked again right before the join",
+        ca,
+    ]

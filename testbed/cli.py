@@ -25,6 +25,7 @@ async def run_until_stopped(args: argparse.Namespace) -> None:
         control_planes=args.control_planes,
         apiserver_startup=args.apiserver_startup,
         etcd_version=args.etcd_version,
+        load_balancer=args.load_balancer,
     )
     print(f"testbed up: {testbed.directory / 'testbed.json'}", flush=True)
     stop = asyncio.Event()
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=1,
         help="control planes cp-1..cp-N, each with its API server and etcd member (default 1)",
+    )
+    up.add_argument(
+        "--load-balancer",
+        action="store_true",
+        help="a load balancer (controlPlaneEndpoint) even with one control plane, so more can join",
     )
     up.add_argument(
         "--apiserver-startup",

@@ -55,6 +55,11 @@ class LoadBalancer:
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
+    def add_backend(self, name: str, address: Callable[[], tuple[str, int]]) -> None:
+        """A server added at runtime, as an operator adds a joined control plane to HAProxy's
+        backend and reloads it; health-checked from the next round on."""
+        self.backends = [*self.backends, Backend(name, address)]
+
     def description(self) -> dict[str, bool]:
         return {backend.name: backend.up for backend in self.backends}
 

@@ -23,6 +23,7 @@ from testbed import faults
 from testbed.alertmanager import Alertmanager
 from testbed.apiserver import FakeApiServer, NodeSpec
 from testbed.controlplanes import ControlPlanes
+from testbed.cpjoin import ControlPlaneJoins
 from testbed.etcd import Etcd
 from testbed.faults import FaultSwitches
 from testbed.fleet import Fleet, apiserver_nodes
@@ -293,13 +294,15 @@ async def start_testbed(
     apiserver_startup: float = 2.0,
     etcd_version: str = "3.6",
     etcd_follows_manifest: bool | None = None,
+    load_balancer: bool = False,
 ) -> Testbed:
     """Start the testbed; `fleet=False` leaves out SSH, Vault and etcd (API-only tests).
     With several `control_planes`, clients reach the API servers through a load balancer and
     each control plane's kubelet follows its static-pod manifests (`apiserver_startup`:
     seconds an API server takes to serve again after its manifest is back).
     `etcd_follows_manifest`: etcd stops while etcd.yaml is out of the manifests, as a kubelet
-    does; default: with several control planes only."""
+    does; default: with several control planes only. `load_balancer`: one in front even of a
+    single control plane (a controlPlaneEndpoint, so control planes can be joined later)."""
     if control_planes < 1:
         raise ValueError("a cluster needs at least one control plane")
     directory.mkdir(parents=True, exist_ok=True)
@@ -317,7 +320,8 @@ async def start_testbed(
         control_planes=planes,
     )
     await apiserver.start()
-    balancer = await start_load_balancer(apiserver) if control_planes > 1 else None
+    with_balancer = control_planes > 1 or load_balancer
+    balancer = await start_load_balancer(apiserver) if with_balancer else None
     slack = SlackEmulator(users=USERS)
     await slack.start()
     if app_url is not None:
@@ -355,11 +359,26 @@ async def start_testbed(
     config_path.chmod(0o600)  # it holds the Slack token, signing secret and Vault token
     testbed = Testbed(directory, apiserver, slack, kubeconfig, config_path, world, alerts_token)
     testbed.control_planes, testbed.load_balancer, testbed.faults = kubelets, balancer, switches
-    description = directory / "testbed.json"
+    write_description(testbed)
+    if world is not None:
+        joins = ControlPlaneJoins(
+            apiserver=apiserver,
+            etcd=world.etcd,
+            kubelets=kubelets,
+            balancer=balancer,
+            fleet=world.fleet,
+            on_joined=lambda: write_description(testbed),
+        )
+        world.fleet.control.handlers["control-plane-join"] = joins.handle
+    return testbed
+
+
+def write_description(testbed: Testbed) -> None:
+    """DIR/testbed.json; written again when a control plane joins (its `control_planes`)."""
+    description = testbed.directory / "testbed.json"
     partial = description.with_suffix(".json.tmp")
     partial.write_text(json.dumps(testbed.description(), indent=2))
     partial.replace(description)  # readers never see half a file
-    return testbed
 
 
 async def start_kubelets_and_faults(

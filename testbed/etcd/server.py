@@ -246,8 +246,9 @@ class Etcd:
         if session is None:
             async with health_session() as own:
                 return await self.healthy_members(own)
-        answers = await asyncio.gather(*(m.healthy(session) for m in self.members.values()))
-        return dict(zip(self.members, answers, strict=True))
+        members = dict(self.members)  # a member may join (testbed/cpjoin.py) while we ask
+        answers = await asyncio.gather(*(m.healthy(session) for m in members.values()))
+        return dict(zip(members, answers, strict=True))
 
     def has_quorum(self, health: dict[str, bool]) -> bool:
         return sum(health.values()) > len(self.members) // 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +24,8 @@ class ControlEndpoint:
         self._token = secrets.token_urlsafe(24)
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # Routes the world adds once it is up (e.g. testbed/cpjoin.py's control-plane join).
+        self.handlers: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {}
 
     def settings(self) -> dict[str, Any] | None:
         return {"url": self.url, "token": self._token} if self.url else None
@@ -33,6 +36,7 @@ class ControlEndpoint:
         app = web.Application()
         app.router.add_post("/control-plane-version", self._set_version)
         app.router.add_post("/kubelet-started", self._kubelet_started)
+        app.router.add_post("/{name}", self._added)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -47,6 +51,14 @@ class ControlEndpoint:
     def _trusted(self, request: web.Request) -> bool:
         presented = request.headers.get("X-Testbed-Token", "")
         return hmac.compare_digest(presented.encode(), self._token.encode())
+
+    async def _added(self, request: web.Request) -> web.Response:
+        if not self._trusted(request):
+            return web.json_response({"error": "bad token"}, status=401)
+        handler = self.handlers.get(request.match_info["name"])
+        if handler is None:
+            return web.json_response({"error": "no such control route"}, status=404)
+        return await handler(request)
 
     async def _kubelet_started(self, request: web.Request) -> web.Response:
         if not self._trusted(request):

@@ -76,6 +76,11 @@ class Fleet:
         self._control = ControlEndpoint(apiserver)
 
     @property
+    def control(self) -> ControlEndpoint:
+        """The shims' way to the testbed process (testbed/cpjoin.py adds a route to it)."""
+        return self._control
+
+    @property
     def client_public_key(self) -> str:
         return (
             self.client_key_path.with_name(self.client_key_path.name + ".pub").read_text().strip()

@@ -48,7 +48,9 @@ def cluster_configuration(*, version: str, endpoint: str) -> str:
 def seed_kubeadm_config(apiserver: FakeApiServer) -> None:
     if apiserver.objects.get("v1", "configmaps", "kube-system", "kubeadm-config") is not None:
         return
-    endpoint = urllib.parse.urlsplit(apiserver.url).netloc
+    # `kubeadm init` without --control-plane-endpoint leaves it empty; a load balancer in
+    # front of the API servers is the stable endpoint the HA guide has it name.
+    endpoint = urllib.parse.urlsplit(apiserver.front_url).netloc if apiserver.front_url else '""'
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -219,7 +219,8 @@ async def test_an_outside_address_a_taken_name_and_a_changed_host_key_are_refuse
     await slack.slash(
         "/kube provision node cp-2 --address 127.0.10.102 --role control-plane", channel=CHANNEL
     )
-    await wait_ephemeral(testbed, "U0ALICE", "not available yet")
+    # A single control plane without a load balancer has no controlPlaneEndpoint to join.
+    await wait_ephemeral(testbed, "U0ALICE", "has no controlPlaneEndpoint")
     assert root_messages(testbed) == []
     for host in ("spare-1", "spare-2"):
         assert testbed.fleet.calls(host) == [], f"something ran on {host}"

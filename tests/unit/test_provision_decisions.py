@@ -190,11 +190,6 @@ def test_the_plan_names_the_hosts_own_hostname_and_the_name_it_registers_under()
     assert "(its hostname is ip-10-0-0-44; it registers as worker-4)" in plan.preview[0]
 
 
-def test_a_control_plane_is_not_provisioned_yet() -> None:
-    said = refusal(provision(role="control-plane"), seen())
-    assert "control-plane node is not available yet" in said
-
-
 def test_an_address_outside_the_node_subnet_is_refused() -> None:
     said = refusal(
         provision(address="192.168.9.9"), seen(inventory=Inventory(node_subnet="10.0.0.0/24"))

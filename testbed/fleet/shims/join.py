@@ -1,10 +1,12 @@
-"""`kubeadm join` on a worker: kubeadm's preflight checks on the joining node's state, token and
+"""`kubeadm join`: kubeadm's preflight checks on the joining node's state, token and
 CA-hash discovery, the kubelet-start phase's refusals, then the kubelet registering its Node
 object with the fake apiserver under the name, labels and taints the JoinConfiguration gives.
 
 Modelled on cmd/kubeadm/app/preflight/checks.go (RunJoinNodeChecks: Swap, FileContent--proc-sys-
 net-*, FileExisting-kubelet, KubeletVersion, FileAvailable--etc-kubernetes-kubelet.conf) and
 cmd/kubeadm/app/cmd/phases/join/kubelet.go (a Ready Node of the same name refuses the join).
+With --control-plane (or a JoinConfiguration's controlPlane), controlplane_join adds what a
+new control plane needs before and after its kubelet starts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import time
 from typing import Any
 
+from testbed.fleet.shims import controlplane_join
 from testbed.fleet.shims.kubeadm import NOT_ROOT, STACK_HINT, cluster_version, option
 from testbed.fleet.shims.nodestate import Node, fail, version_of
 from testbed.fleet.shims.system import KUBEADM_FLAGS, host_name, write_kubeadm_flags
@@ -22,7 +25,13 @@ from testbed.fleet.shims.tokens import valid
 
 # Flags that `--config` may not be mixed with (cmd/kubeadm/app/cmd/join.go, "can not mix
 # '--config' with arguments").
-DISCOVERY_FLAGS = ("--token", "--discovery-token-ca-cert-hash", "--node-name", "--control-plane")
+DISCOVERY_FLAGS = (
+    "--token",
+    "--discovery-token-ca-cert-hash",
+    "--node-name",
+    "--control-plane",
+    "--certificate-key",
+)
 ERROR = "error execution phase preflight: "
 
 
@@ -110,6 +119,8 @@ class JoinRequest:
         self.labels: dict[str, str] = {}
         self.taints: list[dict[str, str]] | None = None  # None: kubeadm's default (none)
         self.control_plane = "--control-plane" in args
+        self.certificate_key = option(args, "--certificate-key")
+        self.bind_port = int(option(args, "--apiserver-bind-port") or 6443)
         self.error: str | None = None
         path = option(args, "--config")
         if path is not None:
@@ -140,7 +151,11 @@ class JoinRequest:
         self.name = registration.get("name") or self.name
         self.taints = registration.get("taints")
         self.labels = _node_labels(registration.get("kubeletExtraArgs"))
-        self.control_plane = config.get("controlPlane") is not None
+        control_plane = config.get("controlPlane")
+        self.control_plane = control_plane is not None
+        self.certificate_key = (control_plane or {}).get("certificateKey") or None
+        endpoint = (control_plane or {}).get("localAPIEndpoint") or {}
+        self.bind_port = int(endpoint.get("bindPort") or 6443)
 
 
 def _node_labels(extra: Any) -> dict[str, str]:
@@ -159,10 +174,6 @@ def join(node: Node, args: list[str]) -> int:
     request = JoinRequest(node, args)
     if request.error is not None:
         return fail(request.error + "\n" + STACK_HINT)
-    if request.control_plane:
-        return fail(
-            ERROR + "control-plane join is not modelled by this testbed's kubeadm\n" + STACK_HINT
-        )
     cluster = cluster_version(node)
     with node.locked():
         state = node.read_state()
@@ -176,6 +187,8 @@ def join(node: Node, args: list[str]) -> int:
                 "with `--ignore-preflight-errors=...`\n" + STACK_HINT
             )
         refused = _discovery_refusal(node, request)
+        if refused is None and request.control_plane:
+            refused = controlplane_join.prepare(node, request.certificate_key)
         if refused is not None:
             return fail(refused + "\n" + STACK_HINT)
         refused = _kubelet_start_refusal(node, state, request.name)
@@ -189,6 +202,10 @@ def join(node: Node, args: list[str]) -> int:
         node._write_json("state.json", state)
     _write_kubelet_conf(node)
     write_kubeadm_flags(node.host_path(KUBEADM_FLAGS), request.name, host_name(node))
+    if request.control_plane:
+        refused = controlplane_join.finish(node, request.name, request.bind_port)
+        if refused is not None:
+            return fail(refused + "\n" + STACK_HINT)
     print("[kubelet-start] Starting the kubelet")
     print("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
     print("\nThis node has joined the cluster:")
@@ -255,8 +272,13 @@ def _register(node: Node, request: JoinRequest, kubelet: str) -> None:
     labels = body["metadata"]["labels"]
     labels["kubernetes.io/hostname"] = request.name
     labels.update(request.labels)
-    if request.taints:
-        body.setdefault("spec", {})["taints"] = request.taints
+    taints = request.taints
+    if request.control_plane:
+        # mark-control-plane: the role label, and kubeadm's taint unless taints were given.
+        labels[controlplane_join.CONTROL_PLANE_LABEL] = ""
+        taints = [controlplane_join.CONTROL_PLANE_TAINT] if taints is None else taints
+    if taints:
+        body.setdefault("spec", {})["taints"] = taints
     status["nodeInfo"]["kubeletVersion"] = kubelet
     status["nodeInfo"]["kubeProxyVersion"] = kubelet
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -52,6 +52,10 @@ def run(node: Node, _command: str, args: list[str]) -> int:
             from testbed.fleet.shims.tokens import token
 
             return token(node, words, args)
+        if words[:3] == ["init", "phase", "upload-certs"] and "--upload-certs" in args:
+            from testbed.fleet.shims.uploadcerts import upload
+
+            return upload(node, args)
         if words[:1] == ["join"]:
             from testbed.fleet.shims.join import join
 
