@@ -33,12 +33,7 @@ BACKUP_NAME = re.compile(r"etcd-testbed-job\d+-\d{8}T\d{6}Z")
 @pytest.fixture(params=[3, 1], ids=["3 control planes", "1 control plane"])
 async def kubegate_on(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Testbed]:
     async with (
-        running_testbed(
-            tmp_path / "testbed",
-            control_planes=request.param,
-            workers=1,
-            etcd_follows_manifest=True,  # one control plane: etcd really stops for the swap
-        ) as testbed,
+        running_testbed(tmp_path / "testbed", control_planes=request.param, workers=1) as testbed,
         serving(testbed, tmp_path, {}),
     ):
         yield testbed
