@@ -221,6 +221,10 @@ class ControlPlanes:
         changed = signature is not None and signature != plane.manifest_seen
         if signature is not None:
             plane.manifest_seen = signature
+        if changed:
+            # A changed static pod gets a new mirror pod (its config hash differs), which is
+            # what kubeadm waits for after writing a new manifest.
+            self._mark_mirror_stale(plane, "kube-apiserver")
         if not wanted or changed:
             if plane.starting is not None:
                 plane.starting.cancel()
@@ -254,6 +258,11 @@ class ControlPlanes:
         serving = any(plane.apiserver.serving for plane in self.planes.values())
         return serving and self.apiserver.storage_available
 
+    def _mark_mirror_stale(self, plane: ControlPlane, pod: str) -> None:
+        current = self.apiserver.objects.get("v1", "pods", "kube-system", f"{pod}-{plane.name}")
+        if current is not None:
+            plane.stale_mirrors.add(str(current["metadata"].get("uid")))
+
     def _sync_mirror_pods(self, plane: ControlPlane) -> None:
         """Keep `<pod>-<node>` in kube-system in step with the manifests, as the kubelet's pod
         sync does once it can reach the API (the `mv` shim asks at once; this is its retry)."""
@@ -266,8 +275,8 @@ class ControlPlanes:
             name = f"{pod}-{plane.name}"
             current = objects.get("v1", "pods", "kube-system", name)
             uid = None if current is None else str(current["metadata"].get("uid"))
-            if not present and uid is not None:
-                plane.stale_mirrors.add(uid)  # that pod stopped: this mirror is of the past
+            if not present:
+                self._mark_mirror_stale(plane, pod)  # that pod stopped: its mirror is of the past
             if not self._api_answers():
                 continue
             if uid is not None and (not present or uid in plane.stale_mirrors):
