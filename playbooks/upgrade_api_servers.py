@@ -62,10 +62,11 @@ def described(api_servers: dict[str, str]) -> str:
 
 
 async def own_api_server_version(cluster: ClusterHandle, node: str) -> str | None:
-    """What `node`'s own API server reports now; None while it does not answer (restarting)."""
-    nodes = await cluster.kube.list_nodes()
-    url = endpoints(cluster.inventory, nodes).get(node)
+    """What `node`'s own API server reports now; None while it does not answer (restarting:
+    on a single control plane the node list below goes through that very API server)."""
     try:
+        nodes = await cluster.kube.list_nodes()
+        url = endpoints(cluster.inventory, nodes).get(node)
         if url is None:
             return await cluster.kube.server_version()
         return await cluster.kube.server_version_at(url)
