@@ -7,7 +7,10 @@ kubernetes/kubernetes pkg/kubelet/config/file_linux.go: inotify plus a re-list e
 fileCheckFrequency, 20 s by default, which this testbed shortens to `interval`), so a manifest
 moved out stops its pod, moved back starts it again, and a changed manifest restarts it (a new
 image tag is a new version). On a single control plane that is the only API server: clients get
-connection refused until it serves again, as on a real one-node kubeadm cluster.
+connection refused until it serves again, as on a real one-node kubeadm cluster. While its etcd
+is away the API server keeps running but fails what needs storage (500) and its /readyz
+(kubernetes.io/docs/reference/using-api/health-checks: readyz fails when the server is
+"temporarily unable to serve requests (for example, waiting for etcd to be available)").
 
 The kubelet also keeps a mirror pod per static pod in the API ("The kubelet automatically tries to
 create a mirror Pod on the Kubernetes API server for each static Pod", same page;

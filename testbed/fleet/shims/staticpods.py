@@ -127,4 +127,3 @@ def upgrade_manifest(node: Node, pod: str, version: str) -> None:
     with open(partial, "w") as file:
         file.write(upgraded)
     os.replace(partial, path)  # the kubelet never reads half a manifest
-
