@@ -3,9 +3,10 @@
 the apiserver's readiness delay). Also the mirror pod object the fleet seeds at start, and
 `upgrade_manifest`, kubeadm's rewrite of a manifest's image for a new version.
 
-The testbed itself watches every control plane's manifests (testbed/controlplanes.py): on an
-HA testbed, the API server and etcd member a manifest names stop while it is out, and a new
-image tag restarts that API server at that version.
+The testbed itself watches every control plane's manifests (testbed/controlplanes.py): on one
+control plane or several, the API server and etcd member a manifest names stop while it is out,
+a new image tag restarts that API server at that version, and mirror pods the API could not
+take at once (no API server answering) are synced there once it answers.
 """
 
 from __future__ import annotations
