@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings, config_path, load_config, vault_settings
-from playbooks.backup_crypto import BackupCryptoError, backup_key, decrypt_file, read_header
+from playbooks.backup_crypto import BackupCryptoError, decrypt_file, opening_key, read_header
 from playbooks.errors import OperationError
 from playbooks.vault import Vault
 
@@ -27,17 +27,11 @@ def decrypt_backup(settings: Settings, sealed: Path, out: Path) -> int:
         print("kubegate: no Vault in the config: the backup key lives there", file=sys.stderr)
         return 2
     try:
-        key, version = asyncio.run(backup_key(Vault(found), str(header["key"])))
-        if version != header["key_version"]:
-            print(
-                f"kubegate: {sealed} was sealed with Vault {header['key']} "
-                f"v{header['key_version']}, and v{version} is current",
-                file=sys.stderr,
-            )
-            return 1
+        # The version the backup names, which a rotation since then leaves readable.
+        key = asyncio.run(opening_key(Vault(found), header))
         decrypt_file(sealed, out, key)
     except OperationError as error:
         print(f"kubegate: {error}", file=sys.stderr)
         return 1
-    print(f"{out}: the etcd snapshot (Vault {header['key']} v{version})")
+    print(f"{out}: the etcd snapshot (Vault {header['key']} v{header['key_version']})")
     return 0

@@ -37,7 +37,9 @@ class KeyVault(Protocol):
 
     async def version(self, path: str) -> int: ...
 
-    async def read(self, path: str) -> tuple[dict[str, Any], int]: ...
+    async def read(
+        self, path: str, *, version: int | None = None
+    ) -> tuple[dict[str, Any], int]: ...
 
     async def write(self, path: str, secret: dict[str, Any], *, cas: int | None) -> int: ...
 
@@ -47,18 +49,37 @@ class BackupCryptoError(OperationError):
 
 
 async def backup_key(vault: KeyVault, path: str = DEFAULT_KEY_PATH) -> tuple[bytes, int]:
-    """The backup key and its Vault version; the first call creates it (cas=0), so two
-    kubegates starting at once still end with one key."""
+    """The key new backups are sealed with: the current version at `path`, and that version.
+    The first call creates it (cas=0), so two kubegates starting at once still end with one
+    key. Rotating it is writing a new version there (`vault kv put`); older versions stay."""
     if await vault.version(path) == 0:
         fresh = base64.b64encode(secrets.token_bytes(32)).decode()
         # Another writer may win the check-and-set: then its key is the one read below.
         with contextlib.suppress(VaultError):
             await vault.write(path, {KEY_FIELD: fresh}, cas=0)
     data, version = await vault.read(path)
+    return _key_bytes(data, path, version), version
+
+
+async def opening_key(vault: KeyVault, header: dict[str, Any]) -> bytes:
+    """The key a sealed backup was sealed with, by the Vault path and version its header names,
+    so a backup taken before the key was rotated still opens after it."""
+    path, version = str(header["key"]), int(header["key_version"])
+    try:
+        data, found = await vault.read(path, version=version)
+    except VaultError as error:
+        raise BackupCryptoError(
+            f"the backup was sealed with Vault {path} v{version}, which Vault does not give "
+            f"back ({error.message}); a destroyed or deleted key version cannot be recovered"
+        ) from error
+    return _key_bytes(data, path, found)
+
+
+def _key_bytes(data: dict[str, Any], path: str, version: int) -> bytes:
     key = base64.b64decode(str(data.get(KEY_FIELD, "")))
     if len(key) != 32:
         raise BackupCryptoError(f"Vault {path} v{version} holds no 32-byte {KEY_FIELD}")
-    return key, version
+    return key
 
 
 def _nonce(prefix: bytes, index: int) -> bytes:

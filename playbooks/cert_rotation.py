@@ -161,22 +161,26 @@ class RenewAndRestart(Step[RenewAndRestartParams]):
         plane = ControlPlaneNode(
             node, remote, inventory.apiserver_url(remote.target), inventory.etcd
         )
+        timeout = inventory.static_pod_ready_timeout.total_seconds()
         for name in CONTROL_PLANE_PODS:
             if name in restarted:
                 continue
             pod = StaticPod(name, node, inventory.static_pod_holding_dir)
+
+            async def api_back(name: str = name) -> None:
+                await plane.wait_for_api_server(after=name, timeout=timeout, say=say)
+
             await restart_static_pod(
                 ctx.cluster,
                 remote,
                 pod,
                 say=say,
                 pause=inventory.static_pod_pause.total_seconds(),
-                timeout=inventory.static_pod_ready_timeout.total_seconds(),
+                timeout=timeout,
+                api_back=api_back,
             )
             # That node's own API server and etcd member, not whichever the LB picks.
-            await plane.wait_until_whole(
-                timeout=inventory.static_pod_ready_timeout.total_seconds(), say=say
-            )
+            await plane.wait_until_whole(timeout=timeout, say=say)
             restarted.append(name)
             done = done.model_copy(update={"restarted": {**done.restarted, node: restarted}})
             ctx.checkpoint(done.model_dump(mode="json"))

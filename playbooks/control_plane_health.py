@@ -80,15 +80,40 @@ class ControlPlaneNode:
             raise ControlPlaneUnhealthy(f"cannot read {CLUSTER_CA} on {self.name}")
         return ca + "\n"
 
+    async def wait_for_api_server(
+        self, *, after: str, timeout: float, say: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Until its own kube-apiserver is ready after `after` restarted, said once in the thread
+        when it is not at first: on a single control plane the whole API is away meanwhile.
+        ControlPlaneUnhealthy at the timeout."""
+        ca, started, told = await self.cluster_ca(), time.monotonic(), False
+        while not await apiserver_ready(self.apiserver_url, ca):
+            if time.monotonic() - started >= timeout:
+                raise ControlPlaneUnhealthy(
+                    f"{self.name}'s kube-apiserver at {self.apiserver_url} is not ready "
+                    f"{timeout:.0f} s after the {after} restart"
+                )
+            if not told:
+                told = True
+                await say(
+                    f"{self.name}: waiting for the API server to come back after the {after} "
+                    "restart"
+                )
+            await asyncio.sleep(POLL_INTERVAL_S)
+
     async def wait_until_whole(
         self, *, timeout: float, say: Callable[[str], Awaitable[None]] | None = None
     ) -> float:
         """Seconds until its API server is ready and every etcd member healthy, tolerating the
         seconds they are down; ControlPlaneUnhealthy at the timeout."""
-        ca, started = await self.cluster_ca(), time.monotonic()
+        ca, started, told = await self.cluster_ca(), time.monotonic(), False
         while True:
             ready = await apiserver_ready(self.apiserver_url, ca)
             problem = None if not ready else await check_etcd(self.remote, self.etcd)
+            if not told and say is not None and not (ready and problem is None):
+                told = True
+                waiting = problem or f"its kube-apiserver at {self.apiserver_url} is not ready yet"
+                await say(f"{self.name}: waiting, as {waiting}")
             if ready and problem is None:
                 took = time.monotonic() - started
                 if say is not None:

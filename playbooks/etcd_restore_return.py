@@ -188,12 +188,18 @@ class StartApiServers(Step[StartApiServersParams]):
             target = target_of(ctx.cluster, member)
             await ctx.progress(await move_manifest(ssh, target, "kube-apiserver", out=False) + "\n")
         ready: list[str] = []
+        told: list[str] = []
 
         async def nodes_ready() -> bool:
             try:
                 nodes = await ctx.cluster.kube.list_nodes()
-            except OperationError:
-                return False  # the API servers are still starting
+            except OperationError as error:
+                if not told:  # the API servers are still starting: said once, then waited
+                    told.append(error.message)
+                    await ctx.progress(
+                        "waiting for the API servers to come back after their restart\n"
+                    )
+                return False
             ready[:] = [n.name for n in nodes if n.ready]
             return bool(nodes) and len(ready) == len(nodes)
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from playbooks.backup_crypto import backup_key, decrypt_file, read_header
+from playbooks.backup_crypto import decrypt_file, opening_key, read_header
 from playbooks.backup_files import file_sha256, find_backup
 from playbooks.base import ClusterHandle, RemoteShell, Step, StepContext, StepOutcome, StepResult
 from playbooks.errors import OperationError
@@ -109,7 +109,8 @@ class StageSnapshot(Step[StageParams]):
         if sealed is None or ctx.cluster.vault is None:
             return StepResult.failed(f"backup {params.backup} or Vault is no longer there")
         header = await asyncio.to_thread(read_header, sealed)
-        key, version = await backup_key(ctx.cluster.vault, str(header["key"]))
+        # The key version the backup names: the current one may have been rotated since.
+        key, version = await opening_key(ctx.cluster.vault, header), int(header["key_version"])
         plain = ctx.cluster.backup_dir / f".restore-job{ctx.job_id}.db.partial"
         try:
             await asyncio.to_thread(decrypt_file, sealed, plain, key)

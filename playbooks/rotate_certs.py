@@ -89,10 +89,27 @@ def decide_rotation(command: RotateCertsCommand, seen: RotationSnapshot) -> Plan
         title=command.summary(),
         steps=planned_steps(seen, nodes),
         facts={"control_planes": nodes},
-        preview=[seen.expiries[node].soonest_words(seen.observed_at) for node in nodes],
+        preview=[
+            *(seen.expiries[node].soonest_words(seen.observed_at) for node in nodes),
+            *only_api_server_warning(seen),
+        ],
         risk="high",
         locks=["*"],
     )
+
+
+def only_api_server_warning(seen: RotationSnapshot) -> list[str]:
+    """On a single control plane, restarting its static pods takes the cluster's only API
+    server (and its only etcd member) away for a while, which kubeadm's certificate-management
+    docs warn of: the approvers are told, and the job waits it out. Pure."""
+    control_planes = seen.inventory.control_plane_order(seen.nodes)
+    if len(control_planes) != 1:
+        return []
+    only = control_planes[0].name
+    return [
+        f"⚠️ {only} is the only control plane: the Kubernetes API is briefly unavailable while "
+        "its kube-apiserver and etcd restart (seconds each); kubegate waits for it to come back"
+    ]
 
 
 class RotateCertsPlaybook(Playbook[RotateCertsCommand]):

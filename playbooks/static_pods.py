@@ -50,17 +50,28 @@ async def mirror_uid(cluster: ClusterHandle, pod: StaticPod) -> str | None:
 
 
 async def wait_until_ready_again(
-    cluster: ClusterHandle, pod: StaticPod, *, old_uid: str | None, timeout: float
+    cluster: ClusterHandle,
+    pod: StaticPod,
+    *,
+    old_uid: str | None,
+    timeout: float,
+    say: Callable[[str], Awaitable[None]] | None = None,
 ) -> float:
     """Seconds until a mirror pod other than `old_uid` is Ready; StaticPodError at the timeout.
-    An API that does not answer is waited through: on a single control plane it is the very
-    kube-apiserver being restarted."""
-    started = time.monotonic()
+    An API that does not answer is waited through, said once in the thread: on a single
+    control plane it is the very kube-apiserver (or the etcd behind it) being restarted."""
+    started, told = time.monotonic(), False
     while True:
         try:
             found = await cluster.kube.get_pod("kube-system", pod.mirror_pod)
-        except OperationError:
+        except OperationError as error:
             found = None
+            if not told and say is not None:
+                told = True
+                await say(
+                    f"{pod.node}: waiting for the API server to come back after the "
+                    f"{pod.name} restart (it answered: {error.message})"
+                )
         if found is not None:
             view = pod_view(found)
             if view.ready and not view.terminating and str(found["metadata"]["uid"]) != old_uid:
@@ -82,8 +93,10 @@ async def restart_static_pod(
     pause: float,
     timeout: float,
     say: Callable[[str], Awaitable[None]],
+    api_back: Callable[[], Awaitable[None]] | None = None,
 ) -> str:
-    """One pod's restart; a sentence for the thread."""
+    """One pod's restart; a sentence for the thread. `api_back`, once the manifest is back,
+    waits for the node's own API server (which that restart may have taken away)."""
     in_place = await remote.answer(RemoteCommand.of("test", "-f", pod.manifest)) is not None
     old_uid = await mirror_uid(cluster, pod)
     if in_place:
@@ -108,6 +121,8 @@ async def restart_static_pod(
             f"moving {pod.name}'s manifest back on {pod.node} failed: "
             f"{back.summary}; it is parked in {pod.holding_dir}"
         )
-    took = await wait_until_ready_again(cluster, pod, old_uid=old_uid, timeout=timeout)
+    if api_back is not None:
+        await api_back()
+    took = await wait_until_ready_again(cluster, pod, old_uid=old_uid, timeout=timeout, say=say)
     await say(f"{pod.node}: {pod.mirror_pod} Ready again after {took:.1f} s")
     return f"{pod.name} restarted"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from playbooks.base import ClusterHandle, PlanError
 from playbooks.errors import OperationError
@@ -62,10 +63,11 @@ def described(api_servers: dict[str, str]) -> str:
 
 
 async def own_api_server_version(cluster: ClusterHandle, node: str) -> str | None:
-    """What `node`'s own API server reports now; None while it does not answer (restarting)."""
-    nodes = await cluster.kube.list_nodes()
-    url = endpoints(cluster.inventory, nodes).get(node)
+    """What `node`'s own API server reports now; None while it does not answer (restarting:
+    on a single control plane the node list below goes through that very API server)."""
     try:
+        nodes = await cluster.kube.list_nodes()
+        url = endpoints(cluster.inventory, nodes).get(node)
         if url is None:
             return await cluster.kube.server_version()
         return await cluster.kube.server_version_at(url)
@@ -74,15 +76,24 @@ async def own_api_server_version(cluster: ClusterHandle, node: str) -> str | Non
 
 
 async def wait_for_api_server(
-    cluster: ClusterHandle, node: str, version: str, *, timeout: float
+    cluster: ClusterHandle,
+    node: str,
+    version: str,
+    *,
+    timeout: float,
+    say: Callable[[str], Awaitable[None]] | None = None,
 ) -> str | None:
     """Poll until `node`'s own API server serves `version` (kubeadm's new manifest makes the
-    kubelet restart it); what it last said at the timeout, or None once it is there."""
-    deadline = time.monotonic() + timeout
+    kubelet restart it); what it last said at the timeout, or None once it is there. While it
+    does not answer (on a single control plane, the whole API), `say` hears it once."""
+    deadline, told = time.monotonic() + timeout, False
     while True:
         found = await own_api_server_version(cluster, node)
         if found == version:
             return None
+        if found is None and not told and say is not None:
+            told = True
+            await say(f"{node}: waiting for the API server to come back after its restart")
         if time.monotonic() >= deadline:
             return found or "no answer"
         await asyncio.sleep(POLL_INTERVAL_S)

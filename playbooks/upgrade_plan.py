@@ -261,6 +261,18 @@ def preview(
         f"{'Ready' if node.ready else 'NotReady'}, {state}",
         *eviction_preview(seen.drain, seen.pdbs),
         *pods_lost(seen.drain),
+        *only_api_server(seen, node, role),
+    ]
+
+
+def only_api_server(seen: NodeUpgradeSnapshot, node: NodeView, role: str) -> list[str]:
+    """kubeadm restarts the node's kube-apiserver with its new manifest: on the only control
+    plane, the whole API is away meanwhile, which the approvers should know."""
+    if role != "control-plane" or len(seen.inventory.control_plane_order(seen.nodes)) != 1:
+        return []
+    return [
+        f"⚠️ {node.name} is the only control plane: the Kubernetes API is briefly unavailable "
+        "while kubeadm restarts its kube-apiserver; kubegate waits for it to come back"
     ]
 
 

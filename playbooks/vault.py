@@ -84,12 +84,16 @@ class Vault:
         )
         return dict(answer.get("data") or {})
 
-    async def read(self, path: str) -> tuple[dict[str, Any], int]:
-        """A KV v2 secret's data and version."""
+    async def read(self, path: str, *, version: int | None = None) -> tuple[dict[str, Any], int]:
+        """A KV v2 secret's data and version: the current one, or the `version` asked for."""
+        doing = f"reading {path}" if version is None else f"reading {path} v{version}"
         answer = await self._call(
-            f"reading {path}",
+            doing,
             lambda: self._client.secrets.kv.v2.read_secret_version(
-                path=path, mount_point=self.settings.kv_mount, raise_on_deleted_version=True
+                path=path,
+                version=version,
+                mount_point=self.settings.kv_mount,
+                raise_on_deleted_version=True,
             ),
         )
         data = answer["data"]

@@ -1,9 +1,21 @@
-"""The control planes as their kubelets keep them: each node's kube-apiserver and etcd member run
-while their static-pod manifest is in that node's /etc/kubernetes/manifests and no fault holds
-them down. The kubelet watches that directory (kubernetes/kubernetes pkg/kubelet/config/
-file_linux.go: inotify plus a periodic re-list), so a manifest moved out stops its pod, moved
-back starts it again, and a changed manifest restarts it (a new image tag is a new version).
-Also the etcd quorum watch behind `etcd_quorum_lost`.
+"""The control planes as their kubelets keep them, one control plane or several alike: each
+node's kube-apiserver and etcd member run while their static-pod manifest is in that node's
+/etc/kubernetes/manifests and no fault holds them down. The kubelet watches that directory
+(kubernetes.io/docs/tasks/configure-pod-container/static-pod, "Create static Pods": it "periodically
+scans the directory and creates/deletes static Pods as YAML/JSON files appear/disappear there";
+kubernetes/kubernetes pkg/kubelet/config/file_linux.go: inotify plus a re-list every
+fileCheckFrequency, 20 s by default, which this testbed shortens to `interval`), so a manifest
+moved out stops its pod, moved back starts it again, and a changed manifest restarts it (a new
+image tag is a new version). On a single control plane that is the only API server: clients get
+connection refused until it serves again, as on a real one-node kubeadm cluster. While its etcd
+is away the API server keeps running but fails what needs storage (500) and its /readyz
+(kubernetes.io/docs/reference/using-api/health-checks: readyz fails when the server is
+"temporarily unable to serve requests (for example, waiting for etcd to be available)").
+
+The kubelet also keeps a mirror pod per static pod in the API ("The kubelet automatically tries to
+create a mirror Pod on the Kubernetes API server for each static Pod", same page;
+pkg/kubelet/pod/mirror_client.go): when no API server answers it tries again on a later sync, and
+a pod it restarted gets a new mirror pod. Also the etcd quorum watch behind `etcd_quorum_lost`.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from testbed.apiserver import FakeApiServer
 from testbed.apiserver.endpoints import ApiServerEndpoint
 from testbed.etcd import Etcd, health_session
 from testbed.fleet.etcd_manifest import manifest_data_dir
+from testbed.fleet.shims.staticpods import STATIC_PODS, mirror_pod
 
 log = logging.getLogger(__name__)
 MANIFESTS = "etc/kubernetes/manifests"
@@ -43,15 +56,17 @@ class ControlPlane:
     manifest_seen: tuple[int, int] | None = None  # kube-apiserver.yaml's (mtime, size)
     starting: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one kubelet pass at a time
+    # Mirror pods whose static pod the kubelet saw stop (its manifest out): replaced once the
+    # API answers again, even if the manifest is back by then.
+    stale_mirrors: set[str] = field(default_factory=set)
 
     def manifest(self, pod: str) -> Path | None:
         return None if self.root is None else self.root / MANIFESTS / f"{pod}.yaml"
 
 
 class ControlPlanes:
-    """`follow_manifests` off keeps the single-control-plane testbed as it was: only faults
-    take its API server or etcd down, and a new image tag in its kube-apiserver.yaml changes
-    the version it reports without a restart."""
+    """Every control plane follows its manifests, one or several alike: no test needs a kubelet
+    that ignores them (a testbed without a fleet has no manifests, so nothing stops there)."""
 
     def __init__(
         self,
@@ -59,20 +74,12 @@ class ControlPlanes:
         etcd: Etcd | None,
         roots: dict[str, Path],
         *,
-        follow_manifests: bool,
-        etcd_follows_manifest: bool | None = None,
         apiserver_startup: float = 2.0,
         interval: float = 0.1,
         quorum_interval: float = 0.25,
     ) -> None:
         self.apiserver = apiserver
         self.etcd = etcd
-        self.follow_manifests = follow_manifests
-        # As a kubelet does, etcd stops while etcd.yaml is out. None: only where API servers
-        # follow their manifests too (HA); a single control plane opts in (see start_testbed).
-        self.etcd_follows_manifest = (
-            follow_manifests if etcd_follows_manifest is None else etcd_follows_manifest
-        )
         self.apiserver_startup = apiserver_startup
         self.interval = interval
         self.quorum_interval = quorum_interval
@@ -159,16 +166,11 @@ class ControlPlanes:
         return self.etcd.members[name].client_url
 
     def _wanted(self, plane: ControlPlane, component: str, pod: str) -> bool:
+        """Whether the kubelet runs it: no fault holds it down and its manifest is in place
+        (a restore's etcd.yaml out, the data replaced, etcd.yaml back really stops etcd)."""
         if component in plane.held_down:
             return False
         manifest = plane.manifest(pod)
-        return not self.follow_manifests or manifest is None or manifest.exists()
-
-    def _etcd_wanted(self, plane: ControlPlane) -> bool:
-        """A restore (etcd.yaml out, the data replaced, etcd.yaml back) must really stop it."""
-        if "etcd" in plane.held_down:
-            return False
-        manifest = plane.manifest("etcd") if self.etcd_follows_manifest else None
         return manifest is None or manifest.exists()
 
     def _manifest_data_dir(self, plane: ControlPlane) -> Path | None:
@@ -199,11 +201,12 @@ class ControlPlanes:
         async with plane.lock:
             await self._reconcile_apiserver(plane)
             await self._reconcile_etcd(plane)
+            self._sync_mirror_pods(plane)
 
     async def _reconcile_etcd(self, plane: ControlPlane) -> None:
         if self.etcd is not None and plane.name in self.etcd.members:
             member = self.etcd.members[plane.name]
-            wanted = self._etcd_wanted(plane)
+            wanted = self._wanted(plane, "etcd", "etcd")
             if wanted and not member.running:
                 # The kubelet starts the container on the data dir etcd.yaml names (a hostPath):
                 # a restore that swapped that directory's contents is what the member runs on.
@@ -221,10 +224,10 @@ class ControlPlanes:
         changed = signature is not None and signature != plane.manifest_seen
         if signature is not None:
             plane.manifest_seen = signature
-        if changed and not self.follow_manifests:
-            # The single control plane keeps serving; only what it reports follows the image.
-            self._take_version(plane)
-            changed = False
+        if changed:
+            # A changed static pod gets a new mirror pod (its config hash differs), which is
+            # what kubeadm waits for after writing a new manifest.
+            self._mark_mirror_stale(plane, "kube-apiserver")
         if not wanted or changed:
             if plane.starting is not None:
                 plane.starting.cancel()
@@ -247,11 +250,46 @@ class ControlPlanes:
 
     async def _start_apiserver(self, plane: ControlPlane) -> None:
         try:
-            if self.follow_manifests:
-                self._take_version(plane)
+            self._take_version(plane)
             await plane.apiserver.start(startup_delay=self.apiserver_startup)
         finally:
             plane.starting = None
+
+    def _api_answers(self) -> bool:
+        """Whether a kubelet's write reaches the API: some API server serving, with its storage
+        (kubeadm points kubelets at the control-plane endpoint: the load balancer, or the one)."""
+        serving = any(plane.apiserver.serving for plane in self.planes.values())
+        return serving and self.apiserver.storage_available
+
+    def _mark_mirror_stale(self, plane: ControlPlane, pod: str) -> None:
+        current = self.apiserver.objects.get("v1", "pods", "kube-system", f"{pod}-{plane.name}")
+        if current is not None:
+            plane.stale_mirrors.add(str(current["metadata"].get("uid")))
+
+    def _sync_mirror_pods(self, plane: ControlPlane) -> None:
+        """Keep `<pod>-<node>` in kube-system in step with the manifests, as the kubelet's pod
+        sync does once it can reach the API (the `mv` shim asks at once; this is its retry)."""
+        if plane.root is None:
+            return
+        objects = self.apiserver.objects
+        for pod in STATIC_PODS:
+            manifest = plane.manifest(pod)
+            present = manifest is not None and manifest.exists()
+            name = f"{pod}-{plane.name}"
+            current = objects.get("v1", "pods", "kube-system", name)
+            uid = None if current is None else str(current["metadata"].get("uid"))
+            if not present:
+                self._mark_mirror_stale(plane, pod)  # that pod stopped: its mirror is of the past
+            if not self._api_answers():
+                continue
+            if uid is not None and (not present or uid in plane.stale_mirrors):
+                objects.delete("v1", "pods", "kube-system", name)
+                plane.stale_mirrors.discard(uid)
+                current = None
+            if present and current is None:
+                node = objects.get("v1", "nodes", None, plane.name)
+                owner = str(node["metadata"]["uid"]) if node else ""
+                objects.create("v1", "pods", mirror_pod(pod, plane.name, owner))
 
     async def _watch_quorum(self) -> None:
         assert self.etcd is not None

@@ -293,16 +293,16 @@ async def start_testbed(
     control_planes: int = 1,
     apiserver_startup: float = 2.0,
     etcd_version: str = "3.6",
-    etcd_follows_manifest: bool | None = None,
     load_balancer: bool = False,
 ) -> Testbed:
     """Start the testbed; `fleet=False` leaves out SSH, Vault and etcd (API-only tests).
-    With several `control_planes`, clients reach the API servers through a load balancer and
-    each control plane's kubelet follows its static-pod manifests (`apiserver_startup`:
-    seconds an API server takes to serve again after its manifest is back).
-    `etcd_follows_manifest`: etcd stops while etcd.yaml is out of the manifests, as a kubelet
-    does; default: with several control planes only. `load_balancer`: one in front even of a
-    single control plane (a controlPlaneEndpoint, so control planes can be joined later)."""
+    With several `control_planes`, clients reach the API servers through a load balancer.
+    On one control plane or several, each control plane's kubelet follows its static-pod
+    manifests: its API server and etcd member stop while their manifest is out and come back
+    with it (`apiserver_startup`: seconds an API server takes to serve again), so on a single
+    control plane the API is away meanwhile, as on a real one. `load_balancer`: one in front
+    even of a single control plane (a controlPlaneEndpoint, so control planes can be joined
+    later)."""
     if control_planes < 1:
         raise ValueError("a cluster needs at least one control plane")
     directory.mkdir(parents=True, exist_ok=True)
@@ -340,8 +340,6 @@ async def start_testbed(
     kubelets, switches = await start_kubelets_and_faults(
         apiserver,
         world,
-        follow_manifests=control_planes > 1,
-        etcd_follows_manifest=etcd_follows_manifest,
         apiserver_startup=apiserver_startup,
     )
     switches.world.slack = slack.api  # slack-error (testbed/faults/slack_api.py)
@@ -385,9 +383,7 @@ async def start_kubelets_and_faults(
     apiserver: FakeApiServer,
     world: World | None,
     *,
-    follow_manifests: bool,
     apiserver_startup: float,
-    etcd_follows_manifest: bool | None = None,
 ) -> tuple[ControlPlanes, FaultSwitches]:
     """What keeps each control plane's API server and etcd member running, and the switches
     that take them (and the machines) down."""
@@ -400,8 +396,6 @@ async def start_kubelets_and_faults(
         apiserver,
         world.etcd if world else None,
         roots,
-        follow_manifests=follow_manifests,
-        etcd_follows_manifest=etcd_follows_manifest,
         apiserver_startup=apiserver_startup,
     )
     await kubelets.start()

@@ -4,11 +4,14 @@ on three control planes and on one, and its refusal while a member is down."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import hvac
 import pytest
 
 from testbed.slack.transcript import Message
@@ -24,6 +27,7 @@ from tests.e2e.slack_steps import (
     wait_reply,
     wait_text,
 )
+from tests.e2e.test_etcd_backup_kubeadm import decrypt
 from tests.integration.fleet_helpers import openssh
 
 RESTORE_STEPS = 7
@@ -33,12 +37,7 @@ BACKUP_NAME = re.compile(r"etcd-testbed-job\d+-\d{8}T\d{6}Z")
 @pytest.fixture(params=[3, 1], ids=["3 control planes", "1 control plane"])
 async def kubegate_on(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Testbed]:
     async with (
-        running_testbed(
-            tmp_path / "testbed",
-            control_planes=request.param,
-            workers=1,
-            etcd_follows_manifest=True,  # one control plane: etcd really stops for the swap
-        ) as testbed,
+        running_testbed(tmp_path / "testbed", control_planes=request.param, workers=1) as testbed,
         serving(testbed, tmp_path, {}),
     ):
         yield testbed
@@ -66,6 +65,21 @@ async def backed_up(testbed: Testbed) -> str:
     return names[0]
 
 
+def rotate_backup_key(testbed: Testbed) -> int:
+    """`vault kv put secret/kubegate/backup-encryption aes256_gcm_key=…`: a new key version."""
+    assert testbed.world is not None
+    vault = hvac.Client(url=testbed.world.vault.url, token=testbed.world.vault.root_token)
+    fresh = base64.b64encode(os.urandom(32)).decode()
+    written = vault.secrets.kv.v2.create_or_update_secret(
+        path="kubegate/backup-encryption", secret={"aes256_gcm_key": fresh}, mount_point="secret"
+    )
+    return int(written["data"]["version"])
+
+
+def sealed_file(testbed: Testbed, name: str) -> Path:
+    return testbed.directory / "backups" / "testbed" / f"{name}.db.enc"
+
+
 def etcd_of(testbed: Testbed):  # type: ignore[no-untyped-def]
     assert testbed.world is not None
     return testbed.world.etcd
@@ -79,10 +93,16 @@ async def test_restore_brings_back_the_keys_of_the_backup_and_only_those(
     await etcd.etcdctl("put", "/kubegate-e2e/before", "written before the backup")
     name = await backed_up(testbed)
     await etcd.etcdctl("put", "/kubegate-e2e/after", "written after the backup")
+    # The operator rotates the backup key since: the backup names the version that sealed it.
+    assert await asyncio.to_thread(rotate_backup_key, testbed) == 2
+    code, errors = await decrypt(testbed, sealed_file(testbed, name), testbed.directory / "x.db")
+    assert code == 0, errors
 
     root = await ask(testbed, "U0CAROL", f'restore etcd {name} --break-glass "INC-9 etcd lost"')
     done = await wait_text(testbed, root.ts, "SUCCEEDED", timeout=150)
     assert "every member at revision" in done.shown
+    staged = [m.shown for m in testbed.slack.replies(CHANNEL, root.ts) if "staged on" in m.shown]
+    assert staged and "Vault key v1" in staged[0]
 
     assert "written before" in await etcd.etcdctl("get", "/kubegate-e2e/before")
     assert await etcd.etcdctl("get", "/kubegate-e2e/after") == ""

@@ -174,18 +174,6 @@ async def test_each_control_plane_serves_its_own_version(
     assert json.loads(direct.stdout)["serverVersion"]["gitVersion"] == "v1.32.0"
 
 
-async def test_a_single_control_plane_reports_its_manifests_version_without_going_down(
-    full_testbed: Testbed, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    upgrade_manifest(on_node(full_testbed, "cp-1", monkeypatch), "kube-apiserver", "v1.31.3")
-
-    async def upgraded() -> bool:
-        return await version_at(full_testbed, full_testbed.apiserver.url) == "v1.31.3"
-
-    await eventually(upgraded, "cp-1 to report v1.31.3")
-    assert stats(full_testbed)["max_apiservers_down"] == 0
-
-
 async def test_the_only_api_server_goes_down_and_comes_back_on_its_port(testbed: Testbed) -> None:
     url = testbed.apiserver.url
 

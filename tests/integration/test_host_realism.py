@@ -233,12 +233,23 @@ async def test_a_second_control_plane_waits_for_the_first(tmp_path: Path) -> Non
         await apiserver.stop()
 
 
+async def restarted_and_serving(testbed: Testbed) -> None:
+    """Until the only API server, restarted by kubeadm's new manifest, serves again: kubeadm
+    waits for the component the same way before it goes on."""
+    apiserver = testbed.apiserver
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while apiserver.stats()["max_apiservers_down"] < 1 or not apiserver.first.serving:
+        assert time.monotonic() < deadline, "the API server never came back after its restart"
+        await asyncio.sleep(0.05)
+
+
 async def test_upgrade_apply_refuses_while_etcd_is_unhealthy(full_testbed: Testbed) -> None:
     fleet = full_testbed.fleet
     kubeadm = "sudo -n -- apt-get install -y --allow-change-held-packages kubeadm=1.31.4-*"
     apply = "sudo -n -- kubeadm upgrade apply"
     healthy = await openssh(fleet, "cp-1", f"{kubeadm} && {apply} v1.31.3 -y")
     assert healthy.code == 0, healthy.stderr
+    await restarted_and_serving(full_testbed)
     # Every member must answer: a member that is down stops the upgrade, named.
     config_path = fleet.nodes["cp-1"].state_dir / "config.json"
     config = json.loads(config_path.read_text())

@@ -33,9 +33,10 @@ class KeyOnlyVault(Vault):
     async def version(self, path: str) -> int:
         return len(self.secrets.get(path, []))
 
-    async def read(self, path: str) -> tuple[dict[str, Any], int]:
+    async def read(self, path: str, *, version: int | None = None) -> tuple[dict[str, Any], int]:
         versions = self.secrets[path]
-        return versions[-1], len(versions)
+        number = version or len(versions)
+        return versions[number - 1], number
 
     async def write(self, path: str, secret: dict[str, Any], *, cas: int | None) -> int:
         versions = self.secrets.setdefault(path, [])

@@ -73,12 +73,23 @@ def test_the_renewed_credentials_replace_ours_and_our_server_stays() -> None:
     assert ours["users"][0]["user"]["client-certificate-data"] == "OLD"
 
 
-async def test_the_only_api_server_restarting_is_waited_through() -> None:
+async def test_the_only_api_server_restarting_is_waited_through_and_said_once() -> None:
     mirror = pod("kube-apiserver-cp-1", node="cp-1", namespace="kube-system", owner=None)
     kube = FakeKube(mirror)
     kube.fail("get_pod", 503, times=3)  # the API server is the one that restarts
     cluster = ClusterHandle(name="prod", kube=kube)
     static = StaticPod("kube-apiserver", "cp-1", "/etc/kubernetes/held")
-    took = await wait_until_ready_again(cluster, static, old_uid="the-old-mirror", timeout=10)
+    said: list[str] = []
+
+    async def say(line: str) -> None:
+        said.append(line)
+
+    took = await wait_until_ready_again(
+        cluster, static, old_uid="the-old-mirror", timeout=10, say=say
+    )
     assert took > 0
     assert [call for call in kube.calls if call[0] == "get_pod"][3:]  # asked again after
+    assert len(said) == 1
+    assert said[0].startswith(
+        "cp-1: waiting for the API server to come back after the kube-apiserver restart"
+    )

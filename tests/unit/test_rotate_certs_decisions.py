@@ -140,3 +140,13 @@ def test_certs_answer_lists_every_nodes_kubelet_certificate_and_flags_the_near_o
 def test_openssls_end_date_is_read_as_utc() -> None:
     when = parse_enddate("notAfter=Nov 30 05:01:58 2027 GMT\n")
     assert when == datetime(2027, 11, 30, 5, 1, 58, tzinfo=UTC)
+
+
+def test_on_the_only_control_plane_the_approvers_read_that_the_api_goes_away_briefly() -> None:
+    plan = decide_rotation(RotateCertsCommand(), seen(CLUSTER))
+    assert plan.facts == {"control_planes": ["cp-1"]}
+    [warning] = [line for line in plan.preview if "only control plane" in line]
+    assert "cp-1" in warning and "briefly unavailable" in warning
+    assert not [
+        line for line in decide_rotation(RotateCertsCommand(), seen()).preview if "⚠️" in line
+    ]

@@ -248,3 +248,11 @@ def test_once_the_pods_are_evicted_the_approved_facts_stand() -> None:
     moved = seen(api_server="v1.32.0", drain=drain_of(pod("debug", owner=None)))
     finished = frozenset({"cordon", "evict-pods", "wait-gone", "kubeadm-package"})
     assert facts_mid_upgrade(approved, moved, finished=finished) == approved.facts
+
+
+def test_upgrading_the_only_control_plane_warns_the_api_goes_away_briefly() -> None:
+    alone = upgrade("cp-1", "v1.31.3", seen())
+    assert any("the only control plane" in line for line in alone.preview)
+    with_others = upgrade("cp-1", "v1.31.3", seen([*CLUSTER, node("cp-2", control_plane=True)]))
+    worker = upgrade("worker-1", "v1.31.3", seen(api_server="v1.31.3"))
+    assert not [line for line in [*with_others.preview, *worker.preview] if "⚠️" in line]

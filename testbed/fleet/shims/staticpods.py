@@ -3,9 +3,10 @@
 the apiserver's readiness delay). Also the mirror pod object the fleet seeds at start, and
 `upgrade_manifest`, kubeadm's rewrite of a manifest's image for a new version.
 
-The testbed itself watches every control plane's manifests (testbed/controlplanes.py): on an
-HA testbed, the API server and etcd member a manifest names stop while it is out, and a new
-image tag restarts that API server at that version.
+The testbed itself watches every control plane's manifests (testbed/controlplanes.py): on one
+control plane or several, the API server and etcd member a manifest names stop while it is out,
+a new image tag restarts that API server at that version, and mirror pods the API could not
+take at once (no API server answering) are synced there once it answers.
 """
 
 from __future__ import annotations
@@ -77,11 +78,24 @@ def sync_mirror_pods(node: Node) -> None:
         present = os.path.exists(os.path.join(manifests, f"{pod}.yaml"))
         path = f"/api/v1/namespaces/kube-system/pods/{pod}-{node.name}"
         current = _get(node, path)
+        # The kubelet model's own sync (testbed/controlplanes.py) may get there first: a
+        # mirror pod already there, or already gone, is the wanted state.
         if present and current is None:
-            node.api("POST", "/api/v1/namespaces/kube-system/pods", mirror_pod(pod, node.name))
+            _tolerating(409, node.api, "POST", _PODS, mirror_pod(pod, node.name))
         elif not present and current is not None:
-            node.api("DELETE", path, {"gracePeriodSeconds": 0})
+            _tolerating(404, node.api, "DELETE", path, {"gracePeriodSeconds": 0})
             _wait_gone(node, path)
+
+
+_PODS = "/api/v1/namespaces/kube-system/pods"
+
+
+def _tolerating(status: int, call: Any, *args: Any) -> None:
+    try:
+        call(*args)
+    except RuntimeError as error:
+        if f": {status} " not in str(error):
+            raise
 
 
 def _get(node: Node, path: str) -> Any:
