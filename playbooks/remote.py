@@ -24,20 +24,21 @@ from playbooks.ssh import CommandResult, SshTarget
 # command or its wrapper was killed (a rebooted host, a SIGKILL).
 RUNNING_DIR = "/var/lib/kubegate/running"
 
-# Runs "$@" as a child and waits for it, its running file written first (the child's pid and
-# start time, which tell it from a later process reusing the pid, and the label). stdout,
-# stderr and the exit status are the command's own; a signal the wrapper gets (sudo relays a
-# cancel's TERM to it) goes on to the command. A command killed by a signal exits 128+N, as
-# any shell reports it. Values arrive as $1…, never as part of the script.
+# Runs "$@" as a child and waits for it, its running file written once it started (the
+# child's pid and start time, which tell it from a later process reusing the pid, and the
+# label). stdout, stderr, umask and environment are the command's own, its stdin /dev/null
+# (as kubegate gives every command); a TERM, INT or HUP the wrapper gets (sudo relays a
+# cancel's TERM to it) goes on to the command as TERM. The exit status is the command's; one
+# killed by a signal exits 128+N, as a shell reports it. Values arrive as $1…, never as part
+# of the script.
 TRACKED = r"""
 file=$1 label=$2; shift 2
-umask 077
-mkdir -p "${file%/*}" || exit 125
+mkdir -p -m 700 "${file%/*}" || exit 125
 started() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "${20}"; }
 "$@" &
 child=$!
 trap 'kill -TERM "$child" 2>/dev/null' TERM INT HUP
-printf '%s %s\n%s\n' "$child" "$(started "$child")" "$label" > "$file"
+(umask 077; printf '%s %s\n%s\n' "$child" "$(started "$child")" "$label" > "$file")
 while :; do
   wait "$child"; status=$?
   kill -0 "$child" 2>/dev/null || break
@@ -47,8 +48,8 @@ exit "$status"
 """
 
 
-# Answers whether a running file's command is still there: "running PID LABEL", "gone" (its
-# file removed: killed with its wrapper) or "none".
+# Answers whether a running file's command is still there: "running PID LABEL"; "gone" when
+# the file outlived its command (both killed, the host rebooted): removed now; or "none".
 LEFTOVER = r"""
 file=$1
 [ -f "$file" ] || { echo none; exit 0; }
