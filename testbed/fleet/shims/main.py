@@ -51,17 +51,19 @@ def hang(node: Node, key: str) -> None:
 
 
 def _node_sshd() -> int | None:
-    """The listening sshd this session came through (`sshd -D …`, the node's "host")."""
+    """The listening sshd this session came through (`sshd -D …`, the node's "host"). OpenSSH
+    9 retitles it "sshd: /usr/sbin/sshd -D … [listener] …"; its sessions' titles ("sshd:
+    user [priv]", "sshd: user@notty") carry no -D."""
     pid = os.getppid()
     while pid > 1:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as file:
-                argv = file.read().split(b"\0")
+                words = file.read().replace(b"\0", b" ").split()
             with open(f"/proc/{pid}/stat") as file:
                 parent = int(file.read().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             return None
-        if os.path.basename(argv[0]) == b"sshd" and b"-D" in argv:
+        if any(os.path.basename(w) == b"sshd" for w in words) and b"-D" in words:
             return pid
         pid = parent
     return None
