@@ -105,10 +105,15 @@ class Wave(StepOutcome):
     # node is done only once all of them, its checks included, have run.
     steps: dict[str, FinishedSteps] = Field(default_factory=dict)
 
-    def touched(self, node: str) -> bool:
-        """Whether this job started on the node before (a checkpoint from before `steps` was
-        kept names it in `before` alone)."""
-        return node in self.steps or node in self.before
+    def begin(self, ctx: StepContext, node: str, *, cordoned: bool) -> FinishedSteps | None:
+        """Record that the node's upgrade starts (or starts again): the steps this job finished
+        there before, or None when it never touched the node (a checkpoint from before `steps`
+        was kept names such a node in `before` alone)."""
+        touched = node in self.steps or node in self.before
+        self.before.setdefault(node, cordoned)
+        finished = self.steps.setdefault(node, {})
+        ctx.checkpoint(self.as_checkpoint())
+        return finished if touched else None
 
     def step_finished(self, ctx: StepContext, node: str, name: str, result: StepResult) -> None:
         self.steps.setdefault(node, {})[name] = result.data
@@ -152,10 +157,7 @@ async def roll(
             ):
                 break
             pending.popleft()
-            touched = wave.touched(node)
-            wave.before.setdefault(node, node in cordoned)
-            wave.steps.setdefault(node, {})
-            ctx.checkpoint(wave.as_checkpoint())
+            done_before = wave.begin(ctx, node, cordoned=node in cordoned)
             await ctx.progress(f"{node}: upgrading ({len(running) + 1} in flight)")
             task = asyncio.create_task(
                 upgrade_one(
@@ -164,7 +166,7 @@ async def roll(
                     version,
                     was_unschedulable=wave.before[node],
                     loss=loss,
-                    finished=wave.steps[node] if touched else None,
+                    finished=done_before,
                     on_finished=functools.partial(wave.step_finished, ctx, node),
                 )
             )
