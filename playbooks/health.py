@@ -105,6 +105,8 @@ class HealthGate(NodeHealthGate[HealthGateParams]):
 
     name: ClassVar[str] = "health-gate"
     params_model: ClassVar[type[StepParams]] = HealthGateParams
+    # A check: on resume it waits for the node again, whatever the node looked like before.
+    recheck_on_resume: ClassVar[bool] = True
 
     @property
     def expect(self) -> Healthy:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from playbooks.base import ParamsT, Step, StepContext, StepOutcome, StepResult
 from playbooks.errors import OperationError
 from playbooks.plan import StepParams
-from playbooks.remote import NodeRef, Remote, RemoteCommand
+from playbooks.remote import NodeRef, Remote, RemoteCommand, running_file, wait_for_leftover
 from playbooks.versions import Version
 
 PackageManager = Literal["apt", "dnf"]
@@ -124,7 +124,7 @@ class InstallPackages(Step[ParamsT]):
         commands = install_commands(
             manager, self.packages, version, source=self.at.source, keyring=keyring
         ) + list(self.after)
-        ran = await remote.run_in_order(commands)
+        ran = await remote.run_in_order(commands, running=running_file(ctx.job_id, self.name))
         if isinstance(ran, StepResult):
             return ran
         held = " (held)" if manager == "apt" else ""
@@ -134,6 +134,9 @@ class InstallPackages(Step[ParamsT]):
             f"{manager}{switched}",
             PackagesInstalled(version=str(version), commands=ran),
         )
+
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        await wait_for_leftover(ctx, self.at.host, self.name)  # apt's lock would refuse it
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
         host, version = self.at.host, self.at.wanted

@@ -1,19 +1,70 @@
 """A step's commands on one node over SSH: run in order, halting at the first that fails.
 
 A failure becomes the step's result: one line naming the command and its exit code, and the
-tail of its output, as the thread shows it.
+tail of its output, as the thread shows it. A step's long commands run inside a wrapper that
+keeps a running file on the node; after a restart `wait_for_leftover` reads it and waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shlex
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
 from playbooks.base import ClusterHandle, RemoteShell, StepContext, StepResult
+from playbooks.errors import OperationError
 from playbooks.ssh import CommandResult, SshTarget
+
+# Where a node keeps the running file of each command a kubegate step started there: root's,
+# 0700, one 0600 file per job and step, removed when the command ends, left behind if the
+# command or its wrapper was killed (a rebooted host, a SIGKILL).
+RUNNING_DIR = "/var/lib/kubegate/running"
+
+# Runs "$@" as a child and waits for it, its running file written once it started (the
+# child's pid and start time, which tell it from a later process reusing the pid, and the
+# label). stdout, stderr, umask and environment are the command's own, its stdin /dev/null
+# (as kubegate gives every command); a TERM, INT or HUP the wrapper gets (sudo relays a
+# cancel's TERM to it) goes on to the command as TERM. The exit status is the command's; one
+# killed by a signal exits 128+N, as a shell reports it. Values arrive as $1…, never as part
+# of the script.
+TRACKED = r"""
+file=$1 label=$2; shift 2
+mkdir -p -m 700 "${file%/*}" || exit 125
+started() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "${20}"; }
+"$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT HUP
+(umask 077; printf '%s %s\n%s\n' "$child" "$(started "$child")" "$label" > "$file")
+while :; do
+  wait "$child"; status=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+rm -f "$file"
+exit "$status"
+"""
+
+
+# Answers whether a running file's command is still there: "running PID LABEL"; "gone" when
+# the file outlived its command (both killed, the host rebooted): removed now; or "none".
+LEFTOVER = r"""
+file=$1
+[ -f "$file" ] || { echo none; exit 0; }
+{ read -r pid start; read -r label; } < "$file"
+s=$(cat "/proc/$pid/stat" 2>/dev/null) && s=${s##*) } && set -- $s
+if [ -n "$start" ] && [ "${20:-}" = "$start" ]; then echo "running $pid $label"; exit 0; fi
+rm -f "$file"
+echo gone
+"""
+LEFTOVER_POLL_S = 1.0
+
+
+def running_file(job_id: int, step: str) -> str:
+    """The node's running file for one job's step (a step name is a fixed word of ours)."""
+    return f"{RUNNING_DIR}/job-{job_id}.{step}"
 
 
 @dataclass(frozen=True)
@@ -63,14 +114,20 @@ class Remote:
             await cluster.ssh(), await node.target(cluster), cluster.inventory.ssh.command_timeout
         )
 
-    async def run(self, command: RemoteCommand) -> CommandResult:
-        return await self.ssh.run(self.target, command.argv, timeout=self.timeout)
+    async def run(self, command: RemoteCommand, *, running: str | None = None) -> CommandResult:
+        """Run the command; with `running` (a `running_file`), inside the tracking wrapper."""
+        argv = command.argv
+        if running is not None:
+            argv = ("sh", "-c", TRACKED, "kubegate-running", running, command.label, *argv)
+        return await self.ssh.run(self.target, argv, timeout=self.timeout)
 
-    async def run_in_order(self, commands: Sequence[RemoteCommand]) -> StepResult | list[str]:
+    async def run_in_order(
+        self, commands: Sequence[RemoteCommand], *, running: str | None = None
+    ) -> StepResult | list[str]:
         """Each command in turn: the failed result of the first that fails, else their labels."""
         ran = []
         for command in commands:
-            result = await self.run(command)
+            result = await self.run(command, running=running)
             if not result.ok:
                 return failed(result, command.label)
             ran.append(command.label)
@@ -88,3 +145,34 @@ def failed(result: CommandResult, label: str) -> StepResult:
         summary=f"`{label}` failed on {result.node} (exit {result.exit_status})",
         output=result.tail(),
     )
+
+
+async def wait_for_leftover(ctx: StepContext, node: NodeRef, step: str) -> None:
+    """Wait until the command this job's `step` started on `node` before kubegate restarted (or
+    lost its connection) has ended, so that it never runs twice at once; bounded by the SSH
+    command timeout. The step then decides, as on any resume, whether it took effect."""
+    remote = await Remote.open(ctx, node)
+    check = RemoteCommand.script(
+        "check for a leftover command", LEFTOVER, running_file(ctx.job_id, step)
+    )
+    deadline, told = time.monotonic() + remote.timeout, False
+    while True:
+        answer = (await remote.answer(check)) or ""
+        if not answer.startswith("running "):
+            if told:
+                await ctx.say(f"{node.name}: that command has ended; kubegate goes on from there")
+            return
+        _, pid, label = answer.split(" ", 2)
+        if not told:
+            told = True
+            await ctx.say(
+                f"{node.name}: waiting for the `{label}` kubegate started before it restarted "
+                f"(pid {pid})"
+            )
+        if time.monotonic() >= deadline:
+            raise OperationError(
+                f"{node.name}: `{label}` (pid {pid}), started by this job before kubegate "
+                f"restarted, is still running after {remote.timeout:.0f} s; kubegate did not "
+                "start it again. Check the node, then [Retry step] or [Abort]"
+            )
+        await asyncio.sleep(LEFTOVER_POLL_S)

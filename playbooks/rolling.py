@@ -8,15 +8,17 @@ job cordoned is uncordoned at its end even after a restart.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
 from commands import UpgradeNodeCommand
-from playbooks.base import PlanError, StepContext, StepOutcome, StepResult, build_step
+from playbooks.base import PlanError, Step, StepContext, StepOutcome, StepResult, build_step
 from playbooks.upgrade_plan import plan_node_upgrade
 
 
@@ -28,10 +30,22 @@ class PodLoss:
     force: bool = False
 
 
+FinishedSteps = dict[str, dict[str, Any]]  # sub-step name -> its outcome data, in order
+
+
 async def upgrade_one(
-    ctx: StepContext, node: str, version: str, *, was_unschedulable: bool, loss: PodLoss
+    ctx: StepContext,
+    node: str,
+    version: str,
+    *,
+    was_unschedulable: bool,
+    loss: PodLoss,
+    finished: FinishedSteps | None = None,
+    on_finished: Callable[[str, StepResult], None] = lambda name, result: None,
 ) -> StepResult:
-    """Every step of one node's upgrade, each first checked for having taken effect already."""
+    """Every step of one node's upgrade. `finished` is None for a node this job has not touched
+    yet; else the steps it finished there before a restart or a failure: those are not run
+    again, except the checks (health gate, uncordon-if-it-was), which always run again."""
     command = UpgradeNodeCommand(
         node=node,
         to_version=version,
@@ -46,7 +60,9 @@ async def upgrade_one(
         )
     except PlanError as refused:  # e.g. an etcd member went down since the last node
         return StepResult.failed(f"{node}: {refused.message}")
-    if plan.nothing_to_do:
+    # A kubelet at the target says nothing of a node this job started on: its health gate and
+    # uncordon may still be to do.
+    if plan.nothing_to_do and finished is None:
         return StepResult(ok=True, summary=f"{node} already at {version}")
     sub = StepContext(
         cluster=ctx.cluster,
@@ -58,13 +74,25 @@ async def upgrade_one(
         progress=ctx.progress,
     )
     for step in map(build_step, plan.steps):
-        result = await step.already_done(sub) or await step.run(sub)
+        result = await node_step(step, sub, finished)
         sub.results[step.name] = result
         if not result.ok:
             return StepResult.failed(
                 f"{node}: {step.title} failed: {result.summary}", output=result.output
             )
+        on_finished(step.name, result)
     return StepResult(ok=True, summary=f"{node} at {version}")
+
+
+async def node_step(step: Step, sub: StepContext, finished: FinishedSteps | None) -> StepResult:
+    """One step of a node's upgrade, as the step runner runs a job's step on resume."""
+    if step.recheck_on_resume:
+        return await step.run(sub)
+    if finished is not None and step.name in finished:
+        return StepResult(ok=True, summary="done before", data=finished[step.name])
+    if finished is not None:  # this job was here before: what it started may still run
+        await step.wait_for_leftovers(sub)
+    return await step.already_done(sub) or await step.run(sub)
 
 
 class Wave(StepOutcome):
@@ -73,6 +101,23 @@ class Wave(StepOutcome):
     before: dict[str, bool] = Field(default_factory=dict)  # node -> unschedulable before we began
     done: dict[str, float] = Field(default_factory=dict)  # node -> seconds its upgrade took
     failed: dict[str, str] = Field(default_factory=dict)  # node -> why
+    # node -> the steps of its upgrade finished so far (by name, with their outcome data): a
+    # node is done only once all of them, its checks included, have run.
+    steps: dict[str, FinishedSteps] = Field(default_factory=dict)
+
+    def begin(self, ctx: StepContext, node: str, *, cordoned: bool) -> FinishedSteps | None:
+        """Record that the node's upgrade starts (or starts again): the steps this job finished
+        there before, or None when it never touched the node (a checkpoint from before `steps`
+        was kept names such a node in `before` alone)."""
+        touched = node in self.steps or node in self.before
+        self.before.setdefault(node, cordoned)
+        finished = self.steps.setdefault(node, {})
+        ctx.checkpoint(self.as_checkpoint())
+        return finished if touched else None
+
+    def step_finished(self, ctx: StepContext, node: str, name: str, result: StepResult) -> None:
+        self.steps.setdefault(node, {})[name] = result.data
+        ctx.checkpoint(self.as_checkpoint())
 
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any]) -> Wave:
@@ -112,11 +157,18 @@ async def roll(
             ):
                 break
             pending.popleft()
-            wave.before.setdefault(node, node in cordoned)
-            ctx.checkpoint(wave.as_checkpoint())
+            done_before = wave.begin(ctx, node, cordoned=node in cordoned)
             await ctx.progress(f"{node}: upgrading ({len(running) + 1} in flight)")
             task = asyncio.create_task(
-                upgrade_one(ctx, node, version, was_unschedulable=wave.before[node], loss=loss)
+                upgrade_one(
+                    ctx,
+                    node,
+                    version,
+                    was_unschedulable=wave.before[node],
+                    loss=loss,
+                    finished=done_before,
+                    on_finished=functools.partial(wave.step_finished, ctx, node),
+                )
             )
             running[task] = (node, time.monotonic())
         if not running:

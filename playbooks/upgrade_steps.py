@@ -12,7 +12,7 @@ from playbooks.cordon import SchedulingChange, SetSchedulable, SetSchedulablePar
 from playbooks.errors import OperationError
 from playbooks.packages import UpgradeKubeadm, UpgradeKubelet, reported_version
 from playbooks.plan import StepParams
-from playbooks.remote import NodeRef, Remote, RemoteCommand
+from playbooks.remote import NodeRef, Remote, RemoteCommand, running_file, wait_for_leftover
 from playbooks.upgrade_api_servers import own_api_server_version, wait_for_api_server
 from playbooks.versions import Version
 
@@ -112,7 +112,7 @@ class KubeadmUpgrade(Step[KubeadmUpgradeParams]):
     async def run(self, ctx: StepContext) -> StepResult:
         node = self.params.node
         remote = await Remote.open(ctx, NodeRef(name=node))
-        ran = await remote.run_in_order([self.command])
+        ran = await remote.run_in_order([self.command], running=running_file(ctx.job_id, self.name))
         if isinstance(ran, StepResult):
             return ran
         if not self.params.control_plane:
@@ -131,6 +131,9 @@ class KubeadmUpgrade(Step[KubeadmUpgradeParams]):
             summary=f"`{self.command.label}` done on {node}; its API server serves "
             f"{self.params.version}",
         )
+
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        await wait_for_leftover(ctx, NodeRef(name=self.params.node), self.name)
 
     async def already_done(self, ctx: StepContext) -> StepResult | None:
         if not self.params.control_plane:
@@ -159,12 +162,18 @@ class RestartKubelet(Step[RestartKubeletParams]):
 
     async def run(self, ctx: StepContext) -> StepResult:
         remote = await Remote.open(ctx, NodeRef(name=self.params.node))
-        ran = await remote.run_in_order(self.commands)
+        ran = await remote.run_in_order(self.commands, running=running_file(ctx.job_id, self.name))
         if isinstance(ran, StepResult):
             return ran
         return StepResult(ok=True, summary=f"kubelet restarted on {self.params.node}")
 
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        await wait_for_leftover(ctx, NodeRef(name=self.params.node), self.name)
+
     async def already_done(self, ctx: StepContext) -> StepResult | None:
+        # The restart's confirmation: the kubelet reports the new version, so the new binary
+        # runs. Whether the node is fit to go back into service is the health gate's to say,
+        # and that gate runs again on every resume.
         node = await read_node(ctx.cluster, self.params.node)
         wanted = Version.parse(self.params.version)
         if Version.parse(node.kubelet_version) != wanted:
@@ -182,6 +191,9 @@ class UncordonIfItWas(Step[UncordonIfItWasParams]):
 
     name: ClassVar[str] = "uncordon"
     params_model: ClassVar[type[StepParams]] = UncordonIfItWasParams
+    # A resume uncordons again (a no-op on a schedulable node) rather than trust a node state
+    # read before the restart.
+    recheck_on_resume: ClassVar[bool] = True
 
     def _left_cordoned(self, ctx: StepContext) -> StepResult | None:
         if ctx.outcome(CordonForUpgrade.name, SchedulingChange).was_unschedulable:

@@ -130,7 +130,8 @@ async def test_a_cluster_upgrade_killed_mid_rollout_resumes_and_uncordons_the_no
     kubegate = KubegateProcess(testbed, db, tmp_path / "kubegate.log")
     await kubegate.start()
     try:
-        testbed.fleet.hang("worker-2", "systemctl restart", times=1)  # dies with its SSH session
+        # Outlives its SSH session, as a command started without a pty does on a real host.
+        testbed.fleet.hang("worker-2", "systemctl restart", times=1)
         ts = await approve_twice(testbed, "upgrade cluster --to v1.31.3 --max-unavailable 1")
         await until(
             lambda: any(
@@ -139,6 +140,7 @@ async def test_a_cluster_upgrade_killed_mid_rollout_resumes_and_uncordons_the_no
             timeout=120,
         )
         kubegate.kill()  # SIGKILL with worker-2 drained and half upgraded
+        testbed.fleet.clear_faults("worker-2")  # the orphaned restart ends; Resume waits for it
         await kubegate.start()
         root = testbed.slack.message(CHANNEL, ts)
         assert root is not None

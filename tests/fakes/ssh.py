@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from playbooks.remote import TRACKED
 from playbooks.ssh import CommandResult, OutputSink, SshError, SshTarget, command_line
+
+
+def unwrapped(argv: Sequence[str]) -> Sequence[str]:
+    """The command itself when a step ran it in the wrapper that keeps its running file on the
+    node (playbooks/remote.py): scripts and records read as the command the step ran."""
+    if len(argv) > 6 and tuple(argv[:3]) == ("sh", "-c", TRACKED):
+        return argv[6:]
+    return argv
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class FakeShell:
     ) -> CommandResult:
         if target.node in self.unreachable:
             raise SshError(f"cannot connect to {target.where}: unreachable", node=target.node)
+        argv = unwrapped(argv)
         command = command_line(argv, sudo=target.sudo)
         self.calls.append(Call(target.node, tuple(argv), command))
         reply = self._next(target.node, tuple(argv), command)

@@ -14,6 +14,7 @@ from playbooks.ssh import CommandResult, OutputSink, SshTarget
 from playbooks.upgrade_cluster import UpgradeWorkers
 from playbooks.upgrade_cluster_plan import UpgradeWorkersParams
 from tests.fakes import FakeKube, FakeShell, Reply, cluster_of, node
+from tests.fakes.ssh import unwrapped
 
 WORKERS = ["worker-1", "worker-2", "worker-3"]
 
@@ -36,7 +37,7 @@ class Fleet(FakeShell):
         cordoned = sum(n.unschedulable for n in await self.kube.list_nodes())
         self.most_cordoned = max(self.most_cordoned, cordoned)
         result = await super().run(target, argv, timeout=timeout, on_output=on_output)
-        if tuple(argv) == ("systemctl", "restart", "kubelet") and result.ok:
+        if tuple(unwrapped(argv)) == ("systemctl", "restart", "kubelet") and result.ok:
 
             def restarted(obj: dict[str, Any]) -> None:
                 obj["status"]["nodeInfo"]["kubeletVersion"] = "v1.31.3"
