@@ -119,7 +119,9 @@ class KubeadmUpgrade(Step[KubeadmUpgradeParams]):
             return StepResult(ok=True, summary=f"`{self.command.label}` done on {node}")
         # Nothing else may touch a control plane until this one's API server serves again.
         timeout = ctx.cluster.inventory.static_pod_ready_timeout.total_seconds()
-        last = await wait_for_api_server(ctx.cluster, node, self.params.version, timeout=timeout)
+        last = await wait_for_api_server(
+            ctx.cluster, node, self.params.version, timeout=timeout, say=ctx.progress
+        )
         if last is not None:
             return StepResult.failed(
                 f"`{self.command.label}` finished, but {node}'s API server reports {last} "
