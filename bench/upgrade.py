@@ -31,11 +31,16 @@ from testbed.up import Testbed, start_testbed
 
 CHANNEL = "C0OPS"
 TARGET = "v1.31.3"
+# minor_ha's `web` PDB (both kubegate and the Ansible peer): 5 of 20 replicas may be down, more
+# than the 4 nodes drained at once, so a drain waits on it only while moved pods get Ready.
+MINOR_HA_PDB = "25%"
 
 
-def workload(workers: int) -> dict[str, Any]:
+def workload(workers: int, *, budget: str | None = None) -> dict[str, Any]:
+    """A DaemonSet on every node and one `web` replica per worker; with `budget`, a PDB on web
+    with that maxUnavailable, so `pdb_violations` counts something either tool could break."""
     names = ",".join(f"worker-{i}" for i in range(1, workers + 1))
-    return {
+    scenario: dict[str, Any] = {
         "readiness_delay": 0.2,
         "termination_delay": 0.2,
         "manifests": [
@@ -74,6 +79,16 @@ def workload(workers: int) -> dict[str, Any]:
             },
         ],
     }
+    if budget is not None:
+        scenario["manifests"].append(
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": "web", "namespace": "bench"},
+                "spec": {"maxUnavailable": budget, "selector": {"matchLabels": {"app": "web"}}},
+            }
+        )
+    return scenario
 
 
 async def wait_until(condition: Any, timeout: float) -> None:
@@ -122,7 +137,7 @@ def job_seconds(db: Path) -> float:
 
 @contextlib.asynccontextmanager
 async def fresh_testbed(
-    directory: Path, workers: int, *, control_planes: int
+    directory: Path, workers: int, *, control_planes: int, budget: str | None
 ) -> AsyncIterator[Testbed]:
     """The same world for kubegate and its peer: a fresh testbed with the bench's workload."""
     testbed: Testbed = await start_testbed(
@@ -133,7 +148,7 @@ async def fresh_testbed(
         apiserver_startup=1.0,
     )
     try:
-        await testbed.apiserver.load_scenario(workload(workers))
+        await testbed.apiserver.load_scenario(workload(workers, budget=budget))
         yield testbed
     finally:
         await testbed.stop()
@@ -146,8 +161,11 @@ async def one_run(
     *,
     control_planes: int = 1,
     target: str = TARGET,
+    budget: str | None = None,
 ) -> dict[str, Any]:
-    async with fresh_testbed(directory, workers, control_planes=control_planes) as testbed:
+    async with fresh_testbed(
+        directory, workers, control_planes=control_planes, budget=budget
+    ) as testbed:
         return await kubegate_run(testbed, max_unavailable, workers, directory, target=target)
 
 
@@ -286,14 +304,22 @@ def fleet_problems(testbed: Testbed, target: str) -> list[str]:
 
 
 async def ansible_run(
-    serial: int, workers: int, directory: Path, *, control_planes: int, target: str
+    serial: int,
+    workers: int,
+    directory: Path,
+    *,
+    control_planes: int,
+    target: str,
+    budget: str | None,
 ) -> dict[str, Any]:
     """The peer: bench/ansible/upgrade-cluster.yml on a fresh testbed with the same workload."""
     if not sshd.can_use_mount_namespaces():
         # Ansible's file modules write the real paths (/etc/apt/...): only in the node's own
         # mount namespace are those the node's and not this machine's.
         raise peer.PeerError("the Ansible peer needs root with mount namespaces (see README)")
-    async with fresh_testbed(directory, workers, control_planes=control_planes) as testbed:
+    async with fresh_testbed(
+        directory, workers, control_planes=control_planes, budget=budget
+    ) as testbed:
         description = json.loads((directory / "testbed.json").read_text())
         with tempfile.TemporaryDirectory(prefix="bench-upgrade-ansible-") as scratch:
             run = await peer.run_upgrade(
@@ -347,12 +373,17 @@ async def main(
         # switched per node), four workers at once.
         with tempfile.TemporaryDirectory(prefix="bench-upgrade-minor-ha-") as scratch:
             results["minor_ha"] = await one_run(
-                4, workers, Path(scratch), control_planes=3, target="v1.32.0"
+                4, workers, Path(scratch), control_planes=3, target="v1.32.0", budget=MINOR_HA_PDB
             )
         if peer_tool == "ansible":
             with tempfile.TemporaryDirectory(prefix="bench-upgrade-minor-ha-ansible-") as scratch:
                 ansible = await ansible_run(
-                    4, workers, Path(scratch), control_planes=3, target="v1.32.0"
+                    4,
+                    workers,
+                    Path(scratch),
+                    control_planes=3,
+                    target="v1.32.0",
+                    budget=MINOR_HA_PDB,
                 )
             results["minor_ha"] |= compared(results["minor_ha"], ansible)
     return results
