@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -187,7 +188,10 @@ async def kubegate_run(
         running.append(server)
         testbed.slack.app_url = f"http://127.0.0.1:{await port}/slack/events"
         calls_before = sum(testbed.slack.calls.values())
+        # Other work on the machine moves every figure; the load says how much to trust a run.
+        load_before = os.getloadavg()[0]
         await upgrade_through_slack(testbed, max_unavailable, target)
+        load_after = os.getloadavg()[0]
         await asyncio.sleep(0.5)  # let the last updates land before counting
         job_calls = sum(testbed.slack.calls.values()) - calls_before
     finally:
@@ -197,6 +201,10 @@ async def kubegate_run(
     figures["slack_calls_per_job"] = job_calls
     figures["problems"] = fleet_problems(testbed, target)
     figures["not_ready_at_end"] = len(not_ready(testbed))
+    figures["load_1m_before"], figures["load_1m_after"] = (
+        round(load_before, 2),
+        round(load_after, 2),
+    )
     print(f"max-unavailable {max_unavailable}: {json.dumps(figures)}", file=sys.stderr, flush=True)
     return figures
 
@@ -322,9 +330,11 @@ async def ansible_run(
     ) as testbed:
         description = json.loads((directory / "testbed.json").read_text())
         with tempfile.TemporaryDirectory(prefix="bench-upgrade-ansible-") as scratch:
+            load_before = os.getloadavg()[0]
             run = await peer.run_upgrade(
                 description, version=target, serial=serial, scratch=Path(scratch)
             )
+            load_after = os.getloadavg()[0]
         stats = testbed.apiserver.stats()
         unready = not_ready(testbed)
         problems = fleet_problems(testbed, target)
@@ -345,6 +355,8 @@ async def ansible_run(
         "ansible_not_ready_at_end": len(unready),
         "ansible_ok": not problems,
         "ansible_problems": problems,
+        "ansible_load_1m_before": round(load_before, 2),
+        "ansible_load_1m_after": round(load_after, 2),
     }
     print(f"ansible peer: {json.dumps(figures)}", file=sys.stderr, flush=True)
     return figures
