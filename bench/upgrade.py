@@ -330,47 +330,17 @@ async def ansible_run(
     ) as testbed:
         description = json.loads((directory / "testbed.json").read_text())
         with tempfile.TemporaryDirectory(prefix="bench-upgrade-ansible-") as scratch:
-            load_before = os.getloadavg()[0]
             run = await peer.run_upgrade(
                 description, version=target, serial=serial, scratch=Path(scratch)
             )
-            load_after = os.getloadavg()[0]
         stats = testbed.apiserver.stats()
         unready = not_ready(testbed)
         problems = fleet_problems(testbed, target)
     if not run.ok:
         print(run.output[-6000:], file=sys.stderr, flush=True)
-        problems.insert(0, f"ansible-playbook exited {run.exit_code}")
-    plays = {name.split(",")[0]: seconds for name, seconds in run.plays.items()}
-    figures = {
-        "ansible_s": round(run.seconds, 2),
-        "ansible_control_planes_s": round(plays.get(peer.CONTROL_PLANES_PLAY, 0.0), 2),
-        "ansible_workers_s": round(plays.get(peer.WORKERS_PLAY, 0.0), 2),
-        "ansible_pdb_violations": stats["pdb_violations"],
-        "ansible_max_unschedulable": stats["max_unschedulable_nodes"],
-        "ansible_max_apiservers_down": stats["max_apiservers_down"],
-        "ansible_etcd_quorum_lost": stats.get("etcd_quorum_lost", 0),
-        # kubespray uncordons without waiting for the restarted kubelet: how many were not
-        # Ready yet when the playbook ended.
-        "ansible_not_ready_at_end": len(unready),
-        "ansible_ok": not problems,
-        "ansible_problems": problems,
-        "ansible_load_1m_before": round(load_before, 2),
-        "ansible_load_1m_after": round(load_after, 2),
-    }
+    figures = peer.figures(run, stats, not_ready=len(unready), problems=problems)
     print(f"ansible peer: {json.dumps(figures)}", file=sys.stderr, flush=True)
     return figures
-
-
-def compared(kubegate: dict[str, Any], ansible: dict[str, Any]) -> dict[str, Any]:
-    """Like with like: both do etcd-safe control planes one at a time, then workers 4 at a time.
-    `ratio_vs_ansible` compares the whole upgrades; `_workers` the workers' phases alone."""
-    return ansible | {
-        "ratio_vs_ansible": round(kubegate["kubegate_s"] / ansible["ansible_s"], 3),
-        "ratio_vs_ansible_workers": round(kubegate["wall_s"] / ansible["ansible_workers_s"], 3)
-        if ansible["ansible_workers_s"]
-        else None,
-    }
 
 
 async def main(
@@ -397,7 +367,7 @@ async def main(
                     target="v1.32.0",
                     budget=MINOR_HA_PDB,
                 )
-            results["minor_ha"] |= compared(results["minor_ha"], ansible)
+            results["minor_ha"] |= peer.compared(results["minor_ha"], ansible)
     return results
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -42,6 +42,8 @@ class PlaybookRun:
     plays: dict[str, float] = field(default_factory=dict)
     exit_code: int = 0
     output: str = ""
+    # The machine's 1-minute load when the run started and ended: how much to trust it.
+    load: tuple[float, float] = (0.0, 0.0)
 
     @property
     def ok(self) -> bool:
@@ -107,7 +109,9 @@ def inventory_problems(listed: dict[str, Any], description: dict[str, Any]) -> l
         seen = hostvars.get(name, {})
         reached = (seen.get("ansible_host"), seen.get("ansible_port"))
         if reached != (node["address"], node["port"]):
-            problems.append(f"{name} is reached at {reached}, its sshd is at {node['port']}")
+            problems.append(
+                f"{name} is reached at {reached}, its sshd is at {(node['address'], node['port'])}"
+            )
     for name in planes:
         if "apiserver_url" not in hostvars.get(name, {}):
             problems.append(f"{name} has no apiserver_url to wait for after its upgrade")
@@ -136,10 +140,48 @@ async def run_upgrade(
     if code != 0:
         raise PeerError(f"ansible-playbook --syntax-check failed ({code}): {output[-2000:]}")
     extra = json.dumps({"kube_version": version, "serial": serial})
-    started = time.monotonic()
+    load_before, started = os.getloadavg()[0], time.monotonic()
     code, output, banners = await _run([*playbook, "--extra-vars", extra], environment)
-    finished = time.monotonic()
-    return PlaybookRun(finished - started, play_seconds(banners, finished), code, output)
+    finished, load_after = time.monotonic(), os.getloadavg()[0]
+    return PlaybookRun(
+        finished - started, play_seconds(banners, finished), code, output, (load_before, load_after)
+    )
+
+
+def figures(
+    run: PlaybookRun, stats: dict[str, Any], *, not_ready: int, problems: list[str]
+) -> dict[str, Any]:
+    """The peer's keys in bench.upgrade's `minor_ha`: its times, the testbed's safety counters
+    over its run (`stats`), and what was wrong with the cluster afterwards (`problems`)."""
+    if not run.ok:
+        problems = [f"ansible-playbook exited {run.exit_code}", *problems]
+    plays = {name.split(",")[0]: seconds for name, seconds in run.plays.items()}
+    return {
+        "ansible_s": round(run.seconds, 2),
+        "ansible_control_planes_s": round(plays.get(CONTROL_PLANES_PLAY, 0.0), 2),
+        "ansible_workers_s": round(plays.get(WORKERS_PLAY, 0.0), 2),
+        "ansible_pdb_violations": stats["pdb_violations"],
+        "ansible_max_unschedulable": stats["max_unschedulable_nodes"],
+        "ansible_max_apiservers_down": stats["max_apiservers_down"],
+        "ansible_etcd_quorum_lost": stats.get("etcd_quorum_lost", 0),
+        # kubespray uncordons without waiting for the restarted kubelet: how many nodes were
+        # not Ready yet when the playbook ended.
+        "ansible_not_ready_at_end": not_ready,
+        "ansible_ok": not problems,
+        "ansible_problems": problems,
+        "ansible_load_1m_before": round(run.load[0], 2),
+        "ansible_load_1m_after": round(run.load[1], 2),
+    }
+
+
+def compared(kubegate: dict[str, Any], ansible: dict[str, Any]) -> dict[str, Any]:
+    """Like with like: both upgrade the control planes one at a time, then the workers four at
+    a time. `ratio_vs_ansible` compares the whole upgrades, `_workers` the workers' phases."""
+    workers = ansible["ansible_workers_s"]
+    return ansible | {
+        "ratio_vs_ansible": round(kubegate["kubegate_s"] / ansible["ansible_s"], 3),
+        "ratio_vs_ansible_workers": round(kubegate["wall_s"] / workers, 3) if workers else None,
+    }
 
 
 def prepared(scratch: Path) -> dict[str, str]:
@@ -208,7 +250,3 @@ async def _run(
             return -1, "".join(lines), banners
     assert process.returncode is not None
     return process.returncode, "".join(lines), banners
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
