@@ -23,10 +23,10 @@ PLAYBOOK = HERE / "upgrade-cluster.yml"
 CONFIG = HERE / "ansible.cfg"
 DEADLINE_S = 1800.0
 CONTROL_PLANE_GROUP = "kube_control_plane"
+WORKER_GROUP = "kube_node"
 # The plays' names up to their first comma, as upgrade-cluster.yml names them.
 CONTROL_PLANES_PLAY = "Upgrade the control planes one at a time"
 WORKERS_PLAY = "Upgrade the workers"
-WORKER_GROUP = "kube_node"
 
 
 class PeerError(RuntimeError):
@@ -127,12 +127,15 @@ async def run_upgrade(
     environment = prepared(scratch)
     inventory_path = scratch / "inventory.yaml"
     inventory_path.write_text(yaml.safe_dump(inventory(description), sort_keys=False))
+    # --output, so warnings on stderr never end up in the JSON.
+    listed = scratch / "inventory-list.json"
     code, output, _ = await _run(
-        [str(inventory_bin), "-i", str(inventory_path), "--list"], environment
+        [str(inventory_bin), "-i", str(inventory_path), "--list", "--output", str(listed)],
+        environment,
     )
     if code != 0:
         raise PeerError(f"ansible-inventory failed ({code}): {output[-2000:]}")
-    problems = inventory_problems(json.loads(output), description)
+    problems = inventory_problems(json.loads(listed.read_text()), description)
     if problems:
         raise PeerError("the inventory does not fit the fleet: " + "; ".join(problems))
     playbook = [str(playbook_bin), "-i", str(inventory_path), str(PLAYBOOK)]
