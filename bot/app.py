@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -242,6 +243,10 @@ async def serve(
         log.info("connected to Slack in Socket Mode")
     await runtime.resume_jobs()
     scheduler = runtime.start_housekeeping()
+    # What start-up built lives as long as the process; frozen, a full garbage collection no
+    # longer walks it (100-150 ms with the Kubernetes client loaded: a pause for every ack).
+    gc.collect()
+    gc.freeze()
     if ready:
         ready(port)
     await stop.wait()
