@@ -72,6 +72,7 @@ class FakeVault:
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        self.stop_hanging()  # held requests are answered, not left to the shutdown timeout
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

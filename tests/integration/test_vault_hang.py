@@ -23,7 +23,6 @@ async def vault() -> AsyncIterator[FakeVault]:
     try:
         yield server
     finally:
-        server.stop_hanging()  # held requests end before the server does
         await server.stop()
 
 
