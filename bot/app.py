@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -183,6 +184,13 @@ async def standing_by(runtime: Runtime, *, port: int, stop: asyncio.Event) -> bo
         await runner.cleanup()
 
 
+def freeze_start_up_heap() -> None:
+    """What start-up built lives as long as the process; frozen, a full garbage collection no
+    longer walks it (100-150 ms with the Kubernetes client loaded: a pause for every ack)."""
+    gc.collect()
+    gc.freeze()
+
+
 def stop_on_signals() -> asyncio.Event:
     """An event SIGTERM or SIGINT sets: kubegate then stops cleanly (hands its lease over)."""
     stop = asyncio.Event()
@@ -242,6 +250,7 @@ async def serve(
         log.info("connected to Slack in Socket Mode")
     await runtime.resume_jobs()
     scheduler = runtime.start_housekeeping()
+    freeze_start_up_heap()
     if ready:
         ready(port)
     await stop.wait()

@@ -7,6 +7,8 @@ fails, the person who asked hears so with a reference into the log.
 
 from __future__ import annotations
 
+import contextlib
+
 from bot.actions import Clicks
 from bot.clusters import Clusters
 from bot.config import ClusterConfig
@@ -82,7 +84,7 @@ class CommandDesk:
         waiting on a cluster (a hanging API server must not delay `/kube jobs` or a cancel)."""
         if command.verb not in STORE_ONLY or ack.work is None:
             return ack
-        self._background.spawn(ack.work)
+        self._background.answer_now(ack.work)
         return Ack(ack.text)
 
     def _change(
@@ -138,6 +140,14 @@ class Kubegate:
     def answer_later(self, work: Work) -> None:
         self._background.answer_later(work)
 
+    def acknowledging(self) -> contextlib.AbstractContextManager[None]:
+        """Held while a chat request is being acknowledged: answers wait for it (bot/work.py)."""
+        return self._background.acknowledging()
+
     async def idle(self) -> None:
         """Wait until no background work is left (tests and shutdown)."""
         await self._background.idle()
+
+    async def answered(self) -> None:
+        """Wait until every command received so far is answered, while jobs go on (benchmarks)."""
+        await self._background.answered()

@@ -22,6 +22,8 @@ import aiohttp
 from bot.markup import escape
 from bot.store import Store, utcnow
 
+ALERTMANAGER_TIMEOUT_S = 10.0  # one silence call, connect to last byte
+
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS alert_members (
   group_id INTEGER NOT NULL, fingerprint TEXT NOT NULL, labels TEXT NOT NULL,
@@ -209,11 +211,16 @@ async def create_silence(
             session.post(
                 f"{alertmanager_url.rstrip('/')}/api/v2/silences",
                 json=body,
-                timeout=aiohttp.ClientTimeout(total=10),
+                timeout=aiohttp.ClientTimeout(total=ALERTMANAGER_TIMEOUT_S),
             ) as response,
         ):
             answer = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+    except TimeoutError as error:  # its str() is empty: say what happened
+        raise SilenceError(
+            f"Alertmanager did not answer within {ALERTMANAGER_TIMEOUT_S:g} s; "
+            "the silence was not set"
+        ) from error
+    except (aiohttp.ClientError, ValueError) as error:
         raise SilenceError(f"cannot reach Alertmanager to silence: {error}") from error
     if response.status != 200 or not isinstance(answer, dict):
         raise SilenceError(f"Alertmanager refused the silence ({response.status}): {answer}")

@@ -22,6 +22,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
@@ -122,10 +123,24 @@ class SlackChat:
         return set(response.get("users") or [])
 
 
+class AcknowledgingApp(AsyncApp):
+    """Bolt's app, telling kubegate while it answers a request (HTTP or Socket Mode): commands'
+    answers wait for the acks in flight, so the ack never queues behind them (bot/work.py)."""
+
+    def __init__(self, kubegate: Kubegate, **bolt: Any) -> None:
+        super().__init__(**bolt)
+        self._kubegate = kubegate
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        with self._kubegate.acknowledging():
+            return await super().async_dispatch(req)
+
+
 def bolt_app(kubegate: Kubegate, *, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
     # The edge (web_application) verifies every HTTP request before Bolt parses it; Bolt's own
     # check would log a refused request's whole body. Socket Mode requests carry no signature.
-    app = AsyncApp(
+    app = AcknowledgingApp(
+        kubegate,
         client=client,
         signing_secret=signing_secret,
         process_before_response=False,
@@ -255,8 +270,11 @@ async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
 
 
 def _is_slash_command(form: str) -> bool:
-    # Slash commands arrive as a form with `command=/kube`; clicks as `payload=<json>`.
-    return "command" in urllib.parse.parse_qs(form, max_num_fields=100)
+    # Slash commands arrive as a form with `command=/kube`; clicks as `payload=<json>`. Only the
+    # field names are decoded: this runs before every ack, and Bolt parses the whole form anyway.
+    return any(
+        urllib.parse.unquote_plus(field.partition("=")[0]) == "command" for field in form.split("&")
+    )
 
 
 class ReplayCache:

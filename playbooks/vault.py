@@ -1,13 +1,17 @@
 """Vault through hvac: login (token, AppRole, Kubernetes), KV v2 with check-and-set, SSH CA
-signing. hvac is synchronous, so each call runs in a worker thread, off the event loop.
+signing. hvac is synchronous, so each call runs in one of Vault's own worker threads, off the
+event loop: a hanging Vault holds those threads, never the ones file operations use.
 
-A sealed or unreachable Vault becomes a VaultError with a sentence for the thread.
+A sealed, hanging or unreachable Vault becomes a VaultError with a sentence for the thread.
+Every HTTP request has REQUEST_TIMEOUT_S for connecting and for each read, and every call
+(login included) CALL_DEADLINE_S in all.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -18,6 +22,9 @@ import requests
 from playbooks.errors import OperationError
 
 T = TypeVar("T")
+REQUEST_TIMEOUT_S = 10
+CALL_DEADLINE_S = 30.0  # a Vault that trickles its answer still ends here
+VAULT_THREADS = 4
 
 
 class VaultError(OperationError):
@@ -43,16 +50,27 @@ class Vault:
     def __init__(self, settings: VaultSettings) -> None:
         self.settings = settings
         self._client = hvac.Client(
-            url=settings.url, token=settings.token, verify=settings.ca_cert or True, timeout=10
+            url=settings.url,
+            token=settings.token,
+            verify=settings.ca_cert or True,
+            timeout=REQUEST_TIMEOUT_S,
         )
         self._logged_in = settings.auth == "token"
+        self._threads = ThreadPoolExecutor(VAULT_THREADS, thread_name_prefix="vault")
 
     async def _call(self, doing: str, action: Callable[[], T]) -> T:
         try:
-            if not self._logged_in:
-                await asyncio.to_thread(self._login)
-                self._logged_in = True
-            return await asyncio.to_thread(action)
+            async with asyncio.timeout(CALL_DEADLINE_S):
+                if not self._logged_in:
+                    await self._in_thread(self._login)
+                    self._logged_in = True
+                return await self._in_thread(action)
+        except (TimeoutError, requests.Timeout) as error:
+            waited = REQUEST_TIMEOUT_S if isinstance(error, requests.Timeout) else CALL_DEADLINE_S
+            raise VaultError(
+                f"Vault did not answer within {waited:g} s while {doing} (it may be hanging "
+                "on its storage); check Vault, then retry the step"
+            ) from error
         except hvac.exceptions.VaultDown as error:
             raise VaultError(
                 f"Vault is sealed or down while {doing}; unseal it and retry the step"
@@ -69,6 +87,9 @@ class Vault:
             raise VaultError(f"Vault failed while {doing}: {_first_error(error)}") from error
         except requests.RequestException as error:
             raise VaultError(f"cannot reach Vault at {self.settings.url} while {doing}") from error
+
+    async def _in_thread(self, action: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, action)
 
     def _login(self) -> None:
         s = self.settings

@@ -1,5 +1,5 @@
-"""Faults of the machines around the cluster: a node's sshd down, Vault sealed, a shimmed
-command that hangs on a node."""
+"""Faults of the machines around the cluster: a node's sshd down, Vault sealed or hanging, a
+shimmed command that hangs on a node."""
 
 from __future__ import annotations
 
@@ -28,6 +28,16 @@ async def unseal(world: World, _args: list[str]) -> str:
     return "Vault is unsealed"
 
 
+async def vault_hang(world: World, _args: list[str]) -> str:
+    world.secrets().hang()
+    return "Vault hangs: it takes every request but sys/health and sys/seal-status and answers none"
+
+
+async def vault_answer(world: World, _args: list[str]) -> str:
+    world.secrets().stop_hanging()
+    return "Vault answers again, the held requests first"
+
+
 async def hang_command(world: World, args: list[str]) -> str:
     node, command = world.node(args[0]), " ".join(args[1:])
     world.machines().hang(node, command)
@@ -49,6 +59,11 @@ FAULTS = {
     ),
     "vault-seal": Fault(
         "seal Vault (503 to everything)", seal, ending=Ending(unseal, "vault-unseal")
+    ),
+    "vault-hang": Fault(
+        "Vault takes requests and answers none (its storage hangs)",
+        vault_hang,
+        ending=Ending(vault_answer, help="let Vault answer again"),
     ),
     "shim-hang": Fault(
         "a command on that node (matched by argv prefix, e.g. `kubeadm upgrade`) hangs",

@@ -1,5 +1,6 @@
-"""`FakeVault`: the HTTP edge hvac talks to: tokens, sealed mode, KV v2 under `secret/`, SSH CA
-signing, PKI issue, AppRole and Kubernetes logins. Runs inside the caller's event loop."""
+"""`FakeVault`: the HTTP edge hvac talks to: tokens, sealed mode, hanging mode, KV v2 under
+`secret/`, SSH CA signing, PKI issue, AppRole and Kubernetes logins. Runs inside the caller's
+event loop."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class FakeVault:
         self.root_token = root_token or "hvs." + secrets.token_urlsafe(24)
         self.ssh_ca_key = ssh_ca_key
         self.sealed = False
+        self._answering = asyncio.Event()  # cleared while Vault hangs
+        self._answering.set()
         self.kv = KvStore()
         self.pki: PkiCa | None = None
         self.tokens: dict[str, dict[str, Any]] = {}
@@ -69,12 +72,30 @@ class FakeVault:
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        self.stop_hanging()  # held requests are answered, not left to the shutdown timeout
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+
+    @property
+    def hanging(self) -> bool:
+        return not self._answering.is_set()
+
+    def hang(self) -> None:
+        """Accept requests and answer none, as a Vault whose storage backend stopped answering
+        (Raft without quorum, an unreachable Consul) does: it holds each request until storage
+        answers or its `default_max_request_duration` (90 s by default,
+        https://developer.hashicorp.com/vault/docs/configuration#default_max_request_duration)
+        passes; that 90 s is longer than any client here waits, so requests are held until
+        `stop_hanging`. Health and seal status are answered from memory, as Vault's are."""
+        self._answering.clear()
+
+    def stop_hanging(self) -> None:
+        """Storage is back: the held requests are answered, in the order they came."""
+        self._answering.set()
 
     @property
     def ssh_ca_public_key(self) -> str:
@@ -92,6 +113,7 @@ class FakeVault:
             return self._health()
         if path == "sys/seal-status":
             return web.json_response(self._seal_status())
+        await self._answering.wait()
         if self.sealed:
             return errors(503, "Vault is sealed")
         body: dict[str, Any] = {}
