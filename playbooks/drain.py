@@ -137,6 +137,9 @@ def facts_mid_drain(approved: dict[str, Any], now: dict[str, Any]) -> dict[str, 
 class EvictPods(Step[EvictPodsParams]):
     name: ClassVar[str] = "evict-pods"
     params_model: ClassVar[type[StepParams]] = EvictPodsParams
+    # Each eviction is one API call the server applies whole or not at all, so stopping between
+    # them is safe (as Ctrl-C on `kubectl drain`): a cancel must not wait out a PDB that holds.
+    stoppable: ClassVar[bool] = True
 
     async def run(self, ctx: StepContext) -> StepResult:
         wanted = self.params
@@ -173,6 +176,7 @@ class WaitUntilGoneParams(StepParams):
 class WaitUntilGone(Step[WaitUntilGoneParams]):
     name: ClassVar[str] = "wait-gone"
     params_model: ClassVar[type[StepParams]] = WaitUntilGoneParams
+    stoppable: ClassVar[bool] = True  # it only watches
 
     async def run(self, ctx: StepContext) -> StepResult:
         node = self.params.node

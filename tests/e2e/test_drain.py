@@ -155,6 +155,25 @@ async def test_a_drain_that_times_out_stays_cordoned_names_the_pods_and_pdb_and_
     assert await unschedulable(testbed, "worker-1") != "true"
 
 
+async def test_cancel_stops_a_drain_a_pdb_holds_at_once_and_uncordons_the_node(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    await testbed.apiserver.load_scenario("drain")
+    testbed.apiserver.readiness_delay = 600  # replacements never get Ready: the PDB holds
+    root = await request(testbed, "U0ALICE", "drain worker-1 --delete-emptydir-data --timeout 30m")
+    await click(testbed, "U0BOB", root, "Approve")
+    await wait_reply(testbed, root, "Step 2/3", timeout=30)
+    assert await unschedulable(testbed, "worker-1") == "true"
+
+    await testbed.slack.user("U0ALICE").slash("/kube cancel 1", channel=CHANNEL)
+    await wait_ephemeral(testbed, "U0ALICE", "next safe point")
+    # Not after the drain's 30 minutes: the eviction step stops between two evictions.
+    cancelled = await wait_text(testbed, root.ts, "CANCELLED", timeout=30)
+    assert "uncordon" in cancelled.shown.lower()
+    assert await unschedulable(testbed, "worker-1") != "true"
+    assert testbed.apiserver.stats()["pdb_violations"] == 0
+
+
 async def test_read_only_views_answer_privately_without_approval(
     testbed: Testbed, kubegate: Served
 ) -> None:
