@@ -104,6 +104,8 @@ class SshExecutor:
     known_hosts: str  # OpenSSH known_hosts text: the pinned host keys
     credentials: Credentials
     connect_timeout: float = 10.0
+    # A copy (an etcd snapshot, a PKI archive) that makes no progress must not hold a job.
+    transfer_timeout: float = 600.0
     max_parallel: int = 64
     _connections: dict[tuple[str, int, str], asyncssh.SSHClientConnection] = field(
         default_factory=dict
@@ -186,11 +188,11 @@ class SshExecutor:
         try:
             async with connection.start_sftp_client() as sftp:
                 # asyncssh opens the local file "wb": it writes into ours, keeping its mode.
-                await sftp.get(remote, local)
-        except (OSError, asyncssh.Error) as error:
+                await self._within_transfer_timeout(target, sftp.get(remote, local))
+        except (OSError, asyncssh.Error, TimeoutError) as error:
             await asyncio.to_thread(Path(local).unlink, missing_ok=True)
             raise SshError(
-                f"cannot copy {remote} from {target.where}: {error}", node=target.node
+                f"cannot copy {remote} from {target.where}: {self._why(error)}", node=target.node
             ) from error
 
     async def sftp_put(self, target: SshTarget, local: str, remote: str) -> None:
@@ -202,14 +204,32 @@ class SshExecutor:
                 private = asyncssh.SFTPAttrs(permissions=0o600)
                 async with sftp.open(remote, "wb", private):
                     pass  # created empty and 0600; put truncates it and keeps that mode
-                await sftp.put(local, remote)
-        except (OSError, asyncssh.Error) as error:
-            with contextlib.suppress(OSError, asyncssh.Error):
-                async with connection.start_sftp_client() as sftp:
-                    await sftp.remove(remote)
+                await self._within_transfer_timeout(target, sftp.put(local, remote))
+        except (OSError, asyncssh.Error, TimeoutError) as error:
+            with contextlib.suppress(OSError, asyncssh.Error, SshError, TimeoutError):
+                async with asyncio.timeout(self.connect_timeout):
+                    connection = await self._connection(target)  # anew after a timeout
+                    async with connection.start_sftp_client() as sftp:
+                        await sftp.remove(remote)
             raise SshError(
-                f"cannot copy {local} to {remote} on {target.where}: {error}", node=target.node
+                f"cannot copy {local} to {remote} on {target.where}: {self._why(error)}",
+                node=target.node,
             ) from error
+
+    async def _within_transfer_timeout(self, target: SshTarget, copy: Awaitable[None]) -> None:
+        """A copy that does not finish in time closes the connection: sftp-server may be stuck
+        in a read that never returns (a hung disk), and only that ends its session."""
+        try:
+            async with asyncio.timeout(self.transfer_timeout):
+                await copy
+        except TimeoutError:
+            self._forget(target)
+            raise
+
+    def _why(self, error: BaseException) -> str:
+        if isinstance(error, TimeoutError):
+            return f"it did not finish within {self.transfer_timeout:.0f} s"
+        return str(error)
 
     async def close(self) -> None:
         for connection in self._connections.values():
@@ -304,6 +324,9 @@ class SshExecutor:
                     agent_path=None,
                     config=[],
                     preferred_auth="publickey",
+                    # A kept connection whose host died is noticed, not waited on for ever.
+                    keepalive_interval=15,
+                    keepalive_count_max=3,
                 )
         except asyncssh.HostKeyNotVerifiable as error:
             raise HostKeyError(

@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from playbooks.ssh import Credentials, HostKeyError, SshExecutor, SshTarget
+from playbooks.ssh import Credentials, HostKeyError, SshError, SshExecutor, SshTarget
 from playbooks.vault import Vault, VaultError, VaultSettings
 from testbed.up import Testbed
 
@@ -118,3 +118,25 @@ async def test_kubegate_logs_in_to_vault_with_approle_or_its_service_account(
     bad = Vault(VaultSettings(url=fake.url, auth="approle", role_id="nope", secret_id="nope"))
     with pytest.raises(VaultError):
         await bad.token_lookup()
+
+
+async def test_a_copy_that_never_progresses_ends_at_the_transfer_timeout_and_leaves_no_file(
+    full_testbed: Testbed, tmp_path: Path
+) -> None:
+    ssh = executor(full_testbed)
+    ssh.transfer_timeout = 1.0
+    node = target(full_testbed, "worker-1")
+    # A named pipe nobody writes to: sftp-server's open() of it blocks, as a hung disk would.
+    made = await ssh.run(
+        node, ["sh", "-c", 'p=$(mktemp -u /tmp/kubegate-fifo.XXXXXX) && mkfifo "$p" && echo "$p"']
+    )
+    fifo = made.stdout.strip()
+    local = tmp_path / "snapshot.db"
+    try:
+        with pytest.raises(SshError) as stuck:
+            await ssh.sftp_get(node, fifo, str(local))
+    finally:
+        await ssh.run(node, ["rm", "-f", fifo])
+        await ssh.close()
+    assert "did not finish within 1 s" in stuck.value.message
+    assert not local.exists()
