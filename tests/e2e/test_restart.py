@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -29,10 +30,22 @@ from tests.e2e.slack_steps import (
 Launch = Callable[[], "asyncio.Future[subprocess.Popen[bytes]]"]
 
 
+# Below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by default):
+# a port the kernel hands out for bind(0) may meanwhile become the local port of any outgoing
+# connection of a parallel test, and `kubegate serve` then fails "address already in use".
+PORTS_OUTSIDE_EPHEMERAL = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port `kubegate serve` can bind (it listens on every address), kept across restarts."""
+    for port in random.sample(PORTS_OUTSIDE_EPHEMERAL, 50):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))  # where kubegate will listen
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32767")
 
 
 async def until(condition: Callable[[], bool], timeout: float = 15) -> None:
