@@ -7,6 +7,7 @@ spent on the event loop of the app being measured. Imports nothing of kubegate.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass
 
@@ -29,8 +30,17 @@ class Sample:
 def run_load(
     *, url: str, signing_secret: str, bodies: list[bytes], concurrency: int, warmup: int
 ) -> list[Sample]:
-    """Post `bodies` with `concurrency` clients; the first `warmup` are sent but not returned."""
-    return asyncio.run(_load(url, signing_secret, bodies, concurrency, warmup))
+    """Post `bodies` with `concurrency` clients; the first `warmup` are sent but not returned.
+
+    The clients' own garbage collector is off during a turn: a collection here would pause every
+    request in flight and be counted against whichever app happens to be measured (a turn's
+    garbage is small and freed when the turn ends)."""
+    gc.collect()
+    gc.disable()
+    try:
+        return asyncio.run(_load(url, signing_secret, bodies, concurrency, warmup))
+    finally:
+        gc.enable()
 
 
 async def _load(
