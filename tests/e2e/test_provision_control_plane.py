@@ -19,8 +19,8 @@ import yaml
 
 from bot.app import serve
 from bot.redact import RedactingFilter, Redactor
-from testbed.daemons import free_port
 from testbed.fleet.shims.uploadcerts import issued_keys_path
+from testbed.slack import Message
 from testbed.up import Testbed
 from tests.conftest import running_testbed
 from tests.e2e.conftest import Served, serving, settings_for
@@ -32,7 +32,6 @@ from tests.e2e.slack_steps import (
     root_messages,
     wait_ephemeral,
     wait_reply,
-    wait_text,
 )
 from tests.e2e.test_provision import (
     assert_no_secret_in,
@@ -41,7 +40,9 @@ from tests.e2e.test_provision import (
     places_to_scan,
     tokens_left_on,
 )
-from tests.e2e.test_restart import KubegateProcess, until
+from tests.e2e.test_restart import KubegateProcess, free_port, until
+
+FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "halted")
 
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
@@ -103,13 +104,27 @@ async def provision_control_plane(testbed: Testbed, name: str, address: str) -> 
     assert "etcd is healthy with every member up now" in root.shown
     await click(testbed, "U0BOB", root, "Approve")
     await click(testbed, "U0CAROL", root, "Approve")
-    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=240)
+    await wait_succeeded(testbed, root)
+
+
+async def wait_succeeded(testbed: Testbed, root: Message, timeout: float = 90) -> None:
+    """Wait for the job to end, whichever way: one that failed fails the test at once, with its
+    thread, instead of outlasting the test's time limit."""
+
+    def ended() -> Message | None:
+        message = testbed.slack.message(CHANNEL, root.ts)
+        done = message is not None and any(s in message.shown for s in FINAL_STATES)
+        return message if done else None
+
+    message = await testbed.slack.wait_for(ended, timeout=timeout)
+    thread = "\n".join(reply.shown for reply in testbed.slack.replies(CHANNEL, root.ts))
+    assert "SUCCEEDED" in message.shown, f"{message.shown}\n{thread}"
 
 
 async def back_up_the_pki(testbed: Testbed) -> None:
     root = await request(testbed, "U0ALICE", "backup pki")
     await click(testbed, "U0BOB", root, "Approve")
-    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=60)
+    await wait_succeeded(testbed, root, timeout=60)
 
 
 def secret_lines(testbed: Testbed) -> list[str]:
@@ -292,7 +307,7 @@ async def test_kubegate_killed_after_a_control_planes_join_resumes_without_joini
     await kubegate_process.start()
     note = await wait_reply(testbed, root, "was interrupted", timeout=30)
     await click(testbed, "U0ALICE", note, "Resume")
-    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=240)
+    await wait_succeeded(testbed, root)
     await wait_reply(testbed, root, "cp-2 had already joined before the restart")
     joins = [c for c in testbed.fleet.calls("spare-2") if c.argv[:2] == ["kubeadm", "join"]]
     assert len(joins) == 1, "the join ran again"

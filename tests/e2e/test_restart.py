@@ -36,12 +36,13 @@ Launch = Callable[[], "asyncio.Future[subprocess.Popen[bytes]]"]
 PORTS_OUTSIDE_EPHEMERAL = range(20000, 32768)
 
 
-def free_port() -> int:
-    """A port `kubegate serve` can bind (it listens on every address), kept across restarts."""
+def free_port(address: str = "0.0.0.0") -> int:
+    """A port free at `address` that stays free until bound much later (kubegate serve's, kept
+    across restarts; a control plane's API server joined mid-test)."""
     for port in random.sample(PORTS_OUTSIDE_EPHEMERAL, 50):
         with socket.socket() as sock:
             try:
-                sock.bind(("0.0.0.0", port))  # where kubegate will listen
+                sock.bind((address, port))
             except OSError:
                 continue
             return port
