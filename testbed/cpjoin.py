@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 API_SERVER_PORT = 6443  # kubeadm's default bindPort
 PKI = "etc/kubernetes/pki"
 MANIFESTS = "etc/kubernetes/manifests"
+# kubeadm retries `member add` with exponential backoff (cmd/kubeadm/app/util/etcd/etcd.go:
+# etcdBackoff, 50 ms doubling, 9 steps): etcd's strict reconfiguration check answers "unhealthy
+# cluster" until every member has been connected for its 5 s health interval
+# (server/etcdserver/server.go mayAddMember), as right after the previous control plane joined.
+MEMBER_ADD_BACKOFF_S = [0.05 * 2**step for step in range(9)]
 
 
 class JoinRefused(Exception):
@@ -165,10 +170,7 @@ class ControlPlaneJoins:
             address=address,
         )
         member.choose_ports()
-        try:
-            await self.etcd.etcdctl("member", "add", name, f"--peer-urls={member.peer_url}")
-        except EtcdError as error:
-            raise JoinRefused(f"error execution phase control-plane-join/etcd: {error}") from error
+        await self._member_add(name, member.peer_url)
         self.etcd.members = {**self.etcd.members, name: member}
         await member.spawn(self.etcd.initial_cluster(), state="existing")
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -181,6 +183,18 @@ class ControlPlaneJoins:
             await asyncio.sleep(0.1)
         self._install_node_files(own, placed, [p.name for p in own.iterdir()])
         return member
+
+    async def _member_add(self, name: str, peer_url: str) -> None:
+        for wait in [*MEMBER_ADD_BACKOFF_S, None]:
+            try:
+                await self.etcd.etcdctl("member", "add", name, f"--peer-urls={peer_url}")
+                return
+            except EtcdError as error:
+                if wait is None:
+                    raise JoinRefused(
+                        f"error execution phase control-plane-join/etcd: {error}"
+                    ) from error
+            await asyncio.sleep(wait)
 
     async def _start_apiserver(
         self, name: str, address: str, port: int, root: Path
