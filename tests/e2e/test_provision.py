@@ -5,6 +5,7 @@ token left behind or shown anywhere; bad requests refused before anything runs."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -62,17 +63,26 @@ async def kubegate_logging_as_deployed(
 ) -> AsyncIterator[Served]:
     """kubegate with its log captured through the redacting filter `kubegate serve` puts on
     its log handler."""
+    async with serving_logged(spare_testbed, tmp_path / "kubegate.db", caplog) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serving_logged(
+    testbed: Testbed, db: Path, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[Served]:
+    """`kubegate serve` in this process, its log captured through the redacting filter."""
     redactor = Redactor()
     caplog.set_level(logging.DEBUG)
     caplog.handler.addFilter(RedactingFilter(redactor))
-    settings = settings_for(spare_testbed, tmp_path / "kubegate.db")
+    settings = settings_for(testbed, db)
     port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, redactor=redactor, ready=port.set_result, stop=stop))
     await asyncio.wait([port, task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         task.result()
-    spare_testbed.slack.app_url = f"http://127.0.0.1:{port.result()}/slack/events"
+    testbed.slack.app_url = f"http://127.0.0.1:{port.result()}/slack/events"
     try:
         yield Served(port=port.result(), db=settings.db, settings=settings)
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import stat
 from collections.abc import AsyncIterator
@@ -17,13 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.app import serve
-from bot.redact import RedactingFilter, Redactor
 from testbed.fleet.shims.uploadcerts import issued_keys_path
 from testbed.slack import Message
 from testbed.up import Testbed
 from tests.conftest import running_testbed
-from tests.e2e.conftest import Served, serving, settings_for
+from tests.e2e.conftest import Served, serving
 from tests.e2e.slack_steps import (
     CHANNEL,
     click,
@@ -38,6 +35,7 @@ from tests.e2e.test_provision import (
     join_tokens,
     node_object,
     places_to_scan,
+    serving_logged,
     tokens_left_on,
 )
 from tests.e2e.test_restart import KubegateProcess, free_port, until
@@ -70,22 +68,8 @@ async def growing_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
 async def kubegate_logged(
     growing_testbed: Testbed, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> AsyncIterator[Served]:
-    redactor = Redactor()
-    caplog.set_level(logging.DEBUG)
-    caplog.handler.addFilter(RedactingFilter(redactor))
-    settings = settings_for(growing_testbed, tmp_path / "kubegate.db")
-    port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, redactor=redactor, ready=port.set_result, stop=stop))
-    await asyncio.wait([port, task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    growing_testbed.slack.app_url = f"http://127.0.0.1:{port.result()}/slack/events"
-    try:
-        yield Served(port=port.result(), db=settings.db, settings=settings)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=20)
+    async with serving_logged(growing_testbed, tmp_path / "kubegate.db", caplog) as served:
+        yield served
 
 
 async def etcd_members(testbed: Testbed) -> dict[str, bool]:
@@ -224,22 +208,8 @@ async def kubegate_without_pki_in_vault(
     config = yaml.safe_load(growing_testbed.config_path.read_text())
     config["clusters"][0]["inventory"]["pki_in_vault"] = False
     growing_testbed.config_path.write_text(yaml.safe_dump(config))
-    redactor = Redactor()
-    caplog.set_level(logging.DEBUG)
-    caplog.handler.addFilter(RedactingFilter(redactor))
-    settings = settings_for(growing_testbed, tmp_path / "kubegate.db")
-    port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, redactor=redactor, ready=port.set_result, stop=stop))
-    await asyncio.wait([port, task], timeout=20, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    growing_testbed.slack.app_url = f"http://127.0.0.1:{port.result()}/slack/events"
-    try:
-        yield Served(port=port.result(), db=settings.db, settings=settings)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=20)
+    async with serving_logged(growing_testbed, tmp_path / "kubegate.db", caplog) as served:
+        yield served
 
 
 async def test_without_the_pki_in_vault_a_control_plane_joins_with_a_certificate_key_never_shown(
