@@ -1,22 +1,29 @@
 """The health gate a node passes before kubegate calls it done: Ready, no pressure, the kubelet
-version expected, and its DaemonSet pods Ready. Polls the API until then or a timeout.
+version expected, and its DaemonSet pods Ready. Checks again whenever the API says the Node or a
+pod on it changed (a watch), or every few seconds if no news comes, until then or a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import abstractmethod
+from collections.abc import AsyncIterator, Callable
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from playbooks.base import ClusterHandle, ParamsT, Step, StepContext, StepResult
-from playbooks.kube import NodeView
+from playbooks.kube import KubeError, Kubernetes, NodeView, Obj
 from playbooks.plan import StepParams
 from playbooks.pods import PodView, pod_view
 
-POLL_INTERVAL_S = 0.5
+# Without news from the watches (an event missed, a watch that broke) the gate still checks
+# this often; with them it checks the moment the kubelet reports Ready, which is on the critical
+# path of every node of a rolling upgrade.
+POLL_INTERVAL_S = 2.0
+WATCH_LAP_S = 60
 HEALTH_TIMEOUT_S = 300.0
 
 
@@ -49,13 +56,42 @@ async def current_problems(cluster: ClusterHandle, node: str, kubelet_version: s
 async def wait_until_healthy(
     cluster: ClusterHandle, node: str, *, kubelet_version: str, timeout: float
 ) -> list[str]:
-    """Poll until the node passes; what still keeps it from passing at the timeout, or []."""
+    """Check until the node passes; what still keeps it from passing at the timeout, or []."""
     deadline = time.monotonic() + timeout
-    while True:
-        problems = await current_problems(cluster, node, kubelet_version)
-        if not problems or time.monotonic() >= deadline:
-            return problems
-        await asyncio.sleep(POLL_INTERVAL_S)
+    async with node_changes(cluster.kube, node) as changed:
+        while True:
+            changed.clear()  # before the check: a change during it wakes the next one
+            problems = await current_problems(cluster, node, kubelet_version)
+            left = deadline - time.monotonic()
+            if not problems or left <= 0:
+                return problems
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=min(POLL_INTERVAL_S, left))
+
+
+@contextlib.asynccontextmanager
+async def node_changes(kube: Kubernetes, node: str) -> AsyncIterator[asyncio.Event]:
+    """An event set whenever the API reports a change to the Node or to a pod on it."""
+    changed = asyncio.Event()
+
+    async def keep_following(watch: Callable[..., AsyncIterator[tuple[str, Obj]]]) -> None:
+        while True:
+            try:
+                async for _ in watch(node, timeout_seconds=WATCH_LAP_S):
+                    changed.set()
+            except KubeError:
+                await asyncio.sleep(POLL_INTERVAL_S)  # meanwhile the gate's own checks go on
+
+    followers = [
+        asyncio.create_task(keep_following(kube.watch_node)),
+        asyncio.create_task(keep_following(kube.watch_pods_on)),
+    ]
+    try:
+        yield changed
+    finally:
+        for task in followers:
+            task.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
 
 
 class Healthy(BaseModel):

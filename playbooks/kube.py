@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from kubernetes.aio import client as kube_client
@@ -19,74 +18,20 @@ from kubernetes.aio import config as kube_config
 from kubernetes.aio import watch as kube_watch
 from kubernetes.aio.client.exceptions import ApiException
 
-from playbooks.errors import OperationError
+# What playbooks see of a cluster's API lives in kube_seam; re-exported here, its one real source.
+from playbooks.kube_seam import KubeError as KubeError
+from playbooks.kube_seam import Kubernetes as Kubernetes
+from playbooks.kube_seam import NodeView as NodeView
+from playbooks.kube_seam import Obj as Obj
+from playbooks.kube_seam import node_view as node_view
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
-Obj = dict[str, Any]
 # The client's own default is 5 minutes: a hanging API server would hold a step, and every
 # answer waiting on the cluster, that long.
 REQUEST_TIMEOUT = 10.0
 RETRY_BACKOFF = (0.25, 0.5, 1.0, 2.0)  # seconds before each new attempt after a transient answer
-TRANSIENT = frozenset({429, 500, 502, 503, 504})
 MAX_IN_FLIGHT = 8  # requests to one cluster's API at once: a burst queues here, not on the server
-
-
-class KubeError(OperationError):
-    """The Kubernetes API refused or could not be reached; the message is for people."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, body: str = "", transient: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
-        # Worth another try soon: a 429/5xx answer, a refused connection (an API server
-        # restarting behind the load balancer).
-        self.transient = transient or status in TRANSIENT
-
-
-@dataclass(frozen=True)
-class NodeView:
-    name: str
-    unschedulable: bool
-    ready: bool
-    kubelet_version: str
-    roles: tuple[str, ...]
-    taints: tuple[Obj, ...] = field(default=())
-    internal_ip: str | None = None
-    resource_version: str = ""
-    pressure: tuple[str, ...] = ()
-
-
-class Kubernetes(Protocol):
-    """What playbooks may ask of one cluster's API: the seam between them and the cluster.
-
-    `KubeApi` is the real one; tests/fakes/kube.py is an in-memory one for fast tests.
-    """
-
-    async def close(self) -> None: ...
-    async def get_node(self, name: str) -> NodeView | None: ...
-    async def list_nodes(self) -> list[NodeView]: ...
-    async def set_unschedulable(self, name: str, unschedulable: bool) -> NodeView: ...
-    async def set_taints(
-        self, name: str, taints: list[Obj], *, resource_version: str
-    ) -> NodeView: ...
-    async def add_labels(self, name: str, labels: dict[str, str]) -> NodeView: ...
-    async def server_version(self) -> str: ...
-    async def server_version_at(self, url: str) -> str: ...
-    async def pods_on(self, node: str) -> list[Obj]: ...
-    async def get_pod(self, namespace: str, name: str) -> Obj | None: ...
-    async def list_pdbs(self) -> list[Obj]: ...
-    async def evict(self, namespace: str, name: str) -> None: ...
-    def watch_pdbs(self, *, timeout_seconds: int = 60) -> AsyncIterator[tuple[str, Obj]]: ...
-    def watch_pods_on(
-        self, node: str, *, timeout_seconds: int = 60
-    ) -> AsyncIterator[tuple[str, Obj]]: ...
-    async def get_hpa(self, namespace: str, name: str) -> Obj | None: ...
-    async def set_hpa_bounds(
-        self, namespace: str, name: str, *, minimum: int, maximum: int
-    ) -> Obj: ...
 
 
 async def build_api_classes() -> None:
@@ -324,6 +269,16 @@ class KubeApi:
         ):
             yield kind, obj
 
+    async def watch_node(
+        self, name: str, *, timeout_seconds: int = 60
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        async for kind, obj in self._watch(
+            self.core.list_node,
+            timeout_seconds,
+            field_selector=f"metadata.name={name}",
+        ):
+            yield kind, obj
+
     async def _watch(
         self, list_call: Any, timeout_seconds: int, **kwargs: Any
     ) -> AsyncIterator[tuple[str, Obj]]:
@@ -379,32 +334,3 @@ async def _json_answer(response: aiohttp.ClientResponse, doing: str) -> Obj:
         )
     answer: Obj = json.loads(body) if body else {}
     return answer
-
-
-def node_view(node: Obj) -> NodeView:
-    """Read the fields kubegate cares about from an API-shaped Node."""
-    metadata = node.get("metadata") or {}
-    spec = node.get("spec") or {}
-    status = node.get("status") or {}
-    labels = metadata.get("labels") or {}
-    conditions = status.get("conditions") or []
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    pressure = tuple(
-        c["type"] for c in conditions if c.get("type") != "Ready" and c.get("status") == "True"
-    )
-    roles = tuple(
-        sorted(key.split("/", 1)[1] for key in labels if key.startswith("node-role.kubernetes.io/"))
-    )
-    addresses = status.get("addresses") or []
-    internal_ip = next((a.get("address") for a in addresses if a.get("type") == "InternalIP"), None)
-    return NodeView(
-        name=metadata.get("name", ""),
-        unschedulable=bool(spec.get("unschedulable")),
-        ready=ready,
-        kubelet_version=(status.get("nodeInfo") or {}).get("kubeletVersion", ""),
-        roles=roles,
-        taints=tuple(spec.get("taints") or ()),
-        internal_ip=internal_ip,
-        resource_version=str(metadata.get("resourceVersion", "")),
-        pressure=pressure,
-    )

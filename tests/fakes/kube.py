@@ -105,7 +105,7 @@ def hpa(name: str, *, minimum: int, maximum: int, namespace: str = "shop") -> Ob
 
 @dataclass
 class _Watch:
-    kind: str  # "pods" or "pdbs"
+    kind: str  # "pods", "pdbs" or "node"
     node: str | None
     events: asyncio.Queue[tuple[str, Obj]] = field(default_factory=asyncio.Queue)
 
@@ -258,6 +258,12 @@ class FakeKube:
         async for event in self._follow(_Watch("pods", node), timeout_seconds):
             yield event
 
+    async def watch_node(
+        self, name: str, *, timeout_seconds: int = 60
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        async for event in self._follow(_Watch("node", name), timeout_seconds):
+            yield event
+
     async def get_hpa(self, namespace: str, name: str) -> Obj | None:
         await self._called("get_hpa", f"{namespace}/{name}")
         return self.get("HPA", name, namespace)
@@ -356,6 +362,8 @@ class FakeKube:
 def _watched(watch: _Watch, kind: str, obj: Obj) -> bool:
     if watch.kind == "pdbs":
         return kind == "PDB"
+    if watch.kind == "node":
+        return kind == "Node" and obj["metadata"]["name"] == watch.node
     return kind == "Pod" and obj["spec"].get("nodeName") == watch.node
 
 
