@@ -3,11 +3,15 @@
 A failure becomes the step's result: one line naming the command and its exit code, and the
 tail of its output, as the thread shows it. A step's long commands run inside a wrapper that
 keeps a running file on the node; after a restart `wait_for_leftover` reads it and waits.
+Several commands in order go to the node as one sequence (one SSH session, one sudo), which
+runs each in turn as the wrapper does and says where each one's output starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
 import shlex
 import time
 from collections.abc import Sequence
@@ -45,6 +49,38 @@ while :; do
 done
 rm -f "$file"
 exit "$status"
+"""
+
+
+# Runs commands one after another as TRACKED runs one (running file, stdin, signals), stopping
+# at the first that fails or when told to stop. Arguments: the running file ("" for none), a
+# marker, then per command its word count, its label and its words. Before each command the
+# marker and the command's index go to stdout and stderr, so the output of the one that failed
+# can be told from the others'. `eval` only ever sees "${N}" references built here from digits:
+# the words are expanded as they are, never parsed as shell text.
+SEQUENCE = r"""
+file=$1 mark=$2 at=3 index=0 child= stop=
+[ -z "$file" ] || mkdir -p -m 700 "${file%/*}" || exit 125
+started() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "${20}"; }
+trap 'stop=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT HUP
+while [ "$at" -le $# ]; do
+  eval "count=\${$at} label=\${$((at + 1))}"
+  k=$((at + 2)) end=$((at + 2 + count)) words=
+  while [ "$k" -lt "$end" ]; do words="$words \"\${$k}\""; k=$((k + 1)); done
+  echo "$mark $index"; echo "$mark $index" >&2
+  eval "$words &"
+  child=$!
+  [ -z "$file" ] || (umask 077; printf '%s %s\n%s\n' "$child" "$(started "$child")" "$label" > "$file")
+  while :; do
+    wait "$child"; status=$?
+    kill -0 "$child" 2>/dev/null || break
+  done
+  [ -n "$stop" ] && [ "$status" -eq 0 ] && status=143
+  if [ "$status" -ne 0 ]; then [ -z "$file" ] || rm -f "$file"; exit "$status"; fi
+  at=$end index=$((index + 1))
+done
+[ -z "$file" ] || rm -f "$file"
+exit 0
 """
 
 
@@ -125,13 +161,18 @@ class Remote:
         self, commands: Sequence[RemoteCommand], *, running: str | None = None
     ) -> StepResult | list[str]:
         """Each command in turn: the failed result of the first that fails, else their labels."""
-        ran = []
+        if len(commands) == 1:
+            result = await self.run(commands[0], running=running)
+            return [commands[0].label] if result.ok else failed(result, commands[0].label)
+        mark = f"## kubegate-{secrets.token_hex(6)}"
+        argv: tuple[str, ...] = ("sh", "-c", SEQUENCE, "kubegate-sequence", running or "", mark)
         for command in commands:
-            result = await self.run(command, running=running)
-            if not result.ok:
-                return failed(result, command.label)
-            ran.append(command.label)
-        return ran
+            argv += (str(len(command.argv)), command.label, *command.argv)
+        # Each command keeps the time it had alone.
+        result = await self.ssh.run(self.target, argv, timeout=self.timeout * len(commands))
+        if result.ok:
+            return [command.label for command in commands]
+        return sequence_failed(result, commands, mark)
 
     async def answer(self, command: RemoteCommand) -> str | None:
         """A probe's stdout when it succeeds; None when it fails (the probe's answer is no)."""
@@ -145,6 +186,30 @@ def failed(result: CommandResult, label: str) -> StepResult:
         summary=f"`{label}` failed on {result.node} (exit {result.exit_status})",
         output=result.tail(),
     )
+
+
+def sequence_failed(
+    result: CommandResult, commands: Sequence[RemoteCommand], mark: str
+) -> StepResult:
+    """The failed result of a sequence: the command that failed and its own output's tail."""
+    started = re.findall(rf"^{re.escape(mark)} (\d+)$", result.stdout, flags=re.MULTILINE)
+    if not started:  # the sequence itself could not start (its running file's directory)
+        return failed(result, "keep the running file of " + commands[0].label)
+    index = int(started[-1])
+    own = CommandResult(
+        result.node,
+        result.command,
+        result.exit_status,
+        _after_last(result.stdout, f"{mark} {index}"),
+        _after_last(result.stderr, f"{mark} {index}"),
+        result.seconds,
+    )
+    return failed(own, commands[index].label)
+
+
+def _after_last(text: str, line: str) -> str:
+    _, found, after = text.rpartition(line + "\n")
+    return after if found else text
 
 
 async def wait_for_leftover(ctx: StepContext, node: NodeRef, step: str) -> None:

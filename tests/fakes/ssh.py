@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from playbooks.remote import TRACKED
+from playbooks.remote import SEQUENCE, TRACKED
 from playbooks.ssh import CommandResult, OutputSink, SshError, SshTarget, command_line
 
 
@@ -21,6 +21,18 @@ def unwrapped(argv: Sequence[str]) -> Sequence[str]:
     if len(argv) > 6 and tuple(argv[:3]) == ("sh", "-c", TRACKED):
         return argv[6:]
     return argv
+
+
+def sequence(argv: Sequence[str]) -> tuple[str, list[tuple[str, ...]]] | None:
+    """The marker and the commands of a sequence a step sent as one (playbooks/remote.py)."""
+    if len(argv) < 6 or tuple(argv[:3]) != ("sh", "-c", SEQUENCE):
+        return None
+    mark, rest, commands = argv[5], list(argv[6:]), []
+    while rest:
+        count = int(rest[0])
+        commands.append(tuple(rest[2 : 2 + count]))
+        rest = rest[2 + count :]
+    return mark, commands
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,8 @@ class FakeShell:
     ) -> CommandResult:
         if target.node in self.unreachable:
             raise SshError(f"cannot connect to {target.where}: unreachable", node=target.node)
+        if (batch := sequence(argv)) is not None:
+            return await self._sequence(target, *batch, on_output=on_output)
         argv = unwrapped(argv)
         command = command_line(argv, sudo=target.sudo)
         self.calls.append(Call(target.node, tuple(argv), command))
@@ -77,6 +91,25 @@ class FakeShell:
         return CommandResult(
             target.node, command, reply.exit_status, reply.stdout, reply.stderr, 0.0
         )
+
+    async def _sequence(
+        self,
+        target: SshTarget,
+        mark: str,
+        commands: list[tuple[str, ...]],
+        *,
+        on_output: OutputSink | None,
+    ) -> CommandResult:
+        """Each command as if run alone, in order up to the first that fails, its output after
+        the marker the sequence prints, as the node's shell would."""
+        stdout = stderr = ""
+        for index, argv in enumerate(commands):
+            result = await self.run(target, argv, on_output=on_output)
+            stdout += f"{mark} {index}\n{result.stdout}"
+            stderr += f"{mark} {index}\n{result.stderr}"
+            if not result.ok:
+                break
+        return CommandResult(target.node, result.command, result.exit_status, stdout, stderr, 0.0)
 
     async def run_many(
         self, targets: Sequence[SshTarget], argv: Sequence[str], *, timeout: float = 600
