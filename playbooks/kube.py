@@ -7,16 +7,19 @@ as KubeError with words an operator can act on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes.aio import client as kube_client
 from kubernetes.aio import config as kube_config
 from kubernetes.aio import watch as kube_watch
 from kubernetes.aio.client.exceptions import ApiException
+from yarl import URL
 
 # What playbooks see of a cluster's API lives in kube_seam; re-exported here, its one real source.
 from playbooks.kube_seam import KubeError as KubeError
@@ -48,6 +51,22 @@ async def build_api_classes() -> None:
         kube_client.AutoscalingV2Api(api_client)
     finally:
         await api_client.close()
+
+
+def proxy_from_environment_once(configuration: kube_client.Configuration) -> None:
+    """HTTPS_PROXY / NO_PROXY for the API server, read now rather than on every request.
+
+    The client's HTTP session trusts the environment, and aiohttp then looks up the proxy
+    variables and ~/.netrc in a worker thread for every request: two thread hand-offs per API
+    call on the loop that also acks Slack. A kubeconfig's `proxy-url` still comes first; a
+    proxy's credentials from the environment go along as kubectl sends them."""
+    if not configuration.proxy:
+        with contextlib.suppress(LookupError):
+            proxy, auth = get_env_proxy_for_url(URL(configuration.host))
+            configuration.proxy = str(proxy)
+            if auth is not None:
+                configuration.proxy_headers = {"Proxy-Authorization": auth.encode()}
+    configuration.client_session_kwargs = {"trust_env": False}
 
 
 class KubeApi:
@@ -82,6 +101,7 @@ class KubeApi:
         except (kube_config.ConfigException, OSError) as error:
             where = kubeconfig or "~/.kube/config"
             raise KubeError(f"cannot load kubeconfig {where}: {error}") from error
+        proxy_from_environment_once(configuration)
         api_client = kube_client.ApiClient(configuration=configuration)
         return cls(api_client, request_timeout=request_timeout)
 
