@@ -132,9 +132,11 @@ class RestHandlers:
                     matches=matches,
                     as_table=as_table,
                 )
+            # Serialized before this handler next awaits, so the stored objects are read as
+            # they are, not copied.
             items = [
                 obj
-                for obj in self.store.list(kind.api_version, kind.resource, target.namespace)
+                for obj in self.store.peek(kind.api_version, kind.resource, target.namespace)
                 if matches(obj)
             ]
             return json_response(self._list_body(request, kind, items, as_table=as_table))
