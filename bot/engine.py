@@ -34,6 +34,7 @@ from playbooks import (
     StepResult,
     steps_of,
 )
+from playbooks.upgrade_room import with_control_plane_lock
 
 RootRefresher = Callable[[int], Awaitable[None]]
 log = logging.getLogger(__name__)
@@ -217,6 +218,10 @@ class Engine:
         self, job: Job, plan: Plan, reason: str, *, changes: list[str] | None = None
     ) -> None:
         renewed = self._reapproval.renewed(job, plan)
+        refusal = self._reapproval.lock_refusal(job, renewed)
+        if refusal:
+            await self._halt(job, f"{reason} {refusal}")
+            return
         if job.approvals_needed:
             await self._reapproval.ask_again(job, renewed, reason, changes=changes)
             return
@@ -363,8 +368,15 @@ class Engine:
         await self._refresh_root(job.id)
 
     async def _replan(self, job: Job) -> Plan:
+        """The plan again from the live cluster, as the request planned it: holding the
+        control-plane lock when it touches a control plane (bot/requests.py), so a drift that
+        goes back for approval never drops that lock, nor misses one the cluster now needs."""
         cluster = await self._clusters.handle(job.cluster)
-        return await PLAYBOOKS[job.verb].plan_command(job.command, cluster)
+        plan = await PLAYBOOKS[job.verb].plan_command(job.command, cluster)
+        if plan.nothing_to_do:
+            return plan
+        nodes = await cluster.kube.list_nodes()
+        return with_control_plane_lock(plan, cluster.inventory, nodes)
 
     async def _context(self, job: Job) -> StepContext:
         cluster = await self._clusters.handle(job.cluster)

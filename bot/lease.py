@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,14 @@ JOBS = "jobs"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
   name TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL,
-  host TEXT NOT NULL, pid INTEGER NOT NULL)
+  host TEXT NOT NULL, pid INTEGER NOT NULL, renewed_at REAL NOT NULL DEFAULT 0)
+"""
+# A database from before `renewed_at` was kept gets the column (0 there: "not known").
+RENEWED_AT = "ALTER TABLE leases ADD COLUMN renewed_at REAL NOT NULL DEFAULT 0"
+# The kubegates standing by, so that `/kube status` (answered by the owner) can name them.
+STANDBYS = """
+CREATE TABLE IF NOT EXISTS lease_standbys (
+  owner TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, seen_at REAL NOT NULL)
 """
 
 
@@ -74,6 +82,10 @@ class JobsLease:
         self._renewal: asyncio.Task[None] | None = None
         with store.transaction() as conn:
             conn.execute(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(leases)")}
+            if "renewed_at" not in columns:
+                conn.execute(RENEWED_AT)
+            conn.execute(STANDBYS)
 
     def holder(self) -> Holder | None:
         with self._store.snapshot() as conn:
@@ -91,15 +103,33 @@ class JobsLease:
             ).fetchone()
             current = Holder(*row) if row else None
             if current is not None and current.owner != self.owner and not current.gone(now):
+                self._standing_by(conn, now)
                 return current
             token = (current.token if current else 0) + 1
             conn.execute(
-                "INSERT OR REPLACE INTO leases (name, owner, token, expires_at, host, pid) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [JOBS, self.owner, token, now + self._seconds, socket.gethostname(), os.getpid()],
+                "INSERT OR REPLACE INTO leases "
+                "(name, owner, token, expires_at, host, pid, renewed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    JOBS,
+                    self.owner,
+                    token,
+                    now + self._seconds,
+                    socket.gethostname(),
+                    os.getpid(),
+                    now,
+                ],
             )
+            conn.execute("DELETE FROM lease_standbys WHERE owner = ?", [self.owner])
         self.token = token
         return None
+
+    def _standing_by(self, conn: sqlite3.Connection, now: float) -> None:
+        """Say in the store that this process waits for the lease (seen again at every try)."""
+        conn.execute(
+            "INSERT OR REPLACE INTO lease_standbys (owner, host, pid, seen_at) VALUES (?, ?, ?, ?)",
+            [self.owner, socket.gethostname(), os.getpid(), now],
+        )
 
     async def take(self, stop: asyncio.Event | None = None) -> bool:
         """Wait until this process owns the jobs (standing by meanwhile); False if stopped."""
@@ -128,6 +158,7 @@ class JobsLease:
                     async with asyncio.timeout(wait):
                         await stop.wait()
                 if stop.is_set():
+                    self._no_longer_standing_by()
                     return False
 
     def fence(self) -> None:
@@ -153,11 +184,17 @@ class JobsLease:
             except Exception:
                 log.exception("could not renew the jobs lease; trying again")
 
+    def _no_longer_standing_by(self) -> None:
+        with contextlib.suppress(sqlite3.Error), self._store.transaction() as conn:
+            conn.execute("DELETE FROM lease_standbys WHERE owner = ?", [self.owner])
+
     def _extend(self) -> None:
+        now = time.time()
         with self._store.transaction() as conn:
             cursor = conn.execute(
-                "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND token = ?",
-                [time.time() + self._seconds, JOBS, self.owner, self.token],
+                "UPDATE leases SET expires_at = ?, renewed_at = ? "
+                "WHERE name = ? AND owner = ? AND token = ?",
+                [now + self._seconds, now, JOBS, self.owner, self.token],
             )
             if not cursor.rowcount:
                 raise LeaseLost("another kubegate took the jobs over")
@@ -169,6 +206,7 @@ class JobsLease:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewal
             self._renewal = None
+        self._no_longer_standing_by()
         if self.token is None:
             return
         with self._store.transaction() as conn:
@@ -178,6 +216,51 @@ class JobsLease:
                 [JOBS, self.owner, self.token],
             )
         self.token = None
+
+
+@dataclass(frozen=True)
+class Standby:
+    """A kubegate on the same database waiting for the lease, as it last said so."""
+
+    host: str
+    pid: int
+    seen_at: float
+
+
+@dataclass(frozen=True)
+class JobsOwnership:
+    """Who runs the jobs of a database and who stands by, as the store knows it."""
+
+    holder: Holder | None
+    renewed_at: float  # 0 when not known (a lease taken by a kubegate before it was kept)
+    standbys: list[Standby]
+
+    def live_holder(self, now: float) -> Holder | None:
+        return self.holder if self.holder is not None and not self.holder.gone(now) else None
+
+    def live_standbys(self, now: float) -> list[Standby]:
+        """Those that tried again lately: a standby retries well within one lease's length,
+        so one not seen for longer has stopped (or was killed)."""
+        return [s for s in self.standbys if now - s.seen_at <= LEASE_SECONDS]
+
+
+def jobs_ownership(store: Store) -> JobsOwnership | None:
+    """The lease and the standbys, read only; None for a database no `kubegate serve` has
+    run on (the console runs its jobs itself, with no lease)."""
+    try:
+        with store.snapshot() as conn:
+            row = conn.execute(
+                "SELECT owner, token, expires_at, host, pid, renewed_at FROM leases WHERE name = ?",
+                [JOBS],
+            ).fetchone()
+            waiting = conn.execute(
+                "SELECT host, pid, seen_at FROM lease_standbys ORDER BY seen_at"
+            ).fetchall()
+    except sqlite3.OperationalError:  # no such table: never served
+        return None
+    holder = Holder(*row[:5]) if row else None
+    renewed_at = float(row[5]) if row else 0.0
+    return JobsOwnership(holder, renewed_at, [Standby(*w) for w in waiting])
 
 
 def owns_jobs(fence: Callable[[], None], job_id: int) -> bool:

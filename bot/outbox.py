@@ -218,6 +218,43 @@ class OutboxRows:
         return int(row[0])
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What is stored and not yet delivered to Slack, for `/kube status`."""
+
+    waiting: int
+    oldest_at: str  # ISO time the oldest waiting message was stored
+    last_error: str | None  # what Slack (or the network) last answered a failed try
+    next_try_at: float | None  # epoch seconds of the next try, when one is scheduled
+
+
+def outbox_backlog(store: Store) -> Backlog | None:
+    """The waiting messages, read only; None when nothing waits (or no outbox: the console)."""
+    try:
+        with store.snapshot() as conn:
+            count, oldest = conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending'"
+            ).fetchone()
+            if not count:
+                return None
+            # The failure whose retry was set last is the newest one Slack gave.
+            failed = conn.execute(
+                "SELECT last_error FROM outbox WHERE state = 'pending' "
+                "AND last_error IS NOT NULL ORDER BY not_before DESC LIMIT 1"
+            ).fetchone()
+            next_try = conn.execute(
+                "SELECT MIN(not_before) FROM outbox WHERE state = 'pending' AND attempts > 0"
+            ).fetchone()
+    except sqlite3.OperationalError:  # no such table: this database never had an outbox
+        return None
+    return Backlog(
+        waiting=int(count),
+        oldest_at=str(oldest),
+        last_error=str(failed[0]) if failed else None,
+        next_try_at=float(next_try[0]) if next_try and next_try[0] is not None else None,
+    )
+
+
 class OutboxChat:
     """The Chat a job speaks to: everything that goes into a channel is stored, then sent."""
 

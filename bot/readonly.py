@@ -4,6 +4,8 @@ private replies."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 
@@ -11,8 +13,11 @@ from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.clusters import Clusters
 from bot.config import ClusterConfig
+from bot.lease import jobs_ownership
 from bot.markup import echo, escape, mention, outcome
+from bot.outbox import outbox_backlog
 from bot.read_access import ReadAccess
+from bot.render import jobs_owner_lines, slack_backlog_lines
 from bot.store import JobState, Store, utcnow
 from bot.work import Work
 from commands import (
@@ -32,6 +37,19 @@ Answer = Callable[[Command, ClusterConfig, str, str], Work]
 RECENT_JOBS_LOOKED_AT = 200  # the newest jobs of every cluster, before keeping the readable
 RECENT_JOBS_SHOWN = 15
 AUDIT_EVENTS_SHOWN = 30
+
+
+def cluster_summary(name: str, nodes: list[NodeView]) -> list[str]:
+    ready = sum(n.ready for n in nodes)
+    cordoned = [n.name for n in nodes if n.unschedulable]
+    versions = sorted({n.kubelet_version for n in nodes})
+    planes = [n for n in nodes if "control-plane" in n.roles]
+    return [
+        f"*{name}*: {ready}/{len(nodes)} nodes Ready · kubelet {', '.join(versions)}",
+        "Control planes: "
+        + ", ".join(f"{n.name} ({'Ready' if n.ready else 'NotReady'})" for n in planes),
+        f"Cordoned: {', '.join(cordoned) or 'none'}",
+    ]
 
 
 def node_line(node: NodeView) -> str:
@@ -119,27 +137,35 @@ class ReadOnlyAnswers:
         reviews = [
             j for j in self._store.open_reviews() if self._store.job(j).cluster == cluster.name
         ]
-
-        def render(nodes: list[NodeView]) -> str:
-            ready = sum(n.ready for n in nodes)
-            cordoned = [n.name for n in nodes if n.unschedulable]
-            versions = sorted({n.kubelet_version for n in nodes})
-            planes = [n for n in nodes if "control-plane" in n.roles]
-            lines = [
-                f"*{cluster.name}*: {ready}/{len(nodes)} nodes Ready · kubelet {', '.join(versions)}",
-                "Control planes: "
-                + ", ".join(f"{n.name} ({'Ready' if n.ready else 'NotReady'})" for n in planes),
-                f"Cordoned: {', '.join(cordoned) or 'none'}",
-                "Break-glass reviews pending: " + (", ".join(f"#{j}" for j in reviews) or "none"),
-                "Jobs: "
-                + (
-                    ", ".join(f"#{j.id} {j.verb} {j.target} ({j.state.value})" for j in running)
-                    or "none active"
-                ),
+        # From the store alone, so said even when the cluster cannot be read (an incident).
+        kubegate_lines = [
+            "Break-glass reviews pending: " + (", ".join(f"#{j}" for j in reviews) or "none"),
+            "Jobs: "
+            + (
+                ", ".join(f"#{j.id} {j.verb} {escape(j.target)} ({j.state.value})" for j in running)
+                or "none active"
+            ),
+            *self._kubegate_itself(),
+        ]
+        try:
+            nodes = await (await self._clusters.handle(cluster.name)).kube.list_nodes()
+        except OperationError as error:
+            cluster_lines = [
+                f"kubegate could not read cluster {cluster.name}: {escape(error.message)}"
             ]
-            return "\n".join(lines)
+        else:
+            cluster_lines = cluster_summary(cluster.name, nodes)
+        await self._chat.ephemeral(channel, user, "\n".join([*cluster_lines, *kubegate_lines]))
 
-        await self._with_nodes(cluster, user, channel, render)
+    def _kubegate_itself(self) -> list[str]:
+        """Which kubegate runs the jobs, and what Slack has not yet received."""
+        now = time.time()
+        return [
+            *jobs_owner_lines(
+                jobs_ownership(self._store), now=now, here=(socket.gethostname(), os.getpid())
+            ),
+            *slack_backlog_lines(outbox_backlog(self._store), now=now),
+        ]
 
     async def jobs(self, command: Command, cluster: ClusterConfig, user: str, channel: str) -> None:
         readable = await self._reads.readable("jobs", user=user)

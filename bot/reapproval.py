@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from approvals import Windows
 from bot.audit import AuditLog
 from bot.gates import started
+from bot.markup import escape
 from bot.step_runner import JobThread
 from bot.store import Job, JobState, Store, utcnow
 from playbooks import Plan
@@ -39,6 +40,19 @@ class Reapproval:
         approved = Plan.model_validate(job.plan)
         locks = [*approved.locks, *(lock for lock in plan.locks if lock not in approved.locks)]
         return plan.model_copy(update={"revision": approved.revision + 1, "locks": locks})
+
+    def lock_refusal(self, job: Job, plan: Plan) -> str | None:
+        """Take every lock the renewed plan names before it is approved again or runs on (a
+        lock the request did not need: a node that became a control plane since); or say
+        which job holds one, in the words of the job's halt note."""
+        holder = self.store.acquire_locks(job.id, job.cluster, plan.locks)
+        if holder is None:
+            return None
+        held = self.store.job(holder)
+        return (
+            f"The plan now needs a lock job #{holder} (`{escape(held.command_text)}`) holds: "
+            "retry once that job has ended."
+        )
 
     async def ask_again(
         self, job: Job, plan: Plan, reason: str, *, changes: list[str] | None

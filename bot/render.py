@@ -1,12 +1,16 @@
-"""How jobs read in the channel: the root message, step replies and failure notes. Pure."""
+"""How jobs read in the channel: the root message, step replies and failure notes; and, for
+`/kube status`, who runs them and what Slack has not yet received. Pure."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from bot.chat import ABORT, APPROVE, REJECT, RESUME, RETRY, REVIEW, Button, Card
+from bot.lease import JobsOwnership
 from bot.markup import escape, fenced, mention, outcome
-from bot.store import Job, JobState, StepRecord, VoteRecord
+from bot.outbox import Backlog
+from bot.store import Job, JobState, StepRecord, VoteRecord, parse_iso
 from bot.store_side import Review
 from playbooks.plan import Plan
 
@@ -193,3 +197,66 @@ def interrupted_card(job: Job, steps: list[StepRecord]) -> Card:
             Button("Abort", ABORT, value, "danger"),
         ],
     )
+
+
+def ago(seconds: float) -> str:
+    """A duration as an operator reads it at a glance: `3 s`, `2 min`, `5 h`, `2 d`."""
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    if seconds < 2 * 86400:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 86400)} d"
+
+
+def jobs_owner_lines(
+    ownership: JobsOwnership | None, *, now: float, here: tuple[str, int]
+) -> list[str]:
+    """Which kubegate runs the jobs, and which stand by; nothing without a lease (console).
+    `here` is the (host, pid) of the kubegate answering."""
+    if ownership is None:
+        return []
+    holder = ownership.live_holder(now)
+    standbys = ownership.live_standbys(now)
+    if holder is None:
+        then = (
+            "the kubegate standing by takes them over at its next try"
+            if standbys
+            else "a restarted kubegate will resume them"
+        )
+        lines = [f"Jobs run by: no live owner — {then}"]
+    else:
+        if ownership.renewed_at:
+            renewed = f"lease renewed {ago(now - ownership.renewed_at)} ago"
+        else:
+            renewed = "lease held until " + time.strftime(
+                "%H:%M:%S UTC", time.gmtime(holder.expires_at)
+            )
+        this = ", this one" if (holder.host, holder.pid) == here else ""
+        lines = [
+            f"Jobs run by: kubegate on host {escape(holder.host)} pid {holder.pid} "
+            f"({renewed}{this})"
+        ]
+    lines += [
+        f"Standing by: kubegate on host {escape(standby.host)} pid {standby.pid} "
+        f"(runs no job until the lease is free; last asked {ago(now - standby.seen_at)} ago)"
+        for standby in standbys
+    ]
+    return lines
+
+
+def slack_backlog_lines(backlog: Backlog | None, *, now: float) -> list[str]:
+    """What the outbox still holds for Slack; nothing when it is empty."""
+    if backlog is None:
+        return []
+    stored = parse_iso(backlog.oldest_at)
+    details = [f"oldest {ago(now - stored.timestamp())} ago"] if stored else []
+    if backlog.last_error:
+        # Slack's answer or a network error: not kubegate's words, so shown literally.
+        details.append(f"last error: {escape(backlog.last_error[:120])}")
+    if backlog.next_try_at is not None:
+        details.append(f"next try in {ago(backlog.next_try_at - now)}")
+    noun = "message" if backlog.waiting == 1 else "messages"
+    return [f"Slack: {backlog.waiting} {noun} waiting to be delivered ({'; '.join(details)})"]
