@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from commands import UpgradeClusterCommand, UpgradeNodeCommand
+from commands import RotateCertsCommand, UpgradeClusterCommand, UpgradeNodeCommand
 from playbooks.base import PlanError, StepContext
 from playbooks.inventory import Inventory, NodeAccess
 from playbooks.plan import Plan
 from playbooks.right_host import HostAnswer
 from playbooks.rolling import Wave
+from playbooks.rotate_certs import RotateCertsPlaybook
 from playbooks.ssh import CommandResult, OutputSink, SshTarget, WrongHostError
 from playbooks.ssh_identity import HostIdentity, wrong_host
 from playbooks.upgrade_cluster import UpgradeWorkers
@@ -169,3 +170,17 @@ async def test_a_rolling_upgrade_stops_before_cordoning_a_worker_whose_host_chan
     assert list(result.outcome(Wave).failed) == ["worker-3"]
     assert not kube.node("worker-3").unschedulable
     assert [p["metadata"]["name"] for p in await kube.pods_on("worker-3")] == ["web-1"]
+
+
+async def test_a_certificate_rotation_whose_control_plane_address_leads_elsewhere_is_refused() -> (
+    None
+):
+    shell = Fleet(elsewhere={"cp-1": HostIdentity("worker-2", "its kubelet client certificate")})
+    on_the_cluster = cluster_of(cluster(), shell)
+    with pytest.raises(PlanError) as refused:
+        await RotateCertsPlaybook().plan(RotateCertsCommand(), on_the_cluster)
+    assert refused.value.message.startswith(
+        "Refusing to rotate control-plane certificates; nothing was changed. cp-1's InternalIP "
+        "10.0.0.1 leads to worker-2, not to cp-1 (its kubelet client certificate says so)."
+    )
+    assert shell.ran() == [], "nothing, not even `kubeadm certs check-expiration`, ran there"
