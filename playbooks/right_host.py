@@ -93,9 +93,17 @@ def refuse_wrong_hosts(answers: Iterable[HostAnswer], doing: str) -> None:
         )
 
 
-def unreachable_lines(answers: Iterable[HostAnswer]) -> list[str]:
-    """The preview's warning for hosts that could not be asked. Pure."""
-    return [
+def host_lines(answers: Iterable[HostAnswer]) -> list[str]:
+    """What the approvers read of the hosts asked: who answered, and a warning for each that
+    could not be asked. Pure."""
+    answers = list(answers)
+    sure = [answer for answer in answers if answer.wrong is None and answer.unreachable is None]
+    lines = []
+    if len(sure) == 1:
+        lines.append(f"Host check: {sure[0].address} answered as {sure[0].node}")
+    elif sure:
+        lines.append(f"Host check: each of the {len(sure)} nodes' addresses answered as its Node")
+    return lines + [
         f"⚠️ kubegate could not ask {answer.node}'s host who it is ({answer.unreachable}); it "
         "asks again before anything changes there, and stops if it is not that Node"
         for answer in answers

@@ -23,7 +23,7 @@ from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection
-from playbooks.right_host import HostAnswer, ask_hosts, refuse_wrong_hosts, unreachable_lines
+from playbooks.right_host import HostAnswer, ask_hosts, host_lines, refuse_wrong_hosts
 from playbooks.upgrade_api_servers import described, read_api_servers
 from playbooks.upgrade_etcd import refuse_unhealthy_etcd
 from playbooks.upgrade_plan import oldest_kubelet, parse_version
@@ -220,7 +220,7 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
             f"nodes behind: {behind.count} of {len(seen.nodes)}",
             *(node_line(n) for n in seen.nodes),
             *pods_lost(seen, behind.control_planes + behind.workers),
-            *unreachable_lines(reached),
+            *host_lines(reached),
         ],
         risk="high",
         nothing_to_do=nothing,

@@ -23,8 +23,8 @@ from playbooks.right_host import (
     ConfirmHostParams,
     HostAnswer,
     ask_hosts,
+    host_lines,
     refuse_wrong_hosts,
-    unreachable_lines,
 )
 from playbooks.upgrade_api_servers import described, read_api_servers
 from playbooks.upgrade_etcd import EtcdHealthyParams, refuse_unhealthy_etcd
@@ -287,7 +287,7 @@ def preview(
         *eviction_preview(seen.drain, seen.pdbs),
         *pods_lost(seen.drain),
         *only_api_server(seen, node, role),
-        *unreachable_lines([seen.host] if seen.host else []),
+        *host_lines([seen.host] if seen.host else []),
     ]
 
 

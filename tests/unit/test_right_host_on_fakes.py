@@ -184,3 +184,14 @@ async def test_a_certificate_rotation_whose_control_plane_address_leads_elsewher
         "10.0.0.1 leads to worker-2, not to cp-1 (its kubelet client certificate says so)."
     )
     assert shell.ran() == [], "nothing, not even `kubeadm certs check-expiration`, ran there"
+
+
+async def test_the_approvers_read_that_the_host_answered_as_the_node_and_only_it_was_asked() -> (
+    None
+):
+    shell = Fleet()
+    plan = await plan_node_upgrade(
+        UpgradeNodeCommand(node="worker-3", to_version="v1.31.3"), cluster_of(cluster(), shell)
+    )
+    assert "Host check: 10.0.0.13 answered as worker-3" in plan.preview
+    assert shell.ran() == [("true",)] and shell.ran("worker-3") == [("true",)]
