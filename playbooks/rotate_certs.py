@@ -6,7 +6,7 @@ decide); the steps are in playbooks/cert_rotation.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -32,6 +32,7 @@ from playbooks.kube import NodeView
 from playbooks.kubeconfig_refresh import RefreshKubeconfigParams
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.remote import Remote
+from playbooks.right_host import HostAnswer, ask_hosts, refuse_wrong_hosts
 from playbooks.static_pods import CONTROL_PLANE_PODS
 
 
@@ -47,6 +48,8 @@ class RotationSnapshot:
     expiries: dict[str, NodeExpiry]
     observed_at: datetime
     etcd_problem: str | None = None  # what etcd said when it is not whole, asked on the first
+    # What each asked control plane's host said of who it is: another host refuses the plan.
+    hosts: dict[str, HostAnswer] = field(default_factory=dict)
 
 
 async def observe_rotation(command: RotateCertsCommand, cluster: ClusterHandle) -> RotationSnapshot:
@@ -55,6 +58,10 @@ async def observe_rotation(command: RotateCertsCommand, cluster: ClusterHandle) 
         targets = certificate_holders(cluster.name, cluster.inventory, nodes, command.node)
     except PlanError:
         targets = []  # nothing to read; deciding says why
+    asked = {t.node for t in targets}
+    hosts = await ask_hosts(cluster, [node for node in nodes if node.name in asked])
+    if any(answer.wrong for answer in hosts.values()):
+        targets = []  # nothing more is read from a host that is not its Node; deciding says why
     expiries = {t.node: await check_expiration(cluster, t) for t in targets}
     etcd_problem = None
     if targets:
@@ -68,6 +75,7 @@ async def observe_rotation(command: RotateCertsCommand, cluster: ClusterHandle) 
         expiries=expiries,
         observed_at=datetime.now(UTC),
         etcd_problem=etcd_problem,
+        hosts=hosts,
     )
 
 
@@ -75,6 +83,8 @@ def decide_rotation(command: RotateCertsCommand, seen: RotationSnapshot) -> Plan
     """Which control planes, one at a time, with their soonest expiry; a PlanError when the
     request names none kubegate can reach. Pure."""
     targets = certificate_holders(seen.cluster, seen.inventory, seen.nodes, command.node)
+    doing = command.summary()
+    refuse_wrong_hosts(seen.hosts.values(), doing[0].lower() + doing[1:])
     if seen.etcd_problem is not None:
         raise PlanError(
             f"Refused: {seen.etcd_problem}. Restarting control planes now could lose etcd's "

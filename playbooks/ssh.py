@@ -21,7 +21,13 @@ import asyncssh
 from playbooks.errors import OperationError
 from playbooks.private_files import create_private
 from playbooks.ssh_credentials import Credentials as Credentials
-from playbooks.ssh_identity import IDENTITY_PROBE, HostIdentity, host_identity, wrong_host
+from playbooks.ssh_identity import (
+    IDENTITY_PROBE,
+    HostIdentity,
+    host_identity,
+    silent_host,
+    wrong_host,
+)
 
 OutputSink = Callable[[str], Awaitable[None]]
 REFUSED_KEY = " (permission denied)"
@@ -41,7 +47,11 @@ class HostKeyError(SshError):
 
 class WrongHostError(SshError):
     """The host at the node's address is another Node (or says nothing of who it is): nothing
-    but the identity probe ran there."""
+    but the identity probe ran there. `identity` is who it said it is, when it said."""
+
+    def __init__(self, message: str, *, node: str, identity: HostIdentity | None = None) -> None:
+        super().__init__(message, node=node)
+        self.identity = identity
 
 
 @dataclass(frozen=True)
@@ -269,7 +279,8 @@ class SshExecutor:
         if identity is None:
             identity = self._identities[key] = await self._ask_identity(connection, target)
         if identity.name != target.node.lower():
-            raise WrongHostError(wrong_host(target.node, target.host, identity), node=target.node)
+            said = wrong_host(target.node, target.host, identity)
+            raise WrongHostError(said, node=target.node, identity=identity)
 
     async def _ask_identity(
         self, connection: asyncssh.SSHClientConnection, target: SshTarget
@@ -290,13 +301,8 @@ class SshExecutor:
             ) from error
         identity = host_identity(str(answer.stdout or ""))
         if answer.exit_status != 0 or identity is None:
-            said = str(answer.stderr or "").strip()[-200:]
-            raise WrongHostError(
-                f"refusing to run on {target.host}: it did not say which Node it is (exit "
-                f"{answer.exit_status}{': ' + said if said else ''}), so kubegate cannot tell it "
-                f"is {target.node}. Nothing was run there.",
-                node=target.node,
-            )
+            said = silent_host(target.node, target.host, answer.exit_status, answer.stderr)
+            raise WrongHostError(said, node=target.node)
         return identity
 
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:

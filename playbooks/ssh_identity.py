@@ -72,3 +72,22 @@ def wrong_host(node: str, address: str, identity: HostIdentity) -> str:
         f"says so). Nothing was run there. Check the address kubegate has for {node} (the "
         "inventory's `address`, else the Node's InternalIP)."
     )
+
+
+def silent_host(node: str, address: str, exit_status: int | None, stderr: object) -> str:
+    """A host whose probe failed or said nothing usable: kubegate cannot tell who it is."""
+    said = str(stderr or "").strip()[-200:]
+    return (
+        f"refusing to run on {address}: it did not say which Node it is (exit {exit_status}"
+        f"{': ' + said if said else ''}), so kubegate cannot tell it is {node}. Nothing was run "
+        "there."
+    )
+
+
+def leads_elsewhere(node: str, origin: str, address: str, identity: HostIdentity) -> str:
+    """Where kubegate would go for `node` and who answered there, for a plan's refusal:
+    `origin` says where the address came from ("inventory address", "InternalIP")."""
+    return (
+        f"{node}'s {origin} {address} leads to {identity.name}, not to {node} "
+        f"({identity.source} says so)"
+    )

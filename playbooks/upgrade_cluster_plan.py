@@ -4,7 +4,8 @@ that snapshot alone (pure): which control planes and workers are behind, what wo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,7 @@ from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection
+from playbooks.right_host import HostAnswer, ask_hosts, host_lines, refuse_wrong_hosts
 from playbooks.upgrade_api_servers import described, read_api_servers
 from playbooks.upgrade_etcd import refuse_unhealthy_etcd
 from playbooks.upgrade_plan import oldest_kubelet, parse_version
@@ -58,6 +60,8 @@ class ClusterUpgradeSnapshot:
     nodes: list[NodeView]
     # Every node's pods as a drain would see them, by node name.
     drains: dict[str, DrainSelection]
+    # What each node's host said of who it is, by node name (all asked at once).
+    hosts: dict[str, HostAnswer] = field(default_factory=dict)
 
 
 async def observe_cluster_upgrade(cluster: ClusterHandle) -> ClusterUpgradeSnapshot:
@@ -72,6 +76,14 @@ async def observe_cluster_upgrade(cluster: ClusterHandle) -> ClusterUpgradeSnaps
 async def plan_cluster_upgrade(command: UpgradeClusterCommand, cluster: ClusterHandle) -> Plan:
     seen = await observe_cluster_upgrade(cluster)
     plan = decide_cluster_upgrade(command, seen)
+    if plan.nothing_to_do is None:
+        # The hosts it will run commands on are asked who they are; the others are left alone.
+        reached = set(plan.facts["control_planes"] + plan.facts["workers"])
+        source = snapshot_source(seen.inventory, seen.nodes)
+        reached |= {source.node} if source is not None else set()
+        asked = await ask_hosts(cluster, [n for n in seen.nodes if n.name in reached])
+        seen = dataclasses.replace(seen, hosts=asked)
+        plan = decide_cluster_upgrade(command, seen)
     if plan.facts["control_planes"] and plan.nothing_to_do is None:
         await refuse_unhealthy_etcd(
             cluster, seen.nodes, f"cluster {cluster.name} to {command.to_version}"
@@ -186,8 +198,11 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
         refuse_pod_loss(seen, behind.workers + behind.control_planes, command)
     cordoned = sorted(n.name for n in seen.nodes if n.unschedulable)
     refuse_no_room(cordoned, behind.workers, command.max_unavailable)
-    if snapshot_source(seen.inventory, seen.nodes) is None:
+    source = snapshot_source(seen.inventory, seen.nodes)
+    if source is None:
         raise no_snapshot_source(seen.cluster)  # the etcd snapshot comes before anything else
+    reached = hosts_reached(seen, behind, source.node) if nothing is None else []
+    refuse_wrong_hosts(reached, f"upgrade cluster {seen.cluster}")
     return Plan(
         verb="upgrade",
         cluster=seen.cluster,
@@ -205,11 +220,19 @@ def decide_cluster_upgrade(command: UpgradeClusterCommand, seen: ClusterUpgradeS
             f"nodes behind: {behind.count} of {len(seen.nodes)}",
             *(node_line(n) for n in seen.nodes),
             *pods_lost(seen, behind.control_planes + behind.workers),
+            *host_lines(reached),
         ],
         risk="high",
         nothing_to_do=nothing,
         locks=["*"],
     )
+
+
+def hosts_reached(seen: ClusterUpgradeSnapshot, behind: Behind, source: str) -> list[HostAnswer]:
+    """The answers of the hosts the upgrade will run commands on: the etcd snapshot's control
+    plane and every node behind, in the order the upgrade takes them. Pure."""
+    names = dict.fromkeys([source, *behind.control_planes, *behind.workers])
+    return [seen.hosts[name] for name in names if name in seen.hosts]
 
 
 def cluster_steps(

@@ -4,6 +4,7 @@ or the refusal from that snapshot alone (pure: the unit tests call it with data)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,13 @@ from playbooks.packages import PackagesAt, UpgradeKubeadmParams, UpgradeKubeletP
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.pods import DrainSelection, Pdb, eviction_preview
 from playbooks.remote import NodeRef
+from playbooks.right_host import (
+    ConfirmHostParams,
+    HostAnswer,
+    ask_hosts,
+    host_lines,
+    refuse_wrong_hosts,
+)
 from playbooks.upgrade_api_servers import described, read_api_servers
 from playbooks.upgrade_etcd import EtcdHealthyParams, refuse_unhealthy_etcd
 from playbooks.upgrade_room import CONTROL_PLANE_LOCK
@@ -44,6 +52,8 @@ class NodeUpgradeSnapshot:
     # The node's pods and the PDBs as a drain sees them (none when there is no such node).
     drain: DrainSelection = NO_PODS
     pdbs: list[Pdb] = field(default_factory=list)
+    # What the host at the node's SSH address said of who it is; None when it was not asked.
+    host: HostAnswer | None = None
 
 
 async def observe_node_upgrade(node: str, cluster: ClusterHandle) -> NodeUpgradeSnapshot:
@@ -65,6 +75,13 @@ async def plan_node_upgrade(
 ) -> Plan:
     seen = await observe_node_upgrade(command.node, cluster)
     plan = decide_node_upgrade(command, seen, cordoned_before=cordoned_before, snapshot=snapshot)
+    if plan.nothing_to_do is None:
+        # Only a node that will be changed is asked who it is; a node at the target is left alone.
+        hosts = await ask_hosts(cluster, [find_node(seen, command.node)])
+        seen = dataclasses.replace(seen, host=hosts.get(command.node))
+        plan = decide_node_upgrade(
+            command, seen, cordoned_before=cordoned_before, snapshot=snapshot
+        )
     if plan.facts["role"] == "control-plane" and plan.nothing_to_do is None:
         await refuse_unhealthy_etcd(cluster, seen.nodes, f"{command.node} to {command.to_version}")
     return plan
@@ -126,6 +143,7 @@ def planned_steps(node: NodeView, target: Version, how: Procedure) -> list[Plann
     # at any later step leaves it cordoned, its workloads safe elsewhere. The health gate
     # comes before the uncordon: pods go back only onto a node that passed it.
     steps: list[tuple[StepParams, str]] = [
+        (ConfirmHostParams(host=NodeRef(name=name)), titles["confirm-host"]),
         (cordon, titles["cordon"]),
         (EvictPodsParams.of(how.drain), titles["evict"]),
         (WaitUntilGoneParams(node=name), titles["wait"]),
@@ -137,14 +155,19 @@ def planned_steps(node: NodeView, target: Version, how: Procedure) -> list[Plann
         (UncordonIfItWasParams(node=name), titles["uncordon"]),
     ]
     if how.snapshot:  # the cluster's state as it was, before kubeadm moves its version
-        steps[3:3] = [
+        steps[4:4] = [
             (SaveSnapshotParams(), "etcd snapshot before `kubeadm upgrade apply`"),
             (VerifySnapshotParams(), "Verify the snapshot"),
             (CopyOffHostParams(), "Copy it off the host, sealed"),
         ]
     if how.control_plane:
-        steps.insert(0, (EtcdHealthyParams(node=name), titles["etcd"]))
-    return [PlannedStep.of(each, title, touches=[f"node/{name}"]) for each, title in steps]
+        steps.insert(1, (EtcdHealthyParams(node=name), titles["etcd"]))
+    return [
+        PlannedStep.of(
+            each, title, touches=[] if isinstance(each, ConfirmHostParams) else [f"node/{name}"]
+        )
+        for each, title in steps
+    ]
 
 
 def step_titles(node: NodeView, target: Version, how: Procedure) -> dict[str, str]:
@@ -159,6 +182,8 @@ def step_titles(node: NodeView, target: Version, how: Procedure) -> dict[str, st
     )
     moves = " (moves its API server)" if how.control_plane else ""
     return {
+        "confirm-host": f"Confirm the host at {node.name}'s address is {node.name} (asked again "
+        "before anything changes there)",
         "etcd": "etcd healthy with every member up (`etcdctl endpoint health --cluster`)",
         "cordon": f"Drain: cordon {node.name} ({state})",
         "evict": f"Drain: evict {how.evict} pod(s) through their PDBs",
@@ -262,6 +287,7 @@ def preview(
         *eviction_preview(seen.drain, seen.pdbs),
         *pods_lost(seen.drain),
         *only_api_server(seen, node, role),
+        *host_lines([seen.host] if seen.host else []),
     ]
 
 
@@ -295,6 +321,7 @@ def decide_node_upgrade(
     refuse_unreachable(seen.inventory, node)
     nothing = refuse_skew(node, target, seen, role=role, kubeadm=kubeadm)
     if nothing is None:
+        refuse_wrong_hosts([seen.host] if seen.host else [], f"upgrade {node.name}")
         refuse_pod_loss(command, seen.drain)
     was_unschedulable = node.unschedulable if cordoned_before is None else cordoned_before
     facts: dict[str, Any] = {

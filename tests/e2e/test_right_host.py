@@ -1,8 +1,11 @@
 """The right host (issue 8): before anything runs on a Node over SSH, the host proves it is that
-Node; an inventory that leads to another machine changes nothing there."""
+Node; an inventory that leads to another machine changes nothing, there or in the cluster: the
+plan is refused before anyone is asked to approve it, and a host that changed after approval
+stops the job before the node is cordoned."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,20 +17,34 @@ from playbooks.ssh import Credentials, SshExecutor, SshTarget, WrongHostError
 from testbed.up import Testbed
 from tests.conftest import running_testbed
 from tests.e2e.conftest import Served, serving
-from tests.e2e.slack_steps import click, request, unschedulable, wait_reply, wait_text
+from tests.e2e.slack_steps import (
+    CHANNEL,
+    click,
+    kubectl,
+    request,
+    root_messages,
+    unschedulable,
+    wait_ephemeral,
+    wait_reply,
+    wait_text,
+)
 
 PROBE_MARK = "## kubelet-client"  # in the one script kubegate's identity probe runs
+
+
+def send_worker_3_to_worker_2(testbed: Testbed) -> None:
+    """An operator's slip: the inventory sends worker-3 to worker-2's address and sshd."""
+    config = yaml.safe_load(testbed.config_path.read_text())
+    nodes = config["clusters"][0]["inventory"]["nodes"]
+    nodes["worker-3"] = dict(nodes["worker-2"])
+    testbed.config_path.write_text(yaml.safe_dump(config))
 
 
 @pytest.fixture
 async def kubegate_with_worker_3_at_worker_2(
     full_testbed: Testbed, tmp_path: Path
 ) -> AsyncIterator[Served]:
-    """An operator's slip: the inventory sends worker-3 to worker-2's address and sshd."""
-    config = yaml.safe_load(full_testbed.config_path.read_text())
-    nodes = config["clusters"][0]["inventory"]["nodes"]
-    nodes["worker-3"] = dict(nodes["worker-2"])
-    full_testbed.config_path.write_text(yaml.safe_dump(config))
+    send_worker_3_to_worker_2(full_testbed)
     async with serving(full_testbed, tmp_path, {}) as served:
         yield served
 
@@ -36,32 +53,93 @@ def kubelet_version(testbed: Testbed, node: str) -> str:
     return str(testbed.fleet.node_state(node)["kubelet"]["version"])
 
 
-async def test_an_upgrade_sent_to_another_nodes_host_is_refused_before_anything_runs_there(
+async def pods_on(testbed: Testbed, node: str) -> list[str]:
+    listed = await asyncio.to_thread(
+        kubectl,
+        testbed,
+        *("get", "pods", "-A", "--field-selector", f"spec.nodeName={node}"),
+        *("-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{' '}{end}"),
+    )
+    return sorted(listed.split())
+
+
+def only_asked_who_it_is(testbed: Testbed, host: str) -> bool:
+    """The host answered kubegate's identity probe and ran nothing else."""
+    calls = testbed.fleet.calls(host)
+    return bool(calls) and all(PROBE_MARK in " ".join(call.argv) for call in calls)
+
+
+async def test_an_upgrade_sent_to_another_nodes_host_is_refused_before_anyone_is_asked_to_approve(
     full_testbed: Testbed, kubegate_with_worker_3_at_worker_2: Served
 ) -> None:
     testbed = full_testbed
     address = testbed.fleet.nodes["worker-2"].address
-    root = await request(testbed, "U0ALICE", "upgrade worker-3 --to v1.31.3")
-    await click(testbed, "U0BOB", root, "Approve")
-    await click(testbed, "U0CAROL", root, "Approve")
+    response = await testbed.slack.user("U0ALICE").slash(
+        "/kube upgrade worker-3 --to v1.31.3", channel=CHANNEL
+    )
+    assert response.status == 200
 
-    failed = await wait_reply(testbed, root, "refusing to run on", timeout=60)
-    assert f"refusing to run on {address}: it is worker-2, not worker-3" in failed.shown
-    assert "Nothing was run there" in failed.shown
-    # worker-2 answered who it is and nothing else; neither node's packages or kubelet changed.
-    calls = testbed.fleet.calls("worker-2")
-    assert calls and all(PROBE_MARK in " ".join(call.argv) for call in calls)
+    refused = await wait_ephemeral(testbed, "U0ALICE", "Refusing to upgrade worker-3")
+    assert refused.shown.startswith("Refusing to upgrade worker-3; nothing was changed.")
+    assert (
+        f"worker-3's inventory address {address} leads to worker-2, not to worker-3 "
+        "(its kubelet client certificate says so)" in refused.shown
+    )
+    assert root_messages(testbed) == [], "no job, so no approval is asked of anyone"
+    assert only_asked_who_it_is(testbed, "worker-2")
+    assert await unschedulable(testbed, "worker-3") != "true"
     assert kubelet_version(testbed, "worker-2") == kubelet_version(testbed, "worker-3") == "v1.31.2"
 
-    # An abort cannot check worker-3's packages either (the same host answers), so it leaves the
-    # node cordoned and says why rather than put pods back on a node it could not look at.
-    halted = await wait_reply(testbed, root, "halted")
+
+async def test_a_host_swapped_after_approval_stops_the_upgrade_with_worker_3_untouched(
+    full_testbed: Testbed, tmp_path: Path
+) -> None:
+    testbed = full_testbed
+    await testbed.apiserver.load_scenario("drain")
+    pods_before = await pods_on(testbed, "worker-3")
+    assert pods_before, "worker-3 runs pods its drain would evict"
+    async with serving(testbed, tmp_path, {}):
+        root = await request(testbed, "U0ALICE", "upgrade worker-3 --to v1.31.3 --force")
+        await click(testbed, "U0BOB", root, "Approve")
+        await wait_text(testbed, root.ts, "Needs 1 more approval")
+    # Between the two approvals the inventory changes and kubegate is restarted to load it.
+    send_worker_3_to_worker_2(testbed)
+    address = testbed.fleet.nodes["worker-2"].address
+    async with serving(testbed, tmp_path, {}):
+        await click(testbed, "U0CAROL", root, "Approve")
+        ended = await wait_text(testbed, root.ts, "FAILED", timeout=60)
+
+    assert "The cluster changed since approval: Refusing to upgrade worker-3" in ended.shown
+    assert f"worker-3's inventory address {address} leads to worker-2" in ended.shown
+    assert await unschedulable(testbed, "worker-3") != "true"
+    assert await pods_on(testbed, "worker-3") == pods_before
+    assert only_asked_who_it_is(testbed, "worker-2")
+    assert kubelet_version(testbed, "worker-3") == "v1.31.2"
+
+
+async def test_a_host_unreachable_when_the_job_starts_stops_it_before_the_cordon_with_nothing_to_undo(
+    full_testbed: Testbed, kubegate_on_machines: Served
+) -> None:
+    testbed = full_testbed
+    await testbed.apiserver.load_scenario("drain")
+    pods_before = await pods_on(testbed, "worker-3")
+    root = await request(testbed, "U0ALICE", "upgrade worker-3 --to v1.31.3 --force")
+    await click(testbed, "U0BOB", root, "Approve")
+    await wait_text(testbed, root.ts, "Needs 1 more approval")
+    await testbed.faults.apply("sshd-down", ["worker-3"])
+    await click(testbed, "U0CAROL", root, "Approve")
+
+    halted = await wait_reply(testbed, root, "halted", timeout=60)
+    assert "kubegate cannot ask worker-3's host who it is" in halted.shown
+    assert "Nothing was changed on worker-3" in halted.shown
+    assert await unschedulable(testbed, "worker-3") != "true"
+    assert await pods_on(testbed, "worker-3") == pods_before
+
     await click(testbed, "U0ALICE", halted, "Abort")
     cancelled = await wait_text(testbed, root.ts, "CANCELLED", timeout=30)
-    assert "worker-3 left cordoned: kubegate could not check its kubeadm" in cancelled.shown
-    assert "it is worker-2, not worker-3" in cancelled.shown
-    assert await unschedulable(testbed, "worker-3") == "true"
-    assert all(PROBE_MARK in " ".join(call.argv) for call in testbed.fleet.calls("worker-2"))
+    assert "Aborted by <@U0ALICE>. Nothing to undo." in cancelled.shown
+    assert await unschedulable(testbed, "worker-3") != "true"
+    assert await pods_on(testbed, "worker-3") == pods_before
 
 
 def fleet_target(testbed: Testbed, name: str, *, host: str, check_identity: bool) -> SshTarget:

@@ -161,11 +161,11 @@ async def test_a_failing_kubeadm_upgrade_node_halts_the_job_with_its_output_and_
     root = testbed.slack.message(CHANNEL, ts)
     assert root is not None
     halted = await wait_reply(testbed, root, "halted", timeout=30)
-    assert "step 5" in halted.shown and "`kubeadm upgrade node` failed on worker-3 (exit 1)" in (
+    assert "step 6" in halted.shown and "`kubeadm upgrade node` failed on worker-3 (exit 1)" in (
         halted.shown
     )
     assert "[Retry step]" in halted.shown and "[Abort]" in halted.shown
-    step = await wait_reply(testbed, root, "Step 5/9")
+    step = await wait_reply(testbed, root, "Step 6/10")
     assert "etcd unreachable" in step.shown  # the output tail
     await wait_text(testbed, ts, "FAILED")
     line = await node_line(testbed, "worker-3")
@@ -239,20 +239,20 @@ async def test_a_node_upgrade_killed_mid_step_resumes_without_repeating_a_finish
         testbed.fleet.hang("worker-3", "systemctl restart", times=1)
         ts = await approve_twice(testbed, "upgrade worker-3 --to v1.31.3")
         await until(lambda: RESTART[1] in changes_made(testbed, "worker-3"), timeout=30)
-        kubegate.kill()  # SIGKILL in the middle of step 7
+        kubegate.kill()  # SIGKILL in the middle of step 8
         testbed.fleet.clear_faults("worker-3")  # the orphaned restart goes on and ends
 
         await kubegate.start()
         root = testbed.slack.message(CHANNEL, ts)
         assert root is not None
-        note = await wait_reply(testbed, root, "was interrupted at step 7")
+        note = await wait_reply(testbed, root, "was interrupted at step 8")
         await click(testbed, "U0ALICE", note, "Resume")
         await wait_text(testbed, ts, "SUCCEEDED", timeout=60)
     finally:
         kubegate.kill(signal.SIGTERM)
     line = await node_line(testbed, "worker-3")
     assert "v1.31.3" in line and "SchedulingDisabled" not in line, line
-    # Steps 1-6 ran once; the interrupted step 7's restart, started before the kill, took
+    # Steps 1-7 ran once; the interrupted step 8's restart, started before the kill, took
     # effect: Resume found the kubelet at the target and did not restart it again.
     assert changes_made(testbed, "worker-3") == [
         *APT_KUBEADM,

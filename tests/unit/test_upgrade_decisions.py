@@ -51,6 +51,7 @@ def test_a_worker_following_the_api_server_gets_the_nine_kubeadm_steps_in_order(
         UpgradeNodeCommand(node="worker-1", to_version="v1.31.3"), seen(api_server="v1.31.3")
     )
     assert [step.name for step in plan.steps] == [
+        "confirm-host",
         "cordon",
         "evict-pods",
         "wait-gone",
@@ -61,7 +62,7 @@ def test_a_worker_following_the_api_server_gets_the_nine_kubeadm_steps_in_order(
         "health-gate",
         "uncordon",
     ]
-    assert "`kubeadm upgrade node` on worker-1" in plan.steps[4].title
+    assert "`kubeadm upgrade node` on worker-1" in step(plan, "kubeadm-upgrade").title
     assert plan.facts["kubeadm"] == "node" and plan.risk == "medium"
     assert plan.nothing_to_do is None and plan.locks == ["node/worker-1"]
 
@@ -71,7 +72,7 @@ def test_the_first_control_plane_runs_kubeadm_upgrade_apply_and_is_high_risk() -
     assert "`kubeadm upgrade apply v1.32.0 --yes` on cp-1" in step(plan, "kubeadm-upgrade").title
     assert plan.facts["role"] == "control-plane" and plan.risk == "high"
     names = [each.name for each in plan.steps]
-    assert names[0] == "etcd-healthy", "etcd is checked before the control plane is touched"
+    assert names[:2] == ["confirm-host", "etcd-healthy"], "checked before cp-1 is touched"
     assert names.index("snapshot") < names.index("verify") < names.index("copy-off-host")
     assert names.index("copy-off-host") < names.index("kubeadm-upgrade")
     assert set(plan.locks) == {"node/cp-1", "control-plane"}
@@ -89,8 +90,8 @@ def test_a_minor_upgrade_switches_the_package_source_first_and_says_so() -> None
 
 def test_a_patch_upgrade_leaves_the_package_source_alone() -> None:
     plan = upgrade("worker-1", "v1.31.3", seen())
-    assert plan.steps[3].title.startswith("Upgrade the kubeadm package")
-    params = plan.steps[3].params
+    assert step(plan, "kubeadm-package").title.startswith("Upgrade the kubeadm package")
+    params = step(plan, "kubeadm-package").params
     assert isinstance(params, UpgradeKubeadmParams) and params.at.source is None
 
 
@@ -126,7 +127,7 @@ def test_a_node_that_is_not_in_the_cluster_is_refused_by_name() -> None:
 
 def test_a_worker_may_take_a_newer_patch_of_the_api_servers_minor() -> None:
     plan = upgrade("worker-1", "v1.31.3", seen())
-    assert plan.nothing_to_do is None and len(plan.steps) == 9
+    assert plan.nothing_to_do is None and len(plan.steps) == 10
 
 
 def test_a_worker_a_minor_ahead_of_the_api_server_is_refused_with_what_to_do_first() -> None:
@@ -188,7 +189,7 @@ def test_a_cordoned_node_is_planned_to_stay_cordoned_afterwards() -> None:
         seen(nodes, api_server="v1.31.3"),
     )
     assert plan.facts["was_unschedulable"] is True
-    assert "(no: it was cordoned before)" in plan.steps[8].title
+    assert "(no: it was cordoned before)" in step(plan, "uncordon").title
     assert "cordoned already" in plan.preview[0]
 
 
@@ -199,8 +200,9 @@ def test_the_preview_counts_the_pods_to_evict_and_dnf_nodes_are_not_held() -> No
         UpgradeNodeCommand(node="worker-1", to_version="v1.31.3"),
         seen(api_server="v1.31.3", drain=drain, inventory=inventory),
     )
-    assert plan.steps[1].title == "Drain: evict 2 pod(s) through their PDBs"
-    assert "(dnf)" in plan.steps[3].title and "held" not in plan.steps[3].title
+    assert step(plan, "evict-pods").title == "Drain: evict 2 pod(s) through their PDBs"
+    package = step(plan, "kubeadm-package").title
+    assert "(dnf)" in package and "held" not in package
     assert any("Evict 2 pod(s)" in line for line in plan.preview)
 
 
@@ -214,9 +216,9 @@ def test_a_rolling_upgrade_that_cordoned_the_node_itself_plans_to_uncordon_it_af
         seen(nodes, api_server="v1.31.3"),
         cordoned_before=False,
     )
-    cordon = plan.steps[0].params
+    cordon = step(plan, "cordon").params
     assert isinstance(cordon, CordonForUpgradeParams) and cordon.was_unschedulable is False
-    assert plan.steps[8].title == "Uncordon worker-1"
+    assert step(plan, "uncordon").title == "Uncordon worker-1"
 
 
 def approved_upgrade_of_worker_1() -> Plan:

@@ -45,6 +45,7 @@ async def test_a_worker_is_drained_then_upgraded_the_kubeadm_way_then_uncordoned
     result = await run.all()
     assert result.ok, result.summary
     assert shell.ran("worker-1") == [
+        ("true",),  # confirm-host: all that runs once the host said it is worker-1
         ("apt-mark", "unhold", "kubeadm"),
         ("apt-get", "update"),
         ("apt-get", "install", "-y", "kubeadm=1.31.3-*"),
