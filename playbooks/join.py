@@ -1,7 +1,8 @@
 """Joining a prepared host to the cluster: a fresh 1 h token from a control plane (a secret,
 kept in this step's memory only), a JoinConfiguration naming the node and carrying its labels
-and taints (so it registers already tainted), `kubeadm join --config` on the host, the file
-removed and the token deleted whatever happened.
+and taints (so it registers already tainted), `kubeadm join --config` on the host (with a
+running file there, which a resume waits on), the file removed and the token deleted whatever
+happened.
 """
 
 from __future__ import annotations
