@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from testbed.up import Testbed
+from tests.conftest import running_testbed
 from tests.e2e.slack_steps import click, request, wait_reply, wait_text
 from tests.e2e.test_durable_resume import calls_of, killed_and_resumed
 from tests.e2e.test_restart import KubegateProcess, until
@@ -88,3 +90,48 @@ async def test_killed_while_kubeadm_certs_renew_runs_resume_waits_and_renews_onc
     # The one renewal took effect: the certificate that had 10 days left has a year again.
     assert expiry_of(testbed, "cp-1", "apiserver") > time.time() + 300 * DAY
     await wait_reply(testbed, root, "the renewal started before the restart is not run again")
+
+
+@pytest.fixture
+async def spare_host(tmp_path: Path) -> AsyncIterator[Testbed]:
+    """One control plane, one worker and a bare spare host, listed in kubegate's inventory
+    under the name it will get."""
+    async with running_testbed(
+        tmp_path / "testbed", control_planes=1, workers=1, spare=1
+    ) as testbed:
+        config = yaml.safe_load(testbed.config_path.read_text())
+        nodes = config["clusters"][0]["inventory"]["nodes"]
+        nodes["worker-9"] = dict(nodes["spare-1"])
+        testbed.config_path.write_text(yaml.safe_dump(config))
+        yield testbed
+
+
+async def test_killed_while_swap_is_turned_off_resume_waits_for_it_before_preparing_the_host(
+    spare_host: Testbed, tmp_path: Path
+) -> None:
+    testbed = spare_host
+    address = testbed.fleet.nodes["spare-1"].address
+    kubegate = KubegateProcess(testbed, tmp_path / "kubegate.db", tmp_path / "kubegate.log")
+    await kubegate.start()
+    try:
+        testbed.fleet.hang("spare-1", "swapoff")
+        root = await request(testbed, "U0ALICE", f"provision node worker-9 --address {address}")
+        await click(testbed, "U0BOB", root, "Approve")
+        await click(testbed, "U0CAROL", root, "Approve")
+        await until(lambda: calls_of(testbed, "spare-1", "swapoff") == 1, timeout=60)
+
+        await killed_and_resumed(testbed, kubegate, root.ts)
+        waiting = await wait_reply(testbed, root, "waiting for the", timeout=30)
+        assert "worker-9: waiting for the `swapoff -a` kubegate started" in waiting.text
+        assert calls_of(testbed, "spare-1", "swapoff") == 1  # not a second one beside it
+        testbed.fleet.clear_faults("spare-1")
+
+        await wait_reply(testbed, root, "worker-9: that command has ended", timeout=30)
+        await wait_text(testbed, root.ts, "SUCCEEDED", timeout=90)
+        assert (
+            len([c for c in testbed.fleet.calls("spare-1") if c.argv[:2] == ["kubeadm", "join"]])
+            == 1
+        )
+    finally:
+        if kubegate.process and kubegate.process.poll() is None:
+            kubegate.kill(signal.SIGTERM)
