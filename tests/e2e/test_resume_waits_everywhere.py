@@ -1,6 +1,7 @@
 """kill -9 of `kubegate serve` while a remote command of a verb other than an upgrade still runs
-on its node, then Resume at once: the command is waited for, never started a second time, and
-what it finished is kept (an etcd snapshot, a certificate renewal)."""
+on its node, then Resume at once: the command is waited for, never started a second one beside
+it, and what it finished is kept (an etcd snapshot, a certificate renewal); host preparation,
+safe to run again, goes on only once the command left running has ended."""
 
 from __future__ import annotations
 
