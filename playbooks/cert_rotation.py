@@ -17,7 +17,14 @@ from playbooks.control_plane_health import ControlPlaneNode, check_etcd
 from playbooks.inventory import Inventory
 from playbooks.kubeconfig_refresh import kubeconfig_source
 from playbooks.plan import StepParams
-from playbooks.remote import NodeRef, Remote, RemoteCommand, failed
+from playbooks.remote import (
+    NodeRef,
+    Remote,
+    RemoteCommand,
+    failed,
+    running_file,
+    wait_for_leftover,
+)
 from playbooks.ssh import SshTarget
 from playbooks.static_pods import CONTROL_PLANE_PODS, StaticPod, restart_static_pod
 
@@ -91,6 +98,9 @@ class Renewals(StepOutcome):
 
     renewed: list[str] = Field(default_factory=list)  # nodes
     restarted: dict[str, list[str]] = Field(default_factory=dict)  # node -> static pods
+    # The node whose `kubeadm certs renew all` was started and not seen to end: a resume
+    # waits for it there, then asks its certificates whether it took effect.
+    renewing: str | None = None
 
 
 Say = Callable[[str], Awaitable[None]]
@@ -120,14 +130,10 @@ class RenewAndRestart(Step[RenewAndRestartParams]):
                 if problem is not None:
                     return StepResult.failed(_refusal(node, problem, done), done)
             if node not in done.renewed:
-                await say(f"{node}: {RENEW_ALL.label}")
-                result = await remote.ssh.run(
-                    remote.target, RENEW_ALL.argv, timeout=remote.timeout, on_output=say
-                )
-                if not result.ok:
-                    return failed(result, RENEW_ALL.label)
-                done = done.model_copy(update={"renewed": [*done.renewed, node]})
-                ctx.checkpoint(done.model_dump(mode="json"))
+                renewal = await self._renew(ctx, remote, node, done, say)
+                if isinstance(renewal, StepResult):
+                    return renewal
+                done = renewal
             done = await self._restart_pods(ctx, remote, node, done, say)
         return StepResult.done(
             f"renewed and restarted {', '.join(CONTROL_PLANE_PODS)} "
@@ -135,6 +141,46 @@ class RenewAndRestart(Step[RenewAndRestartParams]):
             done,
             output="\n".join(said),
         )
+
+    async def _renew(
+        self, ctx: StepContext, remote: Remote, node: str, done: Renewals, say: Say
+    ) -> Renewals | StepResult:
+        """`kubeadm certs renew all` on `node`, with a running file there; a renewal an earlier
+        run started (and a resume waited for) counts when every certificate it renews now
+        expires later than before, so it is not run a second time."""
+        if done.renewing == node and await self._renewed_before(ctx, remote, node):
+            await say(
+                f"{node}: every certificate kubeadm renews there expires later than before (or "
+                "a year out): the renewal started before the restart is not run again"
+            )
+        else:
+            done = done.model_copy(update={"renewing": node})
+            ctx.checkpoint(done.model_dump(mode="json"))
+            await say(f"{node}: {RENEW_ALL.label}")
+            running = running_file(ctx.job_id, self.name)
+            result = await remote.run(RENEW_ALL, running=running, on_output=say)
+            if not result.ok:
+                return failed(result, RENEW_ALL.label)
+        done = done.model_copy(update={"renewed": [*done.renewed, node], "renewing": None})
+        ctx.checkpoint(done.model_dump(mode="json"))
+        return done
+
+    @staticmethod
+    async def _renewed_before(ctx: StepContext, remote: Remote, node: str) -> bool:
+        before = renewable(ctx.outcome(CheckExpiry.name, ExpiryBefore).before.get(node, {}))
+        expiry = await check_expiration(ctx.cluster, remote.target)
+        after = {row.name: row.expires.isoformat() for row in expiry.table.certificates}
+        now = datetime.now(UTC)
+        return bool(before) and all(
+            renewed(then, after.get(name, then), now=now) for name, then in before.items()
+        )
+
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        """On every node not done yet: its renewal, or a manifest move, may still run there."""
+        done = Renewals.model_validate(ctx.partial)
+        for node in self.params.nodes:
+            if len(done.restarted.get(node, [])) < len(CONTROL_PLANE_PODS):
+                await wait_for_leftover(ctx, NodeRef(name=node), self.name)
 
     async def _must_be_whole_first(
         self, ctx: StepContext, remote: Remote, node: str, done: Renewals
@@ -178,6 +224,7 @@ class RenewAndRestart(Step[RenewAndRestartParams]):
                 pause=inventory.static_pod_pause.total_seconds(),
                 timeout=timeout,
                 api_back=api_back,
+                running=running_file(ctx.job_id, self.name),
             )
             # That node's own API server and etcd member, not whichever the LB picks.
             await plane.wait_until_whole(timeout=timeout, say=say)

@@ -30,6 +30,7 @@ from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.plan import Plan, PlannedStep, StepParams
 from playbooks.private_files import write_private
+from playbooks.remote import NodeRef, Remote, RemoteCommand, running_file, wait_for_leftover
 from playbooks.ssh import CommandResult, SshTarget
 
 NO_VAULT = (
@@ -88,6 +89,10 @@ class SavedSnapshot(StepOutcome):
 
 
 class SaveSnapshot(Step[SaveSnapshotParams]):
+    """`etcdctl snapshot save` with a running file on the node; where it is being taken is
+    checkpointed first, so a resume waits there for a save still running and keeps a snapshot
+    that was finished, rather than take a second one beside it."""
+
     name: ClassVar[str] = "snapshot"
     params_model: ClassVar[type[StepParams]] = SaveSnapshotParams
     stoppable: ClassVar[bool] = True  # a half-written snapshot file harms nothing
@@ -102,15 +107,47 @@ class SaveSnapshot(Step[SaveSnapshotParams]):
             made = await ssh.run(target, ["mkdir", "-p", tools.snapshot_dir])
             if not made.ok:
                 return failed(made, f"creating {tools.snapshot_dir}")
-        saved = await ssh.run(
-            target, tools.etcdctl("snapshot", "save", remote), on_output=ctx.progress
+        taking = SavedSnapshot(node=target.node, remote=remote)
+        ctx.checkpoint(taking.model_dump(mode="json"))
+        saving = RemoteCommand(
+            tuple(tools.etcdctl("snapshot", "save", remote)), f"etcdctl snapshot save {remote}"
+        )
+        node = Remote(ssh, target, ctx.cluster.inventory.ssh.command_timeout)
+        saved = await node.run(
+            saving, running=running_file(ctx.job_id, self.name), on_output=ctx.progress
         )
         if not saved.ok:
             return failed(saved, f"etcdctl snapshot save (in {tools.where})")
         return StepResult.done(
             f"snapshot saved on {target.node} by etcdctl in {tools.where}: {remote}",
-            SavedSnapshot(node=target.node, remote=remote),
+            taking,
             output=saved.tail(5),
+        )
+
+    @staticmethod
+    def _started(ctx: StepContext) -> SavedSnapshot | None:
+        """The snapshot an earlier run of this step began (its checkpoint), if any."""
+        return SavedSnapshot.model_validate(ctx.partial) if "remote" in ctx.partial else None
+
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        started = self._started(ctx)
+        if started is not None:
+            await wait_for_leftover(ctx, NodeRef(name=started.node), self.name)
+
+    async def already_done(self, ctx: StepContext) -> StepResult | None:
+        """The snapshot begun before is kept when its file is there: etcdctl writes
+        `<file>.part` and renames it only once the snapshot is whole and synced
+        (etcd-io/etcd client/v3/snapshot/v3_snapshot.go), and the next step verifies it."""
+        started = self._started(ctx)
+        if started is None:
+            return None
+        node = await Remote.open(ctx, NodeRef(name=started.node))
+        if await node.answer(RemoteCommand.of("test", "-s", started.remote)) is None:
+            return None
+        return StepResult.done(
+            f"the snapshot begun before the restart was finished on {started.node}: "
+            f"{started.remote}",
+            started,
         )
 
 

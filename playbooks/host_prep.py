@@ -1,5 +1,8 @@
 """Preparing a bare host for kubeadm: swap off, kernel modules, sysctls, containerd with the
-systemd cgroup driver, each persisted across reboots. Every step is safe to run again.
+systemd cgroup driver, each persisted across reboots. Every step is safe to run again, but
+never twice at once: its commands run with a running file on the host, and a resume waits
+for one left running (two `sed -i` of one config at once, or a containerd restart racing the
+next step, would leave the host half-prepared).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from typing import ClassVar, Literal
 
 from playbooks.base import ParamsT, Step, StepContext, StepOutcome, StepResult
 from playbooks.plan import StepParams
-from playbooks.remote import NodeRef, Remote, RemoteCommand
+from playbooks.remote import NodeRef, Remote, RemoteCommand, running_file, wait_for_leftover
 
 MODULES = ("overlay", "br_netfilter")
 SYSCTLS = ("net.bridge.bridge-nf-call-iptables = 1", "net.ipv4.ip_forward = 1")
@@ -63,10 +66,13 @@ class PrepareHost(Step[ParamsT]):
 
     async def run(self, ctx: StepContext) -> StepResult:
         remote = await Remote.open(ctx, self.host)
-        ran = await remote.run_in_order(self.commands)
+        ran = await remote.run_in_order(self.commands, running=running_file(ctx.job_id, self.name))
         if isinstance(ran, StepResult):
             return ran
         return StepResult.done(f"{self.done} on {self.host.name}", PreparedHost(commands=ran))
+
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        await wait_for_leftover(ctx, self.host, self.name)
 
 
 class SwapOffParams(StepParams):
@@ -157,7 +163,8 @@ class Containerd(Step[ContainerdParams]):
             ),
             RemoteCommand.of("systemctl", "restart", "containerd"),
         )
-        ran = await (await Remote.open(ctx, host)).run_in_order(commands)
+        remote = await Remote.open(ctx, host)
+        ran = await remote.run_in_order(commands, running=running_file(ctx.job_id, self.name))
         if isinstance(ran, StepResult):
             return ran
         return StepResult.done(
@@ -165,6 +172,9 @@ class Containerd(Step[ContainerdParams]):
             "its other settings kept (the original is config.toml.before-kubegate)",
             PreparedHost(commands=ran),
         )
+
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        await wait_for_leftover(ctx, self.params.host, self.name)
 
 
 def host_preparation(host: NodeRef, *, minor: int) -> list[tuple[StepParams, str]]:

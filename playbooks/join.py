@@ -1,22 +1,28 @@
 """Joining a prepared host to the cluster: a fresh 1 h token from a control plane (a secret,
 kept in this step's memory only), a JoinConfiguration naming the node and carrying its labels
-and taints (so it registers already tainted), `kubeadm join --config` on the host, the file
-removed and the token deleted whatever happened.
+and taints (so it registers already tainted), `kubeadm join --config` on the host (with a
+running file there, which a resume waits on), the file removed and the token deleted whatever
+happened.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 from commands import NewNodeTaint
 from playbooks.base import Step, StepContext, StepResult
 from playbooks.plan import StepParams
-from playbooks.remote import NodeRef, Remote, RemoteCommand, failed
+from playbooks.remote import (
+    NodeRef,
+    Remote,
+    RemoteCommand,
+    failed,
+    running_file,
+    wait_for_leftover,
+)
 from playbooks.ssh import SshError
 from playbooks.versions import Version
 
@@ -33,9 +39,6 @@ MOVE_INTO_PLACE = (
     'set -e; umask 077; mkdir -p "$(dirname "$2")"; cat "$1" > "$2"; chmod 600 "$2"; rm -f "$1"'
 )
 REMOVE_CONFIG = RemoteCommand.of("rm", "-f", JOIN_CONFIG)
-# A join still running on the host; `[j]` keeps the pattern from matching the command line of
-# the sudo that runs pgrep itself.
-JOIN_RUNNING = RemoteCommand.of("pgrep", "-f", "kubeadm [j]oin")
 # The certificate-key flow: the shared certificates into the kubeadm-certs Secret (2 h), the
 # key printed on a line of its own; the Secret deleted once the join is over.
 UPLOAD_CERTS = RemoteCommand.of("kubeadm", "init", "phase", "upload-certs", "--upload-certs")
@@ -51,8 +54,6 @@ DELETE_CERTS_SECRET = RemoteCommand.of(
     "kubeadm-certs",
     "--ignore-not-found",
 )
-JOIN_WAIT_S = 300.0  # kubeadm's own kubelet-start wait is 4 minutes
-JOIN_POLL_S = 2.0
 
 
 def token_description(node: str) -> str:
@@ -256,7 +257,9 @@ class JoinCluster(Step[JoinClusterParams]):
         try:
             ran = await self._place_config(host, config)
             if not isinstance(ran, StepResult):
-                ran = await host.run_in_order([joining])
+                ran = await host.run_in_order(
+                    [joining], running=running_file(ctx.job_id, self.name)
+                )
         except SshError as error:
             # The executor's message may quote the command line, token (and key) and all.
             said = error.message.replace(join.token, "[redacted]")
@@ -292,20 +295,18 @@ class JoinCluster(Step[JoinClusterParams]):
         )
         return await host.run_in_order([place])
 
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        # The running file kubegate kept around this job's `kubeadm join`, rather than a
+        # `pgrep -f "kubeadm join"` for any join: it names this job's command by pid and start
+        # time (never a reused pid, nor a join someone else started by hand, which kubeadm's
+        # own preflight refuses to race anyway), says which command it waits for, and is
+        # bounded like every other leftover wait.
+        await wait_for_leftover(ctx, self.params.host, self.name)
+
     async def already_done(self, ctx: StepContext) -> StepResult | None:
-        """After a restart: a `kubeadm join` started before may still be running on the host
-        (a command outlives its SSH session); wait for it, then judge by the Node."""
+        """After a restart, once the join started before has ended: judged by the Node."""
         node = self.params.host
         host = await Remote.open(ctx, node)
-        deadline = time.monotonic() + JOIN_WAIT_S
-        while await host.answer(JOIN_RUNNING):  # pgrep prints the pids; none: exit 1
-            if time.monotonic() > deadline:
-                return StepResult(
-                    ok=False,
-                    summary=f"a `kubeadm join` started before the restart is still running on "
-                    f"{node.name} after {JOIN_WAIT_S:.0f} s: look at the host, then retry",
-                )
-            await asyncio.sleep(JOIN_POLL_S)
         # Killed mid-join: the file with the token may still be there.
         await host.run(REMOVE_CONFIG)
         if await ctx.cluster.kube.get_node(node.name) is None:

@@ -23,7 +23,14 @@ from playbooks.inventory import Inventory
 from playbooks.kube import NodeView
 from playbooks.pki_backup import CLUSTER_PKI_FILES, pki_vault_path
 from playbooks.plan import StepParams
-from playbooks.remote import NodeRef, Remote, RemoteCommand, failed
+from playbooks.remote import (
+    NodeRef,
+    Remote,
+    RemoteCommand,
+    failed,
+    running_file,
+    wait_for_leftover,
+)
 from playbooks.ssh import SshError
 from playbooks.upgrade_etcd import EtcdHealthyParams, etcd_problem
 
@@ -187,11 +194,16 @@ class PlaceClusterPki(Step[PlaceClusterPkiParams]):
         install = RemoteCommand.script(
             f"install them under {PKI_DIR} (root's)", INSTALL_FILES, temp, PKI_DIR, *files
         )
-        installed = await remote.run(install)
+        installed = await remote.run(
+            install, running=running_file(ctx.job_id, PlaceClusterPki.name)
+        )
         if not installed.ok:
             await as_login_user.run(RemoteCommand.script("remove the temp dir", REMOVE_TEMP, temp))
             return failed(installed, install.label)
         return None
+
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        await wait_for_leftover(ctx, self.params.host, self.name)
 
 
 class ControlPlaneWholeParams(StepParams):

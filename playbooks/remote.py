@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from playbooks.base import ClusterHandle, RemoteShell, StepContext, StepResult
 from playbooks.errors import OperationError
-from playbooks.ssh import CommandResult, SshTarget
+from playbooks.ssh import CommandResult, OutputSink, SshTarget
 
 # Where a node keeps the running file of each command a kubegate step started there: root's,
 # 0700, one 0600 file per job and step, removed when the command ends, left behind if the
@@ -150,12 +150,19 @@ class Remote:
             await cluster.ssh(), await node.target(cluster), cluster.inventory.ssh.command_timeout
         )
 
-    async def run(self, command: RemoteCommand, *, running: str | None = None) -> CommandResult:
-        """Run the command; with `running` (a `running_file`), inside the tracking wrapper."""
+    async def run(
+        self,
+        command: RemoteCommand,
+        *,
+        running: str | None = None,
+        on_output: OutputSink | None = None,
+    ) -> CommandResult:
+        """Run the command; with `running` (a `running_file`), inside the tracking wrapper;
+        `on_output` gets its output line by line as it comes (the wrapper passes it through)."""
         argv = command.argv
         if running is not None:
             argv = ("sh", "-c", TRACKED, "kubegate-running", running, command.label, *argv)
-        return await self.ssh.run(self.target, argv, timeout=self.timeout)
+        return await self.ssh.run(self.target, argv, timeout=self.timeout, on_output=on_output)
 
     async def run_in_order(
         self, commands: Sequence[RemoteCommand], *, running: str | None = None

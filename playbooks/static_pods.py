@@ -94,9 +94,11 @@ async def restart_static_pod(
     timeout: float,
     say: Callable[[str], Awaitable[None]],
     api_back: Callable[[], Awaitable[None]] | None = None,
+    running: str | None = None,
 ) -> str:
     """One pod's restart; a sentence for the thread. `api_back`, once the manifest is back,
-    waits for the node's own API server (which that restart may have taken away)."""
+    waits for the node's own API server (which that restart may have taken away); `running`,
+    the step's running file the moves run with (playbooks/remote.py)."""
     in_place = await remote.answer(RemoteCommand.of("test", "-f", pod.manifest)) is not None
     old_uid = await mirror_uid(cluster, pod)
     if in_place:
@@ -104,7 +106,8 @@ async def restart_static_pod(
             [
                 RemoteCommand.of("mkdir", "-p", pod.holding_dir),
                 RemoteCommand.of("mv", pod.manifest, pod.parked),
-            ]
+            ],
+            running=running,
         )
         if not isinstance(ran, list):
             raise StaticPodError(f"moving {pod.manifest} out on {pod.node} failed: {ran.summary}")
@@ -115,7 +118,9 @@ async def restart_static_pod(
             f"{pod.node} has no {pod.manifest} (nor a parked copy in "
             f"{pod.holding_dir}): is this a kubeadm control plane?"
         )
-    back = await remote.run_in_order([RemoteCommand.of("mv", pod.parked, pod.manifest)])
+    back = await remote.run_in_order(
+        [RemoteCommand.of("mv", pod.parked, pod.manifest)], running=running
+    )
     if not isinstance(back, list):
         raise StaticPodError(
             f"moving {pod.name}'s manifest back on {pod.node} failed: "

@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 
 from commands import ProvisionNodeCommand
-from playbooks import join as join_module
+from playbooks import remote as remote_module
 from playbooks.base import Step
-from playbooks.join import JOIN_CONFIG, JOIN_RUNNING, REMOVE_CONFIG, WRITE_TEMP, token_create
+from playbooks.join import JOIN_CONFIG, REMOVE_CONFIG, WRITE_TEMP, token_create
 from playbooks.provision_plan import ProvisionSnapshot, decide_provision
+from playbooks.remote import LEFTOVER, running_file
 from tests.fakes import FakeKube, FakeShell, Reply, Run, cluster_of, node
 
 TOKEN = "abcdef.0123456789abcdef"
@@ -100,23 +101,34 @@ async def test_the_new_host_gets_swap_turned_off_now_and_in_fstab_before_it_is_a
     assert fstab.argv[-1] == "/etc/fstab"
 
 
+# The leftover check of the join's running file on the new host (job 1, step `join`).
+JOIN_LEFTOVER = ("sh", "-c", LEFTOVER, "sh", running_file(1, "join"))
+
+
 async def test_after_a_restart_a_join_still_running_is_awaited_then_judged_by_the_node(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(join_module, "JOIN_POLL_S", 0.0)
+    monkeypatch.setattr(remote_module, "LEFTOVER_POLL_S", 0.0)
     shell = FakeShell()
-    shell.reply(JOIN_RUNNING.argv, Reply(stdout="4242\n"), Reply(exit_status=1))
+    running = Reply(stdout=f"running 4242 kubeadm join --config {JOIN_CONFIG}\n")
+    shell.reply(JOIN_LEFTOVER, running, Reply(stdout="none\n"))
     run, _ = await provisioning(shell)
     assert isinstance(run.cluster.kube, FakeKube)
     run.cluster.kube.add(node("worker-9", internal_ip="10.0.0.9"))
-    done = await step(run, "join").already_done(run.ctx)
+    join = step(run, "join")
+    await join.wait_for_leftovers(run.ctx)
+    done = await join.already_done(run.ctx)
     assert done is not None and done.ok and "had already joined" in done.summary
-    assert shell.ran("worker-9") == [JOIN_RUNNING.argv, JOIN_RUNNING.argv, REMOVE_CONFIG.argv]
+    assert shell.ran("worker-9") == [JOIN_LEFTOVER, JOIN_LEFTOVER, REMOVE_CONFIG.argv]
+    assert f"`kubeadm join --config {JOIN_CONFIG}` kubegate started" in run.said[0]
 
 
 async def test_after_a_restart_a_join_that_never_took_effect_runs_again_without_its_file() -> None:
     shell = FakeShell()
-    shell.reply(JOIN_RUNNING.argv, Reply(exit_status=1))
+    shell.reply(JOIN_LEFTOVER, Reply(stdout="none\n"))
     run, _ = await provisioning(shell)
-    assert await step(run, "join").already_done(run.ctx) is None
-    assert shell.ran("worker-9") == [JOIN_RUNNING.argv, REMOVE_CONFIG.argv]
+    join = step(run, "join")
+    await join.wait_for_leftovers(run.ctx)
+    assert await join.already_done(run.ctx) is None
+    assert shell.ran("worker-9") == [JOIN_LEFTOVER, REMOVE_CONFIG.argv]
+    assert run.said == []
