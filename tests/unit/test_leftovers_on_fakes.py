@@ -18,6 +18,7 @@ from playbooks.provision_plan import ProvisionSnapshot, decide_provision
 from playbooks.remote import LEFTOVER, TRACKED, running_file
 from playbooks.ssh import CommandResult, OutputSink, SshError, SshTarget
 from tests.fakes import FakeKube, FakeShell, Reply, Run, cluster_of, node
+from tests.fakes.ssh import sequence
 from tests.unit.test_provision_steps_on_fakes import CREATE, PRINTED
 
 CHANGES_THE_HOST = ("swap-off", "kernel-modules", "sysctls", "containerd", "package-source")
@@ -26,7 +27,7 @@ CHANGES_THE_HOST = ("swap-off", "kernel-modules", "sysctls", "containerd", "pack
 @dataclass
 class WrapperSeeingShell:
     """The fake shell, also keeping each argv as sent, before it unwraps the running-file
-    wrapper: (node, running file or None, the command's own argv)."""
+    wrapper or a sequence: (node, running file or None, the command's own argv)."""
 
     inner: FakeShell = field(default_factory=FakeShell)
     sent: list[tuple[str, str | None, tuple[str, ...]]] = field(default_factory=list)
@@ -40,8 +41,12 @@ class WrapperSeeingShell:
         on_output: OutputSink | None = None,
     ) -> CommandResult:
         wrapped = tuple(argv[:3]) == ("sh", "-c", TRACKED)
-        running = argv[4] if wrapped else None
-        self.sent.append((target.node, running, tuple(argv[6:] if wrapped else argv)))
+        if (batch := sequence(argv)) is not None:  # several commands sent as one
+            running = argv[4] or None
+            self.sent += [(target.node, running, command) for command in batch[1]]
+        else:
+            running = argv[4] if wrapped else None
+            self.sent.append((target.node, running, tuple(argv[6:] if wrapped else argv)))
         return await self.inner.run(target, argv, timeout=timeout, on_output=on_output)
 
     async def run_many(
