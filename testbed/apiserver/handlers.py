@@ -186,8 +186,8 @@ class RestHandlers:
             return await self._scale(request, target)
         if sub not in (None, "status") or (sub == "status" and not kind.has_status):
             raise no_such_path()
-        if request.method == "GET":
-            obj = self.store.require(kind.api_version, kind.resource, namespace, name)
+        if request.method == "GET":  # answered before the next await: read, not copied
+            obj = self.store.require(kind.api_version, kind.resource, namespace, name, peek=True)
             if wants_table(request.headers.get("Accept", "")):
                 version = obj["metadata"]["resourceVersion"]
                 include = request.query.get("includeObject", "Metadata")

@@ -115,8 +115,19 @@ class ObjectStore:
         """How many stored objects satisfy `matches` (which must not mutate them); no copies."""
         return sum(1 for obj in self._bucket(api_version, resource).values() if matches(obj))
 
-    def require(self, api_version: str, resource: str, namespace: str | None, name: str) -> Object:
-        found = self.get(api_version, resource, namespace, name)
+    def require(
+        self,
+        api_version: str,
+        resource: str,
+        namespace: str | None,
+        name: str,
+        *,
+        peek: bool = False,
+    ) -> Object:
+        """The object (a copy; with `peek`, the stored one itself, as `peek` lists them)."""
+        found = self._bucket(api_version, resource).get((namespace or "", name))
+        if found is not None and not peek:
+            found = copy.deepcopy(found)
         if found is None:
             raise not_found(resource, name, group=group_of(api_version))
         return found
