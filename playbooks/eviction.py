@@ -15,7 +15,8 @@ from playbooks.pods import Pdb, PodView, pdb_view, pod_view
 # If a watch event is missed, a blocked eviction is still re-tried this often.
 RETRY_FALLBACK_S = 5.0
 MAX_PARALLEL_EVICTIONS = 50
-WATCH_LAP_S = 2
+GONE_CHECK_S = 2.0  # with no news from the watch, the pods left are looked at this often
+WATCH_LAP_S = 60
 
 
 class PdbWatch:
@@ -117,32 +118,49 @@ async def _evict_until_accepted(
 async def wait_until_gone(
     kube: Kubernetes, node: str, pods: list[PodView], *, deadline: float
 ) -> list[PodView]:
-    """Wait until each pod is deleted (404, or its name now holds another UID); the ones left."""
+    """Wait until each pod is deleted (404, or its name now holds another UID); the ones left.
+
+    A watch on the node's pods reports each deletion as it happens. Each (re)started watch
+    first lists what exists, so its first event also brings a fresh look at every pod left
+    (a deletion between the look and the watch has no event of its own); with no news for
+    `GONE_CHECK_S` the pods are looked at anyway."""
     waiting = {pod.key: pod for pod in pods}
+    deleted: set[tuple[str, str]] = set()  # (namespace/name, uid) the watch saw go
+    news, look_again = asyncio.Event(), asyncio.Event()
+
+    async def follow() -> None:
+        while True:
+            look_again.set()
+            try:
+                async for kind, obj in kube.watch_pods_on(node, timeout_seconds=WATCH_LAP_S):
+                    if kind == "DELETED":
+                        seen = pod_view(obj)
+                        deleted.add((seen.key, seen.uid))
+                    news.set()
+            except KubeError:
+                await asyncio.sleep(GONE_CHECK_S)
 
     async def still_there(pod: PodView) -> bool:
         current = await kube.get_pod(pod.namespace, pod.name)
         return current is not None and pod_view(current).uid == pod.uid
 
-    async def check_all() -> None:
-        for key, pod in list(waiting.items()):
-            if not await still_there(pod):
-                waiting.pop(key, None)
-
-    await check_all()
-    while waiting and time.monotonic() < deadline:
-        # Short watches: a pod deleted between the check and the watch is caught on the next lap.
-        remaining = max(1, min(WATCH_LAP_S, int(deadline - time.monotonic())))
-        try:
-            async with asyncio.timeout(remaining + 1):
-                async for kind, obj in kube.watch_pods_on(node, timeout_seconds=remaining):
-                    seen = pod_view(obj)
-                    pod = waiting.get(seen.key)
-                    if pod and kind == "DELETED" and seen.uid == pod.uid:
-                        waiting.pop(seen.key)
-                    if not waiting:
-                        break
-        except (KubeError, TimeoutError):
-            pass
-        await check_all()  # events between the list and the watch are not lost
-    return list(waiting.values())
+    follower = asyncio.create_task(follow())
+    try:
+        while True:
+            look, timed_out = look_again.is_set(), not news.is_set()
+            news.clear()
+            look_again.clear()
+            for key, pod in list(waiting.items()):
+                if (key, pod.uid) in deleted or (
+                    (look or timed_out) and not await still_there(pod)
+                ):
+                    waiting.pop(key)
+            left = deadline - time.monotonic()
+            if not waiting or left <= 0:
+                return list(waiting.values())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), timeout=min(GONE_CHECK_S, left))
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower

@@ -9,13 +9,13 @@ import asyncio
 import contextlib
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Callable
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from playbooks.base import ClusterHandle, ParamsT, Step, StepContext, StepResult
-from playbooks.kube import KubeError, Kubernetes, NodeView, Obj
+from playbooks.kube import NodeView
+from playbooks.node_watch import node_changes
 from playbooks.plan import StepParams
 from playbooks.pods import PodView, pod_view
 
@@ -23,7 +23,6 @@ from playbooks.pods import PodView, pod_view
 # this often; with them it checks the moment the kubelet reports Ready, which is on the critical
 # path of every node of a rolling upgrade.
 POLL_INTERVAL_S = 2.0
-WATCH_LAP_S = 60
 HEALTH_TIMEOUT_S = 300.0
 
 
@@ -67,31 +66,6 @@ async def wait_until_healthy(
                 return problems
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=min(POLL_INTERVAL_S, left))
-
-
-@contextlib.asynccontextmanager
-async def node_changes(kube: Kubernetes, node: str) -> AsyncIterator[asyncio.Event]:
-    """An event set whenever the API reports a change to the Node or to a pod on it."""
-    changed = asyncio.Event()
-
-    async def keep_following(watch: Callable[..., AsyncIterator[tuple[str, Obj]]]) -> None:
-        while True:
-            try:
-                async for _ in watch(node, timeout_seconds=WATCH_LAP_S):
-                    changed.set()
-            except KubeError:
-                await asyncio.sleep(POLL_INTERVAL_S)  # meanwhile the gate's own checks go on
-
-    followers = [
-        asyncio.create_task(keep_following(kube.watch_node)),
-        asyncio.create_task(keep_following(kube.watch_pods_on)),
-    ]
-    try:
-        yield changed
-    finally:
-        for task in followers:
-            task.cancel()
-        await asyncio.gather(*followers, return_exceptions=True)
 
 
 class Healthy(BaseModel):

@@ -1,15 +1,18 @@
-"""The health gate after a kubelet restart passes the moment the API reports the node Ready:
-it follows the Node and its pods, so its periodic check is only the fallback."""
+"""Waits on a node follow the API: the health gate after a kubelet restart passes the moment
+the node reports Ready, and a drain's wait ends the moment its last pod is deleted; their
+periodic checks are only the fallback."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
-from playbooks import health
+from playbooks import eviction, health
 from playbooks.base import ClusterHandle
+from playbooks.pods import pod_view
 from tests.fakes.kube import FakeKube, node, pod
 
 
@@ -64,4 +67,21 @@ async def test_a_broken_watch_leaves_the_periodic_check(monkeypatch: pytest.Monk
     waiting = asyncio.create_task(gate(kube, "worker-3"))
     await asyncio.sleep(0.05)
     kube.edit("Node", "worker-3", ready)
+    assert await asyncio.wait_for(waiting, 10) == []
+
+
+async def test_a_drained_pod_is_known_gone_the_moment_the_api_deletes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(eviction, "GONE_CHECK_S", 600.0)  # only the watch can answer in time
+    kube = FakeKube(node("worker-3"), pod("web-1", node="worker-3"), pod("web-2", node="worker-3"))
+    pods = [pod_view(p) for p in await kube.pods_on("worker-3")]
+    waiting = asyncio.create_task(
+        eviction.wait_until_gone(kube, "worker-3", pods, deadline=time.monotonic() + 900)
+    )
+    await asyncio.sleep(0.05)
+    kube._delete("Pod", "shop", "web-1")  # the kubelet finished it
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # web-2 is still there
+    kube._delete("Pod", "shop", "web-2")
     assert await asyncio.wait_for(waiting, 10) == []
