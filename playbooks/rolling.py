@@ -53,10 +53,11 @@ async def upgrade_one(
         force=loss.force,
     )
     # Planned with the node's state before this job touched it, not after a restart found it
-    # cordoned; the cluster upgrade took its etcd snapshot before anything else.
+    # cordoned; the cluster upgrade took its etcd snapshot before anything else. Run at once:
+    # the plan's first step (confirm-host) asks the host who it is, before the cordon.
     try:
         plan = await plan_node_upgrade(
-            command, ctx.cluster, cordoned_before=was_unschedulable, snapshot=False
+            command, ctx.cluster, cordoned_before=was_unschedulable, snapshot=False, ask_host=False
         )
     except PlanError as refused:  # e.g. an etcd member went down since the last node
         return StepResult.failed(f"{node}: {refused.message}")

@@ -37,22 +37,28 @@ async def read_api_servers(cluster: ClusterHandle, nodes: list[NodeView]) -> dic
         control_planes = cluster.inventory.control_plane_order(nodes)
         name = control_planes[0].name if control_planes else THE_API_SERVER
         return {name: await cluster.kube.server_version()}
-    versions = {}
-    for name, url in where.items():
-        if url is None:
-            raise PlanError(
-                f"kubegate cannot tell where {name}'s own API server answers: it has no "
-                f"InternalIP. Set `api_server` for {name} in the cluster's inventory."
-            )
-        try:
-            versions[name] = await cluster.kube.server_version_at(url)
-        except OperationError as error:
-            raise PlanError(
-                f"kubegate could not read {name}'s API server version at {url} ({error.message}); "
-                "nothing was changed. Every API server must answer before an upgrade: check it, "
-                f"or set `api_server` for {name} in the cluster's inventory."
-            ) from error
-    return versions
+    missing = [name for name, url in where.items() if url is None]
+    if missing:
+        raise PlanError(
+            f"kubegate cannot tell where {missing[0]}'s own API server answers: it has no "
+            f"InternalIP. Set `api_server` for {missing[0]} in the cluster's inventory."
+        )
+    # Asked all at once: each answers for itself, and a rolling upgrade asks before every node.
+    answers = await asyncio.gather(
+        *(version_at(cluster, name, str(url)) for name, url in where.items())
+    )
+    return dict(zip(where, answers, strict=True))
+
+
+async def version_at(cluster: ClusterHandle, name: str, url: str) -> str:
+    try:
+        return await cluster.kube.server_version_at(url)
+    except OperationError as error:
+        raise PlanError(
+            f"kubegate could not read {name}'s API server version at {url} ({error.message}); "
+            "nothing was changed. Every API server must answer before an upgrade: check it, "
+            f"or set `api_server` for {name} in the cluster's inventory."
+        ) from error
 
 
 def described(api_servers: dict[str, str]) -> str:

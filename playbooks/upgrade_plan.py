@@ -4,6 +4,7 @@ or the refusal from that snapshot alone (pure: the unit tests call it with data)
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,11 +59,13 @@ class NodeUpgradeSnapshot:
 
 async def observe_node_upgrade(node: str, cluster: ClusterHandle) -> NodeUpgradeSnapshot:
     nodes = await cluster.kube.list_nodes()
-    api_servers = await read_api_servers(cluster, nodes)
-    seen = NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_servers)
     if not any(n.name == node for n in nodes):
-        return seen
-    selection, pdbs = await snapshot(cluster, node)
+        api_servers = await read_api_servers(cluster, nodes)
+        return NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_servers)
+    # Independent reads, at once: a rolling upgrade plans again before every node.
+    api_servers, (selection, pdbs) = await asyncio.gather(
+        read_api_servers(cluster, nodes), snapshot(cluster, node)
+    )
     return NodeUpgradeSnapshot(cluster.name, cluster.inventory, nodes, api_servers, selection, pdbs)
 
 
@@ -72,10 +75,13 @@ async def plan_node_upgrade(
     *,
     cordoned_before: bool | None = None,
     snapshot: bool = True,
+    ask_host: bool = True,
 ) -> Plan:
+    """The node's upgrade plan. `ask_host` off: the host is not asked who it is now, for a
+    caller that runs the plan at once (its first step, confirm-host, asks before the cordon)."""
     seen = await observe_node_upgrade(command.node, cluster)
     plan = decide_node_upgrade(command, seen, cordoned_before=cordoned_before, snapshot=snapshot)
-    if plan.nothing_to_do is None:
+    if plan.nothing_to_do is None and ask_host:
         # Only a node that will be changed is asked who it is; a node at the target is left alone.
         hosts = await ask_hosts(cluster, [find_node(seen, command.node)])
         seen = dataclasses.replace(seen, host=hosts.get(command.node))

@@ -163,10 +163,10 @@ async def test_a_rolling_upgrade_stops_before_cordoning_a_worker_whose_host_chan
     result = await UpgradeWorkers("Upgrade workers", params).run(ctx)
 
     assert not result.ok
-    assert "worker-3: FAILED (worker-3: Refusing to upgrade worker-3; nothing was changed." in (
-        result.summary
-    )
-    assert "10.0.0.13 leads to worker-2, not to worker-3" in result.summary
+    # The node's first step, confirm-host, asks its host before the cordon.
+    assert "worker-3: FAILED (worker-3: Confirm the host at worker-3's address" in result.summary
+    assert "it is worker-2, not worker-3" in result.summary
+    assert "Nothing was changed on worker-3" in result.summary
     assert list(result.outcome(Wave).failed) == ["worker-3"]
     assert not kube.node("worker-3").unschedulable
     assert [p["metadata"]["name"] for p in await kube.pods_on("worker-3")] == ["web-1"]
