@@ -18,19 +18,11 @@ from testbed.up import Testbed
 from tests.conftest import running_testbed
 from tests.e2e.slack_steps import click, request, wait_reply, wait_text
 from tests.e2e.test_durable_resume import calls_of, killed_and_resumed
+
+# The same fixture as there: kubegate serve as its own process, on the full testbed.
+from tests.e2e.test_durable_resume import kubegate_process as kubegate_process
 from tests.e2e.test_restart import KubegateProcess, until
 from tests.e2e.test_rotate_certs import DAY, expire_soon
-
-
-@pytest.fixture
-async def kubegate_process(full_testbed: Testbed, tmp_path: Path) -> AsyncIterator[KubegateProcess]:
-    served = KubegateProcess(full_testbed, tmp_path / "kubegate.db", tmp_path / "kubegate.log")
-    await served.start()
-    try:
-        yield served
-    finally:
-        if served.process and served.process.poll() is None:
-            served.kill(signal.SIGTERM)
 
 
 def snapshot_saves(testbed: Testbed) -> int:
