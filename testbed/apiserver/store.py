@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import copy
+import marshal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from testbed.apiserver.errors import ApiError, already_exists, conflict, not_found
 from testbed.apiserver.patches import STRATEGIC_MERGE, apply_patch
@@ -18,6 +19,18 @@ from testbed.apiserver.timestamps import rfc3339
 
 Object = dict[str, Any]
 Change = Callable[[Object], Object]
+T = TypeVar("T")
+
+
+def clone(obj: T) -> T:
+    """An independent copy of a stored object. Objects here are JSON-shaped (dicts, lists,
+    strings, numbers, booleans, None), which marshal copies about 4x faster than
+    `copy.deepcopy`; the controllers copy every object on each pass, on the event loop the
+    served clients share. Anything else falls back to a deep copy."""
+    try:
+        return cast(T, marshal.loads(marshal.dumps(cast(Any, obj))))
+    except ValueError:
+        return copy.deepcopy(obj)
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,7 @@ class ObjectStore:
         self, api_version: str, resource: str, namespace: str | None, name: str
     ) -> Object | None:
         found = self._bucket(api_version, resource).get((namespace or "", name))
-        return copy.deepcopy(found) if found is not None else None
+        return clone(found) if found is not None else None
 
     def peek(self, api_version: str, resource: str, namespace: str | None = None) -> list[Object]:
         """The stored objects themselves, in `list`'s order, for a caller that only reads them
@@ -106,7 +119,7 @@ class ObjectStore:
     def list(self, api_version: str, resource: str, namespace: str | None = None) -> list[Object]:
         bucket = self._bucket(api_version, resource)
         return [
-            copy.deepcopy(obj)
+            clone(obj)
             for (ns, _name), obj in sorted(bucket.items())
             if namespace is None or ns == namespace
         ]
@@ -127,7 +140,7 @@ class ObjectStore:
         """The object (a copy; with `peek`, the stored one itself, as `peek` lists them)."""
         found = self._bucket(api_version, resource).get((namespace or "", name))
         if found is not None and not peek:
-            found = copy.deepcopy(found)
+            found = clone(found)
         if found is None:
             raise not_found(resource, name, group=group_of(api_version))
         return found
@@ -141,7 +154,7 @@ class ObjectStore:
             raise ApiError(422, "Invalid", "metadata.name: Required value: name is required")
         if self.get(api_version, resource, namespace, name) is not None:
             raise already_exists(resource, name, group=group_of(api_version))
-        new = copy.deepcopy(obj)
+        new = clone(obj)
         new_meta = new["metadata"]
         # kubectl sends `creationTimestamp: null`; the server always owns these two.
         new_meta["uid"] = new_meta.get("uid") or str(uuid.uuid4())
@@ -155,7 +168,7 @@ class ObjectStore:
         current = self.get(api_version, resource, metadata.get("namespace"), metadata["name"])
         if current is None:
             return self.create(api_version, resource, obj)
-        fresh = copy.deepcopy(obj)
+        fresh = clone(obj)
         fresh["metadata"].pop("resourceVersion", None)
         return self.update(
             api_version,
@@ -174,7 +187,7 @@ class ObjectStore:
         how PUT and PATCH bodies carrying a stale `metadata.resourceVersion` get refused.
         """
         current = self.require(api_version, resource, namespace, name)
-        new = change(copy.deepcopy(current))
+        new = change(clone(current))
         metadata = new.setdefault("metadata", {})
         claimed = metadata.get("resourceVersion")
         if claimed not in (None, "") and str(claimed) != current["metadata"]["resourceVersion"]:
@@ -209,7 +222,7 @@ class ObjectStore:
         self._resource_version += 1
         current["metadata"]["resourceVersion"] = str(self._resource_version)
         self._notify(WatchEvent("DELETED", api_version, resource, current, self._resource_version))
-        return copy.deepcopy(current)
+        return clone(current)
 
     def watch(
         self, api_version: str, resource: str, namespace: str | None = None, *, since: int = 0
@@ -245,9 +258,9 @@ class ObjectStore:
         obj["metadata"]["resourceVersion"] = str(self._resource_version)
         key = (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
         self._bucket(api_version, resource)[key] = obj
-        stored = copy.deepcopy(obj)
+        stored = clone(obj)
         self._notify(WatchEvent(event_type, api_version, resource, stored, self._resource_version))
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def _notify(self, event: WatchEvent) -> None:
         if len(self._history) == self._history.maxlen:
