@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import multiprocessing
@@ -214,6 +215,12 @@ async def phase(
     # Background work (kubegate's planning, Bolt's listener tasks) ends before the next turn.
     await target.settle()
     await asyncio.sleep(0.2)
+    # Garbage is collected between turns, as pyperf does between runs: this process also holds
+    # the testbed (the Slack emulator's transcript grows with every answer) and the bench's
+    # records, and a full collection of all that would otherwise land in whichever turn (almost
+    # always kubegate's, whose answers grow the transcript) crossed the threshold. Collections
+    # of what a turn itself makes still happen inside it.
+    gc.collect()
     return samples
 
 
