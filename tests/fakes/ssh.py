@@ -23,6 +23,14 @@ def unwrapped(argv: Sequence[str]) -> Sequence[str]:
     return argv
 
 
+def running_file_of(argv: Sequence[str]) -> str | None:
+    """The running file a step's wrapper or sequence (playbooks/remote.py) keeps on the node
+    while the command runs; None for a command sent without one."""
+    if len(argv) > 4 and tuple(argv[:3]) in (("sh", "-c", TRACKED), ("sh", "-c", SEQUENCE)):
+        return argv[4] or None
+    return None
+
+
 def sequence(argv: Sequence[str]) -> tuple[str, list[tuple[str, ...]]] | None:
     """The marker and the commands of a sequence a step sent as one (playbooks/remote.py)."""
     if len(argv) < 6 or tuple(argv[:3]) != ("sh", "-c", SEQUENCE):
@@ -47,6 +55,7 @@ class Call:
     node: str
     argv: tuple[str, ...]
     command: str
+    running: str | None = None  # the running file it ran under, if any
 
 
 @dataclass
@@ -79,11 +88,23 @@ class FakeShell:
     ) -> CommandResult:
         if target.node in self.unreachable:
             raise SshError(f"cannot connect to {target.where}: unreachable", node=target.node)
+        running = running_file_of(argv)
         if (batch := sequence(argv)) is not None:
-            return await self._sequence(target, *batch, on_output=on_output)
-        argv = unwrapped(argv)
+            return await self._sequence(target, *batch, running=running, on_output=on_output)
+        return await self.answer(target, unwrapped(argv), running=running, on_output=on_output)
+
+    async def answer(
+        self,
+        target: SshTarget,
+        argv: Sequence[str],
+        *,
+        running: str | None,
+        on_output: OutputSink | None,
+    ) -> CommandResult:
+        """One command, as if run alone (also each of a sequence): recorded, and its scripted
+        reply. A subclass models here what a command does on the node."""
         command = command_line(argv, sudo=target.sudo)
-        self.calls.append(Call(target.node, tuple(argv), command))
+        self.calls.append(Call(target.node, tuple(argv), command, running))
         reply = self._next(target.node, tuple(argv), command)
         if on_output is not None:
             for line in (reply.stdout + reply.stderr).splitlines(keepends=True):
@@ -98,13 +119,14 @@ class FakeShell:
         mark: str,
         commands: list[tuple[str, ...]],
         *,
+        running: str | None,
         on_output: OutputSink | None,
     ) -> CommandResult:
         """Each command as if run alone, in order up to the first that fails, its output after
         the marker the sequence prints, as the node's shell would."""
         stdout = stderr = ""
         for index, argv in enumerate(commands):
-            result = await self.run(target, argv, on_output=on_output)
+            result = await self.answer(target, argv, running=running, on_output=on_output)
             stdout += f"{mark} {index}\n{result.stdout}"
             stderr += f"{mark} {index}\n{result.stderr}"
             if not result.ok:

@@ -5,9 +5,6 @@ an etcd snapshot begun before a restart is kept when etcdctl finished it, taken 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
 import pytest
 
 from commands import ProvisionNodeCommand
@@ -15,60 +12,23 @@ from playbooks.base import Step, StepResult
 from playbooks.etcd_backup import BackupSnapshot, SavedSnapshot, decide_backup
 from playbooks.etcd_tools import FIND_ETCD_CONTAINER
 from playbooks.provision_plan import ProvisionSnapshot, decide_provision
-from playbooks.remote import LEFTOVER, TRACKED, running_file
-from playbooks.ssh import CommandResult, OutputSink, SshError, SshTarget
+from playbooks.remote import LEFTOVER, running_file
 from tests.fakes import FakeKube, FakeShell, Reply, Run, cluster_of, node
-from tests.fakes.ssh import sequence
 from tests.unit.test_provision_steps_on_fakes import CREATE, PRINTED
 
 CHANGES_THE_HOST = ("swap-off", "kernel-modules", "sysctls", "containerd", "package-source")
 
 
-@dataclass
-class WrapperSeeingShell:
-    """The fake shell, also keeping each argv as sent, before it unwraps the running-file
-    wrapper or a sequence: (node, running file or None, the command's own argv)."""
-
-    inner: FakeShell = field(default_factory=FakeShell)
-    sent: list[tuple[str, str | None, tuple[str, ...]]] = field(default_factory=list)
-
-    async def run(
-        self,
-        target: SshTarget,
-        argv: Sequence[str],
-        *,
-        timeout: float = 600,
-        on_output: OutputSink | None = None,
-    ) -> CommandResult:
-        wrapped = tuple(argv[:3]) == ("sh", "-c", TRACKED)
-        if (batch := sequence(argv)) is not None:  # several commands sent as one
-            running = argv[4] or None
-            self.sent += [(target.node, running, command) for command in batch[1]]
-        else:
-            running = argv[4] if wrapped else None
-            self.sent.append((target.node, running, tuple(argv[6:] if wrapped else argv)))
-        return await self.inner.run(target, argv, timeout=timeout, on_output=on_output)
-
-    async def run_many(
-        self, targets: Sequence[SshTarget], argv: Sequence[str], *, timeout: float = 600
-    ) -> list[CommandResult | SshError]:
-        return await self.inner.run_many(targets, argv, timeout=timeout)
-
-    async def sftp_get(self, target: SshTarget, remote: str, local: str) -> None:
-        await self.inner.sftp_get(target, remote, local)
-
-    async def sftp_put(self, target: SshTarget, local: str, remote: str) -> None:
-        await self.inner.sftp_put(target, local, remote)
-
-    async def close(self) -> None:
-        await self.inner.close()
+def sent(shell: FakeShell) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """What ran on which host, and under which running file: (node, running file, argv)."""
+    return [(call.node, call.running, call.argv) for call in shell.calls]
 
 
 def leftover_check(step: str) -> tuple[str, ...]:
     return ("sh", "-c", LEFTOVER, "sh", running_file(1, step))
 
 
-async def provisioning(shell: WrapperSeeingShell) -> Run:
+async def provisioning(shell: FakeShell) -> Run:
     kube = FakeKube(node("cp-1", roles=("control-plane",), internal_ip="10.0.0.1"))
     handle = cluster_of(kube, shell)
     seen = ProvisionSnapshot(handle.name, handle.inventory, await kube.list_nodes(), kube.version)
@@ -84,37 +44,37 @@ def step_named(run: Run, name: str) -> Step:
 async def test_a_provisioning_step_that_changes_the_host_is_waited_for_there_after_a_restart(
     name: str,
 ) -> None:
-    shell = WrapperSeeingShell()
-    shell.inner.reply(CREATE, Reply(stdout=PRINTED), node="cp-1")
+    shell = FakeShell()
+    shell.reply(CREATE, Reply(stdout=PRINTED), node="cp-1")
     run = await provisioning(shell)
     step = step_named(run, name)
     assert (await step.run(run.ctx)).ok
 
-    changing = [argv for host, running, argv in shell.sent if host == "worker-9" and running]
+    changing = [argv for host, running, argv in sent(shell) if host == "worker-9" and running]
     assert changing, f"{name} ran nothing with a running file on the host"
-    assert {running for host, running, _ in shell.sent if running} == {running_file(1, name)}
-    shell.sent.clear()
+    assert {running for host, running, _ in sent(shell) if running} == {running_file(1, name)}
+    shell.calls.clear()
     await step.wait_for_leftovers(run.ctx)
-    assert shell.sent == [("worker-9", None, leftover_check(name))]
+    assert sent(shell) == [("worker-9", None, leftover_check(name))]
 
 
 async def test_the_join_keeps_its_token_out_of_the_running_file() -> None:
-    shell = WrapperSeeingShell()
-    shell.inner.reply(CREATE, Reply(stdout=PRINTED), node="cp-1")
+    shell = FakeShell()
+    shell.reply(CREATE, Reply(stdout=PRINTED), node="cp-1")
     run = await provisioning(shell)
     assert (await step_named(run, "join").run(run.ctx)).ok
-    [join] = [argv for _, running, argv in shell.sent if running]
+    [join] = [argv for _, running, argv in sent(shell) if running]
     assert join[:2] == ("kubeadm", "join") and not any("abcdef." in word for word in join)
 
 
 CONTAINER = "0f3c9a1e2b4d" + "0" * 52
 
 
-async def snapshot_resumed(*, finished: bool) -> tuple[StepResult | None, WrapperSeeingShell, Run]:
+async def snapshot_resumed(*, finished: bool) -> tuple[StepResult | None, FakeShell, Run]:
     """The backup's snapshot step resumed with the checkpoint its first run left, the node
     answering whether the snapshot file is there."""
-    shell = WrapperSeeingShell()
-    shell.inner.reply(FIND_ETCD_CONTAINER, Reply(stdout=CONTAINER + "\n"))
+    shell = FakeShell()
+    shell.reply(FIND_ETCD_CONTAINER, Reply(stdout=CONTAINER + "\n"))
     kube = FakeKube(node("cp-1", roles=("control-plane",)))
     handle = cluster_of(kube, shell)
     seen = BackupSnapshot(
@@ -124,11 +84,11 @@ async def snapshot_resumed(*, finished: bool) -> tuple[StepResult | None, Wrappe
     first.ctx.checkpoint = first.ctx.partial.update
     assert (await first.steps[0].run(first.ctx)).ok
     taken = SavedSnapshot.model_validate(first.ctx.partial)
-    shell.inner.reply(("test", "-s", taken.remote), Reply(exit_status=0 if finished else 1))
+    shell.reply(("test", "-s", taken.remote), Reply(exit_status=0 if finished else 1))
 
     resumed = Run(decide_backup(seen), handle)
     resumed.ctx.partial = dict(first.ctx.partial)
-    shell.sent.clear()
+    shell.calls.clear()
     await resumed.steps[0].wait_for_leftovers(resumed.ctx)
     return await resumed.steps[0].already_done(resumed.ctx), shell, resumed
 
@@ -138,8 +98,8 @@ async def test_a_snapshot_etcdctl_finished_before_the_restart_is_kept_not_taken_
     assert done is not None and done.ok
     assert "the snapshot begun before the restart was finished on cp-1" in done.summary
     assert done.outcome(SavedSnapshot) == SavedSnapshot.model_validate(resumed.ctx.partial)
-    assert shell.sent[0] == ("cp-1", None, leftover_check("snapshot"))
-    assert not any("save" in argv for _, _, argv in shell.sent)
+    assert sent(shell)[0] == ("cp-1", None, leftover_check("snapshot"))
+    assert not any("save" in argv for _, _, argv in sent(shell))
 
 
 async def test_a_snapshot_the_restart_cut_short_is_taken_again() -> None:

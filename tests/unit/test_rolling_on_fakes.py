@@ -14,7 +14,6 @@ from playbooks.ssh import CommandResult, OutputSink, SshTarget
 from playbooks.upgrade_cluster import UpgradeWorkers
 from playbooks.upgrade_cluster_plan import UpgradeWorkersParams
 from tests.fakes import FakeKube, FakeShell, Reply, cluster_of, node
-from tests.fakes.ssh import unwrapped
 
 WORKERS = ["worker-1", "worker-2", "worker-3"]
 
@@ -26,18 +25,18 @@ class Fleet(FakeShell):
     kube: FakeKube = field(default_factory=FakeKube)
     most_cordoned: int = 0
 
-    async def run(
+    async def answer(
         self,
         target: SshTarget,
         argv: Sequence[str],
         *,
-        timeout: float = 600,
-        on_output: OutputSink | None = None,
+        running: str | None,
+        on_output: OutputSink | None,
     ) -> CommandResult:
         cordoned = sum(n.unschedulable for n in await self.kube.list_nodes())
         self.most_cordoned = max(self.most_cordoned, cordoned)
-        result = await super().run(target, argv, timeout=timeout, on_output=on_output)
-        if tuple(unwrapped(argv)) == ("systemctl", "restart", "kubelet") and result.ok:
+        result = await super().answer(target, argv, running=running, on_output=on_output)
+        if tuple(argv) == ("systemctl", "restart", "kubelet") and result.ok:
 
             def restarted(obj: dict[str, Any]) -> None:
                 obj["status"]["nodeInfo"]["kubeletVersion"] = "v1.31.3"
