@@ -17,7 +17,6 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes.aio import client as kube_client
 from kubernetes.aio import config as kube_config
-from kubernetes.aio import watch as kube_watch
 from kubernetes.aio.client.exceptions import ApiException
 from yarl import URL
 
@@ -275,7 +274,8 @@ class KubeApi:
 
     async def watch_pdbs(self, *, timeout_seconds: int = 60) -> AsyncIterator[tuple[str, Obj]]:
         async for kind, obj in self._watch(
-            self.policy.list_pod_disruption_budget_for_all_namespaces, timeout_seconds
+            self.policy.list_pod_disruption_budget_for_all_namespaces_without_preload_content,
+            timeout_seconds,
         ):
             yield kind, obj
 
@@ -283,7 +283,7 @@ class KubeApi:
         self, node: str, *, timeout_seconds: int = 60
     ) -> AsyncIterator[tuple[str, Obj]]:
         async for kind, obj in self._watch(
-            self.core.list_pod_for_all_namespaces,
+            self.core.list_pod_for_all_namespaces_without_preload_content,
             timeout_seconds,
             field_selector=f"spec.nodeName={node}",
         ):
@@ -293,27 +293,36 @@ class KubeApi:
         self, name: str, *, timeout_seconds: int = 60
     ) -> AsyncIterator[tuple[str, Obj]]:
         async for kind, obj in self._watch(
-            self.core.list_node,
+            self.core.list_node_without_preload_content,
             timeout_seconds,
             field_selector=f"metadata.name={name}",
         ):
             yield kind, obj
 
     async def _watch(
-        self, list_call: Any, timeout_seconds: int, **kwargs: Any
+        self, list_call: Callable[..., Awaitable[Any]], timeout_seconds: int, **kwargs: Any
     ) -> AsyncIterator[tuple[str, Obj]]:
-        stream = kube_watch.Watch()
+        """A watch read straight off the stream, each event's JSON parsed once into dicts. The
+        client's `Watch()` would build an API client of its own (a TLS context on the event
+        loop) for every watch and turn every event into the client's models and back."""
         try:
-            async for event in stream.stream(list_call, timeout_seconds=timeout_seconds, **kwargs):
-                yield str(event["type"]), dict(event["raw_object"])
+            response = await list_call(watch=True, timeout_seconds=timeout_seconds, **kwargs)
         except ApiException as error:
             raise KubeError(
                 f"the Kubernetes API answered {error.status} to a watch", status=error.status
             ) from error
         except (aiohttp.ClientError, TimeoutError) as error:
             raise KubeError(f"a watch on the Kubernetes API broke: {error}") from error
+        try:
+            if response.status >= 400:
+                raise KubeError(
+                    f"the Kubernetes API answered {response.status} to a watch",
+                    status=response.status,
+                )
+            async for event in _watch_events(response):
+                yield event
         finally:
-            await stream.close()
+            response.release()
 
     # HPAs -----------------------------------------------------------------------------------
 
@@ -338,6 +347,27 @@ class KubeApi:
             ),
             f"patching HPA {namespace}/{name}",
         )
+
+
+async def _watch_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Obj]]:
+    """The events of a watch response, one JSON object per line, until the server ends it.
+    An ERROR event (410 Gone: the resource version is too old) ends the watch as the answer
+    it carries (https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes)."""
+    try:
+        while line := await response.content.readline():
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            kind, obj = str(event.get("type")), dict(event.get("object") or {})
+            if kind == "ERROR":
+                status = obj.get("code")
+                raise KubeError(
+                    f"the Kubernetes API answered {status} to a watch: {obj.get('message', '')}",
+                    status=status if isinstance(status, int) else None,
+                )
+            yield kind, obj
+    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        raise KubeError(f"a watch on the Kubernetes API broke: {error}") from error
 
 
 async def _json_answer(response: aiohttp.ClientResponse, doing: str) -> Obj:
