@@ -7,6 +7,7 @@ nodes ever unschedulable, PDB violations, and the Slack API calls the job made. 
 `--minor-ha`, also `minor_ha`: three control planes, v1.31 -> v1.32, N = 4, and (unless
 `--peer none`) the same upgrade by the kubespray-style Ansible playbook in bench/ansible/ on a
 fresh testbed of its own: `ansible_s`, `ratio_vs_ansible` and Ansible's own safety counters.
+`--peer-pace fast` runs the peer without kubespray's coarse polls (`ansible_pace` says which).
 """
 
 from __future__ import annotations
@@ -319,6 +320,7 @@ async def ansible_run(
     control_planes: int,
     target: str,
     budget: str | None,
+    pace: str,
 ) -> dict[str, Any]:
     """The peer: bench/ansible/upgrade-cluster.yml on a fresh testbed with the same workload."""
     if not sshd.can_use_mount_namespaces():
@@ -331,20 +333,20 @@ async def ansible_run(
         description = json.loads((directory / "testbed.json").read_text())
         with tempfile.TemporaryDirectory(prefix="bench-upgrade-ansible-") as scratch:
             run = await peer.run_upgrade(
-                description, version=target, serial=serial, scratch=Path(scratch)
+                description, version=target, serial=serial, scratch=Path(scratch), pace=pace
             )
         stats = testbed.apiserver.stats()
         unready = not_ready(testbed)
         problems = fleet_problems(testbed, target)
     if not run.ok:
         print(run.output[-6000:], file=sys.stderr, flush=True)
-    figures = peer.figures(run, stats, not_ready=len(unready), problems=problems)
+    figures = peer.figures(run, stats, not_ready=len(unready), problems=problems, pace=pace)
     print(f"ansible peer: {json.dumps(figures)}", file=sys.stderr, flush=True)
     return figures
 
 
 async def main(
-    workers: int, levels: list[int], *, minor_ha: bool, peer_tool: str
+    workers: int, levels: list[int], *, minor_ha: bool, peer_tool: str, peer_pace: str
 ) -> dict[str, Any]:
     results = {}
     for level in levels:
@@ -366,6 +368,7 @@ async def main(
                     control_planes=3,
                     target="v1.32.0",
                     budget=MINOR_HA_PDB,
+                    pace=peer_pace,
                 )
             results["minor_ha"] |= peer.compared(results["minor_ha"], ansible)
     return results
@@ -391,8 +394,23 @@ if __name__ == "__main__":
         default="ansible",
         help="with --minor-ha: the same upgrade by bench/ansible's playbook (default), or none",
     )
+    parser.add_argument(
+        "--peer-pace",
+        choices=tuple(peer.PACES),
+        default="kubespray",
+        help="the peer's polls: kubespray's own (drain under async, poll 15 s; /healthz every "
+        "5 s), or fast (drain in the foreground, /healthz every 1 s)",
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",") if x]
-    figures = asyncio.run(main(args.workers, levels, minor_ha=args.minor_ha, peer_tool=args.peer))
+    figures = asyncio.run(
+        main(
+            args.workers,
+            levels,
+            minor_ha=args.minor_ha,
+            peer_tool=args.peer,
+            peer_pace=args.peer_pace,
+        )
+    )
     print(json.dumps(figures))
     sys.exit(0 if succeeded(figures) else 1)

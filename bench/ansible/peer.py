@@ -118,8 +118,16 @@ def inventory_problems(listed: dict[str, Any], description: dict[str, Any]) -> l
     return problems
 
 
+# The playbook's pace: kubespray's own polls (the drain under async with `poll: 15`, /healthz
+# every 5 s), or "fast": the drain in the foreground and /healthz every 1 s.
+PACES: dict[str, dict[str, int]] = {
+    "kubespray": {},
+    "fast": {"drain_async": 0, "check_api_delay": 1},
+}
+
+
 async def run_upgrade(
-    description: dict[str, Any], *, version: str, serial: int, scratch: Path
+    description: dict[str, Any], *, version: str, serial: int, scratch: Path, pace: str
 ) -> PlaybookRun:
     """Check the inventory and the playbook, then run it; the checks are not timed."""
     playbook_bin = ansible_executable().with_name("ansible-playbook")
@@ -142,7 +150,7 @@ async def run_upgrade(
     code, output, _ = await _run([*playbook, "--syntax-check"], environment)
     if code != 0:
         raise PeerError(f"ansible-playbook --syntax-check failed ({code}): {output[-2000:]}")
-    extra = json.dumps({"kube_version": version, "serial": serial})
+    extra = json.dumps({"kube_version": version, "serial": serial} | PACES[pace])
     load_before, started = os.getloadavg()[0], time.monotonic()
     code, output, banners = await _run([*playbook, "--extra-vars", extra], environment)
     finished, load_after = time.monotonic(), os.getloadavg()[0]
@@ -152,7 +160,7 @@ async def run_upgrade(
 
 
 def figures(
-    run: PlaybookRun, stats: dict[str, Any], *, not_ready: int, problems: list[str]
+    run: PlaybookRun, stats: dict[str, Any], *, not_ready: int, problems: list[str], pace: str
 ) -> dict[str, Any]:
     """The peer's keys in bench.upgrade's `minor_ha`: its times, the testbed's safety counters
     over its run (`stats`), and what was wrong with the cluster afterwards (`problems`)."""
@@ -161,6 +169,7 @@ def figures(
     plays = {name.split(",")[0]: seconds for name, seconds in run.plays.items()}
     return {
         "ansible_s": round(run.seconds, 2),
+        "ansible_pace": pace,
         "ansible_control_planes_s": round(plays.get(CONTROL_PLANES_PLAY, 0.0), 2),
         "ansible_workers_s": round(plays.get(WORKERS_PLAY, 0.0), 2),
         "ansible_pdb_violations": stats["pdb_violations"],
