@@ -117,6 +117,8 @@ def build(
     alerts_token = settings.alerts_token or config.alerts.token
     redactor.register(alerts_token.get_secret_value() if alerts_token else None)
     parts = Parts(settings, config, store, audit, redactor, chat(config), clusters, backup_dir)
+    if isinstance(parts.chat, SlackChat):
+        parts.slack_health = parts.chat.health
     if outbox:
         rows = OutboxRows(store)
         parts.job_chat = OutboxChat(rows, parts.chat)

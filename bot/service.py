@@ -17,6 +17,7 @@ from bot.jobcontrol import JobControl
 from bot.markup import echo, escape
 from bot.readonly import ReadOnlyAnswers
 from bot.requests import ChangeRequests
+from bot.slack_health import SlackHealth
 from bot.work import Ack, Asker, Background, Work
 from commands import (
     CancelCommand,
@@ -43,7 +44,9 @@ class CommandDesk:
         job_control: JobControl,
         requests: ChangeRequests,
         background: Background,
+        slack: SlackHealth | None = None,
     ) -> None:
+        self._slack = slack
         self._clusters = clusters
         self._answers = answers
         self._job_control = job_control
@@ -51,6 +54,13 @@ class CommandDesk:
         self._background = background
 
     def receive_command(self, *, user: str, channel: str, text: str) -> Ack:
+        ack = self._receive(user=user, channel=channel, text=text)
+        # While Slack refuses kubegate's messages, the acknowledgement is the one answer that
+        # still reaches the person: it says why nothing else may follow.
+        note = self._slack.note() if self._slack is not None else None
+        return Ack(f"{ack.text}\n{note}", ack.work) if note else ack
+
+    def _receive(self, *, user: str, channel: str, text: str) -> Ack:
         try:
             command = parse_command(text)
         except CommandError as error:

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -30,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.chat import Card
 from bot.service import Kubegate
+from bot.slack_health import SlackHealth
 
 log = logging.getLogger(__name__)
 SLACK_TEXT_LIMIT = 2900  # a section block holds 3000 characters
@@ -77,34 +78,61 @@ def _section(text: str) -> dict[str, Any]:
 
 
 class SlackChat:
-    """The Chat interface over Slack's Web API."""
+    """The Chat interface over Slack's Web API; `health` says whether Slack takes the calls."""
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        self.health = SlackHealth()
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], **arguments: Any) -> Any:
+        try:
+            response = await method(**arguments)
+        except Exception as error:
+            self.health.failed(error)
+            raise
+        self.health.answered()
+        return response
 
     async def post(self, channel: str, card: Card, *, thread_ts: str | None = None) -> str:
-        response = await self.client.chat_postMessage(
-            channel=channel, text=card.headline, blocks=card_blocks(card), thread_ts=thread_ts
+        response = await self._call(
+            self.client.chat_postMessage,
+            channel=channel,
+            text=card.headline,
+            blocks=card_blocks(card),
+            thread_ts=thread_ts,
         )
         return str(response["ts"])
 
     async def update(self, channel: str, ts: str, card: Card) -> None:
-        await self.client.chat_update(
-            channel=channel, ts=ts, text=card.headline, blocks=card_blocks(card)
+        await self._call(
+            self.client.chat_update,
+            channel=channel,
+            ts=ts,
+            text=card.headline,
+            blocks=card_blocks(card),
         )
 
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
-        await self.client.chat_postEphemeral(
-            channel=channel, user=user, text=text, blocks=[_section(text)]
+        await self._call(
+            self.client.chat_postEphemeral,
+            channel=channel,
+            user=user,
+            text=text,
+            blocks=[_section(text)],
         )
 
     async def ephemeral_card(self, channel: str, user: str, card: Card) -> None:
-        await self.client.chat_postEphemeral(
-            channel=channel, user=user, text=card.headline, blocks=card_blocks(card)
+        await self._call(
+            self.client.chat_postEphemeral,
+            channel=channel,
+            user=user,
+            text=card.headline,
+            blocks=card_blocks(card),
         )
 
     async def upload(self, channel: str, thread_ts: str, *, title: str, content: str) -> None:
-        await self.client.files_upload_v2(
+        await self._call(
+            self.client.files_upload_v2,
             channel=channel,
             thread_ts=thread_ts,
             title=title,

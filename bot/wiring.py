@@ -43,6 +43,7 @@ from bot.roots import RootMessages
 from bot.service import CommandDesk, Kubegate
 from bot.silence_flow import SilenceClicks
 from bot.silences import SilenceRecords
+from bot.slack_health import SlackHealth
 from bot.starter import JobStarter
 from bot.store import Store
 from bot.store_health import StoreWrites
@@ -124,6 +125,8 @@ class Parts:
     # a job never waits on Slack; the chat itself when None (the console).
     job_chat: Chat | None = None
     outbox: OutboxDelivery | None = None
+    # Whether Slack's Web API takes kubegate's calls (the Slack chat's own); None: the console.
+    slack_health: SlackHealth | None = None
     lease: JobsLease | None = None  # `serve`: one process owns the jobs of a database
 
     @property
@@ -294,6 +297,7 @@ def _command_desk(core: Core) -> CommandDesk:
             starter=core.starter,
         ),
         background=core.background,
+        slack=parts.slack_health,
     )
 
 

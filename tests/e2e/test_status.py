@@ -101,3 +101,33 @@ async def test_status_shows_messages_waiting_for_slack_after_an_outage_then_none
     status = await status_of(testbed, "U0ALICE")
     assert "Slack:" not in status.shown
     assert "Jobs run by: kubegate on host" in status.shown
+
+
+async def acknowledged(testbed: Testbed, user: str, command_line: str) -> str:
+    """The slash command's own answer: it goes back on the request, not through the Web API."""
+    response = await testbed.slack.user(user).slash(command_line, channel=CHANNEL)
+    assert response.status == 200, response.body
+    return str((response.json or {}).get("text", response.body))
+
+
+async def test_during_a_slack_outage_the_commands_own_answer_says_slack_refuses_messages(
+    testbed: Testbed, kubegate: Served
+) -> None:
+    root = await request(testbed, "U0ALICE", "cordon worker-3")
+    assert "refusing" not in await acknowledged(testbed, "U0ALICE", "/kube jobs")
+    assert testbed.faults is not None
+    await testbed.faults.apply("slack-error", ["500"])
+    await click(testbed, "U0BOB", root, "Approve")  # the job's messages cannot be sent now
+    await until(lambda: job_state(kubegate.db, 1) == "SUCCEEDED", timeout=30)
+    await until(lambda: messages_waiting(kubegate.db) > 0, timeout=30)
+
+    # `/kube status` would answer through the Web API, which fails: its acknowledgement says so.
+    ack = await acknowledged(testbed, "U0ALICE", "/kube status")
+    assert "Slack has been refusing kubegate's messages for " in ack, ack
+    assert "(last: HTTP 500" in ack
+    assert "Jobs keep running and their messages are kept until Slack takes them" in ack
+
+    await testbed.faults.apply("slack-error-clear", [])
+    await wait_text(testbed, root.ts, "SUCCEEDED", timeout=60)
+    await until(lambda: messages_waiting(kubegate.db) == 0, timeout=60)
+    assert "refusing" not in await acknowledged(testbed, "U0ALICE", "/kube jobs")
