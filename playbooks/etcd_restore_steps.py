@@ -21,6 +21,7 @@ from playbooks.errors import OperationError
 from playbooks.etcd_members import MemberPlan, initial_cluster
 from playbooks.etcd_tools import etcd_tools
 from playbooks.plan import StepParams
+from playbooks.remote import NodeRef, Remote, RemoteCommand, running_file, wait_for_leftover
 from playbooks.ssh import CommandResult, SshTarget
 
 MANIFESTS = "/etc/kubernetes/manifests"
@@ -212,6 +213,12 @@ class RestoreMembers(Step[RestoreMembersParams]):
     name: ClassVar[str] = "restore-members"
     params_model: ClassVar[type[StepParams]] = RestoreMembersParams
 
+    async def wait_for_leftovers(self, ctx: StepContext) -> None:
+        for member in self.params.members:
+            await wait_for_leftover(
+                ctx, NodeRef(name=member.node, address=member.address), self.name
+            )
+
     async def run(self, ctx: StepContext) -> StepResult:
         ssh = await ctx.cluster.ssh()
         members = self.params.members
@@ -235,7 +242,17 @@ class RestoreMembers(Step[RestoreMembersParams]):
                 f"--initial-advertise-peer-urls={member.peer_url}",
             )
             await ctx.progress(f"{member.node}: {' '.join(restore)}\n")
-            await must(ssh, target, restore, "etcdutl snapshot restore")
+            # Under a running file: a restore still writing when kubegate restarted is waited
+            # for, never cleared away under it by this step's next run.
+            remote = Remote(ssh, target, timeout=300)
+            ran = await remote.run(
+                RemoteCommand.of(*restore), running=running_file(ctx.job_id, self.name)
+            )
+            if not ran.ok:
+                raise RestoreError(
+                    f"etcdutl snapshot restore on {target.node} failed (exit "
+                    f"{ran.exit_status}): {ran.tail(5)}"
+                )
         return StepResult.done(
             f"restored into a fresh data dir on every member (token {token}, "
             f"--initial-cluster={cluster})",

@@ -1,6 +1,7 @@
 """Running files on the fake tier, beyond the upgrade: every provisioning step that changes the
 new host runs its commands with the running file that a resume then checks on that host, and
-an etcd snapshot begun before a restart is kept when etcdctl finished it, taken again when not.
+an etcd snapshot begun before a restart is kept when etcdctl finished it, taken again when not,
+and a restore's `etcdutl snapshot restore` on each member is waited for there.
 """
 
 from __future__ import annotations
@@ -8,9 +9,12 @@ from __future__ import annotations
 import pytest
 
 from commands import ProvisionNodeCommand
-from playbooks.base import Step, StepResult
+from playbooks.base import Step, StepContext, StepResult
 from playbooks.etcd_backup import BackupSnapshot, SavedSnapshot, decide_backup
+from playbooks.etcd_members import MemberPlan
+from playbooks.etcd_restore_steps import RestoreMembers, RestoreMembersParams
 from playbooks.etcd_tools import FIND_ETCD_CONTAINER
+from playbooks.plan import Plan
 from playbooks.provision_plan import ProvisionSnapshot, decide_provision
 from playbooks.remote import LEFTOVER, running_file
 from tests.fakes import FakeKube, FakeShell, Reply, Run, cluster_of, node
@@ -105,3 +109,40 @@ async def test_a_snapshot_etcdctl_finished_before_the_restart_is_kept_not_taken_
 async def test_a_snapshot_the_restart_cut_short_is_taken_again() -> None:
     done, _, _ = await snapshot_resumed(finished=False)
     assert done is None
+
+
+MEMBERS = [
+    MemberPlan(
+        node=f"cp-{i}",
+        address=f"10.0.0.{i}",
+        name=f"cp-{i}",
+        peer_url=f"https://10.0.0.{i}:2380",
+        data_dir="/var/lib/etcd",
+    )
+    for i in (1, 2, 3)
+]
+
+
+async def _quiet(text: str) -> None:
+    return None
+
+
+async def test_each_members_restore_runs_with_its_running_file_and_a_resume_waits_on_every_host() -> (
+    None
+):
+    shell = FakeShell()
+    shell.reply(FIND_ETCD_CONTAINER, Reply(stdout=CONTAINER + "\n"))
+    handle = cluster_of(FakeKube(node("cp-1", roles=("control-plane",))), shell)
+    plan = Plan(verb="restore", cluster="test", target="etcd", title="", steps=[])
+    ctx = StepContext(cluster=handle, plan=plan, job_id=1, results={}, say=_quiet)
+    step = RestoreMembers(
+        "Restore the snapshot on every member",
+        RestoreMembersParams(members=MEMBERS, backup="etcd-20261130T120000Z"),
+    )
+    assert (await step.run(ctx)).ok
+
+    restores = [(host, running) for host, running, argv in sent(shell) if "restore" in argv]
+    assert restores == [(m.node, running_file(1, "restore-members")) for m in MEMBERS]
+    shell.calls.clear()
+    await step.wait_for_leftovers(ctx)
+    assert sent(shell) == [(m.node, None, leftover_check("restore-members")) for m in MEMBERS]
