@@ -20,6 +20,7 @@ from playbooks.base import (
     ClusterHandle,
     PlanError,
     Playbook,
+    RemoteShell,
     Step,
     StepContext,
     StepOutcome,
@@ -96,6 +97,7 @@ class SaveSnapshot(Step[SaveSnapshotParams]):
     name: ClassVar[str] = "snapshot"
     params_model: ClassVar[type[StepParams]] = SaveSnapshotParams
     stoppable: ClassVar[bool] = True  # a half-written snapshot file harms nothing
+    undoes_partial: ClassVar[bool] = True  # what a save cut short wrote is removed too
 
     async def run(self, ctx: StepContext) -> StepResult:
         target = await control_plane_target(ctx.cluster)
@@ -103,6 +105,9 @@ class SaveSnapshot(Step[SaveSnapshotParams]):
         tools = await etcd_tools(ssh, target, ctx.cluster.inventory.etcd)
         name = f"etcd-{ctx.cluster.name}-job{ctx.job_id}-{stamp()}"
         remote = f"{tools.snapshot_dir}/kubegate-{name}.db"
+        cut_short = self._started(ctx)
+        if cut_short is not None:  # an earlier try never finished: what it wrote goes
+            await _remove_snapshot(ssh, target, cut_short.remote)
         if tools.container is None:
             made = await ssh.run(target, ["mkdir", "-p", tools.snapshot_dir])
             if not made.ok:
@@ -149,6 +154,41 @@ class SaveSnapshot(Step[SaveSnapshotParams]):
             f"{started.remote}",
             started,
         )
+
+    async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
+        """The snapshot holds every Secret of the cluster: an aborted backup leaves no copy of
+        it behind, neither on the node nor half-fetched here. (Once copied off and sealed, the
+        copy step has removed the node's file: nothing is left to undo.)"""
+        if "remote" not in result.data:  # stopped before it began a save
+            return None
+        saved = result.outcome(SavedSnapshot)
+        if not result.ok:  # stopped midway: a save still running there ends first
+            await wait_for_leftover(ctx, NodeRef(name=saved.node), self.name)
+        await asyncio.to_thread(plain_copy(ctx.cluster.backup_dir, saved.remote).unlink, True)
+        node = await Remote.open(ctx, NodeRef(name=saved.node))
+        there = RemoteCommand.script(
+            "is the snapshot still there", '[ -e "$1" ] || [ -e "$1.part" ]', saved.remote
+        )
+        if not (await node.run(there)).ok:
+            return None
+        gone = await _remove_snapshot(node.ssh, node.target, saved.remote)
+        if not gone.ok:
+            return (
+                f"could not remove the snapshot {saved.remote} on {saved.node} "
+                f"(exit {gone.exit_status}): remove it by hand, it holds every Secret"
+            )
+        return f"removed the snapshot {saved.remote} from {saved.node}"
+
+
+async def _remove_snapshot(ssh: RemoteShell, target: SshTarget, remote: str) -> CommandResult:
+    # etcdctl writes `<file>.part` and renames it once whole; a killed save leaves the part.
+    return await ssh.run(target, ["rm", "-f", "--", remote, remote + ".part"])
+
+
+def plain_copy(directory: Path, remote: str) -> Path:
+    """Where the copy step fetches the node's snapshot to, plain only until it is sealed."""
+    name = Path(remote).name.removeprefix("kubegate-").removesuffix(".db")
+    return directory / f".{name}.db.partial"
 
 
 class VerifySnapshotParams(StepParams):
@@ -227,7 +267,7 @@ class CopyOffHost(Step[CopyOffHostParams]):
         # Only kubegate's own user may list the backups, let alone read them.
         await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
         name = Path(saved.remote).name.removeprefix("kubegate-").removesuffix(".db")
-        plain = directory / f".{name}.db.partial"  # plain only until sealed, 0600 throughout
+        plain = plain_copy(directory, saved.remote)  # 0600 throughout
         sealed = directory / (name + SEALED)
         try:
             await fetch_root_file(ssh, target, saved.remote, plain)

@@ -6,11 +6,14 @@ and a restore's `etcdutl snapshot restore` on each member is waited for there.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from commands import ProvisionNodeCommand
 from playbooks.base import Step, StepContext, StepResult
-from playbooks.etcd_backup import BackupSnapshot, SavedSnapshot, decide_backup
+from playbooks.etcd_backup import BackupSnapshot, SavedSnapshot, decide_backup, plain_copy
 from playbooks.etcd_members import MemberPlan
 from playbooks.etcd_restore_steps import RestoreMembers, RestoreMembersParams
 from playbooks.etcd_tools import FIND_ETCD_CONTAINER
@@ -146,3 +149,48 @@ async def test_each_members_restore_runs_with_its_running_file_and_a_resume_wait
     shell.calls.clear()
     await step.wait_for_leftovers(ctx)
     assert sent(shell) == [(m.node, None, leftover_check("restore-members")) for m in MEMBERS]
+
+
+async def test_a_snapshot_the_restart_cut_short_leaves_nothing_beside_the_new_one() -> None:
+    done, shell, resumed = await snapshot_resumed(finished=False)
+    assert done is None
+    earlier = SavedSnapshot.model_validate(resumed.ctx.partial).remote
+    shell.calls.clear()
+    assert (await resumed.steps[0].run(resumed.ctx)).ok
+    argvs = [argv for _, _, argv in sent(shell)]
+    removal = ("rm", "-f", "--", earlier, earlier + ".part")
+    assert removal in argvs
+    assert argvs.index(removal) < next(i for i, a in enumerate(argvs) if "save" in a)
+
+
+@pytest.mark.parametrize("still_there", [True, False])
+async def test_an_aborted_backup_leaves_no_copy_of_the_snapshot_on_the_node_or_here(
+    still_there: bool, tmp_path: Path
+) -> None:
+    shell = FakeShell()
+    shell.reply(FIND_ETCD_CONTAINER, Reply(stdout=CONTAINER + "\n"))
+    kube = FakeKube(node("cp-1", roles=("control-plane",)))
+    handle = replace(cluster_of(kube, shell), backup_dir=tmp_path / "backups")
+    seen = BackupSnapshot(
+        handle.name, handle.inventory, await kube.list_nodes(), handle.backup_dir, 3
+    )
+    run = Run(decide_backup(seen), handle)
+    saved = await run.steps[0].run(run.ctx)
+    remote = saved.outcome(SavedSnapshot).remote
+    half_fetched = plain_copy(handle.backup_dir, remote)
+    half_fetched.parent.mkdir()
+    half_fetched.write_bytes(b"every secret of the cluster")
+    look = ("sh", "-c", '[ -e "$1" ] || [ -e "$1.part" ]', "sh", remote)
+    shell.reply(look, Reply(exit_status=0 if still_there else 1))
+    shell.calls.clear()
+
+    said = await run.steps[0].compensate(run.ctx, saved)
+
+    assert not half_fetched.exists()
+    removed = ("cp-1", None, ("rm", "-f", "--", remote, remote + ".part"))
+    if still_there:
+        assert said == f"removed the snapshot {remote} from cp-1"
+        assert removed in sent(shell)
+    else:
+        assert said is None
+        assert removed not in sent(shell)
