@@ -103,6 +103,18 @@ class StageSnapshot(Step[StageParams]):
 
     name: ClassVar[str] = "stage-snapshot"
     params_model: ClassVar[type[StepParams]] = StageParams
+    undoes_partial: ClassVar[bool] = True  # members staged before it stopped are cleared too
+
+    async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
+        """The staged snapshots hold every Secret of the cluster: an aborted restore does not
+        leave them on the hosts either (nor a plain copy here)."""
+        plain = ctx.cluster.backup_dir / f".restore-job{ctx.job_id}.db.partial"
+        await asyncio.to_thread(plain.unlink, True)
+        ssh = await ctx.cluster.ssh()
+        for member in self.params.members:
+            staged = staged_path(member, self.params.backup)
+            await must(ssh, target_of(ctx.cluster, member), ["rm", "-f", "--", staged], "rm")
+        return "removed the staged snapshots from " + ", ".join(m.node for m in self.params.members)
 
     async def run(self, ctx: StepContext) -> StepResult:
         params = self.params
@@ -218,6 +230,23 @@ class RestoreMembers(Step[RestoreMembersParams]):
             await wait_for_leftover(
                 ctx, NodeRef(name=member.node, address=member.address), self.name
             )
+
+    undoes_partial: ClassVar[bool] = True  # a restore cut short leaves its data dir too
+
+    async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
+        """Restored data never put in place goes (it holds every Secret); data a swap put in
+        place and its undo set aside is the swap's to keep."""
+        await self.wait_for_leftovers(ctx)
+        ssh = await ctx.cluster.ssh()
+        removed = []
+        for member in self.params.members:
+            target, fresh = target_of(ctx.cluster, member), fresh_dir(member, ctx.job_id)
+            if (await ssh.run(target, ["test", "-e", fresh])).ok:
+                await must(ssh, target, ["rm", "-rf", "--", fresh], "removing restored data")
+                removed.append(member.node)
+        if not removed:
+            return None
+        return "removed the restored data not put in place on " + ", ".join(removed)
 
     async def run(self, ctx: StepContext) -> StepResult:
         ssh = await ctx.cluster.ssh()

@@ -28,6 +28,7 @@ from tests.e2e.slack_steps import (
     wait_text,
 )
 from tests.e2e.test_etcd_backup_kubeadm import decrypt
+from tests.e2e.test_upgrade_ha import node_root
 from tests.integration.fleet_helpers import openssh
 
 RESTORE_STEPS = 7
@@ -174,3 +175,9 @@ async def test_aborting_a_halted_restore_brings_the_api_servers_back_and_leaves_
 
         assert "Ready" in await asyncio.to_thread(kubectl, testbed, "get", "nodes")
         assert "written after" in await etcd.etcdctl("get", "/kubegate-e2e/after")
+        # The staged snapshots and cp-1's restored data hold every Secret: none stays behind.
+        assert "removed the staged snapshots from cp-1, cp-2, cp-3" in cancelled.shown
+        assert "removed the restored data not put in place on cp-1" in cancelled.shown
+        for node in ("cp-1", "cp-2", "cp-3"):
+            data = node_root(testbed, node) / "var/lib/etcd"
+            assert sorted(p.name for p in data.glob("kubegate-restore-*")) == [], node
