@@ -10,7 +10,7 @@ from bot.access import Access
 from bot.audit import AuditLog
 from bot.chat import Chat
 from bot.engine import Engine, RootRefresher
-from bot.gates import started
+from bot.gates import Stop, gate, started
 from bot.store import END_STATES, Job, JobState, Store, utcnow
 from bot.work import Asker, Spawner
 from commands import CancelCommand, RetryCommand
@@ -38,6 +38,16 @@ def retry_refusal(engine: Engine, store: Store, job: Job) -> str | None:
     """Why a retry of a halted job cannot start now (a freeze, a lock someone else took), in
     the words of the person retrying; None when it may."""
     return engine.retry_refusal(job.id) or relock(store, job)
+
+
+def sent_back_for_approval(store: Store, job: Job) -> str | None:
+    """What the person retrying hears when the retry only sends the job back for a fresh
+    approval (its execution window closed): never "Retrying…" for a job that will not run yet.
+    A freeze was refused before this; drift is found later, against the live cluster."""
+    stop = gate(job, now=utcnow(), freeze=None, started=started(store.steps(job.id)), retry=True)
+    if stop is None or stop.stop is not Stop.REAPPROVE or not job.approvals_needed:
+        return None
+    return f"{stop.reason} Nothing ran now: its message asks for the approval."
 
 
 class JobControl:
@@ -136,7 +146,10 @@ class JobControl:
             return refusal
         asker = Asker(user, job.channel, f"retry {job.id}", f"retrying job #{job.id}", job.id)
         self._spawner.spawn(self._engine_resume(job.id, user), asker=asker)
-        return f"Retrying job #{job.id} from its first unfinished step."
+        return (
+            sent_back_for_approval(self._store, job)
+            or f"Retrying job #{job.id} from its first unfinished step."
+        )
 
     async def _engine_resume(self, job_id: int, user: str) -> None:
         await self._engine.resume(job_id, actor=user, from_states=HALTED)

@@ -85,6 +85,10 @@ async def test_a_retry_after_the_execution_window_closed_waits_for_a_fresh_appro
     await testbed.slack.user("U0ALICE").slash("/kube retry 1", channel=CHANNEL)
     again = await wait_text(testbed, root.ts, "Fresh approval needed")
     assert "execution window closed" in again.shown and "[Approve]" in again.shown
+    # The person retrying is told so too, never "Retrying…" for a job that does not run.
+    told = await wait_ephemeral(testbed, "U0ALICE", "needs a fresh approval")
+    assert "Nothing ran now" in told.shown
+    assert not any("Retrying" in m.shown for m in testbed.slack.ephemerals(CHANNEL, "U0ALICE"))
     assert "Needs 1 more approval" in again.shown  # Bob's first vote does not carry over
     assert job_row(kubegate.db, 1)["state"] == "PENDING_APPROVAL"
     await wait_reply(testbed, root, "Approve it again")

@@ -7,7 +7,6 @@ import hashlib
 import json
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,16 +18,11 @@ from bot.audit_keys import key_file_next_to
 from bot.chain import GENESIS, UNKEYED, link_hash
 from bot.redact import Redactor
 from bot.store import Job, JobState, Store
+from tests.unit import cli_in_process
 
 
 def kubegate(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "kubegate"), *args],
-        env={"KUBEGATE_DB": str(db), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return cli_in_process.kubegate({"KUBEGATE_DB": str(db), "PATH": "/usr/bin:/bin"}, *args)
 
 
 def anchor(store: Store, db: Path) -> None:

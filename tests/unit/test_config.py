@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_config
+from tests.unit.cli_in_process import kubegate
 
 GOOD = """
 clusters:
@@ -27,6 +28,10 @@ policy:
 
 
 def check(path: Path) -> subprocess.CompletedProcess[str]:
+    return kubegate({"KUBEGATE_CONFIG": str(path), "PATH": "/usr/bin:/bin"}, "config", "check")
+
+
+def check_with_the_installed_command(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(Path(sys.executable).parent / "kubegate"), "config", "check"],
         env={"KUBEGATE_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
@@ -86,7 +91,7 @@ def test_a_misspelled_verb_an_unknown_role_and_a_bad_window_are_reported_togethe
         ).replace("requesters: [sre, lead]", "requesters: [sre, leads]")
         + "maintenance_windows:\n  weekend: {weekdays: [sat], start: '02:00', duration: 4x}\n"
     )
-    result = check(path)
+    result = check_with_the_installed_command(path)
     assert result.returncode == 2
     assert "policy[0].verbs[2]: unknown verb `drian` — did you mean `drain`?" in result.stderr
     assert "policy[0].requesters[1]: unknown role `leads` — did you mean `lead`?" in result.stderr
