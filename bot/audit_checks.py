@@ -147,6 +147,10 @@ def _anchor_problem(
     return broken
 
 
+def _deleted(first: int, last: int) -> str:
+    return f"event {first} was deleted" if first == last else f"events {first}–{last} were deleted"
+
+
 def _anchor_broken(store: Store, chain: ChainWalk, anchor: Anchor) -> BrokenLink | None:
     """The chain no longer holds what `anchor` vouched for: events cut off, or rewritten."""
     head = chain.head[0] if chain.head else 0
@@ -154,7 +158,7 @@ def _anchor_broken(store: Store, chain: ChainWalk, anchor: Anchor) -> BrokenLink
         return BrokenLink(
             None,
             f"the chain ends at event {head} but the anchor of {anchor.time} vouches for event "
-            f"{anchor.seq}: events {head + 1}–{anchor.seq} were deleted",
+            f"{anchor.seq}: " + _deleted(head + 1, anchor.seq),
         )
     rows = list(store.db.query("SELECT hash FROM audit WHERE id = ?", [anchor.seq]))
     if rows[0]["hash"] != anchor.hash:

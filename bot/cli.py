@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     config = sub.add_parser("config", help="configuration")
     config.add_argument("action", choices=["check"])
+    config.add_argument(
+        "file", nargs="?", default=None, help="the YAML config (default: $KUBEGATE_CONFIG)"
+    )
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify", help="walk the hash chain; names the first broken link")
@@ -72,7 +75,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _demo(args.dir)
     if args.command == "config":
-        return _config_check(Settings())
+        settings = Settings()
+        if args.file is not None:
+            settings = settings.model_copy(update={"config_path": Path(args.file)})
+        return _config_check(settings)
     if args.command == "backup":
         from bot.backup_cli import decrypt_backup
 

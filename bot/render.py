@@ -81,7 +81,10 @@ def root_card(
     if job.outcome:
         sections.append(outcome(job.outcome))
     buttons: list[Button] = []
-    if job.state is JobState.PENDING_APPROVAL:
+    # A job that needs no vote (break-glass, or none by policy) starts as soon as it is posted:
+    # its message never offers a vote that could not count.
+    votes_count = not job.break_glass and job.approvals_needed > 0
+    if job.state is JobState.PENDING_APPROVAL and votes_count:
         value = f"{job.id}:{job.plan_digest}"
         buttons = [
             Button("Approve", APPROVE, value, "primary"),

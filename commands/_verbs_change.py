@@ -97,7 +97,13 @@ def _build_scale(args: Arguments) -> Command:
 def _build_backup(args: Arguments) -> Command:
     if args.words and args.words[0].lower() == "pki":
         return _build_backup_pki(args)
-    _require_keyword(args, "etcd", "etcd")
+    if not args.words or args.words[0].lower() != "etcd":
+        given = f"'{args.words[0]}'" if args.words else "nothing"
+        raise CommandError(
+            f"/kube backup takes etcd or pki (got {given}): write /kube backup etcd or "
+            "/kube backup pki.",
+            usage=args.usage,
+        )
     args.take("etcd")
     return args.build(BackupEtcdCommand)
 

@@ -362,3 +362,12 @@ def test_a_vote_recorded_through_the_audit_log_counts_once_and_verifies(tmp_path
     assert [e["action"] for e in log.events(job_id=job.id)] == ["job.state", "vote"]
     anchor(store, tmp_path / "k.db")
     assert kubegate(tmp_path / "k.db", "audit", "verify").returncode == 0
+
+
+def test_deleting_only_the_newest_event_is_said_as_one_event(tmp_path: Path) -> None:
+    filled_log(tmp_path / "k.db")
+    with attacker(tmp_path / "k.db") as conn:
+        conn.execute("DELETE FROM audit WHERE id = 3")
+    result = kubegate(tmp_path / "k.db", "audit", "verify")
+    assert result.returncode == 1
+    assert "the chain ends at event 2" in result.stdout and "event 3 was deleted" in result.stdout

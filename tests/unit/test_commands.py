@@ -435,7 +435,6 @@ def test_max_unavailable_is_for_cluster_upgrades_only() -> None:
     ("text", "keyword"),
     [
         ("scale deployment shop/web --min 1 --max 2", "hpa"),
-        ("backup vault", "etcd"),
         ("provision worker-5 --address 10.0.0.1", "node"),
         ("rotate keys", "certs"),
     ],
@@ -443,6 +442,13 @@ def test_max_unavailable_is_for_cluster_upgrades_only() -> None:
 def test_verbs_that_name_their_object_refuse_any_other(text: str, keyword: str) -> None:
     error = refusal(text)
     assert f"{keyword} …" in error.message and error.usage is not None
+
+
+@pytest.mark.parametrize("text", ["backup vault", "backup"])
+def test_backup_names_both_of_its_objects_when_given_another(text: str) -> None:
+    error = refusal(text)
+    assert "/kube backup takes etcd or pki" in error.message
+    assert "/kube backup etcd or /kube backup pki" in error.message and error.usage is not None
 
 
 def test_an_hpa_without_its_namespace_is_refused() -> None:

@@ -148,3 +148,14 @@ def test_a_rule_without_approvals_or_approvers_is_named_for_its_verbs_defaults(
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     result = check(tmp_path / "nope.yaml")
     assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_the_file_to_check_may_be_named_on_the_command_line(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(GOOD)
+    bad.write_text(GOOD.replace("verbs: [cordon", "verbs: [cordn"))
+    env = {"KUBEGATE_CONFIG": str(bad), "PATH": "/usr/bin:/bin"}
+    named = kubegate(env, "config", "check", str(good))
+    assert named.returncode == 0 and f"{good}: OK" in named.stdout
+    result = kubegate({"PATH": "/usr/bin:/bin"}, "config", "check", str(bad))
+    assert result.returncode == 2 and "did you mean `cordon`" in result.stderr
