@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bot.config import ConfigError, KubegateConfig, Settings, load_config
 
@@ -28,6 +29,22 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="start the testbed and a console on it")
     demo.add_argument(
         "--dir", default=None, help="testbed directory (default: a new temporary one)"
+    )
+    # The testbed's shapes, so a newcomer can try HA care and provisioning from the demo too.
+    demo.add_argument(
+        "--control-planes",
+        type=int,
+        default=1,
+        help="control planes cp-1..cp-N behind a load balancer, with a real N-member etcd (default 1)",
+    )
+    demo.add_argument("--workers", type=int, default=3, help="worker nodes (default 3)")
+    demo.add_argument(
+        "--spare", type=int, default=0, help="bare hosts spare-1..spare-N to provision (default 0)"
+    )
+    demo.add_argument(
+        "--load-balancer",
+        action="store_true",
+        help="a load balancer even with one control plane, so more control planes can join",
     )
     config = sub.add_parser("config", help="configuration")
     config.add_argument("action", choices=["check"])
@@ -73,7 +90,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "console":
         return asyncio.run(_console(Settings(), user=args.user, channel=args.channel))
     if args.command == "demo":
-        return _demo(args.dir)
+        return _demo(args.dir, _demo_shape(args))
     if args.command == "config":
         settings = Settings()
         if args.file is not None:
@@ -178,7 +195,26 @@ def _demo_machines_can_run() -> bool:
     return os.geteuid() == 0 and all(Path(program).exists() for program in programs)
 
 
-def _demo(directory: str | None) -> int:
+def _demo_shape(args: argparse.Namespace) -> list[str]:
+    """`python -m testbed up` options for the cluster the demo was asked for."""
+    shape = ["--control-planes", str(args.control_planes), "--workers", str(args.workers)]
+    shape += ["--spare", str(args.spare)] if args.spare else []
+    return shape + (["--load-balancer"] if args.load_balancer else [])
+
+
+def _demo_banner(info: dict[str, Any]) -> str:
+    """What the testbed holds, from its own description."""
+    planes = [plane["name"] for plane in info.get("control_planes") or []] or ["cp-1"]
+    spares = [name for name in info.get("ssh", {}).get("nodes", {}) if name.startswith("spare-")]
+    parts = [f"control planes {', '.join(planes)}"]
+    if info.get("load_balancer_url"):
+        parts.append(f"load balancer {info['load_balancer_url']}")
+    if spares:
+        parts.append(f"bare hosts to provision {', '.join(spares)}")
+    return "; ".join(parts)
+
+
+def _demo(directory: str | None, shape: list[str]) -> int:
     """Start the testbed as its own process, then a console on it, as a newcomer would."""
     # The testbed is test support, not in the installed package: only a checkout has it.
     if importlib.util.find_spec("testbed") is None:
@@ -193,7 +229,7 @@ def _demo(directory: str | None) -> int:
     description = where / "testbed.json"
     description.unlink(missing_ok=True)
     log = (where / "testbed.log").open("w")
-    command = [sys.executable, "-m", "testbed", "up", "--dir", str(where)]
+    command = [sys.executable, "-m", "testbed", "up", "--dir", str(where), *shape]
     if not _demo_machines_can_run():
         command.append("--no-fleet")
         print(
@@ -215,7 +251,8 @@ def _demo(directory: str | None) -> int:
                 return 1
             time.sleep(0.05)
         info = json.loads(description.read_text())
-        print(f"Testbed up in {where}: a fake cluster (cp-1, worker-1..3) and a Slack emulator.")
+        print(f"Testbed up in {where}: a fake cluster and a Slack emulator.")
+        print(f"  {_demo_banner(info)}")
         print(
             f"  kubectl --kubeconfig {info['kubeconfig']} get nodes   # the real kubectl works on it"
         )

@@ -317,9 +317,11 @@ class Store(SideRecords, LockRecords, ChainRecords):
                 )
 
     def step_started(self, job_id: int, index: int) -> None:
+        # A retried step starts afresh: its last attempt's outcome is no longer what it shows.
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE steps SET state = 'running', started_at = ? WHERE job_id = ? AND idx = ?",
+                "UPDATE steps SET state = 'running', started_at = ?, finished_at = NULL, "
+                "summary = NULL, output = NULL WHERE job_id = ? AND idx = ?",
                 [iso(utcnow()), job_id, index],
             )
 

@@ -131,9 +131,18 @@ class Inventory(BaseModel):
         access = self.nodes.get(target.node, NodeAccess())
         return (access.api_server or f"https://{target.host}:{API_SERVER_PORT}").rstrip("/")
 
+    def access_of(self, name: str, address: str | None) -> NodeAccess:
+        """The inventory's entry for `name`; without one, the entry that lists `address` under
+        another name: a new host is added to the inventory before it has its node name (as
+        `spare-1`, or its hostname), and its port and user hold whatever it is called later."""
+        if name in self.nodes or address is None:
+            return self.nodes.get(name, NodeAccess())
+        listing = [access for access in self.nodes.values() if access.address == address]
+        return listing[0] if len(listing) == 1 else NodeAccess()
+
     def target(self, node: NodeView) -> SshTarget | None:
         """Where to SSH for this node; None when it has no address at all."""
-        access = self.nodes.get(node.name, NodeAccess())
+        access = self.access_of(node.name, node.internal_ip)
         address = access.address or node.internal_ip
         if address is None:
             return None
@@ -147,9 +156,9 @@ class Inventory(BaseModel):
 
     def target_for_address(self, name: str, address: str) -> SshTarget:
         """Where to SSH for a host that is not a Node yet: the address asked for, with the
-        port and user the inventory gives that name (or the defaults). It is not that Node
-        yet, so it need not prove it is."""
-        access = self.nodes.get(name, NodeAccess())
+        port and user the inventory gives that name or that address (or the defaults). It is
+        not that Node yet, so it need not prove it is."""
+        access = self.access_of(name, address)
         return SshTarget(
             node=name,
             host=address,

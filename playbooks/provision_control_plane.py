@@ -102,6 +102,14 @@ async def observe_control_plane(
     return endpoint, problem
 
 
+async def pki_missing_from_vault(cluster: ClusterHandle) -> bool:
+    """Whether the cluster keeps its PKI in Vault but nothing is stored there yet: the join
+    would halt after the host was prepared, so the request is refused before."""
+    if not cluster.inventory.pki_in_vault or cluster.vault is None:
+        return False
+    return await cluster.vault.version(pki_vault_path(cluster.inventory, cluster.name)) == 0
+
+
 def control_plane_refusal(
     *,
     cluster: str,
@@ -109,6 +117,7 @@ def control_plane_refusal(
     etcd_problem: str | None,
     inventory: Inventory,
     vault_configured: bool,
+    pki_missing_from_vault: bool = False,
 ) -> str | None:
     """Why this cluster cannot take a new control plane now; None when it can. Pure."""
     if endpoint is None:
@@ -130,6 +139,13 @@ def control_plane_refusal(
             f"Cluster {cluster} keeps its PKI in Vault, but kubegate has no Vault configured: "
             "configure it, or set `pki_in_vault: false` to join with kubeadm's certificate key."
         )
+    if pki_missing_from_vault:
+        return (
+            f"Cluster {cluster} keeps its PKI in Vault, but Vault has none at "
+            f"{pki_vault_path(inventory, cluster)} yet: run `/kube backup pki` first, then ask "
+            "again (or set `pki_in_vault: false` to join with kubeadm's certificate key); "
+            "nothing was changed."
+        )
     return None
 
 
@@ -150,6 +166,10 @@ class PlaceClusterPki(Step[PlaceClusterPkiParams]):
         vault, host = ctx.cluster.vault, self.params.host
         if vault is None:
             return StepResult.failed("kubegate has no Vault configured")
+        if await vault.version(self.params.vault_path) == 0:  # removed since it was planned
+            return StepResult.failed(
+                f"Vault has nothing at {self.params.vault_path}: run `/kube backup pki` first"
+            )
         stored, version = await vault.read(self.params.vault_path)
         files = {name: str(stored.get(name) or "") for name in CLUSTER_PKI_FILES}
         missing = [name for name, text in files.items() if not text.strip()]

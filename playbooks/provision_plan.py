@@ -25,6 +25,7 @@ from playbooks.provision_control_plane import (
     control_plane_refusal,
     control_plane_steps,
     observe_control_plane,
+    pki_missing_from_vault,
 )
 from playbooks.provision_sources import PackageSourceParams
 from playbooks.provision_steps import NodeReadyParams, ProvisionPackagesParams
@@ -61,6 +62,8 @@ class ProvisionSnapshot:
     control_plane_endpoint: str | None = None
     etcd_problem: str | None = None
     vault_configured: bool = False
+    # The cluster keeps its PKI in Vault but `/kube backup pki` has stored none there yet.
+    pki_missing_from_vault: bool = False
 
 
 async def probe_host(cluster: ClusterHandle, name: str, address: str) -> HostProbe:
@@ -92,7 +95,13 @@ async def observe_provision(
     refuse_request(command, seen)
     if command.role == "control-plane":
         endpoint, problem = await observe_control_plane(cluster, join_source(seen), nodes)
-        seen = replace(seen, control_plane_endpoint=endpoint, etcd_problem=problem)
+        missing = await pki_missing_from_vault(cluster)
+        seen = replace(
+            seen,
+            control_plane_endpoint=endpoint,
+            etcd_problem=problem,
+            pki_missing_from_vault=missing,
+        )
         refuse_control_plane(command, seen)
     return replace(seen, host=await probe_host(cluster, command.node, str(command.address)))
 
@@ -174,6 +183,7 @@ def refuse_control_plane(command: ProvisionNodeCommand, seen: ProvisionSnapshot)
         etcd_problem=seen.etcd_problem,
         inventory=seen.inventory,
         vault_configured=seen.vault_configured,
+        pki_missing_from_vault=seen.pki_missing_from_vault,
     )
     if refusal is not None:
         raise PlanError(refusal)

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from testbed.fleet.control import ControlEndpoint
 from testbed.fleet.etcd_image import install_etcd_image
 from testbed.fleet.etcd_manifest import etcd_manifest
 from testbed.fleet.mirrors import seed_mirror_pods
+from testbed.fleet.shims.pki import issue_leaf
 
 if TYPE_CHECKING:
     from testbed.etcd import Etcd
@@ -151,6 +153,10 @@ class Fleet:
             pki = state_dir / "root/etc/kubernetes/pki/etcd"
             for target, source in member.pki.kubeadm_files().items():
                 shutil.copyfile(source, pki / target)
+            # The API server's etcd client certificate, which `kubeadm init phase certs
+            # apiserver-etcd-client` signs with the etcd CA: it waits for that CA, as here.
+            client = pki.parent / "apiserver-etcd-client"
+            issue_leaf(str(client), "apiserver-etcd-client", str(pki / "ca"), days=300)
             config_path = state_dir / "config.json"
             config = json.loads(config_path.read_text())
             config["etcd_endpoint"] = member.client_url
@@ -168,8 +174,12 @@ class Fleet:
             config_path.write_text(json.dumps(config, indent=2))
             if sshd.can_use_mount_namespaces():
                 own_as_root(pki)  # kubeadm's etcd keys are root's 0600, as every node file is
+                for path in (client.with_suffix(".crt"), client.with_suffix(".key")):
+                    os.chown(path, 0, 0)
             else:
                 layout.chown_tree(pki, fleet_account())
+                for path in (client.with_suffix(".crt"), client.with_suffix(".key")):
+                    layout.chown_tree(path, fleet_account())
             for path in pki.iterdir():
                 path.chmod(0o600)
 

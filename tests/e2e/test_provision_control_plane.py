@@ -164,6 +164,22 @@ async def test_two_control_planes_join_from_the_vault_ca_with_real_etcd_members_
             assert line not in text, f"a CA key leaked into {where}"
 
 
+async def test_a_control_plane_is_refused_before_anything_runs_until_the_pki_is_in_vault(
+    growing_testbed: Testbed, tmp_path: Path
+) -> None:
+    testbed = growing_testbed
+    async with serving(testbed, tmp_path, {}):
+        await testbed.slack.user("U0ALICE").slash(
+            "/kube provision node cp-2 --address 127.0.10.102 --role control-plane",
+            channel=CHANNEL,
+        )
+        refused = await wait_ephemeral(testbed, "U0ALICE", "run `/kube backup pki` first")
+    assert "Vault has none at kubegate/pki/testbed/cluster-pki yet" in refused.shown
+    assert "nothing was changed" in refused.shown
+    assert root_messages(testbed) == []
+    assert testbed.fleet.calls("spare-2") == [], "something ran on the new host"
+
+
 @pytest.fixture
 async def ha_testbed(tmp_path: Path) -> AsyncIterator[Testbed]:
     """Three control planes (one etcd member down still leaves the API a quorum) and a spare."""

@@ -21,7 +21,7 @@ from tests.e2e.conftest import Served, serving
 from tests.e2e.slack_steps import CHANNEL, click, request, wait_ephemeral, wait_text
 
 CERTIFICATE_FILES = ("*.crt", "etcd/*.crt")
-KUBECONFIGS = ("admin.conf", "super-admin.conf")
+KUBECONFIGS = ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf")
 
 
 @pytest.fixture
@@ -105,12 +105,13 @@ async def test_rotation_on_three_control_planes_renews_everything_and_keeps_the_
         await poller
 
     for node in planes:
+        # Every certificate kubeadm renews is on disk before (kubeadm certs check-expiration).
+        assert len(before[node]) == 14 and "pki/apiserver-etcd-client.crt" in before[node]
         after = control_plane_certificates(testbed, node)
         authorities = {"pki/ca.crt", "pki/front-proxy-ca.crt", "pki/etcd/ca.crt"}
         for name, then in before[node].items():
             if name not in authorities:  # kubeadm renews leaves; its CAs stay as they are
                 assert after[name] > then, f"{name} on {node} was not renewed"
-        assert "pki/apiserver-etcd-client.crt" in after
     stats = testbed.apiserver.stats()
     assert stats["max_apiservers_down"] <= 1
     assert stats["etcd_quorum_lost"] == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.render import interrupted_card
+from bot.render import interrupted_card, step_card
 from bot.store import Job, JobState, Store
 
 
@@ -50,4 +50,20 @@ def test_a_job_killed_right_after_approval_is_interrupted_before_its_first_step(
     job = running_upgrade(store)
     card = interrupted_card(job, store.steps(job.id))
     assert "before its first step" in card.headline
+    store.close()
+
+
+def test_a_retried_step_shows_its_new_attempt_not_the_failure_before_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "kubegate.db")
+    job = running_upgrade(store)
+    store.add_steps(job.id, [("place-cluster-pki", "Place the cluster's CAs from Vault")])
+    store.step_started(job.id, 0)
+    store.step_checkpoint(job.id, 0, {"placed": ["ca.crt"]})
+    store.step_finished(job.id, 0, ok=False, summary="Vault has nothing there", output="", data={})
+
+    store.step_started(job.id, 0)  # [Retry step]
+    [step] = store.steps(job.id)
+    card = step_card(step, total=1)
+    assert card.headline.startswith("⏳ Step 1/1") and card.sections == []
+    assert step.data == {"placed": ["ca.crt"]}  # the checkpoint stays for the retry
     store.close()

@@ -135,3 +135,9 @@ def test_the_api_server_port_is_the_one_the_inventory_names_for_the_new_control_
     plan = decide_provision(control_plane(), seen(inventory=inventory))
     [join] = [step.params for step in plan.steps if step.name == "join"]
     assert isinstance(join, JoinClusterParams) and join.api_server_port == 7443
+
+
+def test_a_cluster_whose_pki_is_not_in_vault_yet_is_told_to_back_it_up_first() -> None:
+    said = refusal(seen(pki_missing_from_vault=True))
+    assert "Vault has none at kubegate/pki/prod/cluster-pki yet" in said
+    assert "run `/kube backup pki` first" in said and "nothing was changed" in said

@@ -281,8 +281,9 @@ def write_authorities(directory: str, ca: str) -> None:
 
 def write_control_plane_pki(root: str, authorities: str, *, days: int = 300) -> None:
     """A control plane's /etc/kubernetes as kubeadm leaves it: the shared CAs and sa keys, the
-    leaf certificates (`days` left, as the node's state says), super-admin.conf beside
-    admin.conf, and both kubeconfigs with their embedded client certificates."""
+    leaf certificates (`days` left, as the node's state says), super-admin.conf,
+    controller-manager.conf and scheduler.conf beside admin.conf, each kubeconfig with its
+    embedded client certificate."""
     pki = os.path.join(root, PKI.lstrip("/"))
     for name in (
         "ca.crt",
@@ -298,10 +299,14 @@ def write_control_plane_pki(root: str, authorities: str, *, days: int = 300) -> 
         if CERT_CAS[name] != "etcd-ca":
             authority = os.path.join(pki, AUTHORITY_FILES[CERT_CAS[name]])
             issue_leaf(os.path.join(pki, stem), name, authority, days=days)
+    # kubeadm init phase kubeconfig writes all four, each with its own client certificate
+    # (kubernetes.io/docs/setup/production-environment/tools/kubeadm/kubeadm-certs); here the
+    # controller manager's and the scheduler's are read by no one but `kubeadm certs`.
     admin = os.path.join(root, "etc/kubernetes/admin.conf")
-    super_admin = os.path.join(root, "etc/kubernetes/super-admin.conf")
-    shutil.copyfile(admin, super_admin)
-    for path, name in ((admin, "admin.conf"), (super_admin, "super-admin.conf")):
+    for name in KUBECONFIG_SUBJECTS:
+        path = os.path.join(root, "etc/kubernetes", name)
+        if path != admin:
+            shutil.copyfile(admin, path)
         embed_client_certificate(path, name, days=days)
 
 
