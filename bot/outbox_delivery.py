@@ -31,21 +31,31 @@ class Undeliverable(Exception):
     """Slack answered that this letter can never be sent as it is."""
 
 
-def retry_after(error: Exception, attempts: int) -> float | None:
-    """How long to wait before trying `error`'s letter again; None: never (give it up)."""
+# What Slack says with `ok: false` when the trouble is its own, not the call's.
+SLACK_TROUBLE = frozenset({"ratelimited", "internal_error"})
+
+
+def slack_failing(error: Exception) -> bool:
+    """Slack itself failing (5xx, 429, a rate limit or an internal error, no answer), not a
+    refusal of this one call, which Slack answers with `ok: false` (a channel kubegate is not
+    in): the former is worth trying again, the latter never."""
     if isinstance(error, SlackApiError):
         response = error.response
         status = getattr(response, "status_code", 200)
-        if status == 429:
-            headers = getattr(response, "headers", {}) or {}
-            value = headers.get("Retry-After") or headers.get("retry-after") or "1"
-            with contextlib.suppress(ValueError):
-                return max(float(value), 0.5)
-            return 1.0
-        if status < 500 and response.get("error") not in {"ratelimited", "internal_error"}:
-            return None
-    elif not isinstance(error, (aiohttp.ClientError, TimeoutError, OSError)):
+        return status >= 500 or status == 429 or response.get("error") in SLACK_TROUBLE
+    return isinstance(error, (aiohttp.ClientError, TimeoutError, OSError))
+
+
+def retry_after(error: Exception, attempts: int) -> float | None:
+    """How long to wait before trying `error`'s letter again; None: never (give it up)."""
+    if not slack_failing(error):
         return None
+    if isinstance(error, SlackApiError) and getattr(error.response, "status_code", 200) == 429:
+        headers = getattr(error.response, "headers", {}) or {}
+        value = headers.get("Retry-After") or headers.get("retry-after") or "1"
+        with contextlib.suppress(ValueError):
+            return max(float(value), 0.5)
+        return 1.0
     backoff: float = min(MAX_BACKOFF, 0.5 * 2.0**attempts)
     return backoff * random.uniform(0.8, 1.2)  # noqa: S311 — jitter, not a secret
 

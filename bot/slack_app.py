@@ -113,21 +113,16 @@ class SlackChat:
         )
 
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
-        await self._call(
-            self.client.chat_postEphemeral,
-            channel=channel,
-            user=user,
-            text=text,
-            blocks=[_section(text)],
-        )
+        await self._ephemeral(channel, user, text, [_section(text)])
 
     async def ephemeral_card(self, channel: str, user: str, card: Card) -> None:
+        await self._ephemeral(channel, user, card.headline, card_blocks(card))
+
+    async def _ephemeral(
+        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]]
+    ) -> None:
         await self._call(
-            self.client.chat_postEphemeral,
-            channel=channel,
-            user=user,
-            text=card.headline,
-            blocks=card_blocks(card),
+            self.client.chat_postEphemeral, channel=channel, user=user, text=text, blocks=blocks
         )
 
     async def upload(self, channel: str, thread_ts: str, *, title: str, content: str) -> None:

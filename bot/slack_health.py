@@ -6,21 +6,9 @@ from __future__ import annotations
 
 import time
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
-
 from bot.markup import escape
-from bot.outbox_delivery import describe
+from bot.outbox_delivery import describe, slack_failing
 from bot.render import ago
-
-
-def slack_failed(error: Exception) -> bool:
-    """Slack itself failing (5xx, 429, no answer), not a refusal of one call (e.g. a channel
-    kubegate is not in), which Slack answers with HTTP 200 and `ok: false`."""
-    if isinstance(error, SlackApiError):
-        status = getattr(error.response, "status_code", 200)
-        return status >= 500 or status == 429
-    return isinstance(error, aiohttp.ClientError | TimeoutError)
 
 
 class SlackHealth:
@@ -29,7 +17,7 @@ class SlackHealth:
         self.last_error = ""
 
     def failed(self, error: Exception) -> None:
-        if not slack_failed(error):
+        if not slack_failing(error):
             return
         if self.failing_since is None:
             self.failing_since = time.time()

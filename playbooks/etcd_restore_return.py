@@ -19,7 +19,7 @@ from playbooks.etcd_restore_steps import (
     fresh_dir,
     move_manifest,
     must,
-    staged_path,
+    remove_staged,
     target_of,
     wait_until,
 )
@@ -227,12 +227,7 @@ class CleanUp(Step[CleanUpParams]):
     params_model: ClassVar[type[StepParams]] = CleanUpParams
 
     async def run(self, ctx: StepContext) -> StepResult:
-        ssh = await ctx.cluster.ssh()
-        removed = []
-        for member in self.params.members:
-            staged = staged_path(member, self.params.backup)
-            await must(ssh, target_of(ctx.cluster, member), ["rm", "-f", staged], "rm")
-            removed.append(f"{member.node}:{staged}")
+        removed = await remove_staged(ctx, self.params.members, self.params.backup)
         return StepResult.done(
             "removed the staged snapshots; the old etcd data stays aside until you delete it",
             CleanedUp(removed=removed),

@@ -30,6 +30,7 @@ POLL_S = 0.5
 STOP_TIMEOUT_S = 120.0
 QUORUM_TIMEOUT_S = 180.0
 NODES_READY_TIMEOUT_S = 300.0
+COMMAND_TIMEOUT_S = 300.0
 
 
 class RestoreError(OperationError):
@@ -50,8 +51,22 @@ def fresh_dir(member: MemberPlan, job_id: int) -> str:
     return f"{member.data_dir}/kubegate-restore-job{job_id}"
 
 
-async def must(ssh: RemoteShell, target: SshTarget, argv: list[str], doing: str) -> CommandResult:
-    result = await ssh.run(target, argv, timeout=300)
+def plain_copy(ctx: StepContext) -> Path:
+    """Where the backup is decrypted here before it is staged: plain only until then."""
+    return ctx.cluster.backup_dir / f".restore-job{ctx.job_id}.db.partial"
+
+
+async def must(
+    ssh: RemoteShell,
+    target: SshTarget,
+    argv: list[str],
+    doing: str,
+    *,
+    running: str | None = None,
+) -> CommandResult:
+    """Run `argv` (with `running`, under that running file); a failure ends the step."""
+    remote = Remote(ssh, target, timeout=COMMAND_TIMEOUT_S)
+    result = await remote.run(RemoteCommand.of(*argv), running=running)
     if not result.ok:
         raise RestoreError(
             f"{doing} on {target.node} failed (exit {result.exit_status}): {result.tail(5)}"
@@ -108,12 +123,8 @@ class StageSnapshot(Step[StageParams]):
     async def compensate(self, ctx: StepContext, result: StepResult) -> str | None:
         """The staged snapshots hold every Secret of the cluster: an aborted restore does not
         leave them on the hosts either (nor a plain copy here)."""
-        plain = ctx.cluster.backup_dir / f".restore-job{ctx.job_id}.db.partial"
-        await asyncio.to_thread(plain.unlink, True)
-        ssh = await ctx.cluster.ssh()
-        for member in self.params.members:
-            staged = staged_path(member, self.params.backup)
-            await must(ssh, target_of(ctx.cluster, member), ["rm", "-f", "--", staged], "rm")
+        await asyncio.to_thread(plain_copy(ctx).unlink, True)
+        await remove_staged(ctx, self.params.members, self.params.backup)
         return "removed the staged snapshots from " + ", ".join(m.node for m in self.params.members)
 
     async def run(self, ctx: StepContext) -> StepResult:
@@ -124,7 +135,7 @@ class StageSnapshot(Step[StageParams]):
         header = await asyncio.to_thread(read_header, sealed)
         # The key version the backup names: the current one may have been rotated since.
         key, version = await opening_key(ctx.cluster.vault, header), int(header["key_version"])
-        plain = ctx.cluster.backup_dir / f".restore-job{ctx.job_id}.db.partial"
+        plain = plain_copy(ctx)
         try:
             await asyncio.to_thread(decrypt_file, sealed, plain, key)
             sha256 = await asyncio.to_thread(file_sha256, plain)
@@ -144,6 +155,17 @@ class StageSnapshot(Step[StageParams]):
             + ", ".join(m.node for m in params.members),
             Staged(sha256=sha256, key_version=version),
         )
+
+
+async def remove_staged(ctx: StepContext, members: list[MemberPlan], backup: str) -> list[str]:
+    """Take the staged snapshot off every member's host; where each one was."""
+    ssh = await ctx.cluster.ssh()
+    removed = []
+    for member in members:
+        staged = staged_path(member, backup)
+        await must(ssh, target_of(ctx.cluster, member), ["rm", "-f", "--", staged], "rm")
+        removed.append(f"{member.node}:{staged}")
+    return removed
 
 
 async def put_as_root(
@@ -273,15 +295,8 @@ class RestoreMembers(Step[RestoreMembersParams]):
             await ctx.progress(f"{member.node}: {' '.join(restore)}\n")
             # Under a running file: a restore still writing when kubegate restarted is waited
             # for, never cleared away under it by this step's next run.
-            remote = Remote(ssh, target, timeout=300)
-            ran = await remote.run(
-                RemoteCommand.of(*restore), running=running_file(ctx.job_id, self.name)
-            )
-            if not ran.ok:
-                raise RestoreError(
-                    f"etcdutl snapshot restore on {target.node} failed (exit "
-                    f"{ran.exit_status}): {ran.tail(5)}"
-                )
+            running = running_file(ctx.job_id, self.name)
+            await must(ssh, target, restore, "etcdutl snapshot restore", running=running)
         return StepResult.done(
             f"restored into a fresh data dir on every member (token {token}, "
             f"--initial-cluster={cluster})",

@@ -14,7 +14,6 @@ import pytest
 from commands import ProvisionNodeCommand
 from playbooks.base import Step, StepContext, StepResult
 from playbooks.etcd_backup import BackupSnapshot, SavedSnapshot, decide_backup, plain_copy
-from playbooks.etcd_members import MemberPlan
 from playbooks.etcd_restore_steps import RestoreMembers, RestoreMembersParams
 from playbooks.etcd_tools import FIND_ETCD_CONTAINER
 from playbooks.plan import Plan
@@ -22,6 +21,7 @@ from playbooks.provision_plan import ProvisionSnapshot, decide_provision
 from playbooks.remote import LEFTOVER, running_file
 from tests.fakes import FakeKube, FakeShell, Reply, Run, cluster_of, node
 from tests.unit.test_provision_steps_on_fakes import CREATE, PRINTED
+from tests.unit.test_restore_decisions import members
 
 CHANGES_THE_HOST = ("swap-off", "kernel-modules", "sysctls", "containerd", "package-source")
 
@@ -114,18 +114,6 @@ async def test_a_snapshot_the_restart_cut_short_is_taken_again() -> None:
     assert done is None
 
 
-MEMBERS = [
-    MemberPlan(
-        node=f"cp-{i}",
-        address=f"10.0.0.{i}",
-        name=f"cp-{i}",
-        peer_url=f"https://10.0.0.{i}:2380",
-        data_dir="/var/lib/etcd",
-    )
-    for i in (1, 2, 3)
-]
-
-
 async def _quiet(text: str) -> None:
     return None
 
@@ -140,15 +128,15 @@ async def test_each_members_restore_runs_with_its_running_file_and_a_resume_wait
     ctx = StepContext(cluster=handle, plan=plan, job_id=1, results={}, say=_quiet)
     step = RestoreMembers(
         "Restore the snapshot on every member",
-        RestoreMembersParams(members=MEMBERS, backup="etcd-20261130T120000Z"),
+        RestoreMembersParams(members=members(), backup="etcd-20261130T120000Z"),
     )
     assert (await step.run(ctx)).ok
 
     restores = [(host, running) for host, running, argv in sent(shell) if "restore" in argv]
-    assert restores == [(m.node, running_file(1, "restore-members")) for m in MEMBERS]
+    assert restores == [(m.node, running_file(1, "restore-members")) for m in members()]
     shell.calls.clear()
     await step.wait_for_leftovers(ctx)
-    assert sent(shell) == [(m.node, None, leftover_check("restore-members")) for m in MEMBERS]
+    assert sent(shell) == [(m.node, None, leftover_check("restore-members")) for m in members()]
 
 
 async def test_a_snapshot_the_restart_cut_short_leaves_nothing_beside_the_new_one() -> None:
