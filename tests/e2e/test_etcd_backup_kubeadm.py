@@ -1,5 +1,6 @@
 """`/kube backup etcd` on kubeadm control planes as they are: no etcdctl on the host, etcd in its
-static pod, a root-owned snapshot, and the copy kept encrypted with a key from Vault."""
+static pod, a root-owned snapshot, and the copy kept encrypted with a key from Vault; an aborted
+backup leaves no snapshot behind."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from testbed.fleet.etcd_image import distro_bin
 from testbed.up import Testbed
 from tests.conftest import running_testbed
 from tests.e2e.conftest import Served, serving
-from tests.e2e.slack_steps import audit_of, click, kubegate_cli, request, wait_text
+from tests.e2e.slack_steps import audit_of, click, kubegate_cli, request, wait_reply, wait_text
+from tests.e2e.test_upgrade_ha import node_root
+from tests.integration.fleet_helpers import openssh
 
 
 @pytest.fixture
@@ -95,3 +98,23 @@ async def test_backup_on_three_kubeadm_control_planes_is_sealed_until_decrypted_
     # The audit names the key's Vault version, never the key.
     key = testbed.world.vault.kv.read("kubegate/backup-encryption", None)["data"]["aes256_gcm_key"]
     assert key not in exported and key not in json.dumps(testbed.slack.transcript_json())
+
+
+async def test_an_aborted_backup_leaves_no_snapshot_on_the_control_plane(
+    ha_kubegate: tuple[Testbed, Served],
+) -> None:
+    testbed, _ = ha_kubegate
+    listed = await openssh(testbed.fleet, "cp-1", "sudo -n crictl ps --name '^etcd$' -q")
+    container = listed.stdout.strip()
+    testbed.fleet.fail("cp-1", f"crictl exec {container} etcdutl snapshot status", stderr="EIO")
+    root = await request(testbed, "U0ALICE", "backup etcd")
+    await click(testbed, "U0BOB", root, "Approve")
+    halted = await wait_reply(testbed, root, "halted", timeout=60)
+    data_dir = node_root(testbed, "cp-1") / "var/lib/etcd"
+    [taken] = data_dir.glob("kubegate-etcd-*.db")  # etcdctl saved it as root, in etcd's volume
+
+    await click(testbed, "U0BOB", halted, "Abort")
+    cancelled = await wait_text(testbed, root.ts, "CANCELLED", timeout=60)
+    assert f"removed the snapshot /var/lib/etcd/{taken.name} from cp-1" in cancelled.shown
+    assert sorted(p.name for p in data_dir.glob("kubegate-etcd-*")) == []
+    assert list((testbed.directory / "backups").rglob("*.partial")) == []
